@@ -1,0 +1,959 @@
+#!/usr/bin/env python
+"""Embedded benchmark: keeldb's ``keeldb.Client`` against Milvus Lite, same run, same data.
+
+Both systems are driven through the identical ``pymilvus.MilvusClient``-style calls
+(``create_collection``, ``insert``, ``query(... output_fields=["count(*)"])``, ``flush``,
+``close``), so every measurement below is written once, as a function of a client factory,
+and simply run once per system.
+
+Measurements (sizes are options; defaults in brackets):
+
+1. insert rows/s -- ``--insert-rows`` [100,000] vectors of ``--dim`` [128] float32, inserted
+   in batches of ``--batch`` [5,000] row dicts ``{"id": int, "vector": list[float]}``. The row
+   dicts are built from numpy *before* the timer starts: building them is the caller's cost
+   and identical for both systems, so the figure is the database's own cost.
+2. ``count(*)`` latency at ``--rows`` [1,000,000] rows, after the data is inserted and
+   flushed: median and p99 over ``--count-calls`` [200] calls.
+3. reopen time at ``--rows`` rows, the last 10% of which are only in the log: a child process
+   inserts 90%, flushes, inserts the last 10% and SIGKILLs itself. A fresh child then times
+   opening the client on that path plus the first ``count(*)``, and checks the count.
+
+Every measurement runs in its own child process (this script, hidden ``_worker``
+sub-command). That is required for the crash test, and it also keeps the two systems from
+disturbing each other: Milvus Lite keeps a gRPC server thread and background index builders
+alive in the process that opened it, and on a 2-core machine those would steal CPU from
+whichever system is measured next.
+
+The vectors are generated once with a fixed seed, saved to ``vectors.npy`` in the work
+directory and memory-mapped by every child, so both systems see byte-identical data.
+
+Timings are noisy (shared, small machines): nothing here fails on time. Targets are shown
+next to the ratios and never asserted.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_embedded.py --out results.json
+    PYTHONPATH=src python benchmarks/bench_embedded.py --rows 3000 --insert-rows 2000 \\
+        --batch 500 --dim 16 --systems keeldb,milvus-lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import inspect
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+
+import numpy as np
+
+COLLECTION = "bench"
+DEFAULT_SEED = 20240607
+WARMUP_CALLS = 5
+WORKER_COMMAND = "_worker"
+RESULT_SCHEMA = 1
+
+# The four headline figures, per system. The smoke test checks all of them are present.
+METRICS: dict[str, dict[str, str]] = {
+    "insert_rows_per_s": {"unit": "rows/s", "better": "higher"},
+    "count_median_ms": {"unit": "ms", "better": "lower"},
+    "count_p99_ms": {"unit": "ms", "better": "lower"},
+    "reopen_s": {"unit": "s", "better": "lower"},
+}
+
+
+class MilvusLikeClient(Protocol):
+    """The subset of ``pymilvus.MilvusClient`` the benchmark uses; keeldb mirrors it."""
+
+    def create_collection(self, collection_name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def insert(self, collection_name: str, data: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def query(self, collection_name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def flush(self, collection_name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+ClientFactory = Callable[[], MilvusLikeClient]
+
+
+class BenchmarkError(Exception):
+    """A step could not be carried out; the message goes into the results table verbatim."""
+
+
+# --------------------------------------------------------------------------------------
+# Systems
+# --------------------------------------------------------------------------------------
+
+
+def _load_keeldb() -> Callable[[str], MilvusLikeClient]:
+    """Import keeldb and return its client constructor (import cost kept out of timings)."""
+    try:
+        import keeldb
+    except ImportError as exc:
+        raise BenchmarkError(
+            f"cannot import keeldb ({exc}); run with PYTHONPATH=src or `pip install -e .`"
+        ) from exc
+    client = getattr(keeldb, "Client", None)
+    if client is None:
+        raise BenchmarkError(f"keeldb ({keeldb.__file__}) has no attribute 'Client'")
+    return client
+
+
+def _load_milvus_lite() -> Callable[[str], MilvusLikeClient]:
+    """Import pymilvus + milvus_lite and return ``MilvusClient`` (a ``.db`` URI = Milvus Lite)."""
+    try:
+        import milvus_lite  # noqa: F401  (without it pymilvus cannot open a local .db)
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise BenchmarkError(f"cannot import pymilvus/milvus_lite ({exc})") from exc
+    return MilvusClient
+
+
+def _describe_keeldb() -> dict[str, str]:
+    """Version and durability, for the report."""
+    import keeldb
+
+    version = getattr(keeldb, "__version__", None)
+    if version is None:
+        try:
+            from importlib.metadata import version as dist_version
+
+            version = dist_version("keeldb")
+        except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
+            version = "unknown"
+    return {
+        "version": str(version),
+        "location": str(Path(keeldb.__file__).parent),
+        "durability": "each insert is acknowledged only after fsync (keeldb's normal mode)",
+    }
+
+
+def _describe_milvus_lite() -> dict[str, str]:
+    """Version and durability. Milvus Lite's WAL fsync policy is read from its source,
+    because it is not exposed through the client API."""
+    import milvus_lite
+    import pymilvus
+
+    durability = "unknown (could not inspect milvus_lite.storage.wal.WAL)"
+    try:
+        from milvus_lite.storage.wal import WAL
+
+        mode = inspect.signature(WAL.__init__).parameters["sync_mode"].default
+        meaning = {
+            "none": "the WAL is never fsynced",
+            "close": (
+                "insert returns once the WAL bytes are in the OS page cache; the WAL is "
+                "fsynced only when it is closed (flush/rotation), so an acknowledged insert "
+                "survives a process kill but not a power loss or OS crash"
+            ),
+            "batch": "the WAL is fsynced on every insert",
+        }.get(mode, "unrecognised mode")
+        durability = f"WAL sync_mode={mode!r} (library default): {meaning}"
+    except Exception:  # noqa: BLE001 - internal layout may change between releases
+        pass
+    return {
+        "version": f"milvus-lite {getattr(milvus_lite, '__version__', '?')}, "
+        f"pymilvus {pymilvus.__version__}",
+        "location": str(Path(milvus_lite.__file__).parent),
+        "durability": durability,
+    }
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """How to open one system. ``suffix`` exists because pymilvus only treats a URI
+    ending in ``.db`` as a local Milvus Lite file."""
+
+    key: str
+    label: str
+    suffix: str
+    load: Callable[[], Callable[[str], MilvusLikeClient]]
+    describe: Callable[[], dict[str, str]]
+
+
+SYSTEMS: dict[str, SystemSpec] = {
+    "keeldb": SystemSpec("keeldb", "keeldb", "", _load_keeldb, _describe_keeldb),
+    "milvus-lite": SystemSpec(
+        "milvus-lite", "Milvus Lite", ".db", _load_milvus_lite, _describe_milvus_lite
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Measurements: each written once, as a function of a client factory
+# --------------------------------------------------------------------------------------
+
+
+def build_rows(vectors: np.ndarray, start: int, stop: int) -> list[dict[str, Any]]:
+    """Rows ``start..stop`` as the dicts ``MilvusClient.insert`` takes; the id is the row number."""
+    return [
+        {"id": i, "vector": vec}
+        for i, vec in zip(range(start, stop), vectors[start:stop].tolist(), strict=True)
+    ]
+
+
+def count_rows(client: MilvusLikeClient) -> int:
+    """``count(*)`` through ``query``, exactly as a MilvusClient user writes it."""
+    res = client.query(COLLECTION, filter="", output_fields=["count(*)"])
+    try:
+        return int(res[0]["count(*)"])
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise BenchmarkError(
+            f"query({COLLECTION!r}, filter='', output_fields=['count(*)']) returned "
+            f"{res!r}; expected [{{'count(*)': N}}] ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def insert_range(
+    client: MilvusLikeClient, vectors: np.ndarray, start: int, stop: int, batch: int
+) -> float:
+    """Load rows ``start..stop`` in batches; returns seconds spent inside ``insert`` only.
+    Used to fill collections for the count/reopen measurements, where speed is not measured."""
+    spent = 0.0
+    for lo in range(start, stop, batch):
+        rows = build_rows(vectors, lo, min(lo + batch, stop))
+        t0 = time.perf_counter()
+        client.insert(COLLECTION, rows)
+        spent += time.perf_counter() - t0
+    return spent
+
+
+def _check_count(got: int, expected: int, when: str) -> str | None:
+    """A wrong count is reported, never raised: the timing is still worth showing."""
+    if got == expected:
+        return None
+    return f"count(*) {when} returned {got:,}, expected {expected:,}"
+
+
+def measure_insert(factory: ClientFactory, vectors: np.ndarray, dim: int, batch: int) -> dict:
+    """Insert throughput. Row dicts are built before the timer (the caller's cost, equal for
+    both systems); ``gc.freeze`` moves them out of the collector's view so that the cyclic
+    GC traversing ~100k prebuilt dicts is not billed to whichever database allocates next."""
+    n = len(vectors)
+    t0 = time.perf_counter()
+    batches = [build_rows(vectors, lo, min(lo + batch, n)) for lo in range(0, n, batch)]
+    build_s = time.perf_counter() - t0
+    gc.collect()
+    gc.freeze()
+
+    client = factory()
+    try:
+        client.create_collection(COLLECTION, dimension=dim, metric_type="L2")
+        per_batch: list[float] = []
+        t_start = time.perf_counter()
+        for rows in batches:
+            t0 = time.perf_counter()
+            client.insert(COLLECTION, rows)
+            per_batch.append(time.perf_counter() - t0)
+        insert_s = time.perf_counter() - t_start
+        t0 = time.perf_counter()
+        client.flush(COLLECTION)
+        flush_s = time.perf_counter() - t0
+        error = _check_count(count_rows(client), n, "after the insert run")
+    finally:
+        client.close()
+        gc.unfreeze()
+
+    lat = np.asarray(per_batch) * 1e3
+    return {
+        "value": n / insert_s,
+        "error": error,
+        "detail": {
+            "rows": n,
+            "batches": len(batches),
+            "insert_s": insert_s,
+            "batch_median_ms": float(np.median(lat)),
+            "batch_p99_ms": float(np.percentile(lat, 99)),
+            "build_rows_s_excluded": build_s,
+            "flush_after_s": flush_s,
+            "insert_then_flush_rows_per_s": n / (insert_s + flush_s),
+        },
+    }
+
+
+def measure_count(
+    factory: ClientFactory, vectors: np.ndarray, dim: int, batch: int, calls: int
+) -> dict:
+    """``count(*)`` latency once everything is inserted and flushed; each call timed alone."""
+    n = len(vectors)
+    client = factory()
+    try:
+        client.create_collection(COLLECTION, dimension=dim, metric_type="L2")
+        load_s = insert_range(client, vectors, 0, n, batch)
+        t0 = time.perf_counter()
+        client.flush(COLLECTION)
+        flush_s = time.perf_counter() - t0
+        error = _check_count(count_rows(client), n, "after flush")
+        for _ in range(WARMUP_CALLS):
+            count_rows(client)
+        samples: list[float] = []
+        last = -1
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            last = count_rows(client)
+            samples.append(time.perf_counter() - t0)
+        error = error or _check_count(last, n, "in the timed loop")
+    finally:
+        client.close()
+
+    ms = np.asarray(samples) * 1e3
+    return {
+        "count_median_ms": float(np.median(ms)),
+        "count_p99_ms": float(np.percentile(ms, 99)),
+        "error": error,
+        "detail": {
+            "rows": n,
+            "calls": calls,
+            "warmup_calls": WARMUP_CALLS,
+            "min_ms": float(ms.min()),
+            "mean_ms": float(ms.mean()),
+            "max_ms": float(ms.max()),
+            "load_insert_s": load_s,
+            "load_rows_per_s": n / load_s if load_s else None,
+            "flush_s": flush_s,
+        },
+    }
+
+
+def crash_write(
+    factory: ClientFactory,
+    vectors: np.ndarray,
+    dim: int,
+    batch: int,
+    unflushed: int,
+    progress: Path,
+) -> NoReturn:
+    """Leave a collection with ``len(vectors)`` rows, the last ``unflushed`` only in the log,
+    then die by SIGKILL so that no close/atexit/finaliser runs. ``progress`` tells the parent
+    how far we got, so an exception is not mistaken for the intended crash."""
+    n = len(vectors)
+    flushed = n - unflushed
+    client = factory()
+    client.create_collection(COLLECTION, dimension=dim, metric_type="L2")
+    insert_range(client, vectors, 0, flushed, batch)
+    client.flush(COLLECTION)
+    _write_json(progress, {"phase": "flushed", "rows": flushed})
+    insert_range(client, vectors, flushed, n, batch)
+    _write_json(progress, {"phase": "killing", "rows": n, "unflushed": unflushed})
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: SIGKILL did not terminate the process")
+
+
+def measure_reopen(factory: ClientFactory, expected: int) -> dict:
+    """Open a crashed collection and get a correct ``count(*)``: recovery must have replayed
+    the log by the time the first query answers, so open + first count is the honest figure."""
+    t0 = time.perf_counter()
+    client = factory()
+    t1 = time.perf_counter()
+    try:
+        got = count_rows(client)
+        t2 = time.perf_counter()
+    finally:
+        client.close()
+    return {
+        "value": t2 - t0,
+        "error": _check_count(got, expected, "after reopen"),
+        "detail": {"open_s": t1 - t0, "first_count_s": t2 - t1, "count": got},
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Worker (child process) side
+# --------------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write-then-rename, so the parent never reads half a result."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """Hidden sub-command: run one measurement for one system, write the result as JSON."""
+    p = argparse.ArgumentParser(prog=f"bench_embedded.py {WORKER_COMMAND}")
+    p.add_argument("task", choices=["insert", "count", "crash-write", "reopen"])
+    p.add_argument("--system", required=True, choices=sorted(SYSTEMS))
+    p.add_argument("--path", required=True)
+    p.add_argument("--result", required=True, type=Path)
+    p.add_argument("--vectors", type=Path)
+    p.add_argument("--rows", type=int, default=0)
+    p.add_argument("--unflushed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=5000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--calls", type=int, default=200)
+    a = p.parse_args(argv)
+
+    spec = SYSTEMS[a.system]
+    try:
+        ctor = spec.load()  # imports happen here, before any timer
+
+        def factory() -> MilvusLikeClient:
+            return ctor(a.path)
+
+        if a.task == "reopen":
+            result = measure_reopen(factory, a.rows)
+        else:
+            vectors = np.load(a.vectors, mmap_mode="r")[: a.rows]
+            if a.task == "insert":
+                result = measure_insert(factory, vectors, a.dim, a.batch)
+            elif a.task == "count":
+                result = measure_count(factory, vectors, a.dim, a.batch, a.calls)
+            else:
+                crash_write(factory, vectors, a.dim, a.batch, a.unflushed, a.result)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a table cell, not a crash
+        _write_json(
+            a.result,
+            {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+        )
+        return 1
+    _write_json(a.result, {"ok": True, **result})
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# Parent side
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerOutcome:
+    """What a child left behind: its exit code, its JSON (if any) and its wall time."""
+
+    returncode: int | None
+    result: dict | None
+    wall_s: float
+    stderr_tail: str
+
+
+class Runner:
+    """Spawns worker processes and keeps their logs next to the data in the work dir."""
+
+    def __init__(self, workdir: Path, timeout: float) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+
+    def path_for(self, spec: SystemSpec, name: str) -> Path:
+        """A fresh data path; stale data from an earlier run in the same ``--workdir`` is
+        removed so that reruns measure the same thing."""
+        path = self.workdir / f"{spec.key}-{name}{spec.suffix}"
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        return path
+
+    def run(self, task: str, spec: SystemSpec, path: Path, tag: str, **opts: Any) -> WorkerOutcome:
+        result = self.workdir / f"{spec.key}-{tag}.result.json"
+        result.unlink(missing_ok=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), WORKER_COMMAND, task]
+        cmd += ["--system", spec.key, "--path", str(path), "--result", str(result)]
+        for key, value in opts.items():
+            cmd += [f"--{key}", str(value)]
+        stderr_path = self.workdir / f"{spec.key}-{tag}.stderr.log"
+        t0 = time.perf_counter()
+        with open(stderr_path, "wb") as err:
+            try:
+                proc = subprocess.run(
+                    cmd, stdout=err, stderr=err, timeout=self.timeout, check=False
+                )
+                rc: int | None = proc.returncode
+            except subprocess.TimeoutExpired:
+                rc = None
+        wall = time.perf_counter() - t0
+        payload = json.loads(result.read_text()) if result.exists() else None
+        tail = stderr_path.read_text(errors="replace")[-2000:]
+        return WorkerOutcome(rc, payload, wall, tail)
+
+
+def _failure(outcome: WorkerOutcome, what: str, timeout: float) -> str:
+    """One line explaining why a child produced no figure."""
+    if outcome.result and outcome.result.get("error") and not outcome.result.get("ok", True):
+        return f"{what}: {outcome.result['error']}"
+    if outcome.returncode is None:
+        return f"{what}: timed out after {timeout:.0f}s"
+    last = outcome.stderr_tail.strip().splitlines()[-1:] or ["no output"]
+    return f"{what}: child exited with code {outcome.returncode} ({last[0][:300]})"
+
+
+def _metric(value: float | None, error: str | None = None, **detail: Any) -> dict:
+    return {"value": value, "error": error, "detail": detail}
+
+
+def bench_insert(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
+    path = runner.path_for(spec, "insert")
+    out = runner.run(
+        "insert",
+        spec,
+        path,
+        "insert",
+        vectors=vectors,
+        rows=cfg.insert_rows,
+        batch=cfg.batch,
+        dim=cfg.dim,
+    )
+    if not (out.result and out.result.get("ok")):
+        return {"insert_rows_per_s": _metric(None, _failure(out, "insert", runner.timeout))}
+    r = out.result
+    return {"insert_rows_per_s": _metric(r["value"], r["error"], **r["detail"])}
+
+
+def bench_count(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
+    path = runner.path_for(spec, "count")
+    out = runner.run(
+        "count",
+        spec,
+        path,
+        "count",
+        vectors=vectors,
+        rows=cfg.rows,
+        batch=cfg.batch,
+        dim=cfg.dim,
+        calls=cfg.count_calls,
+    )
+    if not (out.result and out.result.get("ok")):
+        err = _failure(out, "count", runner.timeout)
+        return {"count_median_ms": _metric(None, err), "count_p99_ms": _metric(None, err)}
+    r = out.result
+    return {
+        "count_median_ms": _metric(r["count_median_ms"], r["error"], **r["detail"]),
+        "count_p99_ms": _metric(r["count_p99_ms"], r["error"], **r["detail"]),
+    }
+
+
+def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
+    """Crash a writer, then reopen. Extra repeats reopen byte-for-byte copies of the crashed
+    directory (made before the first reopen, which may checkpoint the log), because a single
+    multi-second sample on a noisy machine says little."""
+    path = runner.path_for(spec, "reopen")
+    unflushed = cfg.unflushed_rows
+    writer = runner.run(
+        "crash-write",
+        spec,
+        path,
+        "crash-write",
+        vectors=vectors,
+        rows=cfg.rows,
+        unflushed=unflushed,
+        batch=cfg.batch,
+        dim=cfg.dim,
+    )
+    progress = writer.result or {}
+    if writer.returncode != -signal.SIGKILL or progress.get("phase") != "killing":
+        err = _failure(writer, "crash-writer", runner.timeout)
+        if writer.returncode == 0:
+            err = "crash-writer: exited normally instead of being SIGKILLed"
+        return {"reopen_s": _metric(None, f"{err} (got to phase {progress.get('phase')!r})")}
+
+    paths = [path]
+    for i in range(2, cfg.reopen_repeats + 1):
+        copy = runner.path_for(spec, f"reopen-copy{i}")
+        shutil.copytree(path, copy, symlinks=True)
+        paths.append(copy)
+
+    samples: list[dict] = []
+    errors: list[str] = []
+    for i, p in enumerate(paths, start=1):
+        out = runner.run("reopen", spec, p, f"reopen{i}", rows=cfg.rows)
+        if out.result and out.result.get("ok"):
+            samples.append(
+                {
+                    **out.result["detail"],
+                    "reopen_s": out.result["value"],
+                    "process_wall_s": out.wall_s,
+                }
+            )
+            if out.result["error"]:
+                errors.append(out.result["error"])
+        else:
+            errors.append(_failure(out, f"reopen #{i}", runner.timeout))
+    for p in paths[1:]:
+        shutil.rmtree(p, ignore_errors=True)
+
+    if not samples:
+        return {"reopen_s": _metric(None, "; ".join(dict.fromkeys(errors)))}
+    times = [s["reopen_s"] for s in samples]
+    return {
+        "reopen_s": _metric(
+            float(np.median(times)),
+            "; ".join(dict.fromkeys(errors)) or None,
+            rows=cfg.rows,
+            unflushed_rows=unflushed,
+            samples=samples,
+            note="open + first count(*) in a fresh process; process_wall_s adds interpreter "
+            "start-up and imports",
+        )
+    }
+
+
+BENCHES: list[tuple[str, Callable[[Runner, SystemSpec, Path, argparse.Namespace], dict]]] = [
+    ("insert", bench_insert),
+    ("count(*)", bench_count),
+    ("crash + reopen", bench_reopen),
+]
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric == "insert_rows_per_s":
+        return f"{value:,.0f}"
+    return f"{value:.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def compute_ratios(systems: dict[str, dict]) -> dict[str, dict]:
+    """keeldb's advantage per metric, oriented so that > 1 means keeldb is better:
+    keeldb / Milvus Lite for throughput, Milvus Lite / keeldb for times."""
+    out: dict[str, dict] = {}
+    k = systems.get("keeldb", {}).get("metrics", {})
+    m = systems.get("milvus-lite", {}).get("metrics", {})
+    for metric, info in METRICS.items():
+        kv = k.get(metric, {}).get("value")
+        mv = m.get(metric, {}).get("value")
+        ratio = None
+        if kv and mv:
+            ratio = kv / mv if info["better"] == "higher" else mv / kv
+        how = "keeldb / Milvus Lite" if info["better"] == "higher" else "Milvus Lite / keeldb"
+        out[metric] = {"value": ratio, "computed_as": how, "greater_is_better_for_keeldb": True}
+    return out
+
+
+def compute_targets(systems: dict[str, dict], ratios: dict[str, dict]) -> dict[str, dict]:
+    """The issue's targets, evaluated for display only; ``met`` is None when not measurable."""
+    k = systems.get("keeldb", {}).get("metrics", {})
+    ins = ratios["insert_rows_per_s"]["value"]
+    med = k.get("count_median_ms", {}).get("value")
+    p99 = k.get("count_p99_ms", {}).get("value")
+    return {
+        "insert_rows_per_s": {
+            "target": ">= 3x Milvus Lite",
+            "met": None if ins is None else ins >= 3,
+        },
+        "count_median_ms": {"target": "keeldb < 1 ms", "met": None if med is None else med < 1},
+        "count_p99_ms": {"target": "keeldb < 1 ms", "met": None if p99 is None else p99 < 1},
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "numpy": np.__version__,
+    }
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    cfg = report["config"]
+    systems = report["systems"]
+    labels = {key: SYSTEMS[key].label for key in systems}
+    rows_label = f"{cfg['rows']:,} rows"
+    names = {
+        "insert_rows_per_s": f"insert rows/s ({cfg['insert_rows']:,} x {cfg['dim']}-d, "
+        f"batch {cfg['batch']:,}) [higher better]",
+        "count_median_ms": f"count(*) median ms @ {rows_label} [lower better]",
+        "count_p99_ms": f"count(*) p99 ms @ {rows_label} [lower better]",
+        "reopen_s": f"reopen + first count(*) s @ {rows_label}, {cfg['unflushed_rows']:,} "
+        f"only in log [lower better]",
+    }
+    table = Table(
+        title="keeldb vs Milvus Lite, embedded, same data",
+        caption="ratio > 1 means keeldb is better (throughput: keeldb / Milvus Lite; "
+        "times: Milvus Lite / keeldb). Targets are shown, never asserted.",
+    )
+    table.add_column("metric")
+    for key in systems:
+        table.add_column(labels[key], justify="right")
+    table.add_column("ratio (>1 = keeldb better)", justify="right")
+    table.add_column("target")
+    footnotes: dict[str, int] = {}  # long error texts would wreck the table's layout
+    for metric in METRICS:
+        cells = []
+        for key in systems:
+            entry = systems[key]["metrics"][metric]
+            cell = _fmt(metric, entry["value"])
+            if entry["error"]:
+                note = footnotes.setdefault(f"{labels[key]}: {entry['error']}", len(footnotes) + 1)
+                flag = "see" if entry["value"] is None else "but see"
+                cell = f"{cell}\n[red]{flag} [{note}][/red]"
+            cells.append(cell)
+        ratio = report["ratios"][metric]
+        rcell = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}x"
+        if ratio["value"] is not None:
+            rcell += f"\n({ratio['computed_as']})"
+        tgt = report["targets"].get(metric)
+        tcell = ""
+        if tgt:
+            mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
+            tcell = f"{tgt['target']}: {mark[tgt['met']]}"
+        table.add_row(names[metric], *cells, rcell, tcell)
+    console.print(table)
+    for text, note in footnotes.items():
+        console.print(f"[red][{note}][/red] {text}", highlight=False)
+
+    for key, info in systems.items():
+        console.print(f"[bold]{labels[key]}[/bold] {info.get('version', '')}")
+        console.print(f"  durability: {info.get('durability', 'unknown')}")
+        ins = info["metrics"]["insert_rows_per_s"]
+        if ins["value"]:
+            d = ins["detail"]
+            console.print(
+                f"  insert: batch median {d['batch_median_ms']:.1f} ms, p99 "
+                f"{d['batch_p99_ms']:.1f} ms; flush afterwards {d['flush_after_s']:.3f} s "
+                f"(insert+flush {d['insert_then_flush_rows_per_s']:,.0f} rows/s)"
+            )
+        reo = info["metrics"]["reopen_s"]
+        if reo["value"]:
+            parts = ", ".join(
+                f"{s['reopen_s']:.3f}s (open {s['open_s']:.3f} + count {s['first_count_s']:.3f};"
+                f" process {s['process_wall_s']:.2f})"
+                for s in reo["detail"]["samples"]
+            )
+            console.print(f"  reopen samples: {parts}")
+    m = report["machine"]
+    console.print(
+        "Row dicts are built from numpy before the insert timer starts: that is the caller's "
+        "cost, equal for both systems, so insert rows/s is the database's own cost."
+    )
+    console.print(
+        f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}, {m['python']}"
+    )
+    console.print(f"command: {report['command']}")
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Compare keeldb's embedded client with Milvus Lite on the same data.",
+    )
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="rows for the count(*) and reopen measurements (default 1,000,000)",
+    )
+    p.add_argument(
+        "--insert-rows",
+        type=int,
+        default=100_000,
+        help="rows for the insert-throughput measurement (default 100,000)",
+    )
+    p.add_argument("--dim", type=int, default=128, help="vector dimension (default 128)")
+    p.add_argument("--batch", type=int, default=5000, help="rows per insert call (default 5000)")
+    p.add_argument(
+        "--systems",
+        default="keeldb,milvus-lite",
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)",
+    )
+    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="where data goes (default: a temp dir, deleted at the end; "
+        "a directory given here is kept)",
+    )
+    p.add_argument(
+        "--unflushed-rows",
+        type=int,
+        help="rows left only in the log for the reopen test (default rows/10)",
+    )
+    p.add_argument(
+        "--count-calls", type=int, default=200, help="timed count(*) calls (default 200)"
+    )
+    p.add_argument(
+        "--reopen-repeats",
+        type=int,
+        default=3,
+        help="reopen samples; #2.. reopen copies of the crashed data (default 3)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy seed for the vectors")
+    p.add_argument(
+        "--child-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds before a measurement child is abandoned (default 1800)",
+    )
+    a = p.parse_args(argv)
+
+    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    unknown = [s for s in a.systems if s not in SYSTEMS]
+    if unknown or not a.systems:
+        p.error(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
+    if a.unflushed_rows is None:
+        a.unflushed_rows = a.rows // 10
+    for name in ("rows", "insert_rows", "dim", "batch", "count_calls", "reopen_repeats"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0 <= a.unflushed_rows < a.rows:
+        p.error("--unflushed-rows must be in [0, rows)")
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [WORKER_COMMAND]:
+        return worker_main(argv[1:])
+    cfg = parse_args(argv)
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}")
+
+    own_workdir = cfg.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="keeldb-bench-")) if own_workdir else cfg.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()
+    try:
+        report = run_benchmarks(cfg, workdir, log)
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    report["command"] = shlex.join(["python", sys.argv[0], *argv])
+    if cfg.out:
+        cfg.out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        log(f"wrote {cfg.out}")
+    print_report(report)
+    return 0
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:
+    """Generate the shared vectors, then run every measurement for every system, interleaving
+    systems per measurement so slow drifts in machine load hit both alike."""
+    n_vec = max(cfg.rows, cfg.insert_rows)
+    log(f"generating {n_vec:,} x {cfg.dim} float32 vectors (seed {cfg.seed}) in {workdir}")
+    rng = np.random.default_rng(cfg.seed)
+    vectors_path = workdir / "vectors.npy"
+    np.save(vectors_path, rng.random((n_vec, cfg.dim), dtype=np.float32))
+
+    runner = Runner(workdir, cfg.child_timeout)
+    systems: dict[str, dict] = {}
+    for key in cfg.systems:
+        spec = SYSTEMS[key]
+        entry: dict[str, Any] = {"label": spec.label, "metrics": {}}
+        try:
+            spec.load()
+            entry.update(spec.describe())
+            entry["available"] = True
+        except Exception as exc:  # noqa: BLE001 - an absent system is reported, not fatal
+            entry["available"] = False
+            entry["unavailable_reason"] = f"{type(exc).__name__}: {exc}"
+            log(f"[red]{spec.label} unavailable: {exc}[/red]")
+        systems[key] = entry
+
+    for title, bench in BENCHES:
+        for key in cfg.systems:
+            spec = SYSTEMS[key]
+            entry = systems[key]
+            if not entry["available"]:
+                continue
+            log(f"{title}: {spec.label} ...")
+            t0 = time.perf_counter()
+            try:
+                figures = bench(runner, spec, vectors_path, cfg)
+            except Exception as exc:  # noqa: BLE001 - keep going with the other measurements
+                figures = {}
+                log(f"[red]{title} for {spec.label} failed in the parent: {exc!r}[/red]")
+                entry.setdefault("errors", []).append(f"{title}: {type(exc).__name__}: {exc}")
+            entry["metrics"].update(figures)
+            for metric, fig in figures.items():
+                shown = _fmt(metric, fig["value"])
+                log(
+                    f"  {metric} = {shown}"
+                    + (f"  [red]{fig['error']}[/red]" if fig["error"] else "")
+                )
+            log(f"  ({time.perf_counter() - t0:.1f}s)")
+
+    # Every system gets every metric, even if only to say why it is missing.
+    for entry in systems.values():
+        why = entry.get("unavailable_reason") or "; ".join(entry.get("errors", [])) or "not run"
+        for metric in METRICS:
+            entry["metrics"].setdefault(metric, _metric(None, why))
+        for metric, fig in entry["metrics"].items():
+            fig["unit"] = METRICS[metric]["unit"]
+            fig["better"] = METRICS[metric]["better"]
+            if fig["value"] is not None and not math.isfinite(fig["value"]):
+                fig["error"] = fig["error"] or "non-finite value"
+                fig["value"] = None
+
+    ratios = compute_ratios(systems)
+    return {
+        "schema": RESULT_SCHEMA,
+        "machine": machine_info(),
+        "config": {
+            "rows": cfg.rows,
+            "insert_rows": cfg.insert_rows,
+            "unflushed_rows": cfg.unflushed_rows,
+            "dim": cfg.dim,
+            "batch": cfg.batch,
+            "count_calls": cfg.count_calls,
+            "reopen_repeats": cfg.reopen_repeats,
+            "seed": cfg.seed,
+            "systems": cfg.systems,
+            "workdir": str(workdir),
+            "workdir_kept": cfg.workdir is not None,
+            "vectors": "numpy default_rng(seed).random((n, dim), float32), ids 0..n-1",
+        },
+        "systems": systems,
+        "ratios": ratios,
+        "targets": compute_targets(systems, ratios),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""``keeldb.Client``: the embedded database behind ``pymilvus.MilvusClient``'s interface.
+
+Method names, argument names and return shapes follow ``pymilvus.MilvusClient`` so that
+code moves between the two by changing one constructor. Where Milvus's behaviour is
+observable (error codes, default output fields, load state before a search) we follow
+Milvus rather than Milvus Lite. This module is only translation: validation of rows lives in
+``engine.rows``, storage rules in ``engine.collection``.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import Enum
+from typing import Any
+
+from keeldb.engine import database
+from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
+from keeldb.engine.expr import parse_filter
+from keeldb.engine.query import count as count_rows
+from keeldb.engine.query import pk_selector, query, resolve_output, select
+from keeldb.engine.rows import pk_array, rows_to_batch
+from keeldb.engine.search import SearchRequest, parse_queries, search
+from keeldb.errors import (
+    ClientClosed,
+    CollectionNotLoaded,
+    IndexNotFound,
+    InvalidArgument,
+)
+from keeldb.schema import (
+    INDEX_TYPES,
+    METRICS,
+    CollectionSchema,
+    DataType,
+    IndexParam,
+    IndexParams,
+    check_name,
+    index_param_from_any,
+)
+
+
+class LoadState(Enum):
+    """pymilvus's ``LoadState`` members."""
+
+    NotExist = "NotExist"
+    NotLoad = "NotLoad"
+    Loading = "Loading"
+    Loaded = "Loaded"
+
+    def __repr__(self) -> str:
+        return f"<LoadState: {self.value}>"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_DEFAULT_PARTITION = "_default"
+
+
+def _check_partition(names: Any) -> None:
+    """Partitions arrive with the server issue; until then only the default one exists."""
+    if names in (None, "", [], ()):
+        return
+    for n in [names] if isinstance(names, str) else names:
+        if n not in ("", _DEFAULT_PARTITION):
+            raise InvalidArgument(f"partition '{n}' does not exist")
+
+
+class Client:
+    """An embedded keeldb database in the directory ``uri`` (created if missing)."""
+
+    def __init__(
+        self,
+        uri: str = "./keeldb_data",
+        *,
+        auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+        **_: Any,
+    ) -> None:
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        self._db: database.Database | None = database.acquire(path, auto_flush_bytes=auto_flush_bytes)
+        self._lock = threading.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @property
+    def db(self) -> database.Database:
+        if self._db is None:
+            raise ClientClosed("the client is closed")
+        return self._db
+
+    def _coll(self, name: str) -> Collection:
+        return self.db.collection(name)
+
+    def _loaded(self, name: str) -> Collection:
+        c = self._coll(name)
+        if not self.db.entry(name).get("loaded"):
+            raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
+        return c
+
+    def close(self) -> None:
+        if self._db is not None:
+            database.release(self._db)
+            self._db = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schemas and index params -------------------------------------------------------
+
+    @staticmethod
+    def create_schema(**kwargs: Any) -> CollectionSchema:
+        return CollectionSchema(**kwargs)
+
+    @staticmethod
+    def prepare_index_params(field_name: str = "", **kwargs: Any) -> IndexParams:
+        p = IndexParams()
+        if field_name:
+            p.add_index(field_name, **kwargs)
+        return p
+
+    # -- collections --------------------------------------------------------------------
+
+    def create_collection(
+        self,
+        collection_name: str,
+        dimension: int | None = None,
+        primary_field_name: str = "id",
+        id_type: str = "int",
+        vector_field_name: str = "vector",
+        metric_type: str = "COSINE",
+        auto_id: bool = False,
+        timeout: float | None = None,
+        schema: CollectionSchema | None = None,
+        index_params: IndexParams | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_name("collection", collection_name)
+        if schema is None:
+            if dimension is None:
+                raise InvalidArgument("create_collection needs either dimension (quick setup) or schema")
+            schema = CollectionSchema(
+                auto_id=auto_id, enable_dynamic_field=kwargs.get("enable_dynamic_field", True)
+            )
+            if id_type in ("int", DataType.INT64):
+                schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
+            elif id_type in ("str", "string", DataType.VARCHAR):
+                if auto_id:
+                    raise InvalidArgument("auto_id needs an int primary key")
+                schema.add_field(
+                    primary_field_name,
+                    DataType.VARCHAR,
+                    is_primary=True,
+                    max_length=kwargs.get("max_length", 65535),
+                )
+            else:
+                raise InvalidArgument(f"id_type must be 'int' or 'string', got {id_type!r}")
+            schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=dimension)
+            index_params = IndexParams()
+            index_params.add_index(vector_field_name, "AUTOINDEX", metric_type=metric_type)
+        elif not isinstance(schema, CollectionSchema):
+            schema = _schema_from_pymilvus(schema)
+        schema.validate()
+        indexes = [self._check_index(schema, index_param_from_any(p)) for p in (index_params or [])]
+        _check_unique_indexes(indexes)
+        if self.db.catalog.get(collection_name) is not None:
+            existing = self.db.entry(collection_name)
+            if existing["schema"] == CollectionSchema.from_dict(schema.to_dict()).to_dict():
+                return  # Milvus: creating an identical collection again is a no-op
+            raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
+        loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
+        self.db.create(
+            collection_name,
+            schema,
+            {"indexes": [i.to_dict() for i in indexes], "loaded": loaded, "properties": {}},
+        )
+
+    def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
+        return self.db.catalog.get(collection_name) is not None
+
+    def list_collections(self, **_: Any) -> list[str]:
+        return self.db.names()
+
+    def drop_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+        self.db.drop(collection_name)
+
+    def rename_collection(self, old_name: str, new_name: str, **_: Any) -> None:
+        self.db.rename(old_name, new_name)
+
+    def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+        e = self.db.entry(collection_name)
+        s = CollectionSchema.from_dict(e["schema"])
+        fields = []
+        for i, f in enumerate(s.fields):
+            d = f.to_dict()
+            d["field_id"] = 100 + i
+            d["type"] = f.dtype
+            fields.append(d)
+        return {
+            "collection_name": collection_name,
+            "auto_id": s.auto_id,
+            "num_shards": 1,
+            "description": s.description,
+            "fields": fields,
+            "functions": [],
+            "aliases": [],
+            "collection_id": e["id"],
+            "consistency_level": 0,
+            "consistency_level_name": "Strong",
+            "properties": e.get("properties", {}),
+            "num_partitions": 1,
+            "enable_dynamic_field": s.enable_dynamic_field,
+        }
+
+    def get_collection_stats(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+        return {"row_count": self._coll(collection_name).snapshot().live_count()}
+
+    # -- load / release -----------------------------------------------------------------
+
+    def load_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+        e = self.db.entry(collection_name)
+        s = CollectionSchema.from_dict(e["schema"])
+        indexes = [IndexParam(**{k: v for k, v in i.items()}) for i in e["indexes"]]
+        missing = [f.name for f in s.vector_fields if not any(i.field_name == f.name for i in indexes)]
+        if missing:
+            raise InvalidArgument(
+                f"there is no vector index on field {missing}; create an index before loading"
+            )
+        if not e.get("loaded"):
+            self.db.update(collection_name, loaded=True)
+
+    def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+        if self.db.entry(collection_name).get("loaded"):
+            self.db.update(collection_name, loaded=False)
+
+    def get_load_state(
+        self, collection_name: str, partition_name: str = "", timeout: float | None = None, **_: Any
+    ) -> dict[str, LoadState]:
+        e = self.db.catalog.get(collection_name)
+        if e is None:
+            return {"state": LoadState.NotExist}
+        return {"state": LoadState.Loaded if e.get("loaded") else LoadState.NotLoad}
+
+    def refresh_load(self, collection_name: str, **_: Any) -> None:
+        self._loaded(collection_name)
+
+    # -- indexes ------------------------------------------------------------------------
+
+    def _check_index(self, schema: CollectionSchema, p: IndexParam) -> IndexParam:
+        f = schema.field(p.field_name)
+        if f is None:
+            raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
+        if f.dtype == DataType.FLOAT_VECTOR:
+            if p.index_type not in INDEX_TYPES:
+                raise InvalidArgument(f"unknown vector index type {p.index_type!r}; use one of {INDEX_TYPES}")
+            if p.metric_type not in METRICS:
+                raise InvalidArgument(f"unknown metric type {p.metric_type!r}; use one of {METRICS}")
+        if not p.index_name:
+            p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
+        check_name("index", p.index_name)
+        return p
+
+    @staticmethod
+    def _all_vectors_indexed(schema: CollectionSchema, indexes: list[IndexParam]) -> bool:
+        return all(any(i.field_name == f.name for i in indexes) for f in schema.vector_fields)
+
+    def create_index(
+        self, collection_name: str, index_params: IndexParams, timeout: float | None = None, **_: Any
+    ) -> None:
+        e = self.db.entry(collection_name)
+        schema = CollectionSchema.from_dict(e["schema"])
+        current = [IndexParam(**i) for i in e["indexes"]]
+        new = [self._check_index(schema, index_param_from_any(p)) for p in index_params]
+        merged = list(current)
+        for p in new:
+            same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
+            if same:
+                if same[0].to_dict() == p.to_dict():
+                    continue
+                raise InvalidArgument(
+                    f"at most one distinct index is allowed per field: {p.field_name!r} already has "
+                    f"index {same[0].index_name!r}"
+                )
+            merged.append(p)
+        _check_unique_indexes(merged)
+        self.db.update(collection_name, indexes=[i.to_dict() for i in merged])
+
+    def list_indexes(self, collection_name: str, field_name: str | None = "", **_: Any) -> list[str]:
+        e = self.db.entry(collection_name)
+        return [i["index_name"] for i in e["indexes"] if not field_name or i["field_name"] == field_name]
+
+    def describe_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+        e = self.db.entry(collection_name)
+        for i in e["indexes"]:
+            if i["index_name"] == index_name:
+                rows = self._coll(collection_name).snapshot().live_count()
+                return {
+                    **{k: str(v) for k, v in i["params"].items()},
+                    "index_type": i["index_type"],
+                    "metric_type": i["metric_type"],
+                    "field_name": i["field_name"],
+                    "index_name": i["index_name"],
+                    "total_rows": rows,
+                    "indexed_rows": rows,
+                    "pending_index_rows": 0,
+                    "state": "Finished",
+                }
+        raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
+
+    def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
+        e = self.db.entry(collection_name)
+        if not any(i["index_name"] == index_name for i in e["indexes"]):
+            raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
+        if e.get("loaded"):
+            raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
+        self.db.update(collection_name, indexes=[i for i in e["indexes"] if i["index_name"] != index_name])
+
+    # -- writes -------------------------------------------------------------------------
+
+    def insert(
+        self,
+        collection_name: str,
+        data: dict[str, Any] | list[dict[str, Any]],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **_: Any,
+    ) -> dict[str, Any]:
+        _check_partition(partition_name)
+        c = self._coll(collection_name)
+        rows = [data] if isinstance(data, dict) else data
+        auto = None
+        if c.schema.primary.auto_id and isinstance(rows, list) and rows:
+            last = self.db.oracle.next_block(len(rows))
+            auto = range(last - len(rows) + 1, last + 1)
+        batch = rows_to_batch(c.schema, rows, require_pk=False, auto_ids=auto)
+        c.write(batch, upsert=False)
+        return {"insert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
+
+    def upsert(
+        self,
+        collection_name: str,
+        data: dict[str, Any] | list[dict[str, Any]],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **_: Any,
+    ) -> dict[str, Any]:
+        _check_partition(partition_name)
+        c = self._coll(collection_name)
+        batch = rows_to_batch(c.schema, data, require_pk=True)
+        c.write(batch, upsert=True)
+        return {"upsert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
+
+    def delete(
+        self,
+        collection_name: str,
+        ids: Any = None,
+        timeout: float | None = None,
+        filter: str | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> dict[str, int]:
+        _check_partition(partition_name)
+        if ids is None:
+            ids = kwargs.get("pks")
+        c = self._coll(collection_name)
+        if ids is not None and filter:
+            raise InvalidArgument("pass either ids or filter to delete, not both")
+        if ids is not None:
+            n, _ = c.delete(pk_array(c.schema, ids))
+            return {"delete_count": n}
+        if not filter or not filter.strip():
+            raise InvalidArgument("delete needs ids or a non-empty filter")
+        flt = parse_filter(filter, c.schema)
+        pk = c.schema.primary.name
+
+        def pick(snap: Any) -> list[Any]:
+            keys: list[Any] = []
+            for vi, rows in select(snap, flt):
+                keys.extend(snap.views[vi].take(rows, [pk])[pk])
+            return keys
+
+        n, _ = c.delete(filter_fn=pick)
+        return {"delete_count": n}
+
+    def flush(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+        self._coll(collection_name).flush()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def query(
+        self,
+        collection_name: str,
+        filter: str = "",
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        ids: Any = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        _check_partition(partition_names)
+        c = self._loaded(collection_name)
+        if ids is not None and filter:
+            raise InvalidArgument("pass either ids or filter to query, not both")
+        flt = parse_filter(filter, c.schema)
+        extra = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
+        limit = kwargs.get("limit")
+        if limit in (None, 0, -1):
+            limit = None
+        return query(c.snapshot(), c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+
+    def get(
+        self,
+        collection_name: str,
+        ids: Any,
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        **_: Any,
+    ) -> list[dict[str, Any]]:
+        _check_partition(partition_names)
+        c = self._loaded(collection_name)
+        keys = pk_array(c.schema, ids)
+        if not keys:
+            return []
+        sel = pk_selector(c.schema.primary.name, keys)
+        return query(c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+
+    def count(self, collection_name: str, filter: str = "") -> int:
+        """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
+        c = self._loaded(collection_name)
+        return count_rows(c.snapshot(), parse_filter(filter, c.schema))
+
+    def search(
+        self,
+        collection_name: str,
+        data: Any,
+        filter: str = "",
+        limit: int = 10,
+        output_fields: list[str] | None = None,
+        search_params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        anns_field: str | None = None,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        _check_partition(partition_names)
+        c = self._loaded(collection_name)
+        e = self.db.entry(collection_name)
+        vfields = c.schema.vector_fields
+        if not anns_field:
+            if len(vfields) != 1:
+                raise InvalidArgument("the collection has several vector fields: pass anns_field")
+            anns_field = vfields[0].name
+        vf = c.schema.field(anns_field)
+        if vf is None or vf.dtype != DataType.FLOAT_VECTOR:
+            raise InvalidArgument(f"anns_field {anns_field!r} is not a vector field of the collection")
+        index = next((i for i in e["indexes"] if i["field_name"] == anns_field), None)
+        sp = dict(search_params or {})
+        metric = (sp.get("metric_type") or (index or {}).get("metric_type") or "COSINE").upper()
+        if index is not None and metric != index["metric_type"]:
+            raise InvalidArgument(
+                f"metric type not match: search asks for {metric}, the index on {anns_field!r} "
+                f"uses {index['metric_type']}"
+            )
+        params = dict(sp.get("params") or {})
+        offset = kwargs.get("offset", sp.get("offset", 0)) or 0
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
+        req = SearchRequest(
+            field=anns_field,
+            queries=parse_queries(data, vf.dim or 0),
+            metric=metric,
+            limit=limit,
+            offset=offset,
+            radius=params.get("radius", sp.get("radius")),
+            range_filter=params.get("range_filter", sp.get("range_filter")),
+        )
+        flt = parse_filter(filter, c.schema)
+        out = resolve_output(c.schema, output_fields)
+        return search(c.snapshot(), req, flt, out, c.schema.primary.name)
+
+    # -- keeldb extras ------------------------------------------------------------------
+
+    def recovery_report(self, collection_name: str) -> dict[str, Any]:
+        """What opening this collection found: manifest version, log records replayed, and
+        any torn tail that was cut (with the byte count)."""
+        return dict(self._coll(collection_name).report.__dict__)
+
+
+def _check_unique_indexes(indexes: list[IndexParam]) -> None:
+    fields = [i.field_name for i in indexes]
+    names = [i.index_name for i in indexes]
+    if len(set(fields)) != len(fields) or len(set(names)) != len(names):
+        raise InvalidArgument("at most one index per field, with distinct index names")
+
+
+def _schema_from_pymilvus(schema: Any) -> CollectionSchema:
+    """Accept a ``pymilvus.CollectionSchema`` too, so code written for pymilvus works as is."""
+    s = CollectionSchema(
+        auto_id=getattr(schema, "auto_id", False),
+        enable_dynamic_field=getattr(schema, "enable_dynamic_field", False),
+        description=getattr(schema, "description", ""),
+    )
+    for f in schema.fields:
+        params = getattr(f, "params", {}) or {}
+        kwargs: dict[str, Any] = {"is_primary": getattr(f, "is_primary", False)}
+        if getattr(f, "auto_id", False):
+            kwargs["auto_id"] = True
+        if "dim" in params:
+            kwargs["dim"] = int(params["dim"])
+        if "max_length" in params:
+            kwargs["max_length"] = int(params["max_length"])
+        if getattr(f, "nullable", False):
+            kwargs["nullable"] = True
+        default = getattr(f, "default_value", None)
+        if default is not None and not isinstance(default, bool | int | float | str):
+            which = default.WhichOneof("data") if hasattr(default, "WhichOneof") else None
+            default = getattr(default, which) if which else None
+        if default is not None:
+            kwargs["default_value"] = default
+        s.add_field(f.name, int(f.dtype), **kwargs)
+    return s

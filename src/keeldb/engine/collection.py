@@ -1,0 +1,542 @@
+"""One collection: its write path, its flush, its recovery and its snapshots.
+
+The write path, in order, under the collection's write lock:
+
+1. validate the batch (``rows.py``) and, for ``insert``, check no key is already live;
+2. take a timestamp from the oracle;
+3. append ONE log record holding the whole batch (an upsert's delete half and insert half
+   share it and its timestamp);
+4. apply it to memory: append rows to the growing segment, stamp ``deleted_at`` on the
+   versions it overwrites or deletes, update the live-key index.
+
+Then, outside the lock, group commit makes the record durable, and only then is the
+*visible* timestamp advanced past it and the caller acknowledged. Step 4 happens before
+durability, but invisibly: readers use the visible timestamp, and MVCC hides every row and
+every deletion stamped later than it. So readers see exactly the durable prefix of the log,
+and a reader never waits for a writer or a flush.
+
+The crash-safety argument for flush and recovery is in ``docs/crash-safety.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from keeldb.engine.rows import Batch, batch_from_table, decode_table, encode_table
+from keeldb.engine.segment import NEVER, GrowingSegment, SealedSegment, Segment, SegmentView
+from keeldb.errors import CorruptionError, KeelError, PrimaryKeyExists, StorageError
+from keeldb.schema import CollectionSchema
+from keeldb.storage.crash import crash_point
+from keeldb.storage.fs import fsync_dir, makedirs_durable
+from keeldb.storage.gc import collect_garbage
+from keeldb.storage.log_format import RecordType
+from keeldb.storage.log_reader import read_log, truncate_log
+from keeldb.storage.log_writer import LogWriter
+from keeldb.storage.manifest import FileEntry, Manifest, ManifestStore, list_versions
+from keeldb.storage.oracle import TimestampOracle
+from keeldb.storage.segment_file import TS_COLUMN, read_table, write_table
+
+log = logging.getLogger(__name__)
+ROW_BITS = 40  # live index packs (segment id << 40 | row)
+ROW_MASK = (1 << ROW_BITS) - 1
+DEFAULT_AUTO_FLUSH_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class RecoveryReport:
+    manifest_version: int = 0
+    segments: int = 0
+    logs_replayed: list[str] = field(default_factory=list)
+    records_replayed: int = 0
+    torn_tail: str = ""  # what was cut, "" if nothing
+    bytes_dropped: int = 0
+    manifests_skipped: list[str] = field(default_factory=list)
+    garbage_removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    """One consistent read: a timestamp and the segments that existed at it."""
+
+    ts: int
+    views: list[SegmentView]
+    count: int | None  # live rows at ts, when known without a scan
+
+    def live_count(self) -> int:
+        if self.count is not None:
+            return self.count
+        return sum(v.count_visible(self.ts) for v in self.views)
+
+
+@dataclass
+class _Pending:
+    log: LogWriter
+    end: int
+    ts: int
+    count: int
+
+
+class Collection:
+    def __init__(
+        self,
+        directory: Path,
+        schema: CollectionSchema,
+        oracle: TimestampOracle,
+        *,
+        auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+    ) -> None:
+        self.dir = directory
+        self.wal_dir = directory / "wal"
+        self.schema = schema
+        self.pk_name = schema.primary.name
+        self.oracle = oracle
+        self.auto_flush_bytes = auto_flush_bytes
+        self._write_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._sealed: dict[int, SealedSegment] = {}
+        self._frozen: GrowingSegment | None = None
+        self._by_sid: dict[int, Segment] = {}
+        self._live: dict[Any, int] = {}
+        self._pending: deque[_Pending] = deque()
+        self._delete_pks: list[Any] = []
+        self._delete_ts: list[int] = []
+        self._failed: KeelError | None = None
+        self._closed = False
+        self._bg_flush: threading.Thread | None = None
+        self.report = RecoveryReport()
+        makedirs_durable(self.wal_dir)
+        self._store = ManifestStore(directory)
+        self._recover()
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Rebuild memory as a pure function of (newest valid manifest, log tail after it)."""
+        manifest, retained = self._store.load()
+        self._manifest, self._retained = manifest, retained
+        self.report.manifest_version = manifest.version
+        self.report.manifests_skipped = list(self._store.skipped)
+        self._next_id = manifest.next_id
+        for e in manifest.segments:
+            seg = SealedSegment(e.id, self.schema, read_table(self.dir / e.file, e.bytes, e.crc32))
+            self._sealed[e.id] = seg
+            self._by_sid[e.id] = seg
+        self.report.segments = len(self._sealed)
+        deletes = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in manifest.deletes]
+        self._rebuild_visibility(deletes)
+        self._growing = self._new_growing()
+
+        max_ts = max([0] + [int(s.ts.max()) for s in self._sealed.values() if s.num_rows])
+        for t in deletes:
+            if t.num_rows:
+                max_ts = max(max_ts, int(pc.max(t[TS_COLUMN]).as_py()))
+        numbers = sorted(
+            int(n[:-4]) for n in os.listdir(self.wal_dir) if n.endswith(".log") and n[:-4].isdigit()
+        )
+        tail = [n for n in numbers if n >= manifest.log_checkpoint]
+        replayed = 0
+        for i, number in enumerate(tail):
+            path = self.wal_dir / f"{number:012d}.log"
+            result = read_log(path)
+            if result.reason:
+                if i != len(tail) - 1 and any(
+                    (self.wal_dir / f"{m:012d}.log").stat().st_size for m in tail[i + 1 :]
+                ):
+                    raise CorruptionError(
+                        f"{path}: {result.reason}, and later logs hold records: refusing to "
+                        "skip acknowledged writes"
+                    )
+                self.report.torn_tail = f"{path.name}: {result.reason}"
+                self.report.bytes_dropped += result.dropped_bytes
+                log.warning(
+                    "recovery cut %d bytes off %s: %s", result.dropped_bytes, path, result.reason
+                )
+                truncate_log(path, result.good_bytes)
+            for rec in result.records:
+                self._apply_record(rec.rtype, rec.ts, rec.payload)
+                max_ts = max(max_ts, rec.ts)
+                replayed += 1
+                crash_point("recovery.during_replay")
+            self.report.logs_replayed.append(path.name)
+        self.report.records_replayed = replayed
+        self.oracle.observe(max_ts)
+        next_log = max([manifest.log_checkpoint, *numbers]) + 1 if (numbers or manifest.log_checkpoint) else 1
+        self._log = LogWriter(self.wal_dir, next_log)
+        fsync_dir(self.wal_dir)
+        self._visible_ts = max_ts
+        self._applied_ts = max_ts
+        self._visible_count = len(self._live)
+        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log)
+
+    def _rebuild_visibility(self, deletes: list[pa.Table]) -> None:
+        """Compute every sealed row's ``deleted_at`` and the live-key index, vectorised.
+
+        Sort all events on a key (row versions and deletes) by (pk, ts, deletes first).
+        A version's successor event for the same key, if any, is the delete or overwrite that
+        ended it: its ``deleted_at`` is that event's timestamp. (An upsert logs a delete at
+        the same timestamp as its new version; sorting deletes first keeps that delete from
+        ending the new version.)
+        """
+        pks, tss, kinds, sids, rows = [], [], [], [], []
+        for sid, seg in self._sealed.items():
+            if not seg.num_rows:
+                continue
+            pks.append(seg.pk_numpy())
+            tss.append(seg.ts)
+            kinds.append(np.ones(seg.num_rows, dtype=np.int8))
+            sids.append(np.full(seg.num_rows, sid, dtype=np.int64))
+            rows.append(np.arange(seg.num_rows, dtype=np.int64))
+        for t in deletes:
+            if not t.num_rows:
+                continue
+            pks.append(t["pk"].to_numpy(zero_copy_only=False))
+            tss.append(t[TS_COLUMN].to_numpy())
+            kinds.append(np.zeros(t.num_rows, dtype=np.int8))
+            sids.append(np.full(t.num_rows, -1, dtype=np.int64))
+            rows.append(np.full(t.num_rows, -1, dtype=np.int64))
+        if not pks:
+            return
+        pk = np.concatenate(pks)
+        ts = np.concatenate(tss)
+        kind = np.concatenate(kinds)
+        sid = np.concatenate(sids)
+        row = np.concatenate(rows)
+        order = np.lexsort((kind, ts, pk))
+        pk, ts, kind, sid, row = pk[order], ts[order], kind[order], sid[order], row[order]
+        same_next = np.zeros(len(pk), dtype=bool)
+        same_next[:-1] = pk[1:] == pk[:-1]
+        end = np.full(len(pk), NEVER, dtype=np.int64)
+        end[:-1] = np.where(same_next[:-1], ts[1:], NEVER)
+        is_version = kind == 1
+        for s in np.unique(sid[is_version]):
+            sel = is_version & (sid == s)
+            self._sealed[int(s)].deleted_at[row[sel]] = end[sel]
+        live = is_version & (end == NEVER)
+        locs = (sid[live] << ROW_BITS) | row[live]
+        self._live = dict(zip(pk[live].tolist(), locs.tolist(), strict=True))
+
+    def _new_growing(self) -> GrowingSegment:
+        seg = GrowingSegment(self._next_id, self.schema)
+        self._next_id += 1
+        self._by_sid[seg.sid] = seg
+        return seg
+
+    # -- applying a log record to memory (shared by live writes and replay) -------------
+
+    def _apply_record(self, rtype: int, ts: int, payload: bytes | memoryview) -> None:
+        table = decode_table(payload)
+        if rtype == RecordType.DELETE:
+            self._apply_delete(table["pk"].to_pylist(), ts)
+        else:
+            self._apply_rows(batch_from_table(self.schema, table), ts, rtype == RecordType.UPSERT)
+
+    def _end_versions(self, pks: Iterable[Any], ts: int) -> list[Any]:
+        """Stamp ``deleted_at = ts`` on the live version of each key; return the keys hit."""
+        hit: list[Any] = []
+        locs: list[int] = []
+        live = self._live
+        for k in pks:
+            loc = live.pop(k, None)
+            if loc is not None:
+                hit.append(k)
+                locs.append(loc)
+        if locs:
+            arr = np.asarray(locs, dtype=np.int64)
+            sids = arr >> ROW_BITS
+            for s in np.unique(sids):
+                self._by_sid[int(s)].mark_deleted(arr[sids == s] & ROW_MASK, ts)
+            self._delete_pks.extend(hit)
+            self._delete_ts.extend([ts] * len(hit))
+        return hit
+
+    def _apply_rows(self, batch: Batch, ts: int, upsert: bool) -> None:
+        if upsert:
+            self._end_versions(batch.pks, ts)
+        g = self._growing
+        start = g.append(batch, ts)
+        base = (g.sid << ROW_BITS) | start
+        self._live.update(zip(batch.pks, range(base, base + batch.num_rows), strict=True))
+        self._applied_ts = ts
+
+    def _apply_delete(self, pks: list[Any], ts: int) -> list[Any]:
+        hit = self._end_versions(pks, ts)
+        self._applied_ts = ts
+        return hit
+
+    # -- the write path -----------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self._failed:
+            raise StorageError(
+                f"collection is read-only after an I/O error ({self._failed}); reopen to recover"
+            )
+        if self._closed:
+            raise KeelError("collection is closed")
+
+    def write(self, batch: Batch, *, upsert: bool) -> int:
+        """Log, apply and make durable one insert or upsert batch; return its timestamp."""
+        if batch.num_rows == 0:
+            return self._visible_ts
+        with self._write_lock:
+            self._check_writable()
+            if not upsert:
+                live = self._live
+                for k in batch.pks:
+                    if k in live:
+                        raise PrimaryKeyExists(
+                            f"primary key {k!r} already exists; use upsert to overwrite it "
+                            "(nothing in this batch was written)"
+                        )
+            payload = encode_table(batch.table)
+            ts = self.oracle.next()
+            rtype = RecordType.UPSERT if upsert else RecordType.INSERT
+            end = self._append(rtype, ts, payload)
+            self._guarded_apply(lambda: self._apply_rows(batch, ts, upsert))
+            self._pending.append(_Pending(self._log, end, ts, len(self._live)))
+            logw = self._log
+        self._make_durable(logw, end)
+        self._maybe_auto_flush()
+        return ts
+
+    def delete(self, pks: list[Any] | None = None, filter_fn: Any = None) -> tuple[int, int]:
+        """Delete keys (or every row a filter selects); return (rows deleted, timestamp).
+
+        A filter is evaluated under the write lock on the newest applied state, so the rows it
+        picks are exactly the rows live just before the delete's own timestamp.
+        """
+        with self._write_lock:
+            self._check_writable()
+            if filter_fn is not None:
+                with self._state_lock:
+                    snap = self._snapshot_locked(self._applied_ts, None)
+                pks = filter_fn(snap)
+            keys = [k for k in dict.fromkeys(pks or []) if k in self._live]
+            if not keys:
+                return 0, self._visible_ts
+            ts = self.oracle.next()
+            payload = encode_table(pa.table({"pk": pa.array(keys, type=self.schema.primary.arrow_type)}))
+            end = self._append(RecordType.DELETE, ts, payload)
+            self._guarded_apply(lambda: self._apply_delete(keys, ts))
+            self._pending.append(_Pending(self._log, end, ts, len(self._live)))
+            logw = self._log
+        self._make_durable(logw, end)
+        return len(keys), ts
+
+    def _append(self, rtype: int, ts: int, payload: bytes) -> int:
+        try:
+            return self._log.append(rtype, ts, payload)
+        except StorageError as e:
+            # The append was undone (or the writer poisoned itself); memory is untouched.
+            if self._log._error:  # noqa: SLF001 - the writer could not restore a clean log
+                self._failed = e
+            raise
+
+    def _guarded_apply(self, fn: Any) -> None:
+        try:
+            fn()
+        except BaseException as e:
+            self._failed = StorageError(f"in-memory apply failed after logging: {e!r}")
+            raise
+
+    def _make_durable(self, logw: LogWriter, end: int) -> None:
+        try:
+            logw.sync(end)
+        except StorageError as e:
+            self._failed = e
+            raise
+        self._advance_visible()
+
+    def _advance_visible(self) -> None:
+        with self._state_lock:
+            pending = self._pending
+            while pending and pending[0].log.synced >= pending[0].end:
+                p = pending.popleft()
+                self._visible_ts, self._visible_count = p.ts, p.count
+
+    # -- reads ------------------------------------------------------------------------
+
+    def snapshot(self, ts: int | None = None) -> Snapshot:
+        """A consistent read at ``ts`` (default: the newest durable state). Never blocks on
+        writers or flushes beyond a few pointer copies."""
+        with self._state_lock:
+            s = self._visible_ts if ts is None else min(ts, self._visible_ts)
+            count = self._visible_count if s == self._visible_ts else None
+            return self._snapshot_locked(s, count)
+
+    def _snapshot_locked(self, ts: int, count: int | None) -> Snapshot:
+        views = [seg.view() for seg in self._sealed.values()]
+        if self._frozen is not None:
+            views.append(self._frozen.view())
+        views.append(self._growing.view())
+        return Snapshot(ts, views, count)
+
+    @property
+    def visible_ts(self) -> int:
+        return self._visible_ts
+
+    def wait_visible(self, ts: int) -> None:
+        """Block until a write with timestamp ``ts`` is durable (for Session consistency)."""
+        while self._visible_ts < ts and not self._failed:
+            self._log.sync()
+            self._advance_visible()
+
+    # -- flush ------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Persist everything written so far into segment files and commit one manifest.
+
+        Step by step (each step's crash safety is argued in docs/crash-safety.md):
+        1. under the write lock, rotate: new writes go to a new log and a new growing
+           segment from now on; the old growing segment and the buffered deletes freeze;
+        2. sync the old log, so every frozen row is durable (and visible);
+        3. write the frozen rows to a segment file and the frozen deletes to a delete file,
+           fsync both and the directory;
+        4. commit ONE manifest version that names the new files and moves the log
+           checkpoint to the new log: from now on recovery reads those rows from the
+           segment and never from the log;
+        5. swap the frozen segment for the sealed one in memory, then delete obsolete logs
+           and unreferenced files.
+        """
+        with self._flush_lock:
+            with self._write_lock:
+                self._check_writable()
+                if self._growing.num_rows == 0 and not self._delete_pks:
+                    return
+                old_log = self._log
+                self._log = LogWriter(self.wal_dir, old_log.number + 1)
+                fsync_dir(self.wal_dir)
+                with self._state_lock:
+                    frozen = self._growing
+                    self._frozen = frozen
+                    self._growing = self._new_growing()
+                del_pks, del_ts = self._delete_pks, self._delete_ts
+                self._delete_pks, self._delete_ts = [], []
+                del_id = self._next_id
+                self._next_id += 1
+            try:
+                self._flush_frozen(old_log, frozen, del_pks, del_ts, del_id)
+            except OSError as e:
+                self._failed = StorageError(f"flush failed: {e}")
+                raise self._failed from e
+            except BaseException as e:
+                self._failed = StorageError(f"flush failed: {e!r}")
+                raise
+
+    def _flush_frozen(
+        self,
+        old_log: LogWriter,
+        frozen: GrowingSegment,
+        del_pks: list[Any],
+        del_ts: list[int],
+        del_id: int,
+    ) -> None:
+        crash_point("flush.after_rotate")
+        old_log.sync()
+        self._advance_visible()
+        seg_entry = del_entry = None
+        sealed_table = None
+        if frozen.num_rows:
+            sealed_table = frozen.to_table()
+            name = f"seg-{frozen.sid:012d}.arrow"
+            size, crc = write_table(self.dir / name, sealed_table)
+            seg_entry = FileEntry(frozen.sid, name, frozen.num_rows, size, crc, int(frozen.view().ts.max()))
+        if del_pks:
+            name = f"del-{del_id:012d}.arrow"
+            table = pa.table(
+                {
+                    "pk": pa.array(del_pks, type=self.schema.primary.arrow_type),
+                    TS_COLUMN: pa.array(del_ts, type=pa.int64()),
+                }
+            )
+            size, crc = write_table(self.dir / name, table)
+            del_entry = FileEntry(del_id, name, len(del_pks), size, crc, max(del_ts))
+        crash_point("flush.after_segment_write")
+        fsync_dir(self.dir)
+        crash_point("flush.after_segment_fsync")
+        cur = self._manifest
+        new = Manifest(
+            version=max([cur.version, *list_versions(self.dir)]) + 1,
+            log_checkpoint=self._log.number,
+            next_id=self._next_id,
+            segments=cur.segments + ((seg_entry,) if seg_entry else ()),
+            deletes=cur.deletes + ((del_entry,) if del_entry else ()),
+            extra=cur.extra,
+        )
+        self._store.commit(new)
+        self._manifest = new
+        self._retained = [new, cur] if cur.version else [new]
+        if seg_entry is not None:
+            # Serve the sealed rows from the file (page cache, not heap) but keep the frozen
+            # segment's deleted_at array: deletes that landed during the flush are in it.
+            table = pa.ipc.open_file(pa.memory_map(str(self.dir / seg_entry.file))).read_all()
+            sealed = SealedSegment(frozen.sid, self.schema, table, deleted_at=frozen.deleted_at)
+            with self._state_lock:
+                self._sealed[sealed.sid] = sealed
+                self._by_sid[sealed.sid] = sealed
+                self._frozen = None
+        else:
+            with self._state_lock:
+                self._by_sid.pop(frozen.sid, None)
+                self._frozen = None
+        old_log.close()
+        collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number)
+
+    def _maybe_auto_flush(self) -> None:
+        if self._growing.nbytes < self.auto_flush_bytes:
+            return
+        with self._state_lock:
+            if self._bg_flush is not None and self._bg_flush.is_alive():
+                return
+            t = threading.Thread(target=self._background_flush, name="keeldb-flush", daemon=True)
+            self._bg_flush = t
+        t.start()
+
+    def _background_flush(self) -> None:
+        try:
+            self.flush()
+        except KeelError as e:
+            log.error("background flush failed: %s", e)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
+        t = self._bg_flush
+        if t is not None:
+            t.join()
+        with self._flush_lock, self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._failed:
+                try:
+                    self._log.sync()
+                except StorageError:
+                    pass
+            self._log.close()
+
+    @property
+    def live_keys(self) -> int:
+        return len(self._live)
+
+    def stats(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        return {
+            "row_count": snap.live_count(),
+            "sealed_segments": len(self._sealed),
+            "growing_rows": self._growing.num_rows,
+            "manifest_version": self._manifest.version,
+            "log": self._log.number,
+        }

@@ -1,0 +1,163 @@
+"""A data directory: its lock, its clock, its catalog and its open collections.
+
+Layout (byte-level formats in docs/formats.md):
+
+    <root>/LOCK                  flock'd while open
+    <root>/TSO                   the timestamp oracle's reserved bound
+    <root>/CATALOG               collections, schemas, indexes, load state
+    <root>/collections/<id>/     one collection: MANIFEST-*, seg-*.arrow, del-*.arrow, wal/*.log
+
+One process opens a directory at a time (the lock); inside a process, every client of the
+same directory shares one ``Database`` (see ``acquire``), so two clients cannot race each
+other's logs either.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
+from keeldb.errors import CollectionNotFound, InvalidArgument
+from keeldb.schema import CollectionSchema, check_name
+from keeldb.storage.catalog import Catalog
+from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
+from keeldb.storage.oracle import TimestampOracle
+
+
+class Database:
+    def __init__(self, root: Path, *, auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES) -> None:
+        self.root = root
+        makedirs_durable(root)
+        self._dirlock = DirectoryLock(root)
+        try:
+            self.oracle = TimestampOracle(root / "TSO")
+            self.catalog = Catalog(root / "CATALOG")
+            self.collections_dir = root / "collections"
+            makedirs_durable(self.collections_dir)
+            self.auto_flush_bytes = auto_flush_bytes
+            self._lock = threading.RLock()
+            self._collections: dict[str, Collection] = {}
+            self._remove_orphans()
+            for name, entry in self.catalog.snapshot().items():
+                self._collections[name] = self._open(entry)
+        except BaseException:
+            self._dirlock.release()
+            raise
+
+    def _dir(self, cid: int) -> Path:
+        return self.collections_dir / f"{cid:06d}"
+
+    def _open(self, entry: dict[str, Any]) -> Collection:
+        schema = CollectionSchema.from_dict(entry["schema"])
+        return Collection(
+            self._dir(entry["id"]), schema, self.oracle, auto_flush_bytes=self.auto_flush_bytes
+        )
+
+    def _remove_orphans(self) -> None:
+        """Directories of collections whose create never committed or whose drop did."""
+        known = {f"{e['id']:06d}" for e in self.catalog.snapshot().values()}
+        removed = False
+        for name in os.listdir(self.collections_dir):
+            if name not in known:
+                shutil.rmtree(self.collections_dir / name, ignore_errors=True)
+                removed = True
+        if removed:
+            fsync_dir(self.collections_dir)
+
+    # -- catalog operations -------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return self.catalog.names()
+
+    def entry(self, name: str) -> dict[str, Any]:
+        e = self.catalog.get(name)
+        if e is None:
+            raise CollectionNotFound(f"collection '{name}' does not exist")
+        return e
+
+    def collection(self, name: str) -> Collection:
+        with self._lock:
+            c = self._collections.get(name)
+        if c is None:
+            raise CollectionNotFound(f"collection '{name}' does not exist")
+        return c
+
+    def create(self, name: str, schema: CollectionSchema, entry: dict[str, Any]) -> None:
+        check_name("collection", name)
+        with self._lock:
+            if name in self._collections:
+                raise InvalidArgument(f"collection '{name}' already exists")
+            cid = self.catalog.allocate_id()
+            makedirs_durable(self._dir(cid))
+            full = {**entry, "id": cid, "schema": schema.to_dict()}
+            # The catalog commit is the moment the collection exists; a crash before it
+            # leaves an orphan directory that the next open removes.
+            self.catalog.update({name: full})
+            self._collections[name] = self._open(full)
+
+    def update(self, name: str, **changes: Any) -> None:
+        with self._lock:
+            e = self.entry(name)
+            e.update(changes)
+            self.catalog.update({name: e})
+
+    def rename(self, old: str, new: str) -> None:
+        check_name("collection", new)
+        with self._lock:
+            e = self.entry(old)
+            if new in self._collections:
+                raise InvalidArgument(f"collection '{new}' already exists")
+            self.catalog.update({old: None, new: e})
+            self._collections[new] = self._collections.pop(old)
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            e = self.catalog.get(name)
+            if e is None:
+                return
+            self.catalog.update({name: None})
+            c = self._collections.pop(name)
+            c.close()
+            shutil.rmtree(self._dir(e["id"]), ignore_errors=True)
+            fsync_dir(self.collections_dir)
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._collections.values():
+                c.close()
+            self._collections.clear()
+            self._dirlock.release()
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, tuple[Database, int]] = {}
+
+
+def acquire(path: str | os.PathLike[str], **kwargs: Any) -> Database:
+    """Open (or share the already-open) Database for ``path`` in this process."""
+    key = os.path.realpath(path)
+    with _registry_lock:
+        if key in _registry:
+            db, n = _registry[key]
+            _registry[key] = (db, n + 1)
+            return db
+        db = Database(Path(key), **kwargs)
+        _registry[key] = (db, 1)
+        return db
+
+
+def release(db: Database) -> None:
+    key = os.path.realpath(db.root)
+    with _registry_lock:
+        held = _registry.get(key)
+        if held is None or held[0] is not db:
+            return
+        if held[1] > 1:
+            _registry[key] = (db, held[1] - 1)
+            return
+        del _registry[key]
+    db.close()

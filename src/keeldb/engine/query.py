@@ -1,0 +1,192 @@
+"""Scalar reads on a snapshot: query, get and count(*), plus the output-field rules they share
+with search.
+
+Everything works on a ``Snapshot`` (one timestamp, one list of segment views), so a query
+never mixes two moments and never waits for a writer or a flush. Rows are selected with
+vectorised masks (MVCC visibility AND the compiled filter); Python only touches the rows
+that are returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from keeldb.engine.collection import Snapshot
+from keeldb.engine.expr import Filter
+from keeldb.engine.segment import SegmentView
+from keeldb.errors import InvalidArgument
+from keeldb.schema import DYNAMIC_FIELD, CollectionSchema
+
+COUNT = "count(*)"
+MAX_LIMIT = 16384 * 1024  # offset + limit beyond this is surely a mistake
+
+
+@dataclass(frozen=True)
+class Output:
+    """Which columns to return: schema fields, and dynamic keys (None = all of them)."""
+
+    fields: tuple[str, ...]
+    dynamic: tuple[str, ...] | None
+    with_dynamic: bool
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.fields, DYNAMIC_FIELD] if self.with_dynamic else list(self.fields)
+
+
+def resolve_output(schema: CollectionSchema, output_fields: Sequence[str] | None) -> Output:
+    """Milvus's rules: ``*`` means every field; a name not in the schema is a dynamic key when
+    the dynamic field is on, and an error otherwise; ``$meta`` means every dynamic key."""
+    if output_fields is not None and (
+        isinstance(output_fields, str) or not all(isinstance(n, str) for n in output_fields)
+    ):
+        raise InvalidArgument("output_fields must be a list of field names")
+    fields: list[str] = []
+    dynamic: list[str] | None = []
+    for name in output_fields or []:
+        name = name.strip()
+        if name == "*":
+            fields.extend(f.name for f in schema.fields)
+            dynamic = None
+        elif name == DYNAMIC_FIELD and schema.enable_dynamic_field:
+            dynamic = None
+        elif schema.field(name) is not None:
+            fields.append(name)
+        elif name == COUNT:
+            raise InvalidArgument("count(*) cannot be combined with other output fields")
+        elif schema.enable_dynamic_field:
+            if dynamic is not None:
+                dynamic.append(name)
+        else:
+            raise InvalidArgument(f"output field {name!r} does not exist in the collection")
+    fields = list(dict.fromkeys(fields))
+    with_dynamic = schema.enable_dynamic_field and (dynamic is None or bool(dynamic))
+    return Output(tuple(fields), None if dynamic is None else tuple(dynamic), with_dynamic)
+
+
+def assemble(out: Output, values: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
+    """Column lists -> row dicts, merging dynamic keys at the top level as Milvus does."""
+    rows: list[dict[str, Any]] = [{} for _ in range(n)]
+    for name in out.fields:
+        col = values[name]
+        for r, v in zip(rows, col, strict=True):
+            r[name] = v
+    if out.with_dynamic:
+        for r, text in zip(rows, values[DYNAMIC_FIELD], strict=True):
+            meta = json.loads(text) if text else {}
+            if out.dynamic is None:
+                for k, v in meta.items():
+                    r.setdefault(k, v)
+            else:
+                for k in out.dynamic:
+                    if k in meta:
+                        r[k] = meta[k]
+    return rows
+
+
+Selector = Callable[[SegmentView], np.ndarray]
+
+
+def select(snap: Snapshot, flt: Filter | None, extra: Selector | None = None) -> list[tuple[int, np.ndarray]]:
+    """For each view, the row indices visible at the snapshot and matching the filter."""
+    out = []
+    for i, view in enumerate(snap.views):
+        if view.num_rows == 0:
+            continue
+        mask = view.visible(snap.ts)
+        if extra is not None:
+            mask &= extra(view)
+        if flt is not None and mask.any():
+            mask &= flt.evaluate(view)
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            out.append((i, rows))
+    return out
+
+
+def pk_selector(pk_name: str, ids: list[Any]) -> Selector:
+    values = pa.array(ids)
+
+    def sel(view: SegmentView) -> np.ndarray:
+        col = view.column(pk_name)
+        return np.asarray(pc.is_in(col, value_set=values.cast(col.type)).to_numpy(zero_copy_only=False), dtype=bool)
+
+    return sel
+
+
+def count(snap: Snapshot, flt: Filter | None) -> int:
+    if flt is None:
+        return snap.live_count()
+    return sum(int(rows.size) for _, rows in select(snap, flt))
+
+
+def query(
+    snap: Snapshot,
+    schema: CollectionSchema,
+    flt: Filter | None,
+    output_fields: Sequence[str] | None,
+    limit: int | None = None,
+    offset: int = 0,
+    extra: Selector | None = None,
+) -> list[dict[str, Any]]:
+    """Matching rows ordered by primary key (what Milvus's merge of sorted results yields),
+    then ``offset`` / ``limit`` applied."""
+    _check_window(limit, offset)
+    if output_fields is not None and list(output_fields) == [COUNT]:
+        if offset or limit:
+            raise InvalidArgument("count(*) does not take limit or offset")
+        if extra is None:
+            return [{COUNT: count(snap, flt)}]
+        return [{COUNT: sum(int(r.size) for _, r in select(snap, flt, extra))}]
+    out = resolve_output(schema, output_fields)
+    pk = schema.primary.name
+    parts = select(snap, flt, extra)
+    if not parts:
+        return []
+    pks = np.concatenate([snap.views[i].column(pk).take(pa.array(rows)).to_numpy(zero_copy_only=False) for i, rows in parts])
+    view_of = np.concatenate([np.full(rows.size, i, dtype=np.int64) for i, rows in parts])
+    row_of = np.concatenate([rows for _, rows in parts])
+    order = np.argsort(pks, kind="stable")
+    end = None if limit is None else offset + limit
+    order = order[offset:end]
+    return materialize(snap, out, pk, view_of[order], row_of[order], include_pk=True)
+
+
+def materialize(
+    snap: Snapshot,
+    out: Output,
+    pk: str,
+    view_of: np.ndarray,
+    row_of: np.ndarray,
+    *,
+    include_pk: bool,
+) -> list[dict[str, Any]]:
+    """Fetch the output columns for (view, row) pairs, preserving their order."""
+    n = len(row_of)
+    cols = list(dict.fromkeys(([pk] if include_pk else []) + out.columns))
+    values: dict[str, list[Any]] = {c: [None] * n for c in cols}
+    for i in np.unique(view_of):
+        pos = np.flatnonzero(view_of == i)
+        got = snap.views[int(i)].take(row_of[pos], cols)
+        for c in cols:
+            dest = values[c]
+            for p, v in zip(pos.tolist(), got[c], strict=True):
+                dest[p] = v
+    fields = tuple(dict.fromkeys(((pk,) if include_pk else ()) + out.fields))
+    return assemble(Output(fields, out.dynamic, out.with_dynamic), values, n)
+
+
+def _check_window(limit: int | None, offset: int) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+    if (limit or 0) + offset > MAX_LIMIT:
+        raise InvalidArgument(f"offset + limit must not exceed {MAX_LIMIT}")

@@ -1,0 +1,271 @@
+"""Turning the rows a user passes (a list of dicts, as Milvus takes them) into one columnar batch.
+
+All validation happens here, before a timestamp is taken or a byte is logged, which is what
+makes a batch all-or-nothing: either every row converts, or the call fails and nothing has
+changed. Conversion is column-wise (numpy / pyarrow) wherever the data allows; the per-row
+Python that remains is the type check of each value, which pyarrow alone would do too
+loosely (it turns ``True`` into ``1`` and ``"3"`` into an error message nobody can read).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from keeldb.errors import InvalidArgument
+from keeldb.schema import (
+    DYNAMIC_FIELD,
+    FLOAT_TYPES,
+    INT_RANGES,
+    INTEGER_TYPES,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+)
+
+MAX_BATCH_ROWS = 100_000
+MAX_BATCH_BYTES = 256 * 1024 * 1024  # beyond this a single log record gets unwieldy
+_MISSING = object()
+
+
+@dataclass
+class Batch:
+    """One write's rows: a table of every schema column (vectors included, no ``$ts``)."""
+
+    table: pa.Table
+    pks: list[Any]
+    vectors: dict[str, np.ndarray]
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+def vector_column(arr: np.ndarray) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=pa.float32()), arr.shape[1])
+
+
+def vectors_of(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """Zero-copy (when the column is one chunk) view of a vector column as an (n, dim) array."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    flat = col.flatten() if col.offset else col.values
+    return flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """A table as an Arrow IPC stream: the payload of a log record."""
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+def decode_table(payload: bytes | memoryview) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+def batch_from_table(schema: CollectionSchema, table: pa.Table) -> Batch:
+    pk = schema.primary.name
+    vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
+    return Batch(table, table[pk].to_pylist(), vectors)
+
+
+def _type_error(f: FieldSchema, value: Any, row: int) -> InvalidArgument:
+    return InvalidArgument(
+        f"row {row}: field {f.name!r} expects {f.dtype.name}, got {type(value).__name__} {value!r:.60}"
+    )
+
+
+def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
+    """Check and convert one scalar column; ``None`` entries are nulls (already allowed)."""
+    t = f.dtype
+    if t == DataType.BOOL:
+        for i, v in enumerate(values):
+            if v is not None and not isinstance(v, bool | np.bool_):
+                raise _type_error(f, v, i)
+        return pa.array(values, type=pa.bool_())
+    if t in INTEGER_TYPES:
+        for i, v in enumerate(values):
+            if v is not None and (isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer)):
+                raise _type_error(f, v, i)
+        lo, hi = INT_RANGES[t]
+        present = [v for v in values if v is not None]
+        if present and (min(present) < lo or max(present) > hi):
+            bad = next(v for v in present if not lo <= v <= hi)
+            raise InvalidArgument(f"field {f.name!r}: {bad} is out of range for {t.name}")
+        return pa.array(values, type=f.arrow_type)
+    if t in FLOAT_TYPES:
+        for i, v in enumerate(values):
+            if v is not None:
+                if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
+                    raise _type_error(f, v, i)
+                if not math.isfinite(v):
+                    raise InvalidArgument(f"row {i}: field {f.name!r}: NaN and infinity are not allowed")
+        arr = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        if t == DataType.FLOAT:
+            finite = np.isfinite(arr.to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
+            if not finite[~np.asarray(arr.is_null())].all():
+                raise InvalidArgument(f"field {f.name!r}: value out of range for FLOAT")
+            arr = arr.cast(pa.float32())
+        return arr
+    if t == DataType.VARCHAR:
+        limit = f.max_length or 0
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            if not isinstance(v, str):
+                raise _type_error(f, v, i)
+            if len(v) * 4 > limit and len(v.encode("utf-8")) > limit:
+                raise InvalidArgument(
+                    f"row {i}: field {f.name!r}: string of {len(v.encode('utf-8'))} bytes exceeds "
+                    f"max_length {limit}"
+                )
+        return pa.array(values, type=pa.string())
+    if t == DataType.JSON:
+        return pa.array([None if v is None else _json_text(f.name, v, i) for i, v in enumerate(values)], type=pa.string())
+    raise InvalidArgument(f"field {f.name!r}: unsupported type {t.name}")
+
+
+def _json_text(name: str, value: Any, row: int) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"row {row}: field {name!r} is not valid JSON: {e}") from None
+
+
+def _convert_vectors(f: FieldSchema, values: list[Any]) -> np.ndarray:
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, str | bytes | Mapping):
+            raise InvalidArgument(f"row {i}: vector field {f.name!r} needs a list of {f.dim} floats")
+    try:
+        arr = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        for i, v in enumerate(values):
+            try:
+                n = len(v)
+            except TypeError:
+                raise InvalidArgument(f"row {i}: vector field {f.name!r} needs a list of floats") from None
+            if n != f.dim:
+                raise InvalidArgument(
+                    f"row {i}: vector field {f.name!r} has dimension {n}, the collection's is {f.dim}"
+                ) from None
+        raise InvalidArgument(f"vector field {f.name!r}: values must be numbers") from None
+    if arr.ndim != 2 or arr.shape[1] != f.dim:
+        got = arr.shape[1] if arr.ndim == 2 else "irregular"
+        raise InvalidArgument(f"vector field {f.name!r} has dimension {got}, the collection's is {f.dim}")
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InvalidArgument(f"row {row}: vector field {f.name!r} contains NaN or infinity")
+    return arr
+
+
+def rows_to_batch(
+    schema: CollectionSchema,
+    rows: Any,
+    *,
+    require_pk: bool,
+    auto_ids: Iterable[int] | None = None,
+) -> Batch:
+    """Validate ``rows`` against ``schema`` and build a Batch, or raise InvalidArgument.
+
+    ``require_pk``: upserts must name their keys even under ``auto_id`` (an upsert without a
+    key would be an insert in disguise). ``auto_ids`` supplies keys for inserts under auto_id.
+    """
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    if not isinstance(rows, list | tuple):
+        raise InvalidArgument(f"data must be a list of dicts, got {type(rows).__name__}")
+    n = len(rows)
+    if n > MAX_BATCH_ROWS:
+        raise InvalidArgument(f"a batch may hold at most {MAX_BATCH_ROWS} rows, got {n}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, Mapping):
+            raise InvalidArgument(f"row {i} is a {type(r).__name__}, not a dict")
+    pkf = schema.primary
+    names = {f.name for f in schema.fields}
+    use_auto = pkf.auto_id and not require_pk
+    columns: dict[str, Any] = {}
+    vectors: dict[str, np.ndarray] = {}
+
+    meta: list[str] | None = [] if schema.enable_dynamic_field else None
+    for i, r in enumerate(rows):
+        extra = r.keys() - names
+        if DYNAMIC_FIELD in extra:
+            raise InvalidArgument(f"row {i}: {DYNAMIC_FIELD!r} is reserved; pass dynamic fields as top-level keys")
+        if use_auto and pkf.name in r:
+            raise InvalidArgument(f"row {i}: the primary key {pkf.name!r} is auto_id; do not pass it")
+        if extra:
+            if meta is None:
+                raise InvalidArgument(
+                    f"row {i}: unknown field {sorted(extra)[0]!r} (the collection has no dynamic field)"
+                )
+            meta.append(_json_text(DYNAMIC_FIELD, {k: r[k] for k in extra}, i))
+        elif meta is not None:
+            meta.append("{}")
+
+    for f in schema.fields:
+        if f.is_primary and use_auto:
+            ids = list(auto_ids or [])
+            if len(ids) != n:
+                raise InvalidArgument("internal: auto_id allocation size mismatch")
+            columns[f.name] = pa.array(ids, type=pa.int64())
+            continue
+        values = [r.get(f.name, _MISSING) for r in rows]
+        missing = [i for i, v in enumerate(values) if v is _MISSING or v is None]
+        if missing:
+            if f.default_value is not None:
+                for i in missing:
+                    values[i] = f.default_value
+            elif f.nullable:
+                for i in missing:
+                    values[i] = None
+            else:
+                i = missing[0]
+                what = "is missing" if values[i] is _MISSING else "is None"
+                raise InvalidArgument(f"row {i}: field {f.name!r} {what} and has no default")
+        if f.dtype == DataType.FLOAT_VECTOR:
+            vectors[f.name] = _convert_vectors(f, values)
+            columns[f.name] = vector_column(vectors[f.name])
+        else:
+            columns[f.name] = _convert_scalar(f, values)
+
+    pks = columns[pkf.name].to_pylist()
+    if len(set(pks)) != n:
+        seen: set[Any] = set()
+        dup = next(k for k in pks if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidArgument(f"primary key {dup!r} appears twice in one batch")
+    if meta is not None:
+        columns[DYNAMIC_FIELD] = pa.array(meta, type=pa.string())
+    table = pa.Table.from_arrays(list(columns.values()), schema=schema.arrow_schema())
+    if table.nbytes > MAX_BATCH_BYTES:
+        raise InvalidArgument(f"batch of {table.nbytes} bytes exceeds the limit of {MAX_BATCH_BYTES}")
+    return Batch(table, pks, vectors)
+
+
+def pk_array(schema: CollectionSchema, ids: Any) -> list[Any]:
+    """Validate a list of primary keys given to get/delete."""
+    if isinstance(ids, int | str) and not isinstance(ids, bool):
+        ids = [ids]
+    if not isinstance(ids, list | tuple | np.ndarray):
+        raise InvalidArgument(f"ids must be a list of primary keys, got {type(ids).__name__}")
+    pkf = schema.primary
+    out = []
+    for v in ids:
+        if isinstance(v, np.integer):
+            v = int(v)
+        if pkf.dtype == DataType.INT64:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidArgument(f"primary key {v!r} is not an INT64")
+        elif not isinstance(v, str):
+            raise InvalidArgument(f"primary key {v!r} is not a VARCHAR")
+        out.append(v)
+    return out

@@ -1,0 +1,226 @@
+"""Segments in memory: the growing one that takes writes, and sealed ones loaded from files.
+
+Every row version carries two timestamps: ``ts`` (when it was written) and ``deleted_at``
+(the timestamp of the first delete or overwrite of its key after it, or ``NEVER``). A reader
+at snapshot time S sees exactly the rows with ``ts <= S < deleted_at``: the brief's MVCC rule
+"visible iff ts <= S and no delete has ts < del_ts <= S", folded into one comparison per row.
+
+``deleted_at`` is the only thing that changes after a row is written. It only ever goes from
+``NEVER`` to a timestamp newer than every reader's S that existed at that moment, so a reader
+can look at it without a lock: a concurrent change can never alter what that reader sees.
+The same argument makes a reader that holds an older copy of a growing segment's arrays
+(before they were reallocated) correct.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from keeldb.engine.rows import Batch, vector_column, vectors_of
+from keeldb.schema import CollectionSchema
+from keeldb.storage.segment_file import TS_COLUMN
+
+NEVER = np.iinfo(np.int64).max
+
+
+class SegmentView:
+    """A consistent, read-only view of the first ``num_rows`` rows of a segment.
+
+    Implements the expression evaluator's ``ColumnSource`` protocol.
+    """
+
+    def __init__(
+        self,
+        segment: Segment,
+        num_rows: int,
+        ts: np.ndarray,
+        deleted_at: np.ndarray,
+        vectors: dict[str, np.ndarray],
+        chunks: Sequence[pa.Table],
+    ) -> None:
+        self.segment = segment
+        self.num_rows = num_rows
+        self.ts = ts
+        self.deleted_at = deleted_at
+        self._vectors = vectors
+        self._chunks = chunks
+        self._json: dict[str, list[Any]] = {}
+
+    def visible(self, snapshot_ts: int) -> np.ndarray:
+        return (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)
+
+    def count_visible(self, snapshot_ts: int) -> int:
+        return int(np.count_nonzero(self.visible(snapshot_ts)))
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if not self._chunks:
+            return pa.chunked_array([], type=self.segment.arrow_schema.field(name).type)
+        return pa.chunked_array([c[name] for c in self._chunks])
+
+    def json_objects(self, name: str) -> list[Any]:
+        cached = self.segment.json_cache(name, self.num_rows)
+        if cached is not None:
+            return cached
+        if name not in self._json:
+            self._json[name] = [None if s is None else json.loads(s) for s in self.column(name).to_pylist()]
+            self.segment.store_json_cache(name, self.num_rows, self._json[name])
+        return self._json[name]
+
+    def vectors(self, field: str) -> np.ndarray:
+        return self._vectors[field]
+
+    def take(self, rows: np.ndarray, names: Sequence[str]) -> dict[str, list[Any]]:
+        """Values of ``names`` at ``rows``, as Python lists (vectors as lists of floats)."""
+        out: dict[str, list[Any]] = {}
+        idx = pa.array(rows, type=pa.int64())
+        for name in names:
+            if name in self._vectors:
+                out[name] = self._vectors[name][rows].tolist()
+            else:
+                out[name] = self.column(name).take(idx).to_pylist()
+        return out
+
+
+class Segment:
+    """Common state: identity, schema, and a cache of parsed JSON columns."""
+
+    def __init__(self, sid: int, schema: CollectionSchema) -> None:
+        self.sid = sid
+        self.schema = schema
+        self.arrow_schema = schema.arrow_schema()
+        self.vector_names = [f.name for f in schema.vector_fields]
+        self._json_cache: dict[str, tuple[int, list[Any]]] = {}
+
+    def json_cache(self, name: str, n: int) -> list[Any] | None:
+        hit = self._json_cache.get(name)
+        return hit[1] if hit and hit[0] == n else None
+
+    def store_json_cache(self, name: str, n: int, values: list[Any]) -> None:
+        self._json_cache[name] = (n, values)
+
+    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def view(self) -> SegmentView:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class SealedSegment(Segment):
+    """An immutable segment whose columns come from a (memory-mapped) segment file."""
+
+    def __init__(
+        self,
+        sid: int,
+        schema: CollectionSchema,
+        table: pa.Table,
+        deleted_at: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(sid, schema)
+        self.num_rows = table.num_rows
+        self.ts = table[TS_COLUMN].to_numpy()
+        self.deleted_at = np.full(self.num_rows, NEVER, dtype=np.int64) if deleted_at is None else deleted_at
+        self.vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
+        self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
+        self._pk_cache: np.ndarray | None = None
+
+    def pk_numpy(self) -> np.ndarray:
+        if self._pk_cache is None:
+            self._pk_cache = self.table[self.schema.primary.name].to_numpy()
+        return self._pk_cache
+
+    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
+        self.deleted_at[rows] = ts
+
+    def view(self) -> SegmentView:
+        return SegmentView(self, self.num_rows, self.ts, self.deleted_at, self.vectors, [self.table])
+
+
+class GrowingSegment(Segment):
+    """The in-memory segment that appends take. Arrays grow by doubling; scalar columns are
+    kept as the list of per-batch Arrow tables so that an append never copies old rows."""
+
+    def __init__(self, sid: int, schema: CollectionSchema, capacity: int = 1024) -> None:
+        super().__init__(sid, schema)
+        self.num_rows = 0
+        self.nbytes = 0
+        self._ts = np.empty(capacity, dtype=np.int64)
+        self._deleted_at = np.full(capacity, NEVER, dtype=np.int64)
+        self._vectors = {
+            f.name: np.empty((capacity, f.dim or 0), dtype=np.float32) for f in schema.vector_fields
+        }
+        self._chunks: list[pa.Table] = []
+        self._chunk_ends: list[int] = []
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._ts)
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        ts = np.empty(new_cap, dtype=np.int64)
+        ts[: self.num_rows] = self._ts[: self.num_rows]
+        deleted = np.full(new_cap, NEVER, dtype=np.int64)
+        deleted[: self.num_rows] = self._deleted_at[: self.num_rows]
+        vecs = {}
+        for name, v in self._vectors.items():
+            nv = np.empty((new_cap, v.shape[1]), dtype=np.float32)
+            nv[: self.num_rows] = v[: self.num_rows]
+            vecs[name] = nv
+        # Swap in whole new arrays; readers holding the old ones stay correct (see module doc).
+        self._ts, self._deleted_at, self._vectors = ts, deleted, vecs
+
+    def append(self, batch: Batch, ts: int) -> int:
+        """Append a batch's rows with timestamp ``ts``; return the first new row's index."""
+        start = self.num_rows
+        n = batch.num_rows
+        self._grow(start + n)
+        self._ts[start : start + n] = ts
+        for name, arr in batch.vectors.items():
+            self._vectors[name][start : start + n] = arr
+        self._chunks.append(batch.table.drop_columns(self.vector_names))
+        self._chunk_ends.append(start + n)
+        self.nbytes += batch.table.nbytes
+        self.num_rows = start + n  # published last: a view never sees a half-appended batch
+        return start
+
+    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
+        self._deleted_at[rows] = ts
+
+    def view(self) -> SegmentView:
+        n = self.num_rows
+        return SegmentView(
+            self,
+            n,
+            self._ts[:n],
+            self._deleted_at[:n],
+            {k: v[:n] for k, v in self._vectors.items()},
+            # Only whole batches below n: an append in progress may have added its chunk
+            # already but publishes num_rows last.
+            self._chunks[: bisect.bisect_right(self._chunk_ends, n)],
+        )
+
+    def pk_numpy(self) -> np.ndarray:
+        return self.view().column(self.schema.primary.name).to_numpy()
+
+    def to_table(self) -> pa.Table:
+        """The whole segment as one table in segment-file column order (``$ts`` first)."""
+        n = self.num_rows
+        scalars = pa.concat_tables(self._chunks) if self._chunks else self.arrow_schema.empty_table()
+        cols: list[pa.Array | pa.ChunkedArray] = [pa.array(self._ts[:n], type=pa.int64())]
+        fields = [pa.field(TS_COLUMN, pa.int64(), nullable=False)]
+        for f in self.arrow_schema:
+            if f.name in self._vectors:
+                cols.append(vector_column(self._vectors[f.name][:n]))
+            else:
+                cols.append(scalars[f.name])
+            fields.append(f)
+        return pa.Table.from_arrays(cols, schema=pa.schema(fields)).combine_chunks()
+
+    @property
+    def deleted_at(self) -> np.ndarray:
+        return self._deleted_at[: self.num_rows]

@@ -1,0 +1,62 @@
+"""Garbage collection: delete files that no retained manifest version needs.
+
+Run only after a manifest commit is durable (and at open, after recovery chose its
+version), never before: deleting first and committing second is how a crash loses the
+only copy of a row. What is kept:
+- every segment and delete file named by a retained manifest version;
+- every log numbered at or after the smallest checkpoint among retained versions
+  (the older version's replay needs them if the newest one were ever unreadable);
+- the current log and anything newer (writes in flight).
+Everything else in the collection's directory that looks like ours is removed, including
+``.tmp`` leftovers of interrupted renames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from keeldb.storage.crash import crash_point
+from keeldb.storage.fs import fsync_dir
+from keeldb.storage.manifest import Manifest, list_versions, manifest_path
+
+
+def collect_garbage(
+    directory: Path, wal_dir: Path, retained: Iterable[Manifest], active_log: int
+) -> list[str]:
+    retained = list(retained)
+    keep_files = set().union(*(m.files() for m in retained)) if retained else set()
+    keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
+    keep_versions = {m.version for m in retained}
+    doomed: list[Path] = []
+    for name in os.listdir(directory):
+        p = directory / name
+        if name.endswith(".tmp"):
+            doomed.append(p)
+        elif (name.startswith("seg-") or name.startswith("del-")) and name not in keep_files:
+            doomed.append(p)
+    for v in list_versions(directory):
+        if v not in keep_versions and retained and v < max(keep_versions):
+            doomed.append(manifest_path(directory, v))
+    for name in os.listdir(wal_dir):
+        if name.endswith(".log"):
+            try:
+                n = int(name[:-4])
+            except ValueError:
+                continue
+            if n < keep_logs_from and n < active_log:
+                doomed.append(wal_dir / name)
+    removed = []
+    for i, p in enumerate(sorted(doomed)):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            continue
+        removed.append(p.name)
+        if i == 0:
+            crash_point("gc.during")
+    if removed:
+        fsync_dir(directory)
+        fsync_dir(wal_dir)
+    return removed
