@@ -21,6 +21,7 @@ MAX_DIM = 32768
 MAX_VARCHAR_LENGTH = 65535
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DYNAMIC_FIELD = "$meta"
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class DataType(IntEnum):
@@ -219,8 +220,15 @@ def validate_scalar(f: FieldSchema, value: Any) -> Any:
     if t in FLOAT_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidArgument(f"field {f.name!r} expects {t.name}, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise InvalidArgument(f"field {f.name!r}: NaN and infinity are not allowed")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond float64 (10**400) must be InvalidArgument too
+            finite = False
+        if not finite:
+            raise InvalidArgument(f"field {f.name!r}: NaN, infinity and values beyond {t.name} range are not allowed")
+        if t == DataType.FLOAT and abs(value) > FLOAT32_MAX:
+            # Otherwise the default is accepted here and every row that falls back on it fails.
+            raise InvalidArgument(f"field {f.name!r}: {value!r} is out of range for FLOAT")
         return float(value)
     if t == DataType.VARCHAR:
         if not isinstance(value, str):

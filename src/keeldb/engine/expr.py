@@ -625,9 +625,30 @@ class _Compare(_Pred):
 
 
 @dataclass(eq=False)
+class _InSet:
+    """The constants of an ``in`` list that share one JSON type (all numbers, all strings or
+    all bools); ``all_int`` says whether integer columns can be matched without casting."""
+
+    values: list[Any]
+    all_int: bool = False
+    _arrays: dict[pa.DataType, pa.Array] = field(default_factory=dict, repr=False)
+
+    def value_set(self, t: pa.DataType) -> pa.Array:
+        """The list as an Arrow array of type ``t``, built once per type and reused."""
+        arr = self._arrays.get(t)
+        if arr is None:
+            if pa.types.is_floating(t):
+                arr = pa.array([float(x) for x in self.values], type=t)
+            else:
+                arr = pa.array(self.values, type=t)
+            self._arrays[t] = arr
+        return arr
+
+
+@dataclass(eq=False)
 class _In(_Pred):
     value: _Value
-    items: list[_Lit]
+    groups: dict[Kind, _InSet]
     negate: bool
     pos: int = 0
 
@@ -640,40 +661,31 @@ class _In(_Pred):
         if isinstance(v, _JsonRef):
             # Mixed lists are fine for JSON: test each JSON type against the items of that
             # type; a row whose type matches no item's type stays null (never selected).
-            groups: dict[Kind, list[_Lit]] = {}
-            for it in self.items:
-                groups.setdefault(Kind.NUMBER if it.kind in _NUMERIC else it.kind, []).append(it)
-            parts = [self._is_in(ctx.json_typed(v, k), items) for k, items in groups.items()]
+            parts = [self._is_in(ctx.json_typed(v, k), s) for k, s in self.groups.items()]
             if not parts:
-                return self._empty_json(ctx, v)
+                isnull = ctx.json_is_null(v).to_numpy(zero_copy_only=False)
+                return pa.array(np.zeros(ctx.n, dtype=bool), mask=isnull)
             return parts[0] if len(parts) == 1 else pc.coalesce(*parts)
         arr = _arrow_value(v, ctx, v.kind)
-        return self._is_in(arr, self.items, v)
+        if not self.groups:
+            return _renull(ctx.full(False), arr)
+        (items,) = self.groups.values()
+        return self._is_in(arr, items)
 
     @staticmethod
-    def _empty_json(ctx: _Ctx, v: _JsonRef) -> pa.Array:
-        isnull = ctx.json_is_null(v).to_numpy(zero_copy_only=False)
-        return pa.array(np.zeros(ctx.n, dtype=bool), mask=isnull)
-
-    @staticmethod
-    def _is_in(arr: pa.Array, items: list[_Lit], like: _Value | None = None) -> pa.Array:
-        values = [it.value for it in items]
+    def _is_in(arr: pa.Array, items: _InSet) -> pa.Array:
         t = arr.type
         if pa.types.is_integer(t):
-            if all(it.kind is Kind.INT for it in items):
+            if items.all_int:
                 if t != pa.int64():
                     arr = arr.cast(pa.int64())
-                vset = pa.array(values, type=pa.int64())
+                t = pa.int64()
             else:
                 arr = arr.cast(pa.float64())
-                vset = pa.array([float(x) for x in values], type=pa.float64())
-        elif pa.types.is_floating(t):
-            vset = pa.array([float(x) for x in values], type=t)
-        else:
-            vset = pa.array(values, type=t)
+                t = pa.float64()
         if len(arr) == 0:
             return pa.array([], type=pa.bool_())
-        return _renull(pc.is_in(arr, value_set=vset), arr)
+        return _renull(pc.is_in(arr, value_set=items.value_set(t)), arr)
 
 
 @dataclass(eq=False)
@@ -850,6 +862,32 @@ def _unescape(quoted: str, start: int, expr: str) -> str:
     return "".join(out)
 
 
+_FAST_INT_BODY = re.compile(r"[0-9,\s+-]*")
+_LEADING_ZERO = re.compile(r"(?<![0-9])0[0-9]")
+
+
+def _fast_int_list(text: str) -> list[int] | None:
+    """The values of a LITERAL_LIST token holding only decimal int64 integers, else None.
+
+    This is the ``pk in [...]`` shape; ``int()`` over a split is several times faster than
+    scanning item by item. Anything unusual (octal, hex, spaced signs, out-of-range values)
+    returns None and takes the general path, which also produces exact error positions.
+    """
+    body = text[1:-1]
+    if not _FAST_INT_BODY.fullmatch(body) or _LEADING_ZERO.search(body):
+        return None
+    parts = body.split(",")
+    if not parts[-1].strip():
+        parts.pop()
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        return None
+    if values and (min(values) < INT64_MIN or max(values) > INT64_MAX):
+        return None
+    return values
+
+
 def _parse_int(text: str) -> int:
     """Integer literals as Milvus reads them (Go's ``ParseInt(s, 0, 64)``): hex ``0x``,
     binary ``0b`` and C-style octal with a leading ``0``."""
@@ -1017,12 +1055,17 @@ class _Compiler:
 
     def in_list(self, vt: Tree | Token, lt: Tree, *, negate: bool, pos: int) -> _Pred:
         v = self.value(vt)
+        allowed = self.list_kinds(v)
         first = lt.children[0]
         if isinstance(first, Token) and first.type == "LITERAL_LIST":
+            fast = _fast_int_list(first.value)
+            if fast is not None and not isinstance(v, _Lit):
+                if allowed is None or Kind.INT in allowed:
+                    groups = {Kind.NUMBER: _InSet(fast, all_int=True)} if fast else {}
+                    return _In(v, groups, negate, pos=pos)
             elems: list[_Value] = list(self.literal_list(first))
         else:
             elems = [self.value(c) for c in lt.children[1:]]
-        allowed = self.list_kinds(v)
         items: list[_Lit] = []
         for it in elems:
             if not isinstance(it, _Lit):
@@ -1041,7 +1084,14 @@ class _Compiler:
                 for it in items
             )
             return _Const(hit != negate, pos=pos)
-        return _In(v, items, negate, pos=pos)
+        grouped: dict[Kind, list[_Lit]] = {}
+        for it in items:
+            grouped.setdefault(Kind.NUMBER if it.kind in _NUMERIC else it.kind, []).append(it)
+        sets = {
+            k: _InSet([it.value for it in g], all_int=all(it.kind is Kind.INT for it in g))
+            for k, g in grouped.items()
+        }
+        return _In(v, sets, negate, pos=pos)
 
     @staticmethod
     def list_kinds(v: _Value) -> frozenset[Kind] | None:

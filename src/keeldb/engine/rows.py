@@ -99,21 +99,35 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
         lo, hi = INT_RANGES[t]
         present = [v for v in values if v is not None]
         if present and (min(present) < lo or max(present) > hi):
-            bad = next(v for v in present if not lo <= v <= hi)
-            raise InvalidArgument(f"field {f.name!r}: {bad} is out of range for {t.name}")
+            # Name the row as every other row error does, so a bad value in a big batch is findable.
+            i, bad = next((i, v) for i, v in enumerate(values) if v is not None and not lo <= v <= hi)
+            raise InvalidArgument(f"row {i}: field {f.name!r}: {bad} is out of range for {t.name}")
         return pa.array(values, type=f.arrow_type)
     if t in FLOAT_TYPES:
         for i, v in enumerate(values):
             if v is not None:
-                if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
+                # np.number would admit complex, which math.isfinite cannot take.
+                if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
                     raise _type_error(f, v, i)
-                if not math.isfinite(v):
-                    raise InvalidArgument(f"row {i}: field {f.name!r}: NaN and infinity are not allowed")
+                try:
+                    finite = math.isfinite(v)
+                except OverflowError:  # an int beyond float64 (10**400) used to escape as OverflowError
+                    finite = False
+                if not finite:
+                    raise InvalidArgument(
+                        f"row {i}: field {f.name!r}: NaN, infinity and values beyond {t.name} range "
+                        "are not allowed"
+                    )
         arr = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
         if t == DataType.FLOAT:
-            finite = np.isfinite(arr.to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
-            if not finite[~np.asarray(arr.is_null())].all():
-                raise InvalidArgument(f"field {f.name!r}: value out of range for FLOAT")
+            # Values beyond float32 range become inf on the cast: reject them, naming the row
+            # (and without numpy's overflow RuntimeWarning leaking to the caller).
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(arr.to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
+            bad_rows = np.flatnonzero(~finite & ~np.asarray(arr.is_null()))
+            if bad_rows.size:
+                i = int(bad_rows[0])
+                raise InvalidArgument(f"row {i}: field {f.name!r}: {values[i]!r} is out of range for FLOAT")
             arr = arr.cast(pa.float32())
         return arr
     if t == DataType.VARCHAR:
@@ -145,27 +159,46 @@ def _convert_vectors(f: FieldSchema, values: list[Any]) -> np.ndarray:
     for i, v in enumerate(values):
         if v is None or isinstance(v, str | bytes | Mapping):
             raise InvalidArgument(f"row {i}: vector field {f.name!r} needs a list of {f.dim} floats")
+    # Convert with numpy's own dtype inference first and check the kind: converting straight
+    # to float32 silently accepted strings ("1.5" -> 1.5) and booleans as vector elements,
+    # and reported a scalar or nested "vector" as having dimension "irregular" with no row.
     try:
-        arr = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        for i, v in enumerate(values):
-            try:
-                n = len(v)
-            except TypeError:
-                raise InvalidArgument(f"row {i}: vector field {f.name!r} needs a list of floats") from None
-            if n != f.dim:
-                raise InvalidArgument(
-                    f"row {i}: vector field {f.name!r} has dimension {n}, the collection's is {f.dim}"
-                ) from None
-        raise InvalidArgument(f"vector field {f.name!r}: values must be numbers") from None
-    if arr.ndim != 2 or arr.shape[1] != f.dim:
-        got = arr.shape[1] if arr.ndim == 2 else "irregular"
-        raise InvalidArgument(f"vector field {f.name!r} has dimension {got}, the collection's is {f.dim}")
+        raw = np.asarray(values)
+    except (TypeError, ValueError):  # ragged rows
+        raise _vector_row_error(f, values) from None
+    if raw.ndim != 2 or raw.shape[1] != f.dim or raw.dtype.kind not in "iuf":
+        raise _vector_row_error(f, values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = raw.astype(np.float32, copy=False)
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise InvalidArgument(f"row {row}: vector field {f.name!r} contains NaN or infinity")
+        raise InvalidArgument(
+            f"row {row}: vector field {f.name!r} contains NaN, infinity or a value beyond float32 range"
+        )
     return arr
+
+
+def _vector_row_error(f: FieldSchema, values: list[Any]) -> InvalidArgument:
+    """The first row that is not a list of ``dim`` numbers (slow path, errors only)."""
+    for i, v in enumerate(values):
+        try:
+            n = len(v)
+        except TypeError:
+            return InvalidArgument(
+                f"row {i}: vector field {f.name!r} needs a list of {f.dim} floats, got {type(v).__name__}"
+            )
+        if n != f.dim:
+            return InvalidArgument(
+                f"row {i}: vector field {f.name!r} has dimension {n}, the collection's is {f.dim}"
+            )
+        for x in v:
+            if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+                return InvalidArgument(
+                    f"row {i}: vector field {f.name!r}: element {x!r:.40} is a {type(x).__name__}, "
+                    "not a number"
+                )
+    return InvalidArgument(f"vector field {f.name!r}: values must be lists of {f.dim} numbers")
 
 
 def rows_to_batch(
@@ -240,9 +273,14 @@ def rows_to_batch(
 
     pks = columns[pkf.name].to_pylist()
     if len(set(pks)) != n:
-        seen: set[Any] = set()
-        dup = next(k for k in pks if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidArgument(f"primary key {dup!r} appears twice in one batch")
+        # Name both rows, not just the key: in a batch of thousands the key alone is hard to find.
+        first: dict[Any, int] = {}
+        for i, k in enumerate(pks):
+            if k in first:
+                raise InvalidArgument(
+                    f"primary key {k!r} appears twice in one batch (rows {first[k]} and {i})"
+                )
+            first[k] = i
     if meta is not None:
         columns[DYNAMIC_FIELD] = pa.array(meta, type=pa.string())
     table = pa.Table.from_arrays(list(columns.values()), schema=schema.arrow_schema())

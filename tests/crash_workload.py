@@ -1,0 +1,153 @@
+"""A deterministic workload that passes through every crash point, and the model to check it.
+
+Run as a child process: ``python tests/crash_workload.py DATA_DIR JOURNAL``. Before each
+operation it journals ``begin``, after the call returns it journals ``ack``; a SIGKILL at a
+crash point therefore leaves a journal that says exactly which operations were acknowledged
+and which one (at most one: the workload is single-threaded) was in flight.
+
+``expected_states`` turns a journal into the states recovery may legally produce: the model
+of acknowledged operations, and — if an operation was in flight — that model with the
+in-flight operation applied in full. Anything else (a lost ack, half a batch, a key twice)
+is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DIM = 8
+COLLECTION = "crash"
+
+
+def vec(pk: int, version: int) -> list[float]:
+    """Unique per (pk, version), so an exact search for it can only find that version."""
+    return [pk / 10, version / 10] + [float((pk * 31 + version * 7 + i) % 97) / 10 for i in range(DIM - 2)]
+
+
+def row(pk: int, version: int) -> dict[str, Any]:
+    return {"id": pk, "vector": vec(pk, version), "val": version, "tag": f"t{pk % 5}"}
+
+
+# Each op: (kind, payload). Writes stamp val = the op's index, so every version is unique.
+def operations() -> list[tuple[str, Any]]:
+    ops: list[tuple[str, Any]] = [("create", None)]
+    ops += [("insert", list(range(i, i + 50))) for i in (0, 50, 100)]
+    ops += [("upsert", list(range(0, 20))), ("delete", list(range(100, 110))), ("flush", None)]
+    ops += [("upsert", list(range(10, 40))), ("delete", list(range(140, 150)))]
+    ops += [("insert", list(range(150, 200))), ("delete_filter", "id >= 190"), ("flush", None)]
+    ops += [("upsert", list(range(0, 50))), ("reopen", None), ("upsert", list(range(50, 60)))]
+    ops += [("insert", [100, 101]), ("flush", None), ("upsert", list(range(5, 15))), ("reopen", None)]
+    ops += [("delete", [0, 1, 2]), ("flush", None)]
+    return ops
+
+
+def apply(model: dict[int, int] | None, i: int, kind: str, payload: Any) -> dict[int, int] | None:
+    """The model: pk -> val of its live version, or None before the collection exists."""
+    if kind == "create":
+        return {} if model is None else model
+    assert model is not None
+    m = dict(model)
+    if kind in ("insert", "upsert"):
+        for pk in payload:
+            m[pk] = i
+    elif kind == "delete":
+        for pk in payload:
+            m.pop(pk, None)
+    elif kind == "delete_filter":
+        for pk in [k for k in m if k >= 190]:
+            m.pop(pk)
+    return m
+
+
+def run(data: Path, journal: Path) -> None:
+    import keeldb
+    from keeldb import DataType
+
+    j = open(journal, "a", buffering=1)  # noqa: SIM115 - lives until the process dies
+    client = keeldb.Client(str(data))
+    for i, (kind, payload) in enumerate(operations()):
+        j.write(json.dumps({"op": i, "event": "begin"}) + "\n")
+        j.flush()
+        if kind == "create":
+            schema = client.create_schema(enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+            schema.add_field("val", DataType.INT64)
+            schema.add_field("tag", DataType.VARCHAR, max_length=16)
+            idx = client.prepare_index_params()
+            idx.add_index("vector", "FLAT", metric_type="L2")
+            client.create_collection(COLLECTION, schema=schema, index_params=idx)
+        elif kind == "insert":
+            client.insert(COLLECTION, [row(pk, i) for pk in payload])
+        elif kind == "upsert":
+            client.upsert(COLLECTION, [row(pk, i) for pk in payload])
+        elif kind == "delete":
+            client.delete(COLLECTION, ids=payload)
+        elif kind == "delete_filter":
+            client.delete(COLLECTION, filter=payload)
+        elif kind == "flush":
+            client.flush(COLLECTION)
+        elif kind == "reopen":
+            client.close()
+            client = keeldb.Client(str(data))
+        j.write(json.dumps({"op": i, "event": "ack"}) + "\n")
+        j.flush()
+    client.close()
+    j.write(json.dumps({"event": "done"}) + "\n")
+
+
+def expected_states(journal: Path) -> tuple[list[dict[int, int] | None], bool]:
+    """(legal states, whether the workload finished)."""
+    events = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    ops = operations()
+    acked = {e["op"] for e in events if e.get("event") == "ack"}
+    begun = [e["op"] for e in events if e.get("event") == "begin"]
+    done = any(e.get("event") == "done" for e in events)
+    model: dict[int, int] | None = None
+    for i in sorted(acked):
+        model = apply(model, i, *ops[i])
+    states = [model]
+    in_flight = [i for i in begun if i not in acked]
+    assert len(in_flight) <= 1, in_flight
+    if in_flight:
+        i = in_flight[0]
+        states.append(apply(model, i, *ops[i]))
+    return states, done
+
+
+def observed_state(data: Path) -> dict[int, int] | None:
+    """Reopen the directory and read the whole collection, checking internal consistency."""
+    import numpy as np
+
+    import keeldb
+
+    client = keeldb.Client(str(data))
+    try:
+        if not client.has_collection(COLLECTION):
+            return None
+        rows = client.query(COLLECTION, filter="", output_fields=["id", "val", "vector"])
+        count = client.query(COLLECTION, filter="", output_fields=["count(*)"])[0]["count(*)"]
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids)), "a primary key is visible twice"
+        assert count == len(ids), f"count(*) {count} != rows {len(ids)}"
+        for r in rows:
+            assert np.allclose(r["vector"], vec(r["id"], r["val"]), atol=1e-6), r
+        # Search must only return live versions: look each live row up by its own vector.
+        if rows:
+            probe = rows[:: max(1, len(rows) // 10)]
+            hits = client.search(COLLECTION, [vec(r["id"], r["val"]) for r in probe], limit=1, output_fields=["val"])
+            for r, h in zip(probe, hits, strict=True):
+                assert h and h[0]["id"] == r["id"] and h[0]["entity"]["val"] == r["val"], (r, h)
+        return {r["id"]: r["val"] for r in rows}
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    run(Path(sys.argv[1]), Path(sys.argv[2]))
+    os._exit(0)
