@@ -157,7 +157,7 @@ def test_empty_filter_is_none(expr: str | None) -> None:
         ("active == FALSE", {2, 5, 8}),
         ("age > price", {1, 4, 5}),  # two fields
         ("age == id", set()),
-        ("id < price", {4, 8}),
+        ("id < price", {2, 4, 8}),
     ],
 )
 def test_comparisons(expr: str, expected: set[int]) -> None:
@@ -210,7 +210,7 @@ def test_ranges(expr: str, expected: set[int]) -> None:
         ("id == 2 or TRUE", set(range(1, 9))),
         ("active", {1, 4, 6}),
         ("not active", {2, 5, 8}),  # null stays unknown under not
-        ("android > 0", set()) if False else ("id > 0 and id < 2", {1}),
+        ("id > 0 and id < 2", {1}),
     ],
 )
 def test_boolean_logic(expr: str, expected: set[int]) -> None:
@@ -226,7 +226,8 @@ def test_boolean_logic(expr: str, expected: set[int]) -> None:
         ("age <= 5", {3, 6}),
         # Kleene logic: unknown or true = true, unknown and false = false.
         ("age > 5 or id == 2", {1, 2, 4, 5, 8}),
-        ("not (age > 5 and id == 2)", {1, 2, 3, 4, 5, 6, 7, 8} - {2, 7} | {2, 7}),
+        # unknown and false = false, so row 7 is selected; unknown and true stays unknown.
+        ("not (age > 5 and id == 2)", {1, 3, 4, 5, 6, 7, 8}),
         ("not (age > 5 or id == 2)", {3, 6}),
         ("age is null", {2, 7}),
         ("age IS NULL", {2, 7}),
@@ -240,12 +241,6 @@ def test_boolean_logic(expr: str, expected: set[int]) -> None:
 )
 def test_null_semantics(expr: str, expected: set[int]) -> None:
     assert ids(expr) == expected
-
-
-def test_not_and_with_false_side_is_true_for_null_rows() -> None:
-    # age > 5 is unknown for rows 2 and 7, id == 2 is false for 7 and true for 2:
-    # unknown and false = false, so not(...) is true for row 7; unknown and true = unknown.
-    assert ids("not (age > 5 and id == 2)") == {1, 3, 4, 5, 6, 7, 8} - {2} | {1}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,8 +268,8 @@ def test_not_and_with_false_side_is_true_for_null_rows() -> None:
         ('name not in ["bob"]', {1, 4, 5, 6, 7, 8}),
         ("active in [true]", {1, 4, 6}),
         ("active not in [true]", {2, 5, 8}),
-        ("age % 3 in [1]", {1, 4, 5}),  # arithmetic on the left
-        ("id in [id_list]" if False else "id in [1 + 1, 2 * 2]", {2, 4}),  # folded constants
+        ("age % 3 in [1]", {1, 4, 5, 8}),  # arithmetic on the left
+        ("id in [1 + 1, 2 * 2]", {2, 4}),  # folded constants
         ("not id in [1, 2]", {3, 4, 5, 6, 7, 8}),
     ],
 )
@@ -342,14 +337,14 @@ def test_like(expr: str, expected: set[int]) -> None:
     [
         ("age % 2 == 0", {1, 4, 6}),
         ("age % 2 == -1", {3}),  # C semantics: the remainder takes the dividend's sign
-        ("age % 2 != 0", {3, 5}),
+        ("age % 2 != 0", {3, 5, 8}),
         ("id % 3 == 0", {3, 6}),
         ("age / 2 == -1", {3}),  # integer division truncates toward zero
         ("age / 2 == 3", {5}),
         ("age / 2.0 == 3.5", {5}),
         ("price * 2 > 10", {4, 8}),
         ("price * 2 + 1 >= 7", {4, 7, 8}),
-        ("id + age > 40", {4, 8}),
+        ("id + age > 40", {4}),
         ("age - id == 9", {1}),
         ("id * id == 16", {4}),
         ("id ** 2 == 49", {7}),
@@ -359,8 +354,8 @@ def test_like(expr: str, expected: set[int]) -> None:
         ("id > 10 - 8", {3, 4, 5, 6, 7, 8}),  # folded
         ("id == 2 * 3 + 1", {7}),
         ("id == (1 + 1) * 3", {6}),
-        ("id / age == 0", {1, 3, 4, 5, 8}),  # null and x / 0 rows are unknown
-        ("age % id == 0", {1, 4, 5, 6}),
+        ("id / age == 0", {1, 4, 5, 8}),  # null rows and x / 0 are unknown
+        ("age % id == 0", {1, 3, 4, 6}),
         ("id * -1 < -6", {7, 8}),
         ('meta["k"] * 2 == 5', {5}),
         ('meta["k"] % 3 == 1', {1, 6}),
@@ -403,10 +398,10 @@ def test_arithmetic(expr: str, expected: set[int]) -> None:
         ('meta["f"]', {1}),
         ('meta["f"] == true', {1}),
         ('meta["k"] == age', set()),
-        ('meta["k"] < age', {1, 5}),
+        ('meta["k"] < age', {1, 5, 8}),
         ('meta["s"] == name', set()),
         ('meta["k"] == meta["k"]', {1, 2, 3, 5, 6, 8}),
-        ('meta["k"] > meta["arr"][0]', {8} - {8}),
+        ('meta["k"] >= meta["arr"][0]', {1}),
         ('meta["missing"] == 1', set()),
         ('meta["missing"] != 1', set()),
     ],
@@ -426,7 +421,7 @@ def test_json_paths(expr: str, expected: set[int]) -> None:
         ("color is not null", {1, 2}),
         ('tags["x"] == 1', {2}),  # a dynamic key subscripted further
         ('name == "c"', {3}),  # a real field wins over the dynamic field
-        ('size * 2 == 7', {4}),
+        ("size * 2 == 7", {4}),
         ('color like "b%"', {2}),
     ],
 )
@@ -477,7 +472,7 @@ def test_fields_read() -> None:
         (r'name == "al\u005fce"', {7}),
         (r'name == "\141lice"', {1}),  # octal escape
         (r'name in ["bo\b", "b\x6fb"]', {2}),
-        (r'meta["s"] == "r\ed"' if False else r'meta["s"] == "r\x65d"', {1, 6}),
+        (r'meta["s"] == "r\x65d"', {1, 6}),
     ],
 )
 def test_literals(expr: str, expected: set[int]) -> None:
@@ -572,7 +567,7 @@ def test_filter_is_reusable_across_sources() -> None:
         ("age is null is null", 12, "unexpected token"),
         ("x == 1 AnD age > 1", 7, "unexpected token 'AnD'"),
         ("age in [1] [2]", 11, "unexpected token"),
-        ('name like name', 10, "unexpected token 'name'"),
+        ("name like name", 10, "unexpected token 'name'"),
         ("age like", 8, "unexpected end"),
         # names
         ("nosuch > 1", 0, "unknown field 'nosuch'"),
@@ -603,7 +598,7 @@ def test_filter_is_reusable_across_sources() -> None:
         ("age % 1.5 == 0", 6, "'%' needs integers"),
         ("score % 2 == 0", 0, "'%' needs integers"),
         ("id / 0 > 1", 5, "division by zero"),
-        ("id % (2 - 2) == 1", 5, "division by zero"),
+        ("id % (2 - 2) == 1", 6, "division by zero"),
         ('age in [1, "a"]', 11, "cannot be matched against INT32 field 'age'"),
         ("name in [1]", 9, "cannot be matched against VARCHAR"),
         ("name in ['a', 2]", 14, "cannot be matched"),
@@ -650,8 +645,8 @@ def test_unknown_names_are_dynamic_keys_when_enabled() -> None:
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:
-    expr = "(" * 3000 + "id > 1" + ")" * 3000
-    err = error(expr)
+    assert ids("(" * 3000 + "id > 7" + ")" * 3000) == {8}  # parentheses do not nest nodes
+    err = error("not " * 5000 + "id > 1")
     assert "nested" in err.message
 
 
@@ -705,7 +700,9 @@ Gen = tuple[str, Ref]
 SMALL_INTS = st.integers(-4, 4)
 FLOATS = st.sampled_from([-2.5, -1.0, 0.0, 0.5, 1.0, 3.25])
 STRS = st.text(alphabet="ab%_", max_size=3)
-JSON_SCALARS = st.one_of(st.none(), SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans())
+JSON_SCALARS = st.one_of(
+    st.none(), SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans()
+)
 _MISSING_KEY = object()
 PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -790,16 +787,18 @@ def like_ref(value: str | None, pattern: str) -> bool | None:
     return re.fullmatch(rx, value, re.DOTALL) is not None
 
 
+LEAF_KINDS = (
+    ["int", "float", "str", "bool", "bare_bool", "field_field", "in", "like", "null", "range"]
+    + ["mod", "div", "add"]
+    + ["json"] * 4
+    + ["json_in"] * 2
+)
+
+
 @st.composite
 def leaf(draw: st.DrawFn) -> Gen:
-    kind = draw(
-        st.sampled_from(
-            [
-                "int", "float", "str", "bool", "bare_bool", "json", "field_field", "in",
-                "json_in", "like", "null", "range", "mod", "div", "add",
-            ]
-        )
-    )
+    # JSON leaves are listed several times: their per-row typing rules are the subtlest part.
+    kind = draw(st.sampled_from(LEAF_KINDS))
     if kind == "int":
         col, op, lit = draw(st.sampled_from("ab")), draw(st.sampled_from(ALL_OPS)), draw(SMALL_INTS)
         if draw(st.booleans()):
@@ -819,7 +818,9 @@ def leaf(draw: st.DrawFn) -> Gen:
     if kind == "bare_bool":
         return "t", lambda r: r["t"]
     if kind == "json":
-        jlit = draw(st.one_of(SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans()))
+        jlit = draw(
+            st.one_of(SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans())
+        )
         ops = ["==", "!="] if isinstance(jlit, bool) else ALL_OPS
         op = draw(st.sampled_from(ops))
         return (
@@ -841,21 +842,31 @@ def leaf(draw: st.DrawFn) -> Gen:
             v = r[col]
             if v is None:
                 return None
-            hit = any(type(v) is type(i) and v == i or (col in "abx" and v == i) for i in items)
+            hit = any(v == i for i in items)
             return (not hit) if neg else hit
 
         return text, ref_in
     if kind == "json_in":
-        items = draw(st.lists(st.one_of(SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans()), max_size=4))
+        items = draw(
+            st.lists(
+                st.one_of(SMALL_INTS, FLOATS, st.text(alphabet="ab", max_size=2), st.booleans()),
+                max_size=4,
+            )
+        )
         neg = draw(st.booleans())
         text = f'j["k"] {"not in" if neg else "in"} [{", ".join(lit_text(i) for i in items)}]'
 
         def ref_json_in(r: Row) -> bool | None:
             v = jget(r)
-            typed = [i for i in items if same_type(v, i) is not None]
-            if v is None or not typed:
-                return None if v is None or items else (True if neg else False)
-            hit = any(v == i for i in typed)
+            if v is None:
+                return None
+            if items:
+                typed = [i for i in items if same_type(v, i) is not None]
+                if not typed:  # no item of the value's JSON type: unknown, never selected
+                    return None
+                hit = any(v == i for i in typed)
+            else:
+                hit = False
             return (not hit) if neg else hit
 
         return text, ref_json_in
@@ -885,7 +896,11 @@ def leaf(draw: st.DrawFn) -> Gen:
             return f"{hi} {rev[op2]} {col} {rev[op1]} {lo}", ref_range
         return f"{lo} {op1} {col} {op2} {hi}", ref_range
     if kind == "mod":
-        col, m, want = draw(st.sampled_from("ab")), draw(st.integers(1, 3)), draw(st.integers(-2, 2))
+        col, m, want = (
+            draw(st.sampled_from("ab")),
+            draw(st.integers(1, 3)),
+            draw(st.integers(-2, 2)),
+        )
         return (
             f"{col} % {m} == {want}",
             lambda r: None if r[col] is None else c_mod(r[col], m) == want,
@@ -940,6 +955,7 @@ def tables(draw: st.DrawFn) -> tuple[pa.Table, list[Row]]:
     json_rows = draw(
         st.lists(
             st.one_of(
+                st.fixed_dictionaries({"k": JSON_SCALARS}),
                 st.none(),
                 st.fixed_dictionaries({}, optional={"k": JSON_SCALARS}),
                 JSON_SCALARS,
@@ -969,13 +985,11 @@ def tables(draw: st.DrawFn) -> tuple[pa.Table, list[Row]]:
             "j": pa.array(texts, pa.string()),
         }
     )
-    rows = [
-        {name: data[name][i] for name in data} | {"j": json_rows[i]} for i in range(n)
-    ]
+    rows = [{name: data[name][i] for name in data} | {"j": json_rows[i]} for i in range(n)]
     return table, rows
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), EXPRS)
 def test_matches_reference_evaluator(table_rows: tuple[pa.Table, list[Row]], gen: Gen) -> None:
     table, rows = table_rows

@@ -22,7 +22,7 @@ from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import InvalidArgument
-from keeldb.schema import DYNAMIC_FIELD, CollectionSchema
+from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 COUNT = "count(*)"
 MAX_LIMIT = 16384 * 1024  # offset + limit beyond this is surely a mistake
@@ -35,6 +35,9 @@ class Output:
     fields: tuple[str, ...]
     dynamic: tuple[str, ...] | None
     with_dynamic: bool
+    # JSON fields among ``fields``: stored as JSON text, returned parsed (Milvus returns a
+    # JSON field's value as the dict/list/scalar that was inserted, not as a string).
+    json_fields: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -68,7 +71,8 @@ def resolve_output(schema: CollectionSchema, output_fields: Sequence[str] | None
             raise InvalidArgument(f"output field {name!r} does not exist in the collection")
     fields = list(dict.fromkeys(fields))
     with_dynamic = schema.enable_dynamic_field and (dynamic is None or bool(dynamic))
-    return Output(tuple(fields), None if dynamic is None else tuple(dynamic), with_dynamic)
+    json_fields = tuple(n for n in fields if (f := schema.field(n)) is not None and f.dtype == DataType.JSON)
+    return Output(tuple(fields), None if dynamic is None else tuple(dynamic), with_dynamic, json_fields)
 
 
 def assemble(out: Output, values: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
@@ -76,6 +80,8 @@ def assemble(out: Output, values: dict[str, list[Any]], n: int) -> list[dict[str
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name in out.fields:
         col = values[name]
+        if name in out.json_fields:
+            col = [None if v is None else json.loads(v) for v in col]
         for r, v in zip(rows, col, strict=True):
             r[name] = v
     if out.with_dynamic:
@@ -180,7 +186,7 @@ def materialize(
             for p, v in zip(pos.tolist(), got[c], strict=True):
                 dest[p] = v
     fields = tuple(dict.fromkeys(((pk,) if include_pk else ()) + out.fields))
-    return assemble(Output(fields, out.dynamic, out.with_dynamic), values, n)
+    return assemble(Output(fields, out.dynamic, out.with_dynamic, out.json_fields), values, n)
 
 
 def _check_window(limit: int | None, offset: int) -> None:

@@ -144,14 +144,36 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
                 )
         return pa.array(values, type=pa.string())
     if t == DataType.JSON:
-        return pa.array([None if v is None else _json_text(f.name, v, i) for i, v in enumerate(values)], type=pa.string())
+        return pa.array(
+            [None if v is None else _json_text(f.name, v, i, str_is_json=True) for i, v in enumerate(values)],
+            type=pa.string(),
+        )
     raise InvalidArgument(f"field {f.name!r}: unsupported type {t.name}")
 
 
-def _json_text(name: str, value: Any, row: int) -> str:
+def _json_default(o: Any) -> Any:
+    # pymilvus converts numpy scalars and arrays inside JSON values; so do we.
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def _json_text(name: str, value: Any, row: int, *, str_is_json: bool = False) -> str:
+    """A JSON value as compact text. As in pymilvus, a ``str`` given for a JSON *field*
+    (``str_is_json``) is JSON text -- ``'{"a": 1}'`` is stored as the object and read back as
+    a dict, and ``'hello'`` is an error -- and an object's keys must be strings (json.dumps
+    would silently turn ``{1: 2}`` into ``{"1": 2}``)."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
+        if str_is_json and isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, Mapping):
+            bad = next((k for k in value if not isinstance(k, str)), _MISSING)
+            if bad is not _MISSING:
+                raise TypeError(f"keys must be strings, got {type(bad).__name__} {bad!r:.40}")
+        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError, RecursionError) as e:
         raise InvalidArgument(f"row {row}: field {name!r} is not valid JSON: {e}") from None
 
 
@@ -160,13 +182,14 @@ def _convert_vectors(f: FieldSchema, values: list[Any]) -> np.ndarray:
         if v is None or isinstance(v, str | bytes | Mapping):
             raise InvalidArgument(f"row {i}: vector field {f.name!r} needs a list of {f.dim} floats")
     # Convert with numpy's own dtype inference first and check the kind: converting straight
-    # to float32 silently accepted strings ("1.5" -> 1.5) and booleans as vector elements,
-    # and reported a scalar or nested "vector" as having dimension "irregular" with no row.
+    # to float32 silently accepted strings ("1.5" -> 1.5) as vector elements, and reported a
+    # scalar or nested "vector" as having dimension "irregular" with no row. (Booleans stay
+    # accepted as 0/1, as pymilvus does: numpy promotes them silently in a mixed batch anyway.)
     try:
         raw = np.asarray(values)
     except (TypeError, ValueError):  # ragged rows
         raise _vector_row_error(f, values) from None
-    if raw.ndim != 2 or raw.shape[1] != f.dim or raw.dtype.kind not in "iuf":
+    if raw.ndim != 2 or raw.shape[1] != f.dim or raw.dtype.kind not in "biuf":
         raise _vector_row_error(f, values)
     with np.errstate(over="ignore", invalid="ignore"):
         arr = raw.astype(np.float32, copy=False)
@@ -193,7 +216,7 @@ def _vector_row_error(f: FieldSchema, values: list[Any]) -> InvalidArgument:
                 f"row {i}: vector field {f.name!r} has dimension {n}, the collection's is {f.dim}"
             )
         for x in v:
-            if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+            if not isinstance(x, int | float | np.integer | np.floating | np.bool_):
                 return InvalidArgument(
                     f"row {i}: vector field {f.name!r}: element {x!r:.40} is a {type(x).__name__}, "
                     "not a number"

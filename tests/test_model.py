@@ -1,0 +1,161 @@
+"""Stateful property test: random sequences of insert, upsert, delete, flush and reopen,
+checked after every step against a plain dict (the model) through count, get, query and
+exact search."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import keeldb
+from keeldb import DataType
+
+DIM = 4
+KEYS = st.integers(min_value=0, max_value=40)
+KEY_LISTS = st.lists(KEYS, min_size=1, max_size=8, unique=True)
+
+
+def vector(pk: int, version: int) -> list[float]:
+    return [float(pk), float(version), float((pk * 7 + version) % 5), 1.0]
+
+
+class Model(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="keeldb-model-"))
+        self.model: dict[int, dict[str, Any]] = {}
+        self.version = 0
+        self.auto_flush = 2048  # tiny: background flushes happen inside sequences too
+        self.client = self._open()
+        schema = self.client.create_schema(enable_dynamic_field=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("val", DataType.INT64)
+        schema.add_field("note", DataType.VARCHAR, max_length=32, nullable=True)
+        idx = self.client.prepare_index_params()
+        idx.add_index("vector", "FLAT", metric_type="L2")
+        self.client.create_collection("m", schema=schema, index_params=idx)
+
+    def _open(self) -> keeldb.Client:
+        return keeldb.Client(str(self.dir), auto_flush_bytes=self.auto_flush)
+
+    def _row(self, pk: int) -> dict[str, Any]:
+        self.version += 1
+        v = self.version
+        row: dict[str, Any] = {"id": pk, "vector": vector(pk, v), "val": v}
+        if v % 3:
+            row["note"] = f"n{v}"
+        if v % 4 == 0:
+            row["extra"] = v  # a dynamic field
+        return row
+
+    @staticmethod
+    def _expect(row: dict[str, Any]) -> dict[str, Any]:
+        return {"id": row["id"], "val": row["val"], "note": row.get("note"), "vector": row["vector"]}
+
+    @rule(keys=KEY_LISTS)
+    def insert(self, keys: list[int]) -> None:
+        rows = [self._row(k) for k in keys]
+        if any(k in self.model for k in keys):
+            try:
+                self.client.insert("m", rows)
+            except keeldb.PrimaryKeyExists:
+                return
+            raise AssertionError("insert of a live key was accepted")
+        res = self.client.insert("m", rows)
+        assert res["insert_count"] == len(keys)
+        for r in rows:
+            self.model[r["id"]] = self._expect(r)
+
+    @rule(keys=KEY_LISTS)
+    def upsert(self, keys: list[int]) -> None:
+        rows = [self._row(k) for k in keys]
+        assert self.client.upsert("m", rows)["upsert_count"] == len(keys)
+        for r in rows:
+            self.model[r["id"]] = self._expect(r)
+
+    @rule(keys=KEY_LISTS)
+    def delete(self, keys: list[int]) -> None:
+        n = self.client.delete("m", ids=keys)["delete_count"]
+        assert n == sum(1 for k in keys if k in self.model)
+        for k in keys:
+            self.model.pop(k, None)
+
+    @rule(bound=st.integers(min_value=0, max_value=40))
+    def delete_filter(self, bound: int) -> None:
+        victims = [k for k, r in self.model.items() if r["id"] < bound and r["val"] % 2 == 0]
+        n = self.client.delete("m", filter=f"id < {bound} and val % 2 == 0")["delete_count"]
+        assert n == len(victims)
+        for k in victims:
+            del self.model[k]
+
+    @rule()
+    def flush(self) -> None:
+        self.client.flush("m")
+
+    @rule()
+    def reopen(self) -> None:
+        self.client.close()
+        self.client = self._open()
+
+    @invariant()
+    def count_matches(self) -> None:
+        got = self.client.query("m", filter="", output_fields=["count(*)"])[0]["count(*)"]
+        assert got == len(self.model)
+        assert self.client.get_collection_stats("m")["row_count"] == len(self.model)
+
+    @invariant()
+    def query_matches(self) -> None:
+        rows = self.client.query("m", filter="id >= 0", output_fields=["val", "note", "vector"])
+        assert [r["id"] for r in rows] == sorted(self.model)
+        for r in rows:
+            exp = self.model[r["id"]]
+            assert (r["val"], r["note"]) == (exp["val"], exp["note"])
+            assert np.allclose(r["vector"], exp["vector"])
+        n_even = self.client.query("m", filter="val % 2 == 0", output_fields=["count(*)"])[0]["count(*)"]
+        assert n_even == sum(1 for r in self.model.values() if r["val"] % 2 == 0)
+
+    @invariant()
+    def get_matches(self) -> None:
+        probe = list(range(0, 41, 3))
+        got = {r["id"]: r["val"] for r in self.client.get("m", ids=probe, output_fields=["val"])}
+        assert got == {k: self.model[k]["val"] for k in probe if k in self.model}
+
+    @precondition(lambda self: bool(self.model))
+    @invariant()
+    def search_matches(self) -> None:
+        keys = sorted(self.model)[:5]
+        queries = [self.model[k]["vector"] for k in keys]
+        k = min(3, len(self.model))
+        hits = self.client.search("m", queries, limit=k, output_fields=["val"])
+        live = np.array([self.model[x]["vector"] for x in sorted(self.model)], dtype=np.float32)
+        ids = np.array(sorted(self.model))
+        for q, res in zip(queries, hits, strict=True):
+            assert len(res) == k
+            d = ((live - np.asarray(q, dtype=np.float32)) ** 2).sum(axis=1)
+            best = np.sort(d)[:k]
+            assert np.allclose([h["distance"] for h in res], best, atol=1e-3)
+            for h in res:
+                assert h["id"] in self.model and h["entity"]["val"] == self.model[h["id"]]["val"]
+            assert set(h["id"] for h in res) <= set(ids.tolist())
+
+    def teardown(self) -> None:
+        self.client.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+Model.TestCase.settings = settings(
+    max_examples=int(os.environ.get("KEELDB_MODEL_EXAMPLES", "40")),
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestModel = Model.TestCase
