@@ -236,11 +236,22 @@ class Collection:
     # -- applying a log record to memory (shared by live writes and replay) -------------
 
     def _apply_record(self, rtype: int, ts: int, payload: bytes | memoryview) -> None:
+        """Replay one log record. An insert that meets an already-live key can only mean
+        that the log and the segments overlap (a row in both places); applying it would
+        count the row twice, so recovery stops loudly instead."""
         table = decode_table(payload)
         if rtype == RecordType.DELETE:
             self._apply_delete(table["pk"].to_pylist(), ts)
-        else:
-            self._apply_rows(batch_from_table(self.schema, table), ts, rtype == RecordType.UPSERT)
+            return
+        batch = batch_from_table(self.schema, table)
+        if rtype == RecordType.INSERT:
+            clash = next((k for k in batch.pks if k in self._live), None)
+            if clash is not None:
+                raise CorruptionError(
+                    f"log record at ts {ts} inserts key {clash!r}, which a segment already holds: "
+                    "the manifest's checkpoint and the log overlap"
+                )
+        self._apply_rows(batch, ts, rtype == RecordType.UPSERT)
 
     def _end_versions(self, pks: Iterable[Any], ts: int) -> list[Any]:
         """Stamp ``deleted_at = ts`` on the live version of each key; return the keys hit."""

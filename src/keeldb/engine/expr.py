@@ -750,10 +750,12 @@ def parse_filter(expr: str | None, schema: CollectionSchema) -> Filter | None:
     pymilvus's ``filter=""`` default straight through. Anything malformed or ill-typed raises
     :class:`FilterError` with the 0-based position of the offending character.
     """
-    if expr is None or not expr.strip():
+    if expr is None:
         return None
     if not isinstance(expr, str):
         raise FilterError(f"filter must be a string, got {type(expr).__name__}")
+    if not expr.strip():
+        return None
     tree = _parse(expr)
     compiler = _Compiler(expr, schema)
     try:
@@ -784,7 +786,8 @@ def _parse(expr: str) -> Tree:
             if missing:
                 msg += f"; missing {missing!r}"
             raise FilterError(msg, expr, len(expr.rstrip())) from None
-        raise FilterError(f"unexpected token {tok.value!r}", expr, tok.start_pos) from None
+        text = tok.value if len(tok.value) <= 40 else tok.value[:37] + "..."
+        raise FilterError(f"unexpected token {text!r}", expr, tok.start_pos) from None
     except UnexpectedInput as e:  # pragma: no cover - other lark errors, kept readable
         raise FilterError("invalid expression", expr, getattr(e, "pos_in_stream", 0)) from None
 
@@ -964,17 +967,15 @@ class _Compiler:
 
     def c_or_(self, t: Tree) -> _Pred:
         parts = [self.predicate(c) for c in self._flatten(t, "or_")]
+        # Constant folding is sound under Kleene logic: unknown or true is true and
+        # x or false is x, so a ``true`` operand decides and ``false`` operands drop out.
         if any(isinstance(p, _Const) and p.value for p in parts):
             return _Const(True, pos=_pos(t))
         parts = [p for p in parts if not isinstance(p, _Const)] or [_Const(False)]
         return parts[0] if len(parts) == 1 else _Or(parts, pos=_pos(t))
 
     def c_and_(self, t: Tree) -> _Pred:
-        parts = [self.predicate(c) for c in self._flatten(t, "and_")]
-        if any(isinstance(p, _Const) and not p.value for p in parts):
-            return _Const(False, pos=_pos(t))
-        parts = [p for p in parts if not isinstance(p, _Const)] or [_Const(True)]
-        return parts[0] if len(parts) == 1 else _And(parts, pos=_pos(t))
+        return self.conjunction([self.predicate(c) for c in self._flatten(t, "and_")], _pos(t))
 
     def c_not_(self, t: Tree) -> _Pred:
         inner = self.predicate(t.children[1])
@@ -1007,9 +1008,10 @@ class _Compiler:
         lo, mid, hi = operands
         first = self.compare(ops[0], lo, mid)
         second = self.compare(ops[1], mid, hi)
-        return self.c_and_parts([first, second], _pos(t))
+        return self.conjunction([first, second], _pos(t))
 
-    def c_and_parts(self, parts: list[_Pred], pos: int) -> _Pred:
+    def conjunction(self, parts: list[_Pred], pos: int) -> _Pred:
+        """``and`` of ``parts``, folding constants (unknown and false is false)."""
         if any(isinstance(p, _Const) and not p.value for p in parts):
             return _Const(False, pos=pos)
         parts = [p for p in parts if not isinstance(p, _Const)] or [_Const(True)]
@@ -1133,9 +1135,9 @@ class _Compiler:
         left = self.value(t.children[0])
         op_tok: Token = t.children[1]
         right = self.value(t.children[2])
-        return self.arith(op_tok.value, left, right, op_tok.start_pos or 0)
+        return self.arith(op_tok.value, left, right)
 
-    def arith(self, op: str, left: _Value, right: _Value, op_pos: int) -> _Value:
+    def arith(self, op: str, left: _Value, right: _Value) -> _Value:
         for side in (left, right):
             if side.kind not in _NUMERIC and side.kind is not Kind.JSON:
                 raise self.error(f"arithmetic needs numbers, got {_describe(side)}", side.pos)
@@ -1172,7 +1174,7 @@ class _Compiler:
         if isinstance(v, _Lit) and v.kind in _NUMERIC:
             return _Lit(op_tok.start_pos or 0, v.kind, -v.value)  # type: ignore[operator]
         zero = _Lit(op_tok.start_pos or 0, Kind.INT, 0)
-        node = self.arith("-", zero, v, op_tok.start_pos or 0)
+        node = self.arith("-", zero, v)
         node.pos = op_tok.start_pos or 0
         return node
 
