@@ -448,8 +448,20 @@ def test_malformed_filter(env: Env, expr: str, pos: int, words: str) -> None:
         assert lines[-1].index("^") - lines[-2].index(expr[0]) == pos, name
 
 
-def test_filter_of_wrong_type(env: Env) -> None:
-    expect(env, FilterError, lambda c: c.query(COLL, 42, output_fields=["id"]), "filter must be a string")  # type: ignore[arg-type]
+_DELETE_STRIP_BUG = pytest.mark.xfail(
+    reason="Client.delete calls filter.strip() before parse_filter, so a non-str filter escapes "
+    "as AttributeError instead of FilterError",
+    raises=AttributeError,
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=_DELETE_STRIP_BUG) if n == "delete" else n for n in FILTER_CALLS]
+)
+def test_filter_of_wrong_type(env: Env, name: str) -> None:
+    call = FILTER_CALLS[name]
+    expect(env, FilterError, lambda c: call(c, 42), "filter must be a string")  # type: ignore[arg-type]
 
 
 def test_delete_needs_ids_or_filter(env: Env) -> None:

@@ -93,7 +93,9 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
                 raise _type_error(f, v, i)
         return pa.array(values, type=pa.bool_())
     if t in INTEGER_TYPES:
-        for i, v in enumerate(values):
+        # Fast path: a column of plain ints (bool is its own type, so it is not let through).
+        kinds = set(map(type, values))
+        for i, v in enumerate(values if not kinds <= {int, type(None)} else ()):
             if v is not None and (isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer)):
                 raise _type_error(f, v, i)
         lo, hi = INT_RANGES[t]
@@ -104,7 +106,8 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
             raise InvalidArgument(f"row {i}: field {f.name!r}: {bad} is out of range for {t.name}")
         return pa.array(values, type=f.arrow_type)
     if t in FLOAT_TYPES:
-        for i, v in enumerate(values):
+        fast = set(map(type, values)) <= {int, float, type(None)}
+        for i, v in enumerate(values if not fast else ()):
             if v is not None:
                 # np.number would admit complex, which math.isfinite cannot take.
                 if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
@@ -118,6 +121,11 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
                         f"row {i}: field {f.name!r}: NaN, infinity and values beyond {t.name} range "
                         "are not allowed"
                     )
+        if fast:
+            present = np.asarray([v for v in values if v is not None], dtype=np.float64)
+            if not np.isfinite(present).all():
+                i = next(i for i, v in enumerate(values) if v is not None and not math.isfinite(v))
+                raise InvalidArgument(f"row {i}: field {f.name!r}: NaN and infinity are not allowed")
         arr = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
         if t == DataType.FLOAT:
             # Values beyond float32 range become inf on the cast: reject them, naming the row
@@ -132,11 +140,13 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
         return arr
     if t == DataType.VARCHAR:
         limit = f.max_length or 0
+        if not set(map(type, values)) <= {str, type(None)}:
+            for i, v in enumerate(values):
+                if v is not None and not isinstance(v, str):
+                    raise _type_error(f, v, i)
         for i, v in enumerate(values):
             if v is None:
                 continue
-            if not isinstance(v, str):
-                raise _type_error(f, v, i)
             if len(v) * 4 > limit and len(v.encode("utf-8")) > limit:
                 raise InvalidArgument(
                     f"row {i}: field {f.name!r}: string of {len(v.encode('utf-8'))} bytes exceeds "
@@ -243,9 +253,10 @@ def rows_to_batch(
     n = len(rows)
     if n > MAX_BATCH_ROWS:
         raise InvalidArgument(f"a batch may hold at most {MAX_BATCH_ROWS} rows, got {n}")
-    for i, r in enumerate(rows):
-        if not isinstance(r, Mapping):
-            raise InvalidArgument(f"row {i} is a {type(r).__name__}, not a dict")
+    if not all(type(r) is dict for r in rows):
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise InvalidArgument(f"row {i} is a {type(r).__name__}, not a dict")
     pkf = schema.primary
     names = {f.name for f in schema.fields}
     use_auto = pkf.auto_id and not require_pk
@@ -254,7 +265,7 @@ def rows_to_batch(
 
     meta: list[str] | None = [] if schema.enable_dynamic_field else None
     for i, r in enumerate(rows):
-        extra = r.keys() - names
+        extra = r.keys() - names if not names.issuperset(r) else ()
         if DYNAMIC_FIELD in extra:
             raise InvalidArgument(f"row {i}: {DYNAMIC_FIELD!r} is reserved; pass dynamic fields as top-level keys")
         if use_auto and pkf.name in r:

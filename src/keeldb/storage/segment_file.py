@@ -28,7 +28,7 @@ def write_table(path: Path, table: pa.Table) -> tuple[int, int]:
     """Write and fsync ``table``; return (size, crc32). The caller fsyncs the directory."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=1 << 20)
+        writer.write_table(table.combine_chunks())
     buf = sink.getvalue()
     write_durable(path, memoryview(buf))
     return buf.size, zlib.crc32(memoryview(buf))
