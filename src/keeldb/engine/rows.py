@@ -106,7 +106,15 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
             raise InvalidArgument(f"row {i}: field {f.name!r}: {bad} is out of range for {t.name}")
         return pa.array(values, type=f.arrow_type)
     if t in FLOAT_TYPES:
+        # Fast path: plain ints and floats, all finite, checked in one numpy pass. Anything
+        # else goes through the per-value loop, which names the offending row.
         fast = set(map(type, values)) <= {int, float, type(None)}
+        if fast:
+            try:
+                present = np.asarray([v for v in values if v is not None], dtype=np.float64)
+                fast = bool(np.isfinite(present).all())
+            except OverflowError:  # an int beyond float64
+                fast = False
         for i, v in enumerate(values if not fast else ()):
             if v is not None:
                 # np.number would admit complex, which math.isfinite cannot take.
@@ -121,11 +129,6 @@ def _convert_scalar(f: FieldSchema, values: list[Any]) -> pa.Array:
                         f"row {i}: field {f.name!r}: NaN, infinity and values beyond {t.name} range "
                         "are not allowed"
                     )
-        if fast:
-            present = np.asarray([v for v in values if v is not None], dtype=np.float64)
-            if not np.isfinite(present).all():
-                i = next(i for i, v in enumerate(values) if v is not None and not math.isfinite(v))
-                raise InvalidArgument(f"row {i}: field {f.name!r}: NaN and infinity are not allowed")
         arr = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
         if t == DataType.FLOAT:
             # Values beyond float32 range become inf on the cast: reject them, naming the row
