@@ -400,10 +400,19 @@ def index_param_from_any(p: Any) -> IndexParam:
     """Accept our IndexParam or anything with pymilvus's IndexParam attributes."""
     if isinstance(p, IndexParam):
         return p
+    metric = getattr(p, "metric_type", "") or ""
+    params = dict(getattr(p, "params", {}) or {})
+    if not metric and hasattr(p, "to_dict"):
+        # pymilvus's IndexParam has no metric_type/params attributes: it flattens metric_type
+        # and the index params into one config dict. Reading only the attributes silently
+        # turned an L2 index into COSINE and dropped its params.
+        configs = {k: v for k, v in dict(p.to_dict()).items() if k not in ("field_name", "index_name", "index_type")}
+        metric = configs.pop("metric_type", "") or ""
+        params = {**dict(configs.pop("params", {}) or {}), **configs}
     return IndexParam(
         field_name=p.field_name,
         index_type=(getattr(p, "index_type", "") or "AUTOINDEX").upper(),
         index_name=getattr(p, "index_name", "") or "",
-        metric_type=(getattr(p, "metric_type", "") or "COSINE").upper(),
-        params=dict(getattr(p, "params", {}) or {}),
+        metric_type=(metric or "COSINE").upper(),
+        params=params,
     )

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine.rows import Batch, batch_from_table, decode_table, encode_table
+from keeldb.engine.rows import Batch, batch_from_table, decode_table, encode_table, numpy_of
 from keeldb.engine.segment import NEVER, GrowingSegment, SealedSegment, Segment, SegmentView
 from keeldb.errors import CorruptionError, KeelError, PrimaryKeyExists, StorageError
 from keeldb.schema import CollectionSchema
@@ -201,12 +201,19 @@ class Collection:
         for t in deletes:
             if not t.num_rows:
                 continue
-            pks.append(t["pk"].to_numpy(zero_copy_only=False))
-            tss.append(t[TS_COLUMN].to_numpy())
+            pks.append(numpy_of(t["pk"]))
+            tss.append(numpy_of(t[TS_COLUMN]))
             kinds.append(np.zeros(t.num_rows, dtype=np.int8))
             sids.append(np.full(t.num_rows, -1, dtype=np.int64))
             rows.append(np.full(t.num_rows, -1, dtype=np.int64))
         if not pks:
+            return
+        if not deletes:
+            # No delete file means no flushed delete or upsert ever happened: every version
+            # is live (insert refuses live keys), so the sort below would find nothing.
+            for sid, seg in self._sealed.items():
+                base = sid << ROW_BITS
+                self._live.update(zip(seg.pk_numpy().tolist(), range(base, base + seg.num_rows), strict=True))
             return
         pk = np.concatenate(pks)
         ts = np.concatenate(tss)

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
+from keeldb.engine.rows import numpy_of
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import InvalidArgument
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
@@ -156,7 +157,7 @@ def query(
     parts = select(snap, flt, extra)
     if not parts:
         return []
-    pks = np.concatenate([snap.views[i].column(pk).take(pa.array(rows)).to_numpy(zero_copy_only=False) for i, rows in parts])
+    pks = np.concatenate([numpy_of(snap.views[i].column(pk).take(pa.array(rows))) for i, rows in parts])
     view_of = np.concatenate([np.full(rows.size, i, dtype=np.int64) for i, rows in parts])
     row_of = np.concatenate([rows for _, rows in parts])
     order = np.argsort(pks, kind="stable")

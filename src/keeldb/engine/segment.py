@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keeldb.engine.rows import Batch, vector_column, vectors_of
+from keeldb.engine.rows import Batch, numpy_of, vector_column, vectors_of
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
 
@@ -123,7 +123,7 @@ class SealedSegment(Segment):
     ) -> None:
         super().__init__(sid, schema)
         self.num_rows = table.num_rows
-        self.ts = table[TS_COLUMN].to_numpy()
+        self.ts = numpy_of(table[TS_COLUMN])
         self.deleted_at = np.full(self.num_rows, NEVER, dtype=np.int64) if deleted_at is None else deleted_at
         self.vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
         self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
@@ -131,7 +131,7 @@ class SealedSegment(Segment):
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:
-            self._pk_cache = self.table[self.schema.primary.name].to_numpy()
+            self._pk_cache = numpy_of(self.table[self.schema.primary.name])
         return self._pk_cache
 
     def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
@@ -205,7 +205,7 @@ class GrowingSegment(Segment):
         )
 
     def pk_numpy(self) -> np.ndarray:
-        return self.view().column(self.schema.primary.name).to_numpy()
+        return numpy_of(self.view().column(self.schema.primary.name))
 
     def to_table(self) -> pa.Table:
         """The whole segment as one table in segment-file column order (``$ts`` first)."""
