@@ -97,7 +97,7 @@ ClientFactory = Callable[[], MilvusLikeClient]
 
 
 class BenchmarkError(Exception):
-    """A step could not be carried out; the message goes into the results table verbatim."""
+    """A step could not be carried out; the message is shown verbatim under the results table."""
 
 
 # --------------------------------------------------------------------------------------

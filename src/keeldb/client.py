@@ -369,9 +369,9 @@ class Client:
         if ids is not None:
             n, _ = c.delete(pk_array(c.schema, ids))
             return {"delete_count": n}
-        if not filter or not filter.strip():
+        flt = parse_filter(filter, c.schema)  # FilterError for a non-string, too
+        if flt is None:
             raise InvalidArgument("delete needs ids or a non-empty filter")
-        flt = parse_filter(filter, c.schema)
         pk = c.schema.primary.name
 
         def pick(snap: Any) -> list[Any]:

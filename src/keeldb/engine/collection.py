@@ -190,13 +190,13 @@ class Collection:
         ending the new version.)
         """
         pks, tss, kinds, sids, rows = [], [], [], [], []
-        for sid, seg in self._sealed.items():
+        for seg_id, seg in self._sealed.items():
             if not seg.num_rows:
                 continue
             pks.append(seg.pk_numpy())
             tss.append(seg.ts)
             kinds.append(np.ones(seg.num_rows, dtype=np.int8))
-            sids.append(np.full(seg.num_rows, sid, dtype=np.int64))
+            sids.append(np.full(seg.num_rows, seg_id, dtype=np.int64))
             rows.append(np.arange(seg.num_rows, dtype=np.int64))
         for t in deletes:
             if not t.num_rows:
@@ -211,8 +211,8 @@ class Collection:
         if not deletes:
             # No delete file means no flushed delete or upsert ever happened: every version
             # is live (insert refuses live keys), so the sort below would find nothing.
-            for sid, seg in self._sealed.items():
-                base = sid << ROW_BITS
+            for seg_id, seg in self._sealed.items():
+                base = seg_id << ROW_BITS
                 self._live.update(zip(seg.pk_numpy().tolist(), range(base, base + seg.num_rows), strict=True))
             return
         pk = np.concatenate(pks)

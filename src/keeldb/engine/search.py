@@ -9,6 +9,7 @@ COSINE are similarities (larger is closer). Segments are scanned in row blocks s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,16 @@ def search(
 ) -> list[list[dict[str, Any]]]:
     if req.metric not in METRICS:
         raise InvalidArgument(f"unknown metric type {req.metric!r}; use one of {METRICS}")
+    # Type checks first: a str offset or radius used to escape as TypeError / numpy's
+    # UFuncTypeError from the comparisons below instead of InvalidArgument.
+    for name, v in (("limit", req.limit), ("offset", req.offset)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise InvalidArgument(f"{name} must be an integer, got {v!r}")
+    for name, v in (("radius", req.radius), ("range_filter", req.range_filter)):
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v)
+        ):
+            raise InvalidArgument(f"{name} must be a finite number, got {v!r}")
     if not 1 <= req.limit <= MAX_TOPK:
         raise InvalidArgument(f"limit (top-k) must be in [1, {MAX_TOPK}], got {req.limit}")
     if req.offset < 0 or req.offset + req.limit > MAX_TOPK:
