@@ -42,6 +42,8 @@ def operations() -> list[tuple[str, Any]]:
     ops += [("upsert", list(range(0, 50))), ("reopen", None), ("upsert", list(range(50, 60)))]
     ops += [("insert", [100, 101]), ("flush", None), ("upsert", list(range(5, 15))), ("reopen", None)]
     ops += [("delete", [0, 1, 2]), ("flush", None)]
+    ops += [("create_partition", "p1"), ("insert_p1", list(range(300, 330))), ("upsert_p1", [3, 4])]
+    ops += [("flush", None), ("drop_partition", "p1"), ("insert", [300, 301])]
     return ops
 
 
@@ -51,7 +53,7 @@ def apply(model: dict[int, int] | None, i: int, kind: str, payload: Any) -> dict
         return {} if model is None else model
     assert model is not None
     m = dict(model)
-    if kind in ("insert", "upsert"):
+    if kind in ("insert", "upsert", "insert_p1", "upsert_p1"):
         for pk in payload:
             m[pk] = i
     elif kind == "delete":
@@ -60,7 +62,17 @@ def apply(model: dict[int, int] | None, i: int, kind: str, payload: Any) -> dict
     elif kind == "delete_filter":
         for pk in [k for k in m if k >= 190]:
             m.pop(pk)
+    elif kind == "drop_partition":
+        for pk in list(m):
+            if _in_p1(pk, m[pk]):
+                m.pop(pk)
     return m
+
+
+def _in_p1(pk: int, version: int) -> bool:
+    """Whether the live version (pk, version) was written into partition p1."""
+    kind, payload = operations()[version]
+    return kind in ("insert_p1", "upsert_p1") and pk in payload
 
 
 def run(data: Path, journal: Path) -> None:
@@ -91,6 +103,14 @@ def run(data: Path, journal: Path) -> None:
             client.delete(COLLECTION, filter=payload)
         elif kind == "flush":
             client.flush(COLLECTION)
+        elif kind == "create_partition":
+            client.create_partition(COLLECTION, payload)
+        elif kind == "insert_p1":
+            client.insert(COLLECTION, [row(pk, i) for pk in payload], partition_name="p1")
+        elif kind == "upsert_p1":
+            client.upsert(COLLECTION, [row(pk, i) for pk in payload], partition_name="p1")
+        elif kind == "drop_partition":
+            client.drop_partition(COLLECTION, payload)
         elif kind == "reopen":
             client.close()
             client = keeldb.Client(str(data))

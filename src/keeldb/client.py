@@ -13,13 +13,19 @@ import threading
 from enum import Enum
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from keeldb.engine import database
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
+from keeldb.engine.database import partitions_of
 from keeldb.engine.expr import parse_filter
+from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
-from keeldb.engine.query import pk_selector, query, resolve_output, select
 from keeldb.engine.rows import pk_array, rows_to_batch
 from keeldb.engine.search import SearchRequest, parse_queries, search
+from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
     CollectionNotLoaded,
@@ -29,6 +35,7 @@ from keeldb.errors import (
 from keeldb.schema import (
     INDEX_TYPES,
     METRICS,
+    PARTITION_FIELD,
     CollectionSchema,
     DataType,
     IndexParam,
@@ -53,16 +60,51 @@ class LoadState(Enum):
         return self.value
 
 
-_DEFAULT_PARTITION = "_default"
-
-
-def _check_partition(names: Any) -> None:
-    """Partitions arrive with the server issue; until then only the default one exists."""
+def _partition_names(names: Any) -> list[str]:
     if names in (None, "", [], ()):
-        return
-    for n in [names] if isinstance(names, str) else names:
-        if n not in ("", _DEFAULT_PARTITION):
+        return []
+    names = [names] if isinstance(names, str) else list(names)
+    if not all(isinstance(n, str) for n in names):
+        raise InvalidArgument("partition names must be strings")
+    return names
+
+
+def _partition_ids(entry: dict[str, Any], names: Any) -> list[int]:
+    parts = partitions_of(entry)
+    out = []
+    for n in _partition_names(names):
+        if n not in parts:
             raise InvalidArgument(f"partition '{n}' does not exist")
+        out.append(parts[n])
+    return out
+
+
+def _partition_selector(entry: dict[str, Any], names: Any) -> Selector | None:
+    ids = _partition_ids(entry, names)
+    if not ids:
+        return None
+    values = pa.array(ids, type=pa.int64())
+
+    def sel(view: SegmentView) -> np.ndarray:
+        return np.asarray(pc.is_in(view.column(PARTITION_FIELD), value_set=values), dtype=bool)
+
+    return sel
+
+
+def _all_of(*selectors: Selector | None) -> Selector | None:
+    chosen = [s for s in selectors if s is not None]
+    if not chosen:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def sel(view: SegmentView) -> np.ndarray:
+        mask = chosen[0](view)
+        for s in chosen[1:]:
+            mask &= s(view)
+        return mask
+
+    return sel
 
 
 class Client:
@@ -209,7 +251,7 @@ class Client:
             "consistency_level": 0,
             "consistency_level_name": "Strong",
             "properties": e.get("properties", {}),
-            "num_partitions": 1,
+            "num_partitions": len(partitions_of(e)),
             "enable_dynamic_field": s.enable_dynamic_field,
         }
 
@@ -316,6 +358,35 @@ class Client:
             raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
         self.db.update(collection_name, indexes=[i for i in e["indexes"] if i["index_name"] != index_name])
 
+    # -- partitions ---------------------------------------------------------------------
+
+    def create_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+        self.db.create_partition(collection_name, partition_name)
+
+    def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+        """Deletes the partition's rows (one durable delete) and then the partition itself."""
+        self.db.drop_partition(collection_name, partition_name)
+
+    def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
+        return partition_name in partitions_of(self.db.entry(collection_name))
+
+    def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
+        return list(partitions_of(self.db.entry(collection_name)))
+
+    def get_partition_stats(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> dict[str, int]:
+        c = self._coll(collection_name)
+        sel = _partition_selector(self.db.entry(collection_name), [partition_name])
+        return {"row_count": sum(int(r.size) for _, r in select(c.snapshot(), None, sel))}
+
+    def load_partitions(self, collection_name: str, partition_names: Any = None, **kwargs: Any) -> None:
+        """Loading is per collection in keeldb: this loads the whole collection."""
+        _partition_ids(self.db.entry(collection_name), partition_names)
+        self.load_collection(collection_name, **kwargs)
+
+    def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
+        """Loading is per collection in keeldb: partitions cannot be released one by one."""
+        _partition_ids(self.db.entry(collection_name), partition_names)
+
     # -- writes -------------------------------------------------------------------------
 
     def insert(
@@ -326,15 +397,15 @@ class Client:
         partition_name: str | None = "",
         **_: Any,
     ) -> dict[str, Any]:
-        _check_partition(partition_name)
         c = self._coll(collection_name)
+        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
         rows = [data] if isinstance(data, dict) else data
         auto = None
         if c.schema.primary.auto_id and isinstance(rows, list) and rows:
             last = self.db.oracle.next_block(len(rows))
             auto = range(last - len(rows) + 1, last + 1)
-        batch = rows_to_batch(c.schema, rows, require_pk=False, auto_ids=auto)
-        c.write(batch, upsert=False)
+        batch = rows_to_batch(c.schema, rows, require_pk=False, auto_ids=auto, partition_id=pid)
+        c.write(batch, upsert=False, partition_id=pid)
         return {"insert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
 
     def upsert(
@@ -345,10 +416,10 @@ class Client:
         partition_name: str | None = "",
         **_: Any,
     ) -> dict[str, Any]:
-        _check_partition(partition_name)
         c = self._coll(collection_name)
-        batch = rows_to_batch(c.schema, data, require_pk=True)
-        c.write(batch, upsert=True)
+        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
+        batch = rows_to_batch(c.schema, data, require_pk=True, partition_id=pid)
+        c.write(batch, upsert=True, partition_id=pid)
         return {"upsert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
 
     def delete(
@@ -360,23 +431,29 @@ class Client:
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, int]:
-        _check_partition(partition_name)
         if ids is None:
             ids = kwargs.get("pks")
         c = self._coll(collection_name)
+        part = _partition_selector(self.db.entry(collection_name), partition_name)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to delete, not both")
         if ids is not None:
-            n, _ = c.delete(pk_array(c.schema, ids))
-            return {"delete_count": n}
-        flt = parse_filter(filter, c.schema)  # FilterError for a non-string, too
-        if flt is None:
-            raise InvalidArgument("delete needs ids or a non-empty filter")
+            keys = pk_array(c.schema, ids)
+            if part is None:
+                n, _ = c.delete(keys)
+                return {"delete_count": n}
+            flt = None
+            extra = _all_of(part, pk_selector(c.schema.primary.name, keys))
+        else:
+            flt = parse_filter(filter, c.schema)  # FilterError for a non-string, too
+            if flt is None:
+                raise InvalidArgument("delete needs ids or a non-empty filter")
+            extra = part
         pk = c.schema.primary.name
 
         def pick(snap: Any) -> list[Any]:
             keys: list[Any] = []
-            for vi, rows in select(snap, flt):
+            for vi, rows in select(snap, flt, extra):
                 keys.extend(snap.views[vi].take(rows, [pk])[pk])
             return keys
 
@@ -398,12 +475,13 @@ class Client:
         partition_names: list[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        _check_partition(partition_names)
         c = self._loaded(collection_name)
+        part = _partition_selector(self.db.entry(collection_name), partition_names)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to query, not both")
         flt = parse_filter(filter, c.schema)
-        extra = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
+        by_id = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
+        extra = _all_of(part, by_id)
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
@@ -418,12 +496,12 @@ class Client:
         partition_names: list[str] | None = None,
         **_: Any,
     ) -> list[dict[str, Any]]:
-        _check_partition(partition_names)
         c = self._loaded(collection_name)
+        part = _partition_selector(self.db.entry(collection_name), partition_names)
         keys = pk_array(c.schema, ids)
         if not keys:
             return []
-        sel = pk_selector(c.schema.primary.name, keys)
+        sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
         return query(c.snapshot(), c.schema, None, output_fields, None, 0, sel)
 
     def count(self, collection_name: str, filter: str = "") -> int:
@@ -444,9 +522,9 @@ class Client:
         anns_field: str | None = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
-        _check_partition(partition_names)
         c = self._loaded(collection_name)
         e = self.db.entry(collection_name)
+        part = _partition_selector(e, partition_names)
         vfields = c.schema.vector_fields
         if not anns_field:
             if len(vfields) != 1:
@@ -478,7 +556,7 @@ class Client:
         )
         flt = parse_filter(filter, c.schema)
         out = resolve_output(c.schema, output_fields)
-        return search(c.snapshot(), req, flt, out, c.schema.primary.name)
+        return search(c.snapshot(), req, flt, out, c.schema.primary.name, part)
 
     # -- keeldb extras ------------------------------------------------------------------
 

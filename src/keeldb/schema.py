@@ -21,6 +21,8 @@ MAX_DIM = 32768
 MAX_VARCHAR_LENGTH = 65535
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DYNAMIC_FIELD = "$meta"
+PARTITION_FIELD = "$partition"  # hidden int64 column: the id of the row's partition
+DEFAULT_PARTITION = "_default"
 FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -314,10 +316,12 @@ class CollectionSchema:
             self.auto_id = True
 
     def arrow_schema(self) -> pa.Schema:
-        """The Arrow schema of a batch: every declared field, then ``$meta`` if dynamic."""
+        """The Arrow schema of a batch: every declared field, ``$meta`` if dynamic, and the
+        hidden ``$partition`` id."""
         cols = [pa.field(f.name, f.arrow_type, nullable=f.nullable) for f in self.fields]
         if self.enable_dynamic_field:
             cols.append(pa.field(DYNAMIC_FIELD, pa.string()))
+        cols.append(pa.field(PARTITION_FIELD, pa.int64(), nullable=False))
         return pa.schema(cols)
 
     def to_dict(self) -> dict[str, Any]:

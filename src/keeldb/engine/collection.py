@@ -35,8 +35,14 @@ import pyarrow.compute as pc
 
 from keeldb.engine.rows import Batch, batch_from_table, decode_table, encode_table, numpy_of
 from keeldb.engine.segment import NEVER, GrowingSegment, SealedSegment, Segment, SegmentView
-from keeldb.errors import CorruptionError, KeelError, PrimaryKeyExists, StorageError
-from keeldb.schema import CollectionSchema
+from keeldb.errors import (
+    CorruptionError,
+    InvalidArgument,
+    KeelError,
+    PrimaryKeyExists,
+    StorageError,
+)
+from keeldb.schema import PARTITION_FIELD, CollectionSchema
 from keeldb.storage.crash import crash_point
 from keeldb.storage.fs import fsync_dir, makedirs_durable
 from keeldb.storage.gc import collect_garbage
@@ -95,8 +101,10 @@ class Collection:
         oracle: TimestampOracle,
         *,
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+        partition_ids: Iterable[int] = (0,),
     ) -> None:
         self.dir = directory
+        self._partition_ids = set(partition_ids)
         self.wal_dir = directory / "wal"
         self.schema = schema
         self.pk_name = schema.primary.name
@@ -303,12 +311,14 @@ class Collection:
         if self._closed:
             raise KeelError("collection is closed")
 
-    def write(self, batch: Batch, *, upsert: bool) -> int:
+    def write(self, batch: Batch, *, upsert: bool, partition_id: int = 0) -> int:
         """Log, apply and make durable one insert or upsert batch; return its timestamp."""
         if batch.num_rows == 0:
             return self._visible_ts
         with self._write_lock:
             self._check_writable()
+            if partition_id not in self._partition_ids:
+                raise InvalidArgument("the partition does not exist (dropped concurrently?)")
             if not upsert:
                 live = self._live
                 for k in batch.pks:
@@ -351,6 +361,36 @@ class Collection:
             logw = self._log
         self._make_durable(logw, end)
         return len(keys), ts
+
+    def add_partition(self, partition_id: int) -> None:
+        with self._write_lock:
+            self._partition_ids.add(partition_id)
+
+    def drop_partition(self, partition_id: int) -> int:
+        """Delete every live row of a partition, in one delete record; return how many.
+
+        The id leaves the set of writable partitions first, under the write lock, so no
+        insert can slip into the partition between the delete and the catalog change.
+        """
+        with self._write_lock:
+            self._partition_ids.discard(partition_id)
+        value = pa.array([partition_id], type=pa.int64())
+
+        def pick(snap: Snapshot) -> list[Any]:
+            keys: list[Any] = []
+            for view in snap.views:
+                if not view.num_rows:
+                    continue
+                mask = view.visible(snap.ts) & np.asarray(
+                    pc.is_in(view.column(PARTITION_FIELD), value_set=value), dtype=bool
+                )
+                rows = np.flatnonzero(mask)
+                if rows.size:
+                    keys.extend(view.take(rows, [self.pk_name])[self.pk_name])
+            return keys
+
+        n, _ = self.delete(filter_fn=pick)
+        return n
 
     def _append(self, rtype: int, ts: int, payload: bytes) -> int:
         try:

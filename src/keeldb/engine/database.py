@@ -22,10 +22,17 @@ from typing import Any
 
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument
-from keeldb.schema import CollectionSchema, check_name
+from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from keeldb.storage.catalog import Catalog
 from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
 from keeldb.storage.oracle import TimestampOracle
+
+MAX_PARTITIONS = 1024
+
+
+def partitions_of(entry: dict[str, Any]) -> dict[str, int]:
+    """Partition name -> id; every collection has ``_default`` (id 0)."""
+    return dict(entry.get("partitions") or {DEFAULT_PARTITION: 0})
 
 
 class Database:
@@ -54,7 +61,11 @@ class Database:
     def _open(self, entry: dict[str, Any]) -> Collection:
         schema = CollectionSchema.from_dict(entry["schema"])
         return Collection(
-            self._dir(entry["id"]), schema, self.oracle, auto_flush_bytes=self.auto_flush_bytes
+            self._dir(entry["id"]),
+            schema,
+            self.oracle,
+            auto_flush_bytes=self.auto_flush_bytes,
+            partition_ids=partitions_of(entry).values(),
         )
 
     def _remove_orphans(self) -> None:
@@ -103,6 +114,36 @@ class Database:
         with self._lock:
             e = self.entry(name)
             e.update(changes)
+            self.catalog.update({name: e})
+
+    def create_partition(self, name: str, partition: str) -> None:
+        check_name("partition", partition)
+        with self._lock:
+            e = self.entry(name)
+            parts = partitions_of(e)
+            if partition in parts:
+                raise InvalidArgument(f"partition '{partition}' already exists")
+            if len(parts) >= MAX_PARTITIONS:
+                raise InvalidArgument(f"a collection can have at most {MAX_PARTITIONS} partitions")
+            pid = int(e.get("next_partition_id", 1))
+            e["partitions"] = {**parts, partition: pid}
+            e["next_partition_id"] = pid + 1
+            self.catalog.update({name: e})
+            self._collections[name].add_partition(pid)
+
+    def drop_partition(self, name: str, partition: str) -> None:
+        """Rows first (one durable delete record), catalog second: a crash in between leaves
+        an empty partition that still exists, never rows that count but cannot be named."""
+        with self._lock:
+            e = self.entry(name)
+            parts = partitions_of(e)
+            if partition == DEFAULT_PARTITION:
+                raise InvalidArgument("the default partition cannot be dropped")
+            if partition not in parts:
+                raise InvalidArgument(f"partition '{partition}' does not exist")
+            self._collections[name].drop_partition(parts[partition])
+            del parts[partition]
+            e["partitions"] = parts
             self.catalog.update({name: e})
 
     def rename(self, old: str, new: str) -> None:

@@ -25,6 +25,7 @@ from keeldb.schema import (
     FLOAT_TYPES,
     INT_RANGES,
     INTEGER_TYPES,
+    PARTITION_FIELD,
     CollectionSchema,
     DataType,
     FieldSchema,
@@ -257,6 +258,7 @@ def rows_to_batch(
     *,
     require_pk: bool,
     auto_ids: Iterable[int] | None = None,
+    partition_id: int = 0,
 ) -> Batch:
     """Validate ``rows`` against ``schema`` and build a Batch, or raise InvalidArgument.
 
@@ -334,6 +336,7 @@ def rows_to_batch(
             first[k] = i
     if meta is not None:
         columns[DYNAMIC_FIELD] = pa.array(meta, type=pa.string())
+    columns[PARTITION_FIELD] = pa.array(np.full(n, partition_id, dtype=np.int64))
     table = pa.Table.from_arrays(list(columns.values()), schema=schema.arrow_schema())
     if table.nbytes > MAX_BATCH_BYTES:
         raise InvalidArgument(f"batch of {table.nbytes} bytes exceeds the limit of {MAX_BATCH_BYTES}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
-from keeldb.engine.query import Output, materialize, select
+from keeldb.engine.query import Output, Selector, materialize, select
 from keeldb.errors import InvalidArgument
 from keeldb.schema import METRICS
 
@@ -63,6 +63,7 @@ def search(
     flt: Filter | None,
     out: Output,
     pk: str,
+    extra: Selector | None = None,
 ) -> list[list[dict[str, Any]]]:
     if req.metric not in METRICS:
         raise InvalidArgument(f"unknown metric type {req.metric!r}; use one of {METRICS}")
@@ -88,7 +89,7 @@ def search(
     best_dist: list[np.ndarray] = []
     best_view: list[np.ndarray] = []
     best_row: list[np.ndarray] = []
-    for vi, rows in select(snap, flt):
+    for vi, rows in select(snap, flt, extra):
         vecs = snap.views[vi].vectors(req.field)
         for b in range(0, rows.size, BLOCK_ROWS):
             r = rows[b : b + BLOCK_ROWS]
