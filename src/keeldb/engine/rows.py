@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from keeldb.schema import (
 
 MAX_BATCH_ROWS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024  # beyond this a single log record gets unwieldy
-_MISSING = object()
+MISSING: Any = object()  # a value the row did not give (not the same as None)
 
 
 @dataclass
@@ -197,8 +197,8 @@ def _json_text(name: str, value: Any, row: int, *, str_is_json: bool = False) ->
         if str_is_json and isinstance(value, str):
             value = json.loads(value)
         if isinstance(value, Mapping):
-            bad = next((k for k in value if not isinstance(k, str)), _MISSING)
-            if bad is not _MISSING:
+            bad = next((k for k in value if not isinstance(k, str)), MISSING)
+            if bad is not MISSING:
                 raise TypeError(f"keys must be strings, got {type(bad).__name__} {bad!r:.40}")
         return json.dumps(value, allow_nan=False, separators=(",", ":"), default=_json_default)
     except (TypeError, ValueError, RecursionError) as e:
@@ -279,9 +279,6 @@ def rows_to_batch(
     pkf = schema.primary
     names = {f.name for f in schema.fields}
     use_auto = pkf.auto_id and not require_pk
-    columns: dict[str, Any] = {}
-    vectors: dict[str, np.ndarray] = {}
-
     meta: list[str] | None = [] if schema.enable_dynamic_field else None
     for i, r in enumerate(rows):
         extra = r.keys() - names if not names.issuperset(r) else ()
@@ -297,7 +294,45 @@ def rows_to_batch(
             meta.append(_json_text(DYNAMIC_FIELD, {k: r[k] for k in extra}, i))
         elif meta is not None:
             meta.append("{}")
+    columns = {
+        f.name: [r.get(f.name, MISSING) for r in rows]
+        for f in schema.fields
+        if not (f.is_primary and use_auto)
+    }
+    return columns_to_batch(
+        schema, columns, n, meta=meta, require_pk=require_pk, auto_ids=auto_ids, partition_id=partition_id
+    )
 
+
+def columns_to_batch(
+    schema: CollectionSchema,
+    values_by_field: Mapping[str, Sequence[Any] | np.ndarray],
+    n: int,
+    *,
+    meta: list[str] | None,
+    require_pk: bool,
+    auto_ids: Iterable[int] | None = None,
+    partition_id: int = 0,
+) -> Batch:
+    """The column-wise half of ``rows_to_batch``, also used by the gRPC server, which
+    receives columns. Each value list has ``n`` entries; ``MISSING`` or ``None`` entries take
+    the field's default or null; a field absent from ``values_by_field`` is all missing.
+    ``meta`` is the dynamic field's JSON text per row (already checked to be objects)."""
+    if n > MAX_BATCH_ROWS:
+        raise InvalidArgument(f"a batch may hold at most {MAX_BATCH_ROWS} rows, got {n}")
+    pkf = schema.primary
+    unknown = set(values_by_field) - {f.name for f in schema.fields}
+    if unknown:
+        raise InvalidArgument(f"unknown field {sorted(unknown)[0]!r}")
+    use_auto = pkf.auto_id and not require_pk
+    if use_auto and pkf.name in values_by_field:
+        raise InvalidArgument(f"the primary key {pkf.name!r} is auto_id; do not pass it")
+    if meta is not None and not schema.enable_dynamic_field:
+        raise InvalidArgument("the collection has no dynamic field")
+    if meta is None and schema.enable_dynamic_field:
+        meta = ["{}"] * n
+    columns: dict[str, Any] = {}
+    vectors: dict[str, np.ndarray] = {}
     for f in schema.fields:
         if f.is_primary and use_auto:
             ids = list(auto_ids or [])
@@ -305,24 +340,29 @@ def rows_to_batch(
                 raise InvalidArgument("internal: auto_id allocation size mismatch")
             columns[f.name] = pa.array(ids, type=pa.int64())
             continue
-        values = [r.get(f.name, _MISSING) for r in rows]
-        missing = [i for i, v in enumerate(values) if v is _MISSING or v is None]
-        if missing:
-            if f.default_value is not None:
-                for i in missing:
-                    values[i] = f.default_value
-            elif f.nullable:
-                for i in missing:
-                    values[i] = None
-            else:
-                i = missing[0]
-                what = "is missing" if values[i] is _MISSING else "is None"
-                raise InvalidArgument(f"row {i}: field {f.name!r} {what} and has no default")
+        given = values_by_field.get(f.name)
+        values: list[Any] | np.ndarray = [MISSING] * n if given is None else given
+        if len(values) != n:
+            raise InvalidArgument(f"field {f.name!r} has {len(values)} values for {n} rows")
+        if not isinstance(values, np.ndarray):
+            missing = [i for i, v in enumerate(values) if v is MISSING or v is None]
+            if missing:
+                values = list(values)
+                if f.default_value is not None:
+                    for i in missing:
+                        values[i] = f.default_value
+                elif f.nullable:
+                    for i in missing:
+                        values[i] = None
+                else:
+                    i = missing[0]
+                    what = "is missing" if values[i] is MISSING else "is None"
+                    raise InvalidArgument(f"row {i}: field {f.name!r} {what} and has no default")
         if f.dtype == DataType.FLOAT_VECTOR:
             vectors[f.name] = _convert_vectors(f, values)
             columns[f.name] = vector_column(vectors[f.name])
         else:
-            columns[f.name] = _convert_scalar(f, values)
+            columns[f.name] = _convert_scalar(f, list(values))
 
     pks = columns[pkf.name].to_pylist()
     if len(set(pks)) != n:
