@@ -107,6 +107,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from keeldb.server.main import serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keeldb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -117,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--dim", type=int, default=32)
     d.add_argument("--seed", type=int, default=None)
     d.set_defaults(func=_demo)
+    s = sub.add_parser("serve", help="serve a data directory over Milvus's gRPC protocol")
+    s.add_argument("--data", required=True, help="data directory (created if missing)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=19530, help="port (0 picks a free one)")
+    s.add_argument("--auth", default=None, help="require user:password or a token on every call")
+    s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response")
+    s.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

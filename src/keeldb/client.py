@@ -9,6 +9,7 @@ Milvus rather than Milvus Lite. This module is only translation: validation of r
 
 from __future__ import annotations
 
+import json
 import threading
 from enum import Enum
 from typing import Any
@@ -18,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keeldb.engine import database
-from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
+from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import partitions_of
 from keeldb.engine.expr import parse_filter
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
-from keeldb.engine.rows import pk_array, rows_to_batch
+from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
 from keeldb.engine.search import SearchRequest, parse_queries, search
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
@@ -138,6 +139,16 @@ class Client:
             raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
         return c
 
+    def snapshot(self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None) -> Snapshot:
+        """A read snapshot of a collection, for callers that need several reads to agree or
+        need the snapshot's timestamp (the gRPC server's iterators and consistency levels).
+
+        ``guarantee_ts``: every write logged at or before it is visible (0 = now, i.e. Strong).
+        ``snapshot_ts``: read as of that older time instead of the newest state (MVCC)."""
+        c = self._coll(collection_name)
+        c.catch_up(guarantee_ts if guarantee_ts > 0 else self.db.oracle.last())
+        return c.snapshot(snapshot_ts)
+
     def close(self) -> None:
         if self._db is not None:
             database.release(self._db)
@@ -215,7 +226,12 @@ class Client:
         self.db.create(
             collection_name,
             schema,
-            {"indexes": [i.to_dict() for i in indexes], "loaded": loaded, "properties": {}},
+            {
+                "indexes": [i.to_dict() for i in indexes],
+                "loaded": loaded,
+                "properties": {},
+                "created_ts": self.db.oracle.next(),
+            },
         )
 
     def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
@@ -460,6 +476,35 @@ class Client:
         n, _ = c.delete(filter_fn=pick)
         return {"delete_count": n}
 
+    def insert_columns(
+        self,
+        collection_name: str,
+        columns: dict[str, Any],
+        num_rows: int,
+        *,
+        dynamic: list[str] | None = None,
+        partition_name: str | None = "",
+        upsert: bool = False,
+    ) -> dict[str, Any]:
+        """Column-wise insert (or upsert): ``columns`` maps field names to ``num_rows`` values
+        each (a vector field may be an (n, dim) numpy array); ``dynamic`` is each row's
+        dynamic fields as JSON object text. The gRPC server's path, and a fast path for
+        data that is already columnar. Same checks and same all-or-nothing as ``insert``."""
+        c = self._coll(collection_name)
+        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
+        if dynamic is not None:
+            dynamic = [_json_object_text(t, i) for i, t in enumerate(dynamic)]
+        auto = None
+        if not upsert and c.schema.primary.auto_id and num_rows:
+            last = self.db.oracle.next_block(num_rows)
+            auto = range(last - num_rows + 1, last + 1)
+        batch = columns_to_batch(
+            c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, partition_id=pid
+        )
+        ts = c.write(batch, upsert=upsert, partition_id=pid)
+        key = "upsert_count" if upsert else "insert_count"
+        return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
+
     def flush(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         self._coll(collection_name).flush()
 
@@ -485,7 +530,8 @@ class Client:
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
-        return query(c.snapshot(), c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+        snap = kwargs.get("snapshot") or c.snapshot()
+        return query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
 
     def get(
         self,
@@ -494,7 +540,7 @@ class Client:
         output_fields: list[str] | None = None,
         timeout: float | None = None,
         partition_names: list[str] | None = None,
-        **_: Any,
+        **kwargs: Any,
     ) -> list[dict[str, Any]]:
         c = self._loaded(collection_name)
         part = _partition_selector(self.db.entry(collection_name), partition_names)
@@ -502,7 +548,7 @@ class Client:
         if not keys:
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
-        return query(c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+        return query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
 
     def count(self, collection_name: str, filter: str = "") -> int:
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
@@ -553,10 +599,11 @@ class Client:
             offset=offset,
             radius=params.get("radius", sp.get("radius")),
             range_filter=params.get("range_filter", sp.get("range_filter")),
+            after=kwargs.get("after_distance"),
         )
         flt = parse_filter(filter, c.schema)
         out = resolve_output(c.schema, output_fields)
-        return search(c.snapshot(), req, flt, out, c.schema.primary.name, part)
+        return search(kwargs.get("snapshot") or c.snapshot(), req, flt, out, c.schema.primary.name, part)
 
     # -- keeldb extras ------------------------------------------------------------------
 
@@ -564,6 +611,21 @@ class Client:
         """What opening this collection found: manifest version, log records replayed, and
         any torn tail that was cut (with the byte count)."""
         return dict(self._coll(collection_name).report.__dict__)
+
+
+def _json_object_text(text: str | bytes, row: int) -> str:
+    """Dynamic-field text from the wire: must be one JSON object (no NaN)."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, TypeError) as e:
+        raise InvalidArgument(f"row {row}: dynamic field is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"row {row}: dynamic field must be a JSON object")
+    return text.decode() if isinstance(text, bytes) else text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
 
 
 def _check_unique_indexes(indexes: list[IndexParam]) -> None:

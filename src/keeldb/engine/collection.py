@@ -444,10 +444,16 @@ class Collection:
     def visible_ts(self) -> int:
         return self._visible_ts
 
-    def wait_visible(self, ts: int) -> None:
-        """Block until a write with timestamp ``ts`` is durable (for Session consistency)."""
-        while self._visible_ts < ts and not self._failed:
-            self._log.sync()
+    def catch_up(self, ts: int) -> None:
+        """Make every write already logged with a timestamp <= ``ts`` visible, waiting for its
+        fsync if need be. This is what a Strong or Session read at guarantee time ``ts`` needs:
+        acknowledged writes are visible anyway; this also covers writes still in flight."""
+        while True:
+            with self._state_lock:
+                p = self._pending[0] if self._pending else None
+            if p is None or p.ts > ts:
+                return
+            p.log.sync(p.end)
             self._advance_visible()
 
     # -- flush ------------------------------------------------------------------------

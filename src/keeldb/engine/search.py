@@ -35,6 +35,7 @@ class SearchRequest:
     offset: int = 0
     radius: float | None = None
     range_filter: float | None = None
+    after: float | None = None  # iterator cursor: only hits strictly worse than this
 
 
 def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
@@ -96,8 +97,11 @@ def search(
             x = vecs[r] if r.size != len(vecs) else vecs
             d = _scores(x, q, req.metric)
             key = -d if larger_better else d.copy()
-            if req.radius is not None or req.range_filter is not None:
-                key[~_in_range(d, req.radius, req.range_filter, larger_better)] = np.inf
+            if req.radius is not None or req.range_filter is not None or req.after is not None:
+                keep = _in_range(d, req.radius, req.range_filter, larger_better)
+                if req.after is not None:
+                    keep &= (d < req.after) if larger_better else (d > req.after)
+                key[~keep] = np.inf
             k = min(want, r.size)
             if k < r.size:
                 part = np.argpartition(key, k - 1, axis=1)[:, :k]

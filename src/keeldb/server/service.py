@@ -1,0 +1,477 @@
+"""``MilvusService`` over keeldb: each RPC becomes one call on the embedded ``Client``.
+
+No storage logic lives here. Every handler runs inside ``_rpc``, which turns any exception
+into a ``common.Status`` in the response: an exception escaping a gRPC servicer becomes
+status UNKNOWN, which pymilvus retries for minutes (docs/research/pymilvus-wire.md §3).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+
+from keeldb import __version__
+from keeldb.client import Client, LoadState
+from keeldb.engine.query import COUNT, resolve_output
+from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
+from keeldb.schema import CollectionSchema, IndexParams
+from keeldb.server import convert
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+SERVER_VERSION = f"v2.5.0-keeldb-{__version__}"
+_LOAD_STATE = {
+    LoadState.NotExist: common_pb2.LoadState.LoadStateNotExist,
+    LoadState.NotLoad: common_pb2.LoadState.LoadStateNotLoad,
+    LoadState.Loading: common_pb2.LoadState.LoadStateLoading,
+    LoadState.Loaded: common_pb2.LoadState.LoadStateLoaded,
+}
+
+
+class DatabaseNotFound(KeelError):
+    code = 800
+
+
+def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a handler; on any error answer ``response(status=...)`` (or the Status itself)."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def handler(self: Service, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                self._check_database(context)
+                return fn(self, request, context)
+            except Exception as e:  # noqa: BLE001 - see module docstring
+                if not isinstance(e, KeelError):
+                    log.exception("%s failed", fn.__name__)
+                st = convert.status(e)
+                return st if response is common_pb2.Status else response(status=st)
+
+        return handler
+
+    return wrap
+
+
+def _param_bool(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+class Service(milvus_pb2_grpc.MilvusServiceServicer):
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._ids = itertools.count(1)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _check_database(context: grpc.ServicerContext) -> None:
+        """keeldb has one database, ``default``; pymilvus names it in the ``dbname`` header."""
+        for key, value in context.invocation_metadata() or ():
+            if key == "dbname" and value not in ("", "default"):
+                raise DatabaseNotFound(f"database not found[database={value}]")
+
+    def _schema(self, name: str) -> CollectionSchema:
+        return self.client._coll(name).schema  # noqa: SLF001 - same package, read-only
+
+    # -- connection -------------------------------------------------------------------
+
+    @_rpc(milvus_pb2.ConnectResponse)
+    def Connect(self, request: Any, context: grpc.ServicerContext) -> Any:
+        info = common_pb2.ServerInfo(
+            build_tags=SERVER_VERSION, deploy_mode="STANDALONE", build_time="", git_commit=""
+        )
+        return milvus_pb2.ConnectResponse(status=convert.status(), server_info=info, identifier=next(self._ids))
+
+    @_rpc(milvus_pb2.GetVersionResponse)
+    def GetVersion(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.GetVersionResponse(status=convert.status(), version=SERVER_VERSION)
+
+    @_rpc(milvus_pb2.CheckHealthResponse)
+    def CheckHealth(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.CheckHealthResponse(status=convert.status(), isHealthy=True)
+
+    @_rpc(milvus_pb2.AllocTimestampResponse)
+    def AllocTimestamp(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.AllocTimestampResponse(status=convert.status(), timestamp=self.client.db.oracle.next())
+
+    @_rpc(milvus_pb2.ListDatabasesResponse)
+    def ListDatabases(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.ListDatabasesResponse(status=convert.status(), db_names=["default"])
+
+    @_rpc(milvus_pb2.DescribeDatabaseResponse)
+    def DescribeDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.db_name not in ("", "default"):
+            raise DatabaseNotFound(f"database not found[database={request.db_name}]")
+        return milvus_pb2.DescribeDatabaseResponse(status=convert.status(), db_name="default")
+
+    # -- collections ------------------------------------------------------------------
+
+    @_rpc(common_pb2.Status)
+    def CreateCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        ps = schema_pb2.CollectionSchema()
+        try:
+            ps.ParseFromString(request.schema)
+        except Exception:  # noqa: BLE001
+            raise InvalidArgument("malformed collection schema") from None
+        schema = convert.schema_from_proto(ps)
+        self.client.create_collection(request.collection_name, schema=schema)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def DropCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.drop_collection(request.collection_name)
+        return convert.status()
+
+    @_rpc(milvus_pb2.BoolResponse)
+    def HasCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.BoolResponse(status=convert.status(), value=self.client.has_collection(request.collection_name))
+
+    @_rpc(milvus_pb2.DescribeCollectionResponse)
+    def DescribeCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name
+        entry = self.client.db.entry(name)
+        schema = CollectionSchema.from_dict(entry["schema"])
+        created = int(entry.get("created_ts", 0))
+        return milvus_pb2.DescribeCollectionResponse(
+            status=convert.status(),
+            schema=convert.schema_to_proto(name, schema),
+            collectionID=int(entry["id"]),
+            collection_name=name,
+            shards_num=1,
+            consistency_level=common_pb2.ConsistencyLevel.Strong,
+            num_partitions=len(self.client.list_partitions(name)),
+            created_timestamp=created,
+            update_timestamp=created,
+            db_name="default",
+        )
+
+    @_rpc(milvus_pb2.ShowCollectionsResponse)
+    def ShowCollections(self, request: Any, context: grpc.ServicerContext) -> Any:
+        names = self.client.list_collections()
+        if request.collection_names:
+            names = [n for n in names if n in set(request.collection_names)]
+        return milvus_pb2.ShowCollectionsResponse(status=convert.status(), collection_names=names)
+
+    @_rpc(common_pb2.Status)
+    def RenameCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.newDBName not in ("", "default"):
+            raise DatabaseNotFound(f"database not found[database={request.newDBName}]")
+        self.client.rename_collection(request.oldName, request.newName)
+        return convert.status()
+
+    @_rpc(milvus_pb2.GetCollectionStatisticsResponse)
+    def GetCollectionStatistics(self, request: Any, context: grpc.ServicerContext) -> Any:
+        n = self.client.get_collection_stats(request.collection_name)["row_count"]
+        resp = milvus_pb2.GetCollectionStatisticsResponse(status=convert.status())
+        resp.stats.add(key="row_count", value=str(n))
+        return resp
+
+    # -- partitions -------------------------------------------------------------------
+
+    @_rpc(common_pb2.Status)
+    def CreatePartition(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.create_partition(request.collection_name, request.partition_name)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def DropPartition(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.drop_partition(request.collection_name, request.partition_name)
+        return convert.status()
+
+    @_rpc(milvus_pb2.BoolResponse)
+    def HasPartition(self, request: Any, context: grpc.ServicerContext) -> Any:
+        value = self.client.has_partition(request.collection_name, request.partition_name)
+        return milvus_pb2.BoolResponse(status=convert.status(), value=value)
+
+    @_rpc(milvus_pb2.ShowPartitionsResponse)
+    def ShowPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
+        names = self.client.list_partitions(request.collection_name)
+        return milvus_pb2.ShowPartitionsResponse(
+            status=convert.status(), partition_names=names, partitionIDs=list(range(len(names)))
+        )
+
+    @_rpc(milvus_pb2.GetPartitionStatisticsResponse)
+    def GetPartitionStatistics(self, request: Any, context: grpc.ServicerContext) -> Any:
+        n = self.client.get_partition_stats(request.collection_name, request.partition_name)["row_count"]
+        resp = milvus_pb2.GetPartitionStatisticsResponse(status=convert.status())
+        resp.stats.add(key="row_count", value=str(n))
+        return resp
+
+    @_rpc(common_pb2.Status)
+    def LoadPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.load_partitions(request.collection_name, list(request.partition_names))
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def ReleasePartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.release_partitions(request.collection_name, list(request.partition_names))
+        return convert.status()
+
+    # -- indexes (§7) -----------------------------------------------------------------
+
+    @_rpc(common_pb2.Status)
+    def CreateIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
+        params = convert.kv(request.extra_params)
+        nested = params.pop("params", None)
+        extra = {k: convert.parse_param(v) for k, v in params.items() if k not in ("index_type", "metric_type")}
+        if nested:
+            parsed = convert.parse_param(nested)
+            if isinstance(parsed, dict):
+                extra.update(parsed)
+        ip = IndexParams()
+        ip.add_index(
+            request.field_name,
+            index_type=params.get("index_type", ""),
+            index_name=request.index_name,
+            metric_type=params.get("metric_type", ""),
+            params=extra,
+        )
+        self.client.create_index(request.collection_name, ip)
+        return convert.status()
+
+    @_rpc(milvus_pb2.DescribeIndexResponse)
+    def DescribeIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name
+        names = self.client.list_indexes(name, field_name=request.field_name)
+        if request.index_name:
+            names = [n for n in names if n == request.index_name]
+        if not names:
+            raise IndexNotFound(f"index not found[collection={name}]")
+        resp = milvus_pb2.DescribeIndexResponse(status=convert.status())
+        for n in names:
+            d = self.client.describe_index(name, n)
+            desc = resp.index_descriptions.add(
+                index_name=d["index_name"],
+                field_name=d["field_name"],
+                indexed_rows=d["indexed_rows"],
+                total_rows=d["total_rows"],
+                pending_index_rows=d["pending_index_rows"],
+                state=common_pb2.IndexState.Finished,
+            )
+            for key in ("index_type", "metric_type"):
+                desc.params.add(key=key, value=str(d[key]))
+            for key, value in d.items():
+                if key not in ("index_type", "metric_type", "index_name", "field_name", "indexed_rows",
+                               "total_rows", "pending_index_rows", "state"):
+                    desc.params.add(key=key, value=value if isinstance(value, str) else str(value))
+        return resp
+
+    @_rpc(common_pb2.Status)
+    def DropIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name
+        index = request.index_name
+        if not index:
+            matches = self.client.list_indexes(name, field_name=request.field_name)
+            if len(matches) != 1:
+                raise IndexNotFound(f"index not found[collection={name}]")
+            index = matches[0]
+        self.client.drop_index(name, index)
+        return convert.status()
+
+    # -- load state (§8) --------------------------------------------------------------
+
+    @_rpc(common_pb2.Status)
+    def LoadCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.load_collection(request.collection_name)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def ReleaseCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.client.release_collection(request.collection_name)
+        return convert.status()
+
+    @_rpc(milvus_pb2.GetLoadingProgressResponse)
+    def GetLoadingProgress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Loading is instant in keeldb: 100 when loaded. An unloaded collection answers an
+        error rather than 0, so a client polling for progress can never wait forever."""
+        state = self.client.get_load_state(request.collection_name)["state"]
+        if state == LoadState.NotExist:
+            raise CollectionNotFound(f"collection not found[collection={request.collection_name}]")
+        if state != LoadState.Loaded:
+            raise InvalidArgument(f"collection '{request.collection_name}' is not being loaded")
+        return milvus_pb2.GetLoadingProgressResponse(status=convert.status(), progress=100, refresh_progress=100)
+
+    @_rpc(milvus_pb2.GetLoadStateResponse)
+    def GetLoadState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        state = self.client.get_load_state(request.collection_name)["state"]
+        return milvus_pb2.GetLoadStateResponse(status=convert.status(), state=_LOAD_STATE[state])
+
+    # -- writes (§9) ------------------------------------------------------------------
+
+    def _write(self, request: Any, upsert: bool) -> Any:
+        name = request.collection_name
+        schema = self._schema(name)
+        cols, meta = convert.columns_from_proto(schema, request.fields_data, request.num_rows)
+        res = self.client.insert_columns(
+            name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert
+        )
+        out = milvus_pb2.MutationResult(
+            status=convert.status(),
+            IDs=convert.ids_to_proto(schema, res["ids"]),
+            succ_index=list(range(request.num_rows)),
+            timestamp=res["timestamp"],
+        )
+        if upsert:
+            out.upsert_cnt = request.num_rows
+        else:
+            out.insert_cnt = request.num_rows
+        return out
+
+    @_rpc(milvus_pb2.MutationResult)
+    def Insert(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._write(request, upsert=False)
+
+    @_rpc(milvus_pb2.MutationResult)
+    def Upsert(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.partial_update:
+            raise InvalidArgument("partial updates are not supported")
+        return self._write(request, upsert=True)
+
+    @_rpc(milvus_pb2.MutationResult)
+    def Delete(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """pymilvus turns ``delete(ids=...)`` into ``pk in [...]`` (§9); it is a filter here.
+        The reply carries no IDs, or pymilvus would return them instead of the count."""
+        if request.expr_template_values:
+            raise InvalidArgument("filter templates (filter_params) are not supported")
+        n = self.client.delete(request.collection_name, filter=request.expr, partition_name=request.partition_name)
+        ts = self.client.db.oracle.last()
+        return milvus_pb2.MutationResult(status=convert.status(), delete_cnt=n["delete_count"], timestamp=ts)
+
+    @_rpc(milvus_pb2.FlushResponse)
+    def Flush(self, request: Any, context: grpc.ServicerContext) -> Any:
+        resp = milvus_pb2.FlushResponse(status=convert.status(), db_name="default")
+        for name in request.collection_names:
+            self.client.flush(name)
+            resp.coll_segIDs[name].SetInParent()
+            resp.coll_flush_ts[name] = self.client.db.oracle.last()
+        return resp
+
+    @_rpc(milvus_pb2.GetFlushStateResponse)
+    def GetFlushState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        # Flush returns only when the segment and manifest are durable.
+        return milvus_pb2.GetFlushStateResponse(status=convert.status(), flushed=True)
+
+    @_rpc(milvus_pb2.GetFlushAllStateResponse)
+    def GetFlushAllState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.GetFlushAllStateResponse(status=convert.status(), flushed=True)
+
+    @_rpc(milvus_pb2.FlushAllResponse)
+    def FlushAll(self, request: Any, context: grpc.ServicerContext) -> Any:
+        for name in self.client.list_collections():
+            self.client.flush(name)
+        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=self.client.db.oracle.last())
+
+    # -- reads (§10-§13) --------------------------------------------------------------
+
+    def _snapshot(self, name: str, request: Any, iterator: bool) -> Any:
+        """Consistency levels through the guarantee timestamp pymilvus computes (§10):
+        0 (Strong) = every write logged so far becomes visible first; a write's timestamp
+        (Session, and pymilvus's default) = that write and all before it are visible — an
+        acknowledged write always is; 1 or 2 (Eventually, Bounded) = the newest visible
+        state, no waiting. Iterators pin the snapshot their first page reported as
+        ``session_ts`` and read every later page at it (MVCC), so pages never see a moving
+        collection."""
+        g = int(request.guarantee_timestamp)
+        if iterator and g > 2:
+            return self.client.snapshot(name, guarantee_ts=g, snapshot_ts=g)
+        return self.client.snapshot(name, guarantee_ts=g)
+
+    @_rpc(milvus_pb2.QueryResults)
+    def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name
+        if request.expr_template_values:
+            raise InvalidArgument("filter templates (filter_params) are not supported")
+        params = convert.kv(request.query_params)
+        iterator = _param_bool(params.get("iterator"))
+        schema = self._schema(name)
+        self.client._loaded(name)  # noqa: SLF001 - the same not-loaded error as embedded
+        snap = self._snapshot(name, request, iterator)
+        requested = list(request.output_fields)
+        resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=snap.ts)
+        resp.primary_field_name = schema.primary.name
+        if [n.strip() for n in requested] == [COUNT]:
+            rows = self.client.query(name, filter=request.expr, output_fields=[COUNT],
+                                     partition_names=list(request.partition_names), snapshot=snap)
+            resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
+            resp.output_fields.append(COUNT)
+            return resp
+        limit = int(params["limit"]) if params.get("limit") else None
+        offset = int(params.get("offset") or 0)
+        out = resolve_output(schema, requested)
+        rows = self.client.query(
+            name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
+            limit=limit, offset=offset, snapshot=snap,
+        )
+        fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
+        resp.fields_data.extend(fields)
+        resp.output_fields.extend(names)
+        return resp
+
+    @_rpc(milvus_pb2.SearchResults)
+    def Search(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name
+        if request.expr_template_values:
+            raise InvalidArgument("filter templates (filter_params) are not supported")
+        if request.sub_reqs or request.HasField("function_score"):
+            raise InvalidArgument("hybrid search and function scores are not supported")
+        if request.WhichOneof("search_input") != "placeholder_group":
+            raise InvalidArgument("search by primary keys is not supported; send query vectors")
+        schema = self._schema(name)
+        sp = convert.kv(request.search_params)
+        params = convert.parse_param(sp.get("params", "{}")) or {}
+        if not isinstance(params, dict):
+            raise InvalidArgument("search params must be a JSON object")
+        anns = sp.get("anns_field") or ""
+        vfields = schema.vector_fields
+        field = schema.field(anns) if anns else (vfields[0] if len(vfields) == 1 else None)
+        if field is None or field.dim is None:
+            raise InvalidArgument("pass anns_field: the collection has several vector fields" if not anns
+                                  else f"anns_field {anns!r} is not a vector field")
+        queries = convert.query_vectors(request.placeholder_group, field.dim)
+        iterator = _param_bool(sp.get("iterator"))
+        self.client._loaded(name)  # noqa: SLF001
+        snap = self._snapshot(name, request, iterator)
+        try:
+            limit = int(sp.get("topk", "10"))
+            offset = int(sp.get("offset") or 0)
+        except ValueError:
+            raise InvalidArgument("topk and offset must be integers") from None
+        metric = sp.get("metric_type") or params.get("metric_type")
+        search_params: dict[str, Any] = {"params": params}
+        if metric:
+            search_params["metric_type"] = metric
+        after = None
+        v2 = iterator and _param_bool(sp.get("search_iter_v2"))
+        if v2 and sp.get("search_iter_last_bound"):
+            after = float(sp["search_iter_last_bound"])
+        requested = list(request.output_fields)
+        out = resolve_output(schema, requested)
+        hits = self.client.search(
+            name, queries, filter=request.dsl, limit=limit, output_fields=requested,
+            search_params=search_params, partition_names=list(request.partition_names),
+            anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
+        )
+        flat = [h for per_query in hits for h in per_query]
+        data = schema_pb2.SearchResultData(num_queries=len(hits), top_k=limit, primary_field_name=schema.primary.name)
+        data.topks.extend(len(per_query) for per_query in hits)
+        data.ids.CopyFrom(convert.ids_to_proto(schema, [h["id"] for h in flat]))
+        data.scores.extend(h["distance"] for h in flat)
+        data.distances.extend(h["distance"] for h in flat)
+        entities = [dict(h["entity"]) for h in flat]
+        fields, names = convert.fields_to_proto(schema, out, entities, pk_first=False)
+        data.fields_data.extend(fields)
+        data.output_fields.extend(names)
+        if v2:
+            data.search_iterator_v2_results.token = sp.get("search_iter_id") or uuid.uuid4().hex
+            if flat:
+                data.search_iterator_v2_results.last_bound = flat[-1]["distance"]
+            elif after is not None:
+                data.search_iterator_v2_results.last_bound = after
+        return milvus_pb2.SearchResults(status=convert.status(), results=data, collection_name=name, session_ts=snap.ts)
