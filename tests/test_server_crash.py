@@ -49,6 +49,18 @@ class KeelServer:
         assert "listening on" in line, line
         self.port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
 
+    def client(self, deadline: float = 20.0) -> Any:
+        """A fresh pymilvus connection. Retried: gRPC shares subchannels process-wide, and
+        one to the killed server may still be in reconnect backoff for a moment."""
+        end = time.time() + deadline
+        while True:
+            try:
+                return pymilvus.MilvusClient(uri=self.uri, dedicated=True, timeout=5)
+            except Exception:  # noqa: BLE001
+                if time.time() > end:
+                    raise
+                time.sleep(0.2)
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -64,7 +76,11 @@ class KeelServer:
     def __exit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 N = 3000
 BATCH = 200
@@ -113,7 +129,7 @@ def test_sigkill_during_concurrent_upserts(tmp_path: Path) -> None:
     rng = random.Random(7)
     span = N // CLIENTS
     with KeelServer(tmp_path / "data") as server:
-        admin = pymilvus.MilvusClient(uri=server.uri, dedicated=True)
+        admin = server.client()
         admin.create_collection("seed", dimension=DIM, metric_type="L2")
         for s in range(0, N, 1000):
             admin.insert("seed", [{"id": k, "vector": vec(k, -1), "b": -1} for k in range(s, s + 1000)])
@@ -134,7 +150,7 @@ def test_sigkill_during_concurrent_upserts(tmp_path: Path) -> None:
                 w.join(timeout=60)
                 assert not w.is_alive(), "a client hung after the server died"
             server.restart()
-            check = pymilvus.MilvusClient(uri=server.uri, dedicated=True)  # a fresh channel
+            check = server.client()
             count = check.query("seed", filter="", output_fields=["count(*)"], consistency_level="Strong")
             assert count[0]["count(*)"] == N
             rows: list[dict[str, Any]] = []
@@ -164,3 +180,44 @@ def test_sigkill_during_concurrent_upserts(tmp_path: Path) -> None:
             assert len({h["id"] for h in hits[0]}) == 10
             check.close()
         assert total_acked > 10, "the workload made no progress; the test proves nothing"
+
+
+def test_sigterm_finishes_in_flight_calls_and_closes_cleanly(tmp_path: Path) -> None:
+    with KeelServer(tmp_path / "data") as server:
+        _sigterm_scenario(server)
+
+
+def _sigterm_scenario(server: KeelServer) -> None:
+    c = server.client()
+    c.create_collection("t", dimension=DIM, metric_type="L2")
+    results: list[str] = []
+
+    def writer() -> None:
+        for b in range(1000):
+            try:
+                c.upsert("t", [{"id": k, "vector": vec(k, b), "b": b} for k in range(200)], timeout=3)
+                results.append("ok")
+            except Exception:  # noqa: BLE001 - refused once the server stops accepting calls
+                results.append("refused")
+                return
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.0)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.stdout is not None
+    tail = server.proc.stdout.read()
+    assert server.proc.wait(timeout=30) == 0
+    assert "stopped cleanly" in tail
+    t.join(timeout=60)
+    acked = results.count("ok")
+    assert acked > 0
+    server.start()
+    check = server.client()
+    rows = check.query("t", filter="", output_fields=["b"], consistency_level="Strong")
+    assert len(rows) == 200
+    assert {r["b"] for r in rows} in ({acked - 1}, {acked}), "the last acknowledged batch is missing"
+    check.close()
+    c.close()
+
