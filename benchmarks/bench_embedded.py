@@ -602,7 +602,12 @@ def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.
 
     # Both systems keep their log under a directory named "wal"; if it is empty the
     # "unflushed" rows were flushed behind our back and the test would not test recovery.
-    log_bytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "wal" in f.parts)
+    # (It can also hold logs that were already flushed but are not deleted yet.)
+    log_files = {
+        str(f.relative_to(path)): f.stat().st_size
+        for f in sorted(path.rglob("*"))
+        if f.is_file() and "wal" in f.relative_to(path).parts
+    }
     paths = [path]
     for i in range(2, cfg.reopen_repeats + 1):
         copy = runner.path_for(spec, f"reopen-copy{i}")
@@ -637,7 +642,8 @@ def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.
             "; ".join(dict.fromkeys(errors)) or None,
             rows=cfg.rows,
             unflushed_rows=unflushed,
-            log_bytes_at_crash=log_bytes,
+            log_bytes_at_crash=sum(log_files.values()),
+            log_files_at_crash=log_files,
             samples=samples,
             note="open + first count(*) in a fresh process; process_wall_s adds interpreter "
             "start-up and imports",
@@ -663,6 +669,14 @@ def _fmt(metric: str, value: float | None) -> str:
     if metric == "insert_rows_per_s":
         return f"{value:,.0f}"
     return f"{value:.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def _fmt_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024**2:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024**2:,.1f} MiB"
 
 
 def compute_ratios(systems: dict[str, dict]) -> dict[str, dict]:
@@ -800,8 +814,9 @@ def print_report(report: dict) -> None:
                 for s in reo["detail"]["samples"]
             )
             console.print(f"  reopen samples: {parts}")
-            mib = reo["detail"]["log_bytes_at_crash"] / 2**20
-            console.print(f"  log (files under wal/) at the moment of SIGKILL: {mib:,.1f} MiB")
+            logs = reo["detail"]["log_files_at_crash"]
+            sizes = ", ".join(f"{Path(k).name} {_fmt_bytes(v)}" for k, v in logs.items())
+            console.print(f"  log files under wal/ at the SIGKILL: {sizes or 'none'}")
     m = report["machine"]
     console.print(
         "Row dicts are built from numpy before the insert timer starts: that is the caller's "

@@ -165,3 +165,32 @@ def test_drop_and_recreate(tmp_path: Path) -> None:
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 0
     c.close()
     assert count(db) == 0
+
+
+def test_disk_full_during_flush_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush that hits ENOSPC fails loudly; the collection refuses writes (it cannot
+    trust its state any more) but keeps serving reads; reopening recovers every
+    acknowledged row from the log."""
+    from keeldb.storage import crash
+
+    db = tmp_path / "db"
+    make(db)
+    c = keeldb.Client(str(db))
+    c.insert("c", [{"id": 20_000 + i, "vector": [i, 0, 0]} for i in range(10)])
+    monkeypatch.setattr(crash, "_faults", {"disk-full": ""})
+    with pytest.raises(keeldb.StorageError, match="No space left"):
+        c.flush("c")
+    with pytest.raises(keeldb.StorageError, match="reopen"):
+        c.insert("c", [{"id": 30_000, "vector": [0, 0, 0]}])
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 51
+    c.close()
+    monkeypatch.setattr(crash, "_faults", {})
+    assert count(db) == 51
+
+
+def test_slow_fsync_is_only_slow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keeldb.storage import crash
+
+    monkeypatch.setattr(crash, "_faults", {"slow-fsync": "20"})
+    make(tmp_path / "db", flushes=1)
+    assert count(tmp_path / "db") == 21

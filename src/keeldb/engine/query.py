@@ -160,9 +160,14 @@ def query(
     pks = np.concatenate([numpy_of(snap.views[i].column(pk).take(pa.array(rows))) for i, rows in parts])
     view_of = np.concatenate([np.full(rows.size, i, dtype=np.int64) for i, rows in parts])
     row_of = np.concatenate([rows for _, rows in parts])
-    order = np.argsort(pks, kind="stable")
     end = None if limit is None else offset + limit
-    order = order[offset:end]
+    if end is not None and end < len(pks) // 4 and pks.dtype.kind in "iu":
+        # A page of a big result (query_iterator): select the first `end` keys in O(n),
+        # sort only those, instead of sorting every match.
+        part = np.argpartition(pks, end - 1)[:end] if end else np.empty(0, dtype=np.int64)
+        order = part[np.argsort(pks[part], kind="stable")][offset:]
+    else:
+        order = np.argsort(pks, kind="stable")[offset:end]
     return materialize(snap, out, pk, view_of[order], row_of[order], include_pk=True)
 
 

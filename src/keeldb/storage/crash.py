@@ -40,6 +40,7 @@ CRASH_POINTS: dict[str, str] = {
 }
 
 _ENV = "KEELDB_CRASH_AT"
+_FAULTS_ENV = "KEELDB_FAULTS"
 _lock = threading.Lock()
 _hits: dict[str, int] = {}
 
@@ -64,3 +65,40 @@ def crash_point(name: str) -> None:
         due = _hits[name] >= target[1]
     if due:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- I/O faults that are not crashes ------------------------------------------------------
+#
+# ``KEELDB_FAULTS`` is a comma-separated list, read once per process:
+#   disk-full       every segment-file write raises ENOSPC, so flushes fail (the log is
+#                   untouched: writes keep working until a flush is attempted)
+#   slow-fsync=MS   every fsync sleeps MS milliseconds first
+# The chaos command arms these in the server it starts; tests arm them directly.
+
+_faults: dict[str, str] | None = None
+
+
+def _armed() -> dict[str, str]:
+    global _faults
+    if _faults is None:
+        spec = os.environ.get(_FAULTS_ENV, "")
+        _faults = {}
+        for item in filter(None, (x.strip() for x in spec.split(","))):
+            name, _, value = item.partition("=")
+            _faults[name] = value
+    return _faults
+
+
+def before_fsync() -> None:
+    ms = _armed().get("slow-fsync")
+    if ms:
+        import time
+
+        time.sleep(int(ms) / 1000)
+
+
+def before_segment_write() -> None:
+    if "disk-full" in _armed():
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device (injected: KEELDB_FAULTS=disk-full)")

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from keeldb.errors import DatabaseLocked
+from keeldb.storage.crash import before_fsync
 
 
 def fsync_dir(path: Path) -> None:
     """Make the directory entries (creates, renames, unlinks) in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        before_fsync()
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -34,6 +36,7 @@ def write_durable(path: Path, data: bytes | memoryview) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
+        before_fsync()
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from keeldb.errors import StorageError
-from keeldb.storage.crash import crash_point
+from keeldb.storage.crash import before_fsync, crash_point
 from keeldb.storage.log_format import encode_record
 
 
@@ -91,6 +91,7 @@ class LogWriter:
             covering = self._written
         try:
             crash_point("wal.before_fsync")
+            before_fsync()
             os.fdatasync(self._fd)
             crash_point("wal.after_fsync")
         except OSError as e:

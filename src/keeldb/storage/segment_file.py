@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from keeldb.errors import CorruptionError
+from keeldb.storage.crash import before_segment_write
 from keeldb.storage.fs import write_durable
 
 TS_COLUMN = "$ts"
@@ -26,6 +27,7 @@ TS_COLUMN = "$ts"
 
 def write_table(path: Path, table: pa.Table) -> tuple[int, int]:
     """Write and fsync ``table``; return (size, crc32). The caller fsyncs the directory."""
+    before_segment_write()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks())
