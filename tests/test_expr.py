@@ -999,3 +999,17 @@ def test_matches_reference_evaluator(table_rows: tuple[pa.Table, list[Row]], gen
     got = f.evaluate(ArrowColumnSource(table)).tolist()
     want = [ref(r) is True for r in rows]
     assert got == want, text
+
+
+def test_key_list_recognises_only_pure_key_filters() -> None:
+    from keeldb import DataType
+    from keeldb.schema import CollectionSchema
+
+    s = CollectionSchema().add_field("id", DataType.INT64, is_primary=True).add_field(
+        "v", DataType.FLOAT_VECTOR, dim=2
+    ).add_field("x", DataType.INT64)
+    assert parse_filter("id in [1, 2, 3]", s).key_list("id") == [1, 2, 3]  # type: ignore[union-attr]
+    assert parse_filter("id == 7", s).key_list("id") == [7]  # type: ignore[union-attr]
+    assert parse_filter("7 == id", s).key_list("id") == [7]  # type: ignore[union-attr]
+    for other in ("id not in [1]", "x in [1]", "id in [1] and x > 0", "id > 3", "id != 7"):
+        assert parse_filter(other, s).key_list("id") is None  # type: ignore[union-attr]

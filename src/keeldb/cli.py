@@ -117,6 +117,85 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+FAULT_KINDS_HELP = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    import logging
+
+    from rich.live import Live
+    from rich.text import Text
+
+    from keeldb.chaos.report import write_report
+    from keeldb.chaos.runner import LIVE_CRASH_POINTS, Config, Run
+
+    # pymilvus logs every failed call with a traceback; under chaos that is the point.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+    lo, _, hi = args.interval.partition("-")
+    cfg = Config(
+        target=args.target,
+        rows=args.rows,
+        dim=args.dim,
+        faults=tuple(x.strip() for x in args.faults.split(",") if x.strip()),
+        count=args.count,
+        interval=(float(lo), float(hi or lo)),
+        pause=args.pause,
+        crash_points=tuple(x for x in args.crash_points.split(",") if x) or LIVE_CRASH_POINTS,
+        churn=not args.no_churn,
+        out=Path(args.out) if args.out else None,
+        uri=args.uri,
+        kill_cmd=args.kill_cmd,
+        restart_cmd=args.restart_cmd,
+        pid=args.pid,
+        seed=args.seed,
+    )
+    status = {"line": "starting"}
+    run = Run(cfg, progress=lambda msg: status.update(line=msg))
+
+    def render() -> Text:
+        h = run.history
+        done = [o for o in h.ops if o.complete is not None]
+        ok = sum(o.outcome == "ok" for o in done)
+        last_count = next((o.value for o in reversed(done) if o.kind == "count" and o.outcome == "ok"), None)
+        return Text(
+            f"{status['line']}\n"
+            f"ops {len(done):,} (ok {ok:,}, not ok {len(done) - ok:,})  faults {len(h.faults)}/{cfg.count}  "
+            f"last count(*) {last_count}  violations so far {len(run.violations)}"
+        )
+
+    with Live(render(), console=console, refresh_per_second=4) as live:
+        import threading
+
+        stop = threading.Event()
+
+        def refresh() -> None:
+            while not stop.wait(0.25):
+                live.update(render())
+
+        t = threading.Thread(target=refresh, daemon=True)
+        t.start()
+        try:
+            result = run.execute()
+        finally:
+            stop.set()
+            t.join()
+        live.update(render())
+    hist, page = write_report(result.out, result.history, result.summary, result.violations)
+    t = Table(title=f"keeldb chaos against {result.summary['target']}")
+    t.add_column("metric")
+    t.add_column("value")
+    for key in ("rows", "faults", "fault_kinds", "operations", "violations", "recovery_seconds_mean",
+                "recovery_seconds_max", "wall_seconds"):
+        t.add_row(key, str(result.summary[key]))
+    console.print(t)
+    for v in result.violations[:30]:
+        console.print(f"[red]VIOLATION[/] {v}")
+    console.print(f"history: {hist}\nreport:  {page}")
+    console.print("[green]no violations[/]" if not result.violations else f"[red]{len(result.violations)} violations[/]")
+    return 0 if not result.violations else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keeldb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -134,6 +213,26 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--auth", default=None, help="require user:password or a token on every call")
     s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response")
     s.set_defaults(func=_serve)
+    c = sub.add_parser(
+        "chaos",
+        help="the seed scenario: concurrent upserts, searches, flushes and counts under kill -9, checked",
+    )
+    c.add_argument("--target", choices=["keeldb", "milvus-lite", "external"], default="keeldb")
+    c.add_argument("--uri", help="endpoint of an external target (with --kill-cmd/--restart-cmd or --pid)")
+    c.add_argument("--kill-cmd", help="command that kills the external target")
+    c.add_argument("--restart-cmd", help="command that starts the external target again")
+    c.add_argument("--pid", type=int, help="pid of the external target (SIGKILL / SIGSTOP it directly)")
+    c.add_argument("--rows", type=int, default=100_000, help="base rows, keys 0..rows-1 (the seed: 10000000)")
+    c.add_argument("--dim", type=int, default=32)
+    c.add_argument("--faults", default="sigkill", help=f"comma list from {','.join(FAULT_KINDS_HELP)}")
+    c.add_argument("--count", type=int, default=5, help="number of faults to inject")
+    c.add_argument("--interval", default="1-5", help="seconds of workload between faults, MIN-MAX")
+    c.add_argument("--pause", type=float, default=8.0, help="SIGSTOP length in seconds")
+    c.add_argument("--crash-points", default="", help="comma list of crash points to arm (default: all live ones)")
+    c.add_argument("--no-churn", action="store_true", help="upserts only (no inserts/deletes of extra keys)")
+    c.add_argument("--out", help="directory for history.json, report.html and the server's data")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=_chaos)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -729,6 +729,23 @@ class Filter:
     fields: frozenset[str]
     _root: _Pred = field(repr=False)
 
+    def key_list(self, pk: str) -> list[Any] | None:
+        """The keys, when the whole filter is ``pk in [...]`` or ``pk == x`` — the shape
+        pymilvus gives ``delete(ids=...)`` — so the caller can use the live-key index
+        instead of scanning every segment. ``None`` for any other filter."""
+        root = self._root
+        if isinstance(root, _In) and not root.negate and isinstance(root.value, _FieldRef) and root.value.name == pk:
+            return [v for group in root.groups.values() for v in group.values]
+        if (
+            isinstance(root, _Compare)
+            and root.op == "=="
+            and isinstance(root.left, _FieldRef)
+            and root.left.name == pk
+            and isinstance(root.right, _Lit)
+        ):
+            return [root.right.value]
+        return None
+
     def evaluate(self, cols: ColumnSource) -> np.ndarray:
         """Which rows of ``cols`` match: a bool array; unknown (null) counts as no match."""
         ctx = _Ctx(cols)

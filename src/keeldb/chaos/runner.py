@@ -1,0 +1,306 @@
+"""One chaos run, start to finish: load, run the workload, inject faults on a schedule,
+restart and check after each, check at the end, write the report.
+
+A checker pass holds every worker between calls first, so "two counts with no writes in
+between" really has no writes in between, and reads the whole collection back with Strong
+consistency: two counts, a full ``query_iterator`` scan, and searches.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keeldb.chaos import workload
+from keeldb.chaos.checker import Observed, availability, check_reads, check_state
+from keeldb.chaos.history import Check, Fault, History
+from keeldb.chaos.targets import ExternalTarget, KeelTarget, MilvusLiteTarget, Target
+from keeldb.chaos.workload import COLLECTION, Gate, Worker
+
+FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
+# Crash points worth arming in a live server: each sits on a path that makes data visible
+# or invisible under this workload (flushes, the log, garbage collection, replay).
+LIVE_CRASH_POINTS = (
+    "wal.after_append",
+    "wal.before_fsync",
+    "wal.after_fsync",
+    "flush.after_rotate",
+    "flush.after_segment_write",
+    "flush.after_segment_fsync",
+    "manifest.before_rename",
+    "manifest.after_rename",
+    "gc.during",
+    "recovery.during_replay",
+)
+
+
+@dataclass
+class Config:
+    target: str = "keeldb"  # keeldb | milvus-lite | external
+    rows: int = 100_000
+    dim: int = 32
+    faults: tuple[str, ...] = ("sigkill",)
+    count: int = 5  # number of faults to inject
+    interval: tuple[float, float] = (1.0, 5.0)  # seconds of workload between faults
+    pause: float = 8.0  # SIGSTOP duration: longer than the client timeout
+    crash_points: tuple[str, ...] = LIVE_CRASH_POINTS
+    churn: bool = True  # inserts and deletes of extra keys besides the upserts
+    searchers: int = 1
+    flush_interval: float = 0.25
+    out: Path | None = None
+    uri: str | None = None
+    kill_cmd: str | None = None
+    restart_cmd: str | None = None
+    pid: int | None = None
+    seed: int = 0
+    settle: float = 0.5
+
+
+@dataclass
+class Result:
+    history: History
+    violations: list[str]
+    out: Path
+    wall_seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def make_target(cfg: Config, workdir: Path) -> Target:
+    if cfg.target == "keeldb":
+        return KeelTarget(workdir / "data")
+    if cfg.target == "milvus-lite":
+        return MilvusLiteTarget(workdir / "data")
+    if cfg.target == "external":
+        if not cfg.uri:
+            raise ValueError("--target external needs --uri")
+        return ExternalTarget(cfg.uri, cfg.kill_cmd, cfg.restart_cmd, cfg.pid, workdir)
+    raise ValueError(f"unknown target {cfg.target!r}")
+
+
+def _client(uri: str) -> Any:
+    import pymilvus
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return pymilvus.MilvusClient(uri=uri, dedicated=True, timeout=10)
+        except Exception:  # noqa: BLE001 - gRPC may still be backing off from the dead server
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str], None]) -> None:
+    c = _client(uri)
+    if c.has_collection(COLLECTION):
+        c.drop_collection(COLLECTION)
+    c.create_collection(COLLECTION, dimension=cfg.dim, metric_type="L2", consistency_level="Strong")
+    step = 5000
+    for s in range(0, cfg.rows, step):
+        rows = [
+            {"id": k, "vector": workload.vector(k, -1, cfg.dim), "batch": -1}
+            for k in range(s, min(cfg.rows, s + step))
+        ]
+        c.insert(COLLECTION, rows, timeout=60)
+        if s // step % 20 == 0:
+            progress(f"loading {s + len(rows):,}/{cfg.rows:,} rows")
+    c.flush(COLLECTION, timeout=600)
+    history.base_rows = cfg.rows
+    c.close()
+
+
+def read_back(uri: str, cfg: Config) -> Observed:
+    c = _client(uri)
+    try:
+        counts = [
+            c.query(COLLECTION, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=120)[0]["count(*)"]
+            for _ in range(2)
+        ]
+        values: dict[int, int] = {}
+        dups: list[int] = []
+        it = c.query_iterator(COLLECTION, batch_size=16384, output_fields=["batch"], consistency_level="Strong", timeout=120)
+        while True:
+            page = it.next()
+            if not page:
+                break
+            for r in page:
+                if r["id"] in values:
+                    dups.append(r["id"])
+                values[r["id"]] = r["batch"]
+        it.close()
+        rng = random.Random(cfg.seed + len(values))
+        hits: list[tuple[int, int]] = []
+        probes = [rng.randrange(cfg.rows) for _ in range(5)]
+        res = c.search(COLLECTION, [workload.vector(k, -1, cfg.dim) for k in probes], limit=10,
+                       output_fields=["batch"], consistency_level="Strong", timeout=120)
+        for per_query in res:
+            ids = [h["id"] for h in per_query]
+            dups.extend(k for k, n in Counter(ids).items() if n > 1)
+            hits.extend((h["id"], h["entity"]["batch"]) for h in per_query)
+        return Observed(values=values, duplicates=dups, counts=counts, search_hits=hits)
+    finally:
+        c.close()
+
+
+class Run:
+    def __init__(self, cfg: Config, progress: Callable[[str], None] = lambda s: None) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.rng = random.Random(cfg.seed)
+        self.history = History()
+        self.history.meta = {"config": {k: str(v) for k, v in cfg.__dict__.items()}}
+        self.gate = Gate()
+        self.workers: list[Worker] = []
+        self.violations: list[str] = []
+        self.batch_base = 0
+
+    # -- workers ------------------------------------------------------------------------
+
+    def start_workers(self, uri: str) -> None:
+        cfg = self.cfg
+        bodies = [("upsert", workload.upserter(cfg.rows, cfg.dim, self.batch_base))]
+        if cfg.churn:
+            bodies.append(("churn", workload.churner(cfg.rows, 1_000_000, cfg.dim, 1_000_000_000 + self.batch_base)))
+        bodies += [(f"search{i}", workload.searcher(cfg.rows, cfg.dim, cfg.seed + i)) for i in range(cfg.searchers)]
+        bodies += [("count", workload.counter()), ("flush", workload.flusher(cfg.flush_interval))]
+        self.workers = [Worker(n, uri, self.history, self.gate, b) for n, b in bodies]
+        for w in self.workers:
+            w.start()
+
+    def hold_workers(self) -> None:
+        for w in self.workers:
+            w.paused.set()
+        for w in self.workers:
+            while not w.idle.wait(0.1):
+                if not w.is_alive():
+                    break
+
+    def release_workers(self) -> None:
+        for w in self.workers:
+            w.paused.clear()
+
+    # -- faults -------------------------------------------------------------------------
+
+    def inject(self, target: Target, kind: str) -> Fault:
+        cfg = self.cfg
+        fault = Fault(kind, self.history.now())
+        self.history.faults.append(fault)
+        self.gate.close()
+        if kind == "sigkill":
+            target.kill()
+            target.start()
+        elif kind == "sigstop":
+            target.signal(signal.SIGSTOP)
+            time.sleep(cfg.pause)
+            target.signal(signal.SIGCONT)
+        elif kind == "crash-point":
+            # Restart the server with the point armed (a graceful stop, so the only crash is
+            # the armed one) and let the workload drive it there.
+            point = self.rng.choice(cfg.crash_points)
+            nth = self.rng.randint(1, 3) if point.startswith("wal.") else 1
+            fault.detail = f"{point}:{nth}"
+            target.stop()
+            try:
+                target.start(env={"KEELDB_CRASH_AT": fault.detail})
+                self.gate.open()
+                died = target.wait_exit(30)
+            except RuntimeError:  # died while starting: recovery.during_replay
+                died = True
+            self.gate.close()
+            if not died:
+                fault.detail += " (not reached in 30s; killed)"
+                target.kill()
+            target.start()
+        elif kind in ("disk-full", "slow-fsync"):
+            spec = "disk-full" if kind == "disk-full" else "slow-fsync=200"
+            fault.detail = spec
+            target.stop()
+            target.start(env={"KEELDB_FAULTS": spec})
+            self.gate.open()
+            time.sleep(self.rng.uniform(*cfg.interval))
+            self.gate.close()
+            target.kill()
+            target.start()
+        else:
+            raise ValueError(f"unknown fault {kind!r}")
+        fault.recovered = self.history.now()
+        time.sleep(cfg.settle)
+        self.gate.open()
+        return fault
+
+    # -- checking -----------------------------------------------------------------------
+
+    def check(self, uri: str) -> list[str]:
+        self.hold_workers()
+        try:
+            observed = read_back(uri, self.cfg)
+            found = check_state(self.history, observed)
+            self.history.checks.append(Check(self.history.now(), observed.counts[0], found))
+            return found
+        finally:
+            self.release_workers()
+
+    # -- the run ------------------------------------------------------------------------
+
+    def execute(self) -> Result:
+        cfg = self.cfg
+        t_start = time.monotonic()
+        workdir = cfg.out or Path(tempfile.mkdtemp(prefix="keeldb-chaos-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        target = make_target(cfg, workdir)
+        kinds = [k for k in cfg.faults if k in FAULT_KINDS]
+        if not target.supports_crash_points:
+            kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
+        try:
+            target.start()
+            self.progress(f"{target.name} up at {target.uri}")
+            load_base(target.uri, cfg, self.history, self.progress)
+            self.history.t0 = time.monotonic()  # the workload's clock starts now
+            self.start_workers(target.uri)
+            for i in range(cfg.count):
+                time.sleep(self.rng.uniform(*cfg.interval))
+                kind = self.rng.choice(kinds)
+                self.progress(f"fault {i + 1}/{cfg.count}: {kind}")
+                self.inject(target, kind)
+                found = self.check(target.uri)
+                self.violations.extend(f"after fault {i + 1} ({kind}): {v}" for v in found)
+                self.progress(f"fault {i + 1}/{cfg.count} checked: {len(found)} violations")
+            time.sleep(self.rng.uniform(*cfg.interval))
+            self.gate.stop.set()
+            for w in self.workers:
+                w.join(timeout=60)
+            found = self.check(target.uri)
+            self.violations.extend(f"final check: {v}" for v in found)
+            self.violations.extend(f"during the run: {v}" for v in check_reads(self.history))
+        finally:
+            self.gate.stop.set()
+            target.stop()
+        wall = time.monotonic() - t_start
+        summary = summarize(self.history, self.violations, wall, target.name, cfg)
+        return Result(self.history, self.violations, workdir, wall, summary)
+
+
+def summarize(history: History, violations: list[str], wall: float, target: str, cfg: Config) -> dict[str, Any]:
+    by_outcome = Counter((o.kind, o.outcome) for o in history.ops)
+    avail = availability(history)
+    rec = [r["first_ok_seconds"] for r in avail["recoveries"] if r["first_ok_seconds"] is not None]
+    return {
+        "target": target,
+        "rows": cfg.rows,
+        "faults": len(history.faults),
+        "fault_kinds": dict(Counter(f.kind for f in history.faults)),
+        "operations": len(history.ops),
+        "outcomes": {f"{k}/{o}": n for (k, o), n in sorted(by_outcome.items())},
+        "violations": len(violations),
+        "recovery_seconds_max": max(rec, default=None),
+        "recovery_seconds_mean": (sum(rec) / len(rec)) if rec else None,
+        "wall_seconds": round(wall, 1),
+        "availability": avail,
+    }
