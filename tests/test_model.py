@@ -124,6 +124,15 @@ class Model(RuleBasedStateMachine):
         assert n_even == sum(1 for r in self.model.values() if r["val"] % 2 == 0)
 
     @invariant()
+    def key_range_pages_match(self) -> None:
+        """query_iterator's page shape (`id > last`, limit): the key-range scan path."""
+        keys = sorted(self.model)
+        assert [r["id"] for r in self.client.query("m", filter="", limit=4)] == keys[:4]
+        assert [r["id"] for r in self.client.query("m", filter="id > 10", limit=3, offset=1)] == [k for k in keys if k > 10][1:4]
+        got = self.client.query("m", filter="id >= 20", limit=50, output_fields=["val"])
+        assert [(r["id"], r["val"]) for r in got] == [(k, self.model[k]["val"]) for k in keys if k >= 20]
+
+    @invariant()
     def get_matches(self) -> None:
         probe = list(range(0, 41, 3))
         got = {r["id"]: r["val"] for r in self.client.get("m", ids=probe, output_fields=["val"])}

@@ -746,6 +746,24 @@ class Filter:
             return [root.right.value]
         return None
 
+    def key_lower_bound(self, pk: str) -> tuple[int, bool] | None:
+        """``(x, inclusive)`` when the whole filter is ``pk > x`` or ``pk >= x`` on an integer
+        key — the shape of every query_iterator page after the first — so a caller can range-
+        scan a key-sorted index instead of evaluating every row. ``None`` otherwise."""
+        root = self._root
+        if (
+            isinstance(root, _Compare)
+            and root.op in (">", ">=")
+            and isinstance(root.left, _FieldRef)
+            and root.left.name == pk
+            and root.left.dtype == DataType.INT64
+            and isinstance(root.right, _Lit)
+            and isinstance(root.right.value, int)
+            and not isinstance(root.right.value, bool)
+        ):
+            return root.right.value, root.op == ">="
+        return None
+
     def evaluate(self, cols: ColumnSource) -> np.ndarray:
         """Which rows of ``cols`` match: a bool array; unknown (null) counts as no match."""
         ctx = _Ctx(cols)

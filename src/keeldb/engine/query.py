@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
 from keeldb.engine.rows import numpy_of
-from keeldb.engine.segment import SegmentView
+from keeldb.engine.segment import SealedSegment, SegmentView
 from keeldb.errors import InvalidArgument
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
@@ -154,6 +154,11 @@ def query(
         return [{COUNT: sum(int(r.size) for _, r in select(snap, flt, extra))}]
     out = resolve_output(schema, output_fields)
     pk = schema.primary.name
+    if limit is not None and extra is None and schema.primary.dtype == DataType.INT64:
+        bound = (None, True) if flt is None else flt.key_lower_bound(pk)
+        if bound is not None:
+            view_of, row_of = _key_range_page(snap, pk, bound[0], bound[1], offset + limit)
+            return materialize(snap, out, pk, view_of[offset:], row_of[offset:], include_pk=True)
     parts = select(snap, flt, extra)
     if not parts:
         return []
@@ -169,6 +174,45 @@ def query(
     else:
         order = np.argsort(pks, kind="stable")[offset:end]
     return materialize(snap, out, pk, view_of[order], row_of[order], include_pk=True)
+
+
+def _key_range_page(
+    snap: Snapshot, pk: str, lower: int | None, inclusive: bool, want: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``want`` visible rows with key above ``lower``, in key order, reading only
+    about ``want`` rows per segment through each segment's key-sorted order — a range scan,
+    so paging through N rows costs O(N) in all instead of O(N) per page."""
+    keys, views, rows = [], [], []
+    for vi, view in enumerate(snap.views):
+        if not view.num_rows or not want:
+            continue
+        seg = view.segment
+        pks = numpy_of(view.column(pk)) if not isinstance(seg, SealedSegment) else seg.pk_numpy()
+        order = seg.pk_order() if isinstance(seg, SealedSegment) else np.argsort(pks, kind="stable")
+        start = 0
+        if lower is not None:
+            start = int(np.searchsorted(pks[order], lower, side="left" if inclusive else "right"))
+        taken: list[np.ndarray] = []
+        n_taken = 0
+        step = max(want, 1024)
+        while start < len(order) and n_taken < want:
+            idx = order[start : start + step]
+            vis = (view.ts[idx] <= snap.ts) & (view.deleted_at[idx] > snap.ts)
+            hit = idx[vis][: want - n_taken]
+            taken.append(hit)
+            n_taken += hit.size
+            start += step
+            step *= 2
+        if n_taken:
+            r = np.concatenate(taken)
+            keys.append(pks[r])
+            views.append(np.full(r.size, vi, dtype=np.int64))
+            rows.append(r)
+    if not keys:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    k = np.concatenate(keys)
+    first = np.argsort(k, kind="stable")[:want]
+    return np.concatenate(views)[first], np.concatenate(rows)[first]
 
 
 def materialize(

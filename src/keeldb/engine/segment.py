@@ -128,6 +128,7 @@ class SealedSegment(Segment):
         self.vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
         self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
         self._pk_cache: np.ndarray | None = None
+        self._pk_order: np.ndarray | None = None
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:
@@ -136,6 +137,12 @@ class SealedSegment(Segment):
 
     def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
         self.deleted_at[rows] = ts
+
+    def pk_order(self) -> np.ndarray:
+        """Row indices in primary-key order (built once: the segment never changes)."""
+        if self._pk_order is None:
+            self._pk_order = np.argsort(self.pk_numpy(), kind="stable")
+        return self._pk_order
 
     def view(self) -> SegmentView:
         return SegmentView(self, self.num_rows, self.ts, self.deleted_at, self.vectors, [self.table])
