@@ -1,0 +1,38 @@
+"""A small `keeldb chaos` run end to end, as CI runs it: a real `keeldb serve`, real
+pymilvus clients, SIGKILLs and one armed crash point, and the checker's verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pymilvus")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_small_chaos_run_passes(tmp_path: Path) -> None:
+    out = tmp_path / "chaos"
+    cmd = [
+        sys.executable, "-m", "keeldb.cli", "chaos",
+        "--rows", "20000", "--count", "3", "--interval", "1-1.5",
+        "--faults", "sigkill,crash-point", "--crash-points", "flush.after_segment_write",
+        "--seed", "3", "--out", str(out),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    doc = json.loads((out / "history.json").read_text())
+    s = doc["summary"]
+    assert s["violations"] == 0 and doc["violations"] == []
+    assert s["faults"] == 3
+    assert s["outcomes"].get("upsert/ok", 0) > 10, s["outcomes"]
+    assert s["outcomes"].get("count/ok", 0) > 10, s["outcomes"]
+    assert len(doc["checks"]) == 4  # after each fault, and at the end
+    assert all(c["count"] is not None for c in doc["checks"])
+    page = (out / "report.html").read_text()
+    assert "PASS: no violations" in page and "<svg" in page
