@@ -769,7 +769,8 @@ def print_report(report: dict) -> None:
                 cell = f"{cell}\n[red]{flag} [{note}][/red]"
             cells.append(cell)
         ratio = report["ratios"][metric]
-        rcell = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}x"
+        r = ratio["value"]
+        rcell = "n/a" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
         if ratio["value"] is not None:
             rcell += f"\n({ratio['computed_as']})"
         tgt = report["targets"].get(metric)

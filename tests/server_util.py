@@ -171,7 +171,11 @@ class KeelServer:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> KeelServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # __exit__ will not run: remove the temporary directories here
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

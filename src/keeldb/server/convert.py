@@ -22,8 +22,10 @@ from keeldb.errors import InvalidArgument, KeelError
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 # merr code -> legacy ErrorCode enum (§3): pymilvus checks both, and has_collection /
-# list_indexes / describe_index look at the legacy one.
-_LEGACY = {100: 4, 101: 1, 200: 15, 700: 25, 800: 1, 1100: 5}
+# list_indexes / describe_index look at the legacy one. 109 (schema mismatch) must map to
+# legacy SchemaMismatch (62): that, not the code, is what makes pymilvus refresh its
+# schema cache and retry.
+_LEGACY = {100: 4, 101: 1, 109: 62, 200: 15, 700: 25, 800: 1, 1100: 5}
 
 
 def status(err: BaseException | None = None) -> common_pb2.Status:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from keeldb import __version__
 from keeldb.client import Client, LoadState
 from keeldb.engine.query import COUNT, resolve_output
+from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import CollectionSchema, IndexParams
 from keeldb.server import convert
@@ -37,6 +41,63 @@ _LOAD_STATE = {
 
 class DatabaseNotFound(KeelError):
     code = 800
+
+
+class SchemaMismatch(InvalidArgument):
+    """Milvus's ErrCollectionSchemaMismatch (code 109, legacy SchemaMismatch 62): pymilvus
+    answers it by dropping its cached schema and retrying once (wire notes §9)."""
+
+    code = 109
+
+
+# Search parameters keeldb does not implement. Ignoring them would return plausible but
+# wrong results (ungrouped hits, unordered rows), so they are refused.
+_UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "order_by_fields")
+_UNSUPPORTED_QUERY = ("group_by_fields", "order_by_fields")
+
+
+def _refuse_unsupported(params: dict[str, str], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if params.get(key, "").strip():
+            raise InvalidArgument(f"{key} is not supported by keeldb")
+
+
+class _IteratorCursors:
+    """Search-iterator V2 cursors, for ties.
+
+    pymilvus's V2 iterator sends back only ``last_bound``, the score of the last hit it got,
+    and the engine then returns hits strictly worse than that. Rows *tied* at exactly that
+    score but not yet returned (duplicate vectors, zero vectors) would never be returned.
+    So per iterator token we remember which hits we already returned near the bound; the
+    next page asks for hits from just before the bound and drops those. A token that is
+    unknown (evicted, server restarted) falls back to the strict cursor."""
+
+    CAPACITY = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_token: OrderedDict[str, tuple[float, dict[Any, float]]] = OrderedDict()
+
+    @staticmethod
+    def tolerance(bound: float) -> float:
+        # Pages can be computed over different segment/block layouts (a flush between
+        # pages), which can move a float32 distance by a few ULPs.
+        return 1e-5 * max(1.0, abs(bound))
+
+    def get(self, token: str, bound: float) -> dict[Any, float] | None:
+        with self._lock:
+            state = self._by_token.get(token)
+            if state is None or np.float32(state[0]) != np.float32(bound):
+                return None
+            self._by_token.move_to_end(token)
+            return state[1]
+
+    def put(self, token: str, bound: float, near: dict[Any, float]) -> None:
+        with self._lock:
+            self._by_token[token] = (bound, near)
+            self._by_token.move_to_end(token)
+            while len(self._by_token) > self.CAPACITY:
+                self._by_token.popitem(last=False)
 
 
 def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -67,6 +128,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, client: Client) -> None:
         self.client = client
         self._ids = itertools.count(1)
+        self._cursors = _IteratorCursors()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -308,6 +370,14 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     def _write(self, request: Any, upsert: bool) -> Any:
         name = request.collection_name
         schema = self._schema(name)
+        # pymilvus builds rows from its cached schema and sends that schema's
+        # update_timestamp. If the collection was dropped and re-created (by another
+        # process) the rows may be shaped for the old schema: a value for a now-declared
+        # field would land in $meta and the column would silently be NULL. Milvus's proxy
+        # answers SchemaMismatch here, and pymilvus refreshes its cache and retries.
+        created = int(self.client.db.entry(name).get("created_ts", 0))
+        if request.schema_timestamp and request.schema_timestamp != created:
+            raise SchemaMismatch(f"collection schema mismatch[collection={name}]")
         cols, meta = convert.columns_from_proto(schema, request.fields_data, request.num_rows)
         res = self.client.insert_columns(
             name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert
@@ -383,18 +453,26 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             return self.client.snapshot(name, guarantee_ts=g, snapshot_ts=g)
         return self.client.snapshot(name, guarantee_ts=g)
 
+    def _session_ts(self, snap: Any) -> int:
+        """The snapshot timestamp iterators pin their pages to. A never-written collection's
+        snapshot is at 0, which pymilvus takes for "no snapshot": it warns and pins the
+        client's own clock instead, which need not agree with ours. Any current timestamp
+        reads the same empty state, so answer the oracle's."""
+        return int(snap.ts) or self.client.db.oracle.last()
+
     @_rpc(milvus_pb2.QueryResults)
     def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
         if request.expr_template_values:
             raise InvalidArgument("filter templates (filter_params) are not supported")
         params = convert.kv(request.query_params)
+        _refuse_unsupported(params, _UNSUPPORTED_QUERY)
         iterator = _param_bool(params.get("iterator"))
         schema = self._schema(name)
         self.client._loaded(name)  # noqa: SLF001 - the same not-loaded error as embedded
         snap = self._snapshot(name, request, iterator)
         requested = list(request.output_fields)
-        resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=snap.ts)
+        resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=self._session_ts(snap))
         resp.primary_field_name = schema.primary.name
         if [n.strip() for n in requested] == [COUNT]:
             rows = self.client.query(name, filter=request.expr, output_fields=[COUNT],
@@ -425,6 +503,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             raise InvalidArgument("search by primary keys is not supported; send query vectors")
         schema = self._schema(name)
         sp = convert.kv(request.search_params)
+        _refuse_unsupported(sp, _UNSUPPORTED_SEARCH)
         params = convert.parse_param(sp.get("params", "{}")) or {}
         if not isinstance(params, dict):
             raise InvalidArgument("search params must be a JSON object")
@@ -450,14 +529,30 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         after = None
         v2 = iterator and _param_bool(sp.get("search_iter_v2"))
         if v2 and sp.get("search_iter_last_bound"):
-            after = float(sp["search_iter_last_bound"])
+            try:
+                after = float(sp["search_iter_last_bound"])
+            except ValueError:
+                raise InvalidArgument("search_iter_last_bound must be a number") from None
+        token = (sp.get("search_iter_id") or uuid.uuid4().hex) if v2 else ""
+        seen: dict[Any, float] | None = None  # hits already returned near the bound (ties)
+        larger_better = self._larger_better(name, field.name, metric) if v2 else False
+        query_limit = limit
+        if v2 and after is not None and len(queries) == 1:
+            seen = self._cursors.get(token, after)
+            if seen is not None:
+                eps = _IteratorCursors.tolerance(after)
+                after = after + eps if larger_better else after - eps
+                # A bound tied by more than MAX_TOPK rows still loses rows: a known limit.
+                query_limit = min(MAX_TOPK, limit + len(seen))
         requested = list(request.output_fields)
         out = resolve_output(schema, requested)
         hits = self.client.search(
-            name, queries, filter=request.dsl, limit=limit, output_fields=requested,
+            name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
             anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
         )
+        if seen is not None:
+            hits[0] = [h for h in hits[0] if h["id"] not in seen][:limit]
         flat = [h for per_query in hits for h in per_query]
         data = schema_pb2.SearchResultData(num_queries=len(hits), top_k=limit, primary_field_name=schema.primary.name)
         data.topks.extend(len(per_query) for per_query in hits)
@@ -469,9 +564,28 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         data.fields_data.extend(fields)
         data.output_fields.extend(names)
         if v2:
-            data.search_iterator_v2_results.token = sp.get("search_iter_id") or uuid.uuid4().hex
+            data.search_iterator_v2_results.token = token
+            v2res = data.search_iterator_v2_results
+            bound: float | None = None
             if flat:
-                data.search_iterator_v2_results.last_bound = flat[-1]["distance"]
+                v2res.last_bound = flat[-1]["distance"]
+                bound = v2res.last_bound  # float32, as the client will see and send it back
             elif after is not None:
-                data.search_iterator_v2_results.last_bound = after
-        return milvus_pb2.SearchResults(status=convert.status(), results=data, collection_name=name, session_ts=snap.ts)
+                bound = v2res.last_bound = float(sp["search_iter_last_bound"])
+            if len(hits) == 1 and bound is not None:
+                eps = _IteratorCursors.tolerance(bound)
+                near = {
+                    k: d for k, d in itertools.chain((seen or {}).items(), ((h["id"], h["distance"]) for h in flat))
+                    if (d <= bound + eps if larger_better else d >= bound - eps)
+                }
+                self._cursors.put(token, bound, near)
+        return milvus_pb2.SearchResults(
+            status=convert.status(), results=data, collection_name=name, session_ts=self._session_ts(snap)
+        )
+
+    def _larger_better(self, name: str, field: str, metric: str | None) -> bool:
+        """Whether larger scores rank first (IP, COSINE) for this search; L2 is ascending."""
+        if not metric:
+            index = next((i for i in self.client.db.entry(name)["indexes"] if i["field_name"] == field), None)
+            metric = (index or {}).get("metric_type") or "COSINE"
+        return str(metric).upper() != "L2"
