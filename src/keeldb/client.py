@@ -515,6 +515,14 @@ class Client:
 
     # -- reads --------------------------------------------------------------------------
 
+    @staticmethod
+    def _refuse_unsupported(kwargs: dict[str, Any]) -> None:
+        """Grouping and ordering would change results; silently ignoring them would return
+        plausible wrong answers, so they are refused until implemented."""
+        for key in ("group_by_field", "group_by_fields", "order_by_fields", "order_by", "filter_params"):
+            if kwargs.get(key):
+                raise InvalidArgument(f"{key} is not supported by keeldb")
+
     def query(
         self,
         collection_name: str,
@@ -525,6 +533,7 @@ class Client:
         partition_names: list[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
+        self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         part = _partition_selector(self.db.entry(collection_name), partition_names)
         if ids is not None and filter:
@@ -573,6 +582,7 @@ class Client:
         anns_field: str | None = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
+        self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         e = self.db.entry(collection_name)
         part = _partition_selector(e, partition_names)

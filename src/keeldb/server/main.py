@@ -60,6 +60,9 @@ def serve(
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     grace_seconds: float = 10.0,
 ) -> None:
+    # grpc logs every UNIMPLEMENTED call (aliases, compaction, ...) with a traceback; the
+    # client already gets a clear status, so keep the server's log for real problems.
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     client = Client(str(data))
     server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
     stop = threading.Event()
