@@ -44,6 +44,8 @@ def operations() -> list[tuple[str, Any]]:
     ops += [("delete", [0, 1, 2]), ("flush", None)]
     ops += [("create_partition", "p1"), ("insert_p1", list(range(300, 330))), ("upsert_p1", [3, 4])]
     ops += [("flush", None), ("drop_partition", "p1"), ("insert", [300, 301])]
+    ops += [("flush", None), ("compact", None), ("upsert", list(range(40, 60))), ("delete", [41])]
+    ops += [("flush", None), ("compact", None), ("reopen", None)]
     return ops
 
 
@@ -111,6 +113,8 @@ def run(data: Path, journal: Path) -> None:
             client.upsert(COLLECTION, [row(pk, i) for pk in payload], partition_name="p1")
         elif kind == "drop_partition":
             client.drop_partition(COLLECTION, payload)
+        elif kind == "compact":
+            client.compact(COLLECTION)
         elif kind == "reopen":
             client.close()
             client = keeldb.Client(str(data))

@@ -27,6 +27,7 @@ def run_child(data: Path, journal: Path, crash_at: str | None) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("KEELDB_CRASH_AT", None)
+    env["KEELDB_COMPACTION_RETENTION_MS"] = "0"  # compaction drops dead versions at once
     if crash_at:
         env["KEELDB_CRASH_AT"] = crash_at
     proc = subprocess.run(

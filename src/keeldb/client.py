@@ -510,6 +510,14 @@ class Client:
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
+    def compact(self, collection_name: str, timeout: float | None = None, **_: Any) -> int:
+        """Merge small segments now (compaction also runs by itself after flushes). Returns
+        a job id like pymilvus's, 0 when there was nothing to merge; it is already done."""
+        return int(self._coll(collection_name).compact(force=True))
+
+    def get_compaction_state(self, job_id: int, timeout: float | None = None, **_: Any) -> str:
+        return "Completed"
+
     def flush(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         self._coll(collection_name).flush()
 

@@ -50,13 +50,22 @@ from keeldb.storage.log_format import RecordType
 from keeldb.storage.log_reader import read_log, truncate_log
 from keeldb.storage.log_writer import LogWriter
 from keeldb.storage.manifest import FileEntry, Manifest, ManifestStore, list_versions
-from keeldb.storage.oracle import TimestampOracle
+from keeldb.storage.oracle import LOGICAL_BITS, TimestampOracle
 from keeldb.storage.segment_file import TS_COLUMN, read_table, write_table
 
 log = logging.getLogger(__name__)
 ROW_BITS = 40  # live index packs (segment id << 40 | row)
 ROW_MASK = (1 << ROW_BITS) - 1
 DEFAULT_AUTO_FLUSH_BYTES = 256 * 1024 * 1024
+COMPACTION_MIN_SEGMENTS = 8  # merge once this many small segments (or delete files) exist
+COMPACTION_SMALL_BYTES = 64 * 1024 * 1024  # segment files below this take part
+# Versions deleted more recently than this are kept by compaction, for older snapshots
+# (iterators). Tests set it to 0 through the environment to make compaction drop eagerly.
+COMPACTION_RETENTION_MS = int(os.environ.get("KEELDB_COMPACTION_RETENTION_MS", 10 * 60 * 1000))
+
+
+def retention_ms() -> int:
+    return COMPACTION_RETENTION_MS
 
 
 @dataclass
@@ -102,6 +111,7 @@ class Collection:
         *,
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
         partition_ids: Iterable[int] = (0,),
+        auto_compact: bool = True,
     ) -> None:
         self.dir = directory
         self._partition_ids = set(partition_ids)
@@ -123,6 +133,10 @@ class Collection:
         self._failed: KeelError | None = None
         self._closed = False
         self._bg_flush: threading.Thread | None = None
+        self._bg_compact: threading.Thread | None = None
+        self._compact_lock = threading.Lock()
+        self._file_bytes: dict[int, int] = {}  # sealed segment id -> file size (compaction policy)
+        self.auto_compact = auto_compact
         self.report = RecoveryReport()
         makedirs_durable(self.wal_dir)
         self._store = ManifestStore(directory)
@@ -141,6 +155,7 @@ class Collection:
             seg = SealedSegment(e.id, self.schema, read_table(self.dir / e.file, e.bytes, e.crc32))
             self._sealed[e.id] = seg
             self._by_sid[e.id] = seg
+            self._file_bytes[e.id] = e.bytes
         self.report.segments = len(self._sealed)
         deletes = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in manifest.deletes]
         self._rebuild_visibility(deletes)
@@ -549,6 +564,7 @@ class Collection:
             with self._state_lock:
                 self._sealed[sealed.sid] = sealed
                 self._by_sid[sealed.sid] = sealed
+                self._file_bytes[sealed.sid] = seg_entry.bytes
                 self._frozen = None
         else:
             with self._state_lock:
@@ -556,6 +572,126 @@ class Collection:
                 self._frozen = None
         old_log.close()
         collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number)
+        self._maybe_compact()
+
+    # -- compaction ---------------------------------------------------------------------
+
+    def compact(self, *, force: bool = False) -> bool:
+        """Merge small sealed segments (and the delete files) into one, dropping versions
+        that every reader can do without. Returns whether anything was merged.
+
+        Crash safety, step by step (docs/crash-safety.md, "A compaction"): the merged
+        segment is written and fsynced under a new name (**compaction.after_write**: an
+        orphan, garbage); then ONE manifest version drops the inputs and adds the output
+        (the atomic rename is the commit); then memory swaps, under the write lock, so no
+        write can stamp an input row that has just stopped being the live version
+        (**compaction.after_commit**: recovery loads the output only).
+
+        A version is dropped only if it was deleted at or before the *horizon*: older than
+        ``COMPACTION_RETENTION_MS`` (so iterators and older snapshots still find it) and not
+        after the visible timestamp (so the delete that ended it is durable: a version
+        ended by a delete that a crash then loses must not be gone)."""
+        with self._compact_lock:
+            with self._state_lock:
+                small = [
+                    seg for seg in self._sealed.values() if self._file_bytes.get(seg.sid, 0) < COMPACTION_SMALL_BYTES
+                ]
+            many_deletes = len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS
+            if len(small) < (2 if force else COMPACTION_MIN_SEGMENTS) and not (force or many_deletes):
+                return False
+            if len(small) < 2 and len(self._manifest.deletes) < 2:
+                return False
+            now_ts = self.oracle.last()
+            horizon = min(self._visible_ts, now_ts - (retention_ms() << LOGICAL_BITS))
+            parts, keeps = [], []
+            for seg in small:
+                keep = seg.deleted_at > horizon
+                keeps.append(np.flatnonzero(keep))
+                parts.append(seg.file_table.take(pa.array(keeps[-1])))
+            with self._write_lock:
+                self._check_writable()
+                out_id = self._next_id
+                self._next_id += 2  # the segment, and the merged delete file
+            out_entry = None
+            if len(small) >= 2:
+                table = pa.concat_tables(parts).combine_chunks() if parts else None
+                name = f"seg-{out_id:012d}.arrow"
+                size, crc = write_table(self.dir / name, table)
+                max_ts = int(pc.max(table[TS_COLUMN]).as_py()) if table.num_rows else 0
+                out_entry = FileEntry(out_id, name, table.num_rows, size, crc, max_ts)
+            del_entry = None
+            cur_deletes = self._manifest.deletes
+            if len(cur_deletes) >= 2:
+                dts = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in cur_deletes]
+                dtable = pa.concat_tables(dts).combine_chunks()
+                dname = f"del-{out_id + 1:012d}.arrow"
+                dsize, dcrc = write_table(self.dir / dname, dtable)
+                del_entry = FileEntry(out_id + 1, dname, dtable.num_rows, dsize, dcrc, max(e.max_ts for e in cur_deletes))
+            fsync_dir(self.dir)
+            crash_point("compaction.after_write")
+            inputs = {seg.sid for seg in small} if out_entry else set()
+            merged_deletes = {e.id for e in cur_deletes} if del_entry else set()
+            with self._flush_lock, self._write_lock:
+                self._check_writable()
+                cur = self._manifest
+                new = Manifest(
+                    version=max([cur.version, *list_versions(self.dir)]) + 1,
+                    log_checkpoint=cur.log_checkpoint,
+                    next_id=self._next_id,
+                    segments=tuple(e for e in cur.segments if e.id not in inputs) + ((out_entry,) if out_entry else ()),
+                    deletes=tuple(e for e in cur.deletes if e.id not in merged_deletes) + ((del_entry,) if del_entry else ()),
+                    extra=cur.extra,
+                )
+                try:
+                    self._store.commit(new)
+                except OSError as e:
+                    self._failed = StorageError(f"compaction commit failed: {e}")
+                    raise self._failed from e
+                crash_point("compaction.after_commit")
+                if out_entry is not None:
+                    self._swap_in(out_entry, small, keeps)
+                self._manifest = new
+                self._retained = [new, cur]
+            collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number)
+            return True
+
+    def _swap_in(self, entry: FileEntry, inputs: list[SealedSegment], keeps: list[np.ndarray]) -> None:
+        """Replace the inputs by the output in memory (caller holds the write lock): copy
+        each kept row's current deleted_at, and point the live-key index at the new rows."""
+        table = pa.ipc.open_file(pa.memory_map(str(self.dir / entry.file))).read_all()
+        deleted_at = np.concatenate([seg.deleted_at[k] for seg, k in zip(inputs, keeps, strict=True)]) if inputs else None
+        out = SealedSegment(entry.id, self.schema, table, deleted_at=deleted_at)
+        self._file_bytes[entry.id] = entry.bytes
+        live_rows = np.flatnonzero(out.deleted_at == NEVER)
+        if live_rows.size:
+            base = entry.id << ROW_BITS
+            self._live.update(zip(out.pk_numpy()[live_rows].tolist(), (base + live_rows).tolist(), strict=True))
+        with self._state_lock:
+            for seg in inputs:
+                self._sealed.pop(seg.sid, None)
+                self._by_sid.pop(seg.sid, None)
+                self._file_bytes.pop(seg.sid, None)
+            self._sealed[out.sid] = out
+            self._by_sid[out.sid] = out
+
+    def _maybe_compact(self) -> None:
+        if not self.auto_compact:
+            return
+        with self._state_lock:
+            if self._bg_compact is not None and self._bg_compact.is_alive():
+                return
+            small = sum(1 for s in self._sealed if self._file_bytes.get(s, 0) < COMPACTION_SMALL_BYTES)
+            if small < COMPACTION_MIN_SEGMENTS and len(self._manifest.deletes) < COMPACTION_MIN_SEGMENTS:
+                return
+            t = threading.Thread(target=self._background_compact, name="keeldb-compact", daemon=True)
+            self._bg_compact = t
+        t.start()
+
+    def _background_compact(self) -> None:
+        try:
+            self.compact()
+        except KeelError as e:
+            log.error("background compaction failed: %s", e)
 
     def _maybe_auto_flush(self) -> None:
         if self._growing.nbytes < self.auto_flush_bytes:
@@ -577,9 +713,9 @@ class Collection:
 
     def close(self) -> None:
         """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
-        t = self._bg_flush
-        if t is not None:
-            t.join()
+        for t in (self._bg_flush, self._bg_compact):
+            if t is not None:
+                t.join()
         with self._flush_lock, self._write_lock:
             if self._closed:
                 return

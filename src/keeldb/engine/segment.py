@@ -126,6 +126,7 @@ class SealedSegment(Segment):
         self.ts = numpy_of(table[TS_COLUMN])
         self.deleted_at = np.full(self.num_rows, NEVER, dtype=np.int64) if deleted_at is None else deleted_at
         self.vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
+        self.file_table = table  # every column as in the file (memory-mapped), for compaction
         self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
         self._pk_cache: np.ndarray | None = None
         self._pk_order: np.ndarray | None = None

@@ -423,6 +423,21 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             resp.coll_flush_ts[name] = self.client.db.oracle.last()
         return resp
 
+    @_rpc(milvus_pb2.ManualCompactionResponse)
+    def ManualCompaction(self, request: Any, context: grpc.ServicerContext) -> Any:
+        name = request.collection_name or next(
+            (n for n in self.client.list_collections() if self.client.db.entry(n)["id"] == request.collectionID), ""
+        )
+        job = self.client.compact(name)
+        return milvus_pb2.ManualCompactionResponse(status=convert.status(), compactionID=job, compactionPlanCount=job)
+
+    @_rpc(milvus_pb2.GetCompactionStateResponse)
+    def GetCompactionState(self, request: Any, context: grpc.ServicerContext) -> Any:
+        # Compaction runs to completion inside ManualCompaction.
+        return milvus_pb2.GetCompactionStateResponse(
+            status=convert.status(), state=common_pb2.CompactionState.Completed
+        )
+
     @_rpc(milvus_pb2.GetFlushStateResponse)
     def GetFlushState(self, request: Any, context: grpc.ServicerContext) -> Any:
         # Flush returns only when the segment and manifest are durable.

@@ -30,6 +30,9 @@ CRASH_POINTS: dict[str, str] = {
     # manifest commit (storage/manifest.py)
     "manifest.before_rename": "the new manifest is fsynced under its temporary name",
     "manifest.after_rename": "the new manifest is in place; the directory is not yet fsynced",
+    # compaction (engine/collection.py)
+    "compaction.after_write": "the merged segment is written and fsynced, no manifest names it",
+    "compaction.after_commit": "the manifest swapped inputs for output; memory not yet swapped",
     # garbage collection (storage/gc.py)
     "gc.during": "garbage collection has deleted some, not all, obsolete files",
     # recovery (engine/collection.py)
