@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -126,11 +127,13 @@ def _chaos(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.text import Text
 
-    from keeldb.chaos.report import write_report
     from keeldb.chaos.runner import LIVE_CRASH_POINTS, Config, Run
 
     # pymilvus logs every failed call with a traceback; under chaos that is the point.
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    import pymilvus  # noqa: F401 - creates its loggers, which we then quieten
+
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     lo, _, hi = args.interval.partition("-")
     cfg = Config(
@@ -164,6 +167,15 @@ def _chaos(args: argparse.Namespace) -> int:
             f"last count(*) {last_count}  violations so far {len(run.violations)}"
         )
 
+    if not console.is_terminal:
+        # Not a terminal (CI, a log file): one plain line per step instead of a live panel.
+        def plain(msg: str) -> None:
+            status["line"] = msg
+            console.print(f"[{time.strftime('%H:%M:%S')}] {render().plain}", highlight=False)
+
+        run.progress = plain
+        result = run.execute()
+        return _chaos_finish(result)
     with Live(render(), console=console, refresh_per_second=4) as live:
         import threading
 
@@ -181,6 +193,12 @@ def _chaos(args: argparse.Namespace) -> int:
             stop.set()
             t.join()
         live.update(render())
+    return _chaos_finish(result)
+
+
+def _chaos_finish(result: Any) -> int:
+    from keeldb.chaos.report import write_report
+
     hist, page = write_report(result.out, result.history, result.summary, result.violations)
     t = Table(title=f"keeldb chaos against {result.summary['target']}")
     t.add_column("metric")

@@ -104,10 +104,7 @@ def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str],
     c.create_collection(COLLECTION, dimension=cfg.dim, metric_type="L2", consistency_level="Strong")
     step = 5000
     for s in range(0, cfg.rows, step):
-        rows = [
-            {"id": k, "vector": workload.vector(k, -1, cfg.dim), "batch": -1}
-            for k in range(s, min(cfg.rows, s + step))
-        ]
+        rows = workload.rows_for(list(range(s, min(cfg.rows, s + step))), -1, cfg.dim)
         c.insert(COLLECTION, rows, timeout=60)
         if s // step % 20 == 0:
             progress(f"loading {s + len(rows):,}/{cfg.rows:,} rows")

@@ -25,12 +25,26 @@ BATCH = 200
 CALL_TIMEOUT = 5.0
 
 
+_FREQ = np.random.default_rng(12345).uniform(0.5, 1.5, size=(2, 4096))
+
+
+def vectors(keys: np.ndarray | list[int], batch: int, dim: int) -> np.ndarray:
+    """Deterministic vectors per (key, batch), computed for many keys at once (the load of
+    10M rows is otherwise bound by generating them): a search for one finds that version."""
+    k = np.asarray(keys, dtype=np.float64)[:, None]
+    a, c = _FREQ[0, :dim], _FREQ[1, :dim]
+    v = np.sin(k * a * 0.001 + (batch + 2) * c)
+    v[:, 0] = k[:, 0] / 1000.0
+    return v.astype(np.float32)
+
+
 def vector(key: int, batch: int, dim: int) -> list[float]:
-    """A deterministic vector per (key, batch): a search for it can only find that version."""
-    rng = np.random.default_rng((key * 1_000_003 + batch) & 0xFFFFFFFF)
-    v = rng.standard_normal(dim).astype(np.float32)
-    v[0] = key / 1000.0
-    return v.tolist()
+    return vectors([key], batch, dim)[0].tolist()
+
+
+def rows_for(keys: list[int], batch: int, dim: int) -> list[dict[str, Any]]:
+    vs = vectors(keys, batch, dim).tolist()
+    return [{"id": k, "vector": v, "batch": batch} for k, v in zip(keys, vs, strict=True)]
 
 
 def classify(err: BaseException) -> str:
@@ -133,7 +147,7 @@ def upserter(rows: int, dim: int, first_batch: int) -> Callable[[Worker], None]:
         b = state["b"]
         start = (b * BATCH) % rows
         keys = [(start + i) % rows for i in range(BATCH)]
-        data = [{"id": k, "vector": vector(k, b, dim), "batch": b} for k in keys]
+        data = rows_for(keys, b, dim)
         op = w.history.invoke("upsert", batch=b, keys=keys)
         w.call(op, lambda c: c.upsert(COLLECTION, data, timeout=CALL_TIMEOUT))
         state["b"] = b + 1
@@ -152,7 +166,7 @@ def churner(rows: int, span: int, dim: int, first_batch: int) -> Callable[[Worke
         start = rows + ((b // 2) * group) % span
         keys = list(range(start, start + group))
         if not state["live"]:
-            data = [{"id": k, "vector": vector(k, b, dim), "batch": b} for k in keys]
+            data = rows_for(keys, b, dim)
             op = w.history.invoke("insert", batch=b, keys=keys)
             ok = w.call(op, lambda c: c.insert(COLLECTION, data, timeout=CALL_TIMEOUT))
         else:
