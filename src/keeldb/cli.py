@@ -124,13 +124,12 @@ FAULT_KINDS_HELP = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsyn
 def _chaos(args: argparse.Namespace) -> int:
     import logging
 
+    # pymilvus logs every failed call with a traceback; under chaos that is the point.
+    import pymilvus  # noqa: F401 - creates its loggers, which we then quieten
     from rich.live import Live
     from rich.text import Text
 
     from keeldb.chaos.runner import LIVE_CRASH_POINTS, Config, Run
-
-    # pymilvus logs every failed call with a traceback; under chaos that is the point.
-    import pymilvus  # noqa: F401 - creates its loggers, which we then quieten
 
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -113,6 +113,17 @@ def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str],
     c.close()
 
 
+def ensure_loaded(uri: str) -> None:
+    """Milvus Lite forgets that a collection was loaded when it restarts (keeldb and Milvus
+    remember); load it again, as an operator would, before the workload resumes."""
+    c = _client(uri)
+    try:
+        if c.has_collection(COLLECTION):
+            c.load_collection(COLLECTION, timeout=600)
+    finally:
+        c.close()
+
+
 def read_back(uri: str, cfg: Config) -> Observed:
     c = _client(uri)
     try:
@@ -227,6 +238,7 @@ class Run:
             target.start()
         else:
             raise ValueError(f"unknown fault {kind!r}")
+        ensure_loaded(target.uri)
         fault.recovered = self.history.now()
         time.sleep(cfg.settle)
         self.gate.open()

@@ -1,6 +1,8 @@
 """The seed workload: upserts of 200 cycling from key 0, searches, flushes and count(*) in a
 loop (and optionally inserts and deletes of extra keys), each in its own thread with its own
-pymilvus connection, every call recorded in the history.
+pymilvus connection, every call recorded in the history. Reads ask for Strong consistency:
+the checker holds every read to "sees every write acknowledged before it started", which
+only Strong promises (Bounded or Eventually reads may legally lag).
 
 Discipline that keeps the model sound (chaos/checker.py): each key has one writer thread,
 and a writer whose call ended in an unknown outcome waits until the server has been
@@ -193,7 +195,9 @@ def searcher(rows: int, dim: int, seed: int) -> Callable[[Worker], None]:
         op = w.history.invoke("search")
         w.call(
             op,
-            lambda c: c.search(COLLECTION, q, limit=10, output_fields=["batch"], timeout=CALL_TIMEOUT),
+            lambda c: c.search(
+                COLLECTION, q, limit=10, output_fields=["batch"], consistency_level="Strong", timeout=CALL_TIMEOUT
+            ),
             lambda res: [[(h["id"], h["entity"]["batch"]) for h in hits] for hits in res],
         )
 
@@ -205,7 +209,9 @@ def counter() -> Callable[[Worker], None]:
         op = w.history.invoke("count")
         w.call(
             op,
-            lambda c: c.query(COLLECTION, filter="", output_fields=["count(*)"], timeout=CALL_TIMEOUT),
+            lambda c: c.query(
+                COLLECTION, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=CALL_TIMEOUT
+            ),
             lambda res: res[0]["count(*)"],
         )
 
