@@ -96,7 +96,7 @@ def test_count_is_exact_at_every_sample_under_concurrent_upserts_and_flushes(tmp
         t.join()
     assert not bad, bad[:10]
     assert samples > 5
-    assert c._coll("c").stats()["sealed_segments"] >= 2
+    assert c._coll("c").stats()["manifest_version"] >= 3  # flushes (and compactions) ran
     c.close()
 
 

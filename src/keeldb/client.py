@@ -413,16 +413,7 @@ class Client:
         partition_name: str | None = "",
         **_: Any,
     ) -> dict[str, Any]:
-        c = self._coll(collection_name)
-        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
-        rows = [data] if isinstance(data, dict) else data
-        auto = None
-        if c.schema.primary.auto_id and isinstance(rows, list) and rows:
-            last = self.db.oracle.next_block(len(rows))
-            auto = range(last - len(rows) + 1, last + 1)
-        batch = rows_to_batch(c.schema, rows, require_pk=False, auto_ids=auto, partition_id=pid)
-        c.write(batch, upsert=False, partition_id=pid)
-        return {"insert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
+        return self._write_rows(collection_name, data, partition_name, upsert=False)
 
     def upsert(
         self,
@@ -432,11 +423,20 @@ class Client:
         partition_name: str | None = "",
         **_: Any,
     ) -> dict[str, Any]:
+        return self._write_rows(collection_name, data, partition_name, upsert=True)
+
+    def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
         c = self._coll(collection_name)
         pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
-        batch = rows_to_batch(c.schema, data, require_pk=True, partition_id=pid)
-        c.write(batch, upsert=True, partition_id=pid)
-        return {"upsert_count": batch.num_rows, "ids": batch.pks, "cost": 0}
+        rows = [data] if isinstance(data, dict) else data
+        auto = None
+        if not upsert and c.schema.primary.auto_id and isinstance(rows, list) and rows:
+            last = self.db.oracle.next_block(len(rows))
+            auto = range(last - len(rows) + 1, last + 1)
+        batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, partition_id=pid)
+        c.write(batch, upsert=upsert, partition_id=pid)
+        key = "upsert_count" if upsert else "insert_count"
+        return {key: batch.num_rows, "ids": batch.pks, "cost": 0}
 
     def delete(
         self,

@@ -135,6 +135,10 @@ class Collection:
         self._bg_flush: threading.Thread | None = None
         self._bg_compact: threading.Thread | None = None
         self._compact_lock = threading.Lock()
+        # Files written but not yet named by a committed manifest. GC runs under _gc_lock and
+        # skips these, or a flush's GC could delete a compaction's output before its commit.
+        self._gc_lock = threading.Lock()
+        self._in_progress: set[str] = set()
         self._file_bytes: dict[int, int] = {}  # sealed segment id -> file size (compaction policy)
         self.auto_compact = auto_compact
         self.report = RecoveryReport()
@@ -201,7 +205,7 @@ class Collection:
         self._visible_ts = max_ts
         self._applied_ts = max_ts
         self._visible_count = len(self._live)
-        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log)
+        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log)  # no writer yet
 
     def _rebuild_visibility(self, deletes: list[pa.Table]) -> None:
         """Compute every sealed row's ``deleted_at`` and the live-key index, vectorised.
@@ -529,10 +533,12 @@ class Collection:
         if frozen.num_rows:
             sealed_table = frozen.to_table()
             name = f"seg-{frozen.sid:012d}.arrow"
+            self._writing(name)
             size, crc = write_table(self.dir / name, sealed_table)
             seg_entry = FileEntry(frozen.sid, name, frozen.num_rows, size, crc, int(frozen.view().ts.max()))
         if del_pks:
             name = f"del-{del_id:012d}.arrow"
+            self._writing(name)
             table = pa.table(
                 {
                     "pk": pa.array(del_pks, type=self.schema.primary.arrow_type),
@@ -571,7 +577,8 @@ class Collection:
                 self._by_sid.pop(frozen.sid, None)
                 self._frozen = None
         old_log.close()
-        collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number)
+        self._written(*(e.file for e in (seg_entry, del_entry) if e is not None))
+        self._collect_garbage()
         self._maybe_compact()
 
     # -- compaction ---------------------------------------------------------------------
@@ -616,6 +623,7 @@ class Collection:
             if len(small) >= 2:
                 table = pa.concat_tables(parts).combine_chunks() if parts else None
                 name = f"seg-{out_id:012d}.arrow"
+                self._writing(name)
                 size, crc = write_table(self.dir / name, table)
                 max_ts = int(pc.max(table[TS_COLUMN]).as_py()) if table.num_rows else 0
                 out_entry = FileEntry(out_id, name, table.num_rows, size, crc, max_ts)
@@ -625,6 +633,7 @@ class Collection:
                 dts = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in cur_deletes]
                 dtable = pa.concat_tables(dts).combine_chunks()
                 dname = f"del-{out_id + 1:012d}.arrow"
+                self._writing(dname)
                 dsize, dcrc = write_table(self.dir / dname, dtable)
                 del_entry = FileEntry(out_id + 1, dname, dtable.num_rows, dsize, dcrc, max(e.max_ts for e in cur_deletes))
             fsync_dir(self.dir)
@@ -648,11 +657,17 @@ class Collection:
                     self._failed = StorageError(f"compaction commit failed: {e}")
                     raise self._failed from e
                 crash_point("compaction.after_commit")
-                if out_entry is not None:
-                    self._swap_in(out_entry, small, keeps)
+                try:
+                    if out_entry is not None:
+                        self._swap_in(out_entry, small, keeps)
+                except BaseException as e:
+                    # The manifest already names the output; memory no longer matches disk.
+                    self._failed = StorageError(f"compaction swap failed after commit: {e!r}")
+                    raise self._failed from e
                 self._manifest = new
                 self._retained = [new, cur]
-            collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number)
+            self._written(*(e.file for e in (out_entry, del_entry) if e is not None))
+            self._collect_garbage()
             return True
 
     def _swap_in(self, entry: FileEntry, inputs: list[SealedSegment], keeps: list[np.ndarray]) -> None:
@@ -674,40 +689,48 @@ class Collection:
             self._sealed[out.sid] = out
             self._by_sid[out.sid] = out
 
+    def _writing(self, *names: str) -> None:
+        with self._gc_lock:
+            self._in_progress.update(names)
+
+    def _written(self, *names: str) -> None:
+        """Call once the manifest naming ``names`` is committed and recorded (or abandoned)."""
+        with self._gc_lock:
+            self._in_progress.difference_update(names)
+
+    def _collect_garbage(self) -> None:
+        with self._gc_lock:
+            collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number, self._in_progress)
+
     def _maybe_compact(self) -> None:
         if not self.auto_compact:
             return
-        with self._state_lock:
-            if self._bg_compact is not None and self._bg_compact.is_alive():
-                return
-            small = sum(1 for s in self._sealed if self._file_bytes.get(s, 0) < COMPACTION_SMALL_BYTES)
-            if small < COMPACTION_MIN_SEGMENTS and len(self._manifest.deletes) < COMPACTION_MIN_SEGMENTS:
-                return
-            t = threading.Thread(target=self._background_compact, name="keeldb-compact", daemon=True)
-            self._bg_compact = t
-        t.start()
-
-    def _background_compact(self) -> None:
-        try:
-            self.compact()
-        except KeelError as e:
-            log.error("background compaction failed: %s", e)
+        small = sum(1 for s in list(self._sealed) if self._file_bytes.get(s, 0) < COMPACTION_SMALL_BYTES)
+        if small >= COMPACTION_MIN_SEGMENTS or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
+            self._in_background("_bg_compact", self.compact, "keeldb-compact")
 
     def _maybe_auto_flush(self) -> None:
-        if self._growing.nbytes < self.auto_flush_bytes:
-            return
-        with self._state_lock:
-            if self._bg_flush is not None and self._bg_flush.is_alive():
-                return
-            t = threading.Thread(target=self._background_flush, name="keeldb-flush", daemon=True)
-            self._bg_flush = t
-        t.start()
+        if self._growing.nbytes >= self.auto_flush_bytes:
+            self._in_background("_bg_flush", self.flush, "keeldb-flush")
 
-    def _background_flush(self) -> None:
-        try:
-            self.flush()
-        except KeelError as e:
-            log.error("background flush failed: %s", e)
+    def _in_background(self, slot: str, job: Any, name: str) -> None:
+        """Run ``job`` in a thread unless the previous one in ``slot`` is still running. A
+        failure is logged; the job itself has already put the collection in its failed state
+        if the failure left anything uncertain."""
+
+        def run() -> None:
+            try:
+                job()
+            except KeelError as e:
+                log.error("%s failed: %s", name, e)
+
+        with self._state_lock:
+            running = getattr(self, slot)
+            if running is not None and running.is_alive():
+                return
+            t = threading.Thread(target=run, name=name, daemon=True)
+            setattr(self, slot, t)
+        t.start()
 
     # -- lifecycle --------------------------------------------------------------------
 

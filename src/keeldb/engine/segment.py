@@ -59,9 +59,10 @@ class SegmentView:
         return int(np.count_nonzero(self.visible(snapshot_ts)))
 
     def column(self, name: str) -> pa.ChunkedArray:
-        if not self._chunks:
-            return pa.chunked_array([], type=self.segment.arrow_schema.field(name).type)
-        return pa.chunked_array([c[name] for c in self._chunks])
+        # Build from the arrays inside each table's column: handing pa.chunked_array a list
+        # of ChunkedArrays makes it convert them element by element (100 ms for 100k rows).
+        pieces = [arr for c in self._chunks for arr in c.column(name).chunks]
+        return pa.chunked_array(pieces, type=self.segment.arrow_schema.field(name).type)
 
     def json_objects(self, name: str) -> list[Any]:
         cached = self.segment.json_cache(name, self.num_rows)

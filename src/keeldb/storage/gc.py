@@ -14,7 +14,7 @@ Everything else in the collection's directory that looks like ours is removed, i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from keeldb.storage.crash import crash_point
@@ -23,8 +23,14 @@ from keeldb.storage.manifest import Manifest, list_versions, manifest_path
 
 
 def collect_garbage(
-    directory: Path, wal_dir: Path, retained: Iterable[Manifest], active_log: int
+    directory: Path,
+    wal_dir: Path,
+    retained: Iterable[Manifest],
+    active_log: int,
+    in_progress: Collection[str] = (),
 ) -> list[str]:
+    """``in_progress``: files a flush or compaction is writing and has not committed yet; no
+    manifest names them, but they are not garbage."""
     retained = list(retained)
     keep_files = set().union(*(m.files() for m in retained)) if retained else set()
     keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
@@ -34,7 +40,7 @@ def collect_garbage(
         p = directory / name
         if name.endswith(".tmp"):
             doomed.append(p)
-        elif (name.startswith("seg-") or name.startswith("del-")) and name not in keep_files:
+        elif (name.startswith("seg-") or name.startswith("del-")) and name not in keep_files and name not in in_progress:
             doomed.append(p)
     for v in list_versions(directory):
         if v not in keep_versions and retained and v < max(keep_versions):
