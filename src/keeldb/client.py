@@ -135,7 +135,7 @@ class Client:
 
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
-        if not self.db.entry(name).get("loaded"):
+        if not self.db.peek(name).get("loaded"):
             raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
         return c
 
@@ -427,7 +427,7 @@ class Client:
 
     def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
         c = self._coll(collection_name)
-        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
+        pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
         rows = [data] if isinstance(data, dict) else data
         auto = None
         if not upsert and c.schema.primary.auto_id and isinstance(rows, list) and rows:
@@ -450,7 +450,7 @@ class Client:
         if ids is None:
             ids = kwargs.get("pks")
         c = self._coll(collection_name)
-        part = _partition_selector(self.db.entry(collection_name), partition_name)
+        part = _partition_selector(self.db.peek(collection_name), partition_name)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to delete, not both")
         if ids is not None:
@@ -496,7 +496,7 @@ class Client:
         dynamic fields as JSON object text. The gRPC server's path, and a fast path for
         data that is already columnar. Same checks and same all-or-nothing as ``insert``."""
         c = self._coll(collection_name)
-        pid = (_partition_ids(self.db.entry(collection_name), partition_name) or [0])[0]
+        pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
         if dynamic is not None:
             dynamic = [_json_object_text(t, i) for i, t in enumerate(dynamic)]
         auto = None
@@ -543,7 +543,7 @@ class Client:
     ) -> list[dict[str, Any]]:
         self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
-        part = _partition_selector(self.db.entry(collection_name), partition_names)
+        part = _partition_selector(self.db.peek(collection_name), partition_names)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to query, not both")
         flt = parse_filter(filter, c.schema)
@@ -565,7 +565,7 @@ class Client:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         c = self._loaded(collection_name)
-        part = _partition_selector(self.db.entry(collection_name), partition_names)
+        part = _partition_selector(self.db.peek(collection_name), partition_names)
         keys = pk_array(c.schema, ids)
         if not keys:
             return []
@@ -592,7 +592,7 @@ class Client:
     ) -> list[list[dict[str, Any]]]:
         self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
-        e = self.db.entry(collection_name)
+        e = self.db.peek(collection_name)
         part = _partition_selector(e, partition_names)
         vfields = c.schema.vector_fields
         if not anns_field:

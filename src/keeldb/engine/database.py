@@ -85,7 +85,15 @@ class Database:
         return self.catalog.names()
 
     def entry(self, name: str) -> dict[str, Any]:
+        """A copy of the catalog entry, safe to change and pass to ``update``."""
         e = self.catalog.get(name)
+        if e is None:
+            raise CollectionNotFound(f"collection '{name}' does not exist")
+        return e
+
+    def peek(self, name: str) -> dict[str, Any]:
+        """The catalog entry for reading only (no copy): the per-call path of reads."""
+        e = self.catalog.peek(name)
         if e is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         return e

@@ -45,17 +45,19 @@ def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
     return q
 
 
-def _scores(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
-    """Distances as Milvus reports them, shape (nq, len(x))."""
+def _scores(x: np.ndarray, q: np.ndarray, metric: str, x_sq: np.ndarray | None) -> np.ndarray:
+    """Distances as Milvus reports them, shape (nq, len(x)). ``x_sq``: the rows' squared
+    norms if already known (sealed segments cache them: recomputing them cost more than
+    the matrix product itself)."""
     dots = q @ x.T
+    if metric == "IP":
+        return dots
+    xn = np.einsum("ij,ij->i", x, x) if x_sq is None else x_sq
     if metric == "L2":
-        xn = np.einsum("ij,ij->i", x, x)
         qn = np.einsum("ij,ij->i", q, q)
         return np.maximum(qn[:, None] + xn[None, :] - 2 * dots, 0)
-    if metric == "COSINE":
-        xn = np.linalg.norm(x, axis=1)
-        return dots / np.where(xn == 0, 1, xn)[None, :]
-    return dots
+    norms = np.sqrt(xn)
+    return dots / np.where(norms == 0, 1, norms)[None, :]
 
 
 def search(
@@ -94,8 +96,10 @@ def search(
         vecs = snap.views[vi].vectors(req.field)
         for b in range(0, rows.size, BLOCK_ROWS):
             r = rows[b : b + BLOCK_ROWS]
-            x = vecs[r] if r.size != len(vecs) else vecs
-            d = _scores(x, q, req.metric)
+            whole = r.size == len(vecs)
+            x = vecs if whole else vecs[r]
+            sq = snap.views[vi].segment.squared_norms(req.field)
+            d = _scores(x, q, req.metric, None if sq is None else (sq if whole else sq[r]))
             key = -d if larger_better else d.copy()
             if req.radius is not None or req.range_filter is not None or req.after is not None:
                 keep = _in_range(d, req.radius, req.range_filter, larger_better)

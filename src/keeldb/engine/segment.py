@@ -105,6 +105,10 @@ class Segment:
     def store_json_cache(self, name: str, n: int, values: list[Any]) -> None:
         self._json_cache[name] = (n, values)
 
+    def squared_norms(self, field: str) -> np.ndarray | None:
+        """Per-row squared norms of a vector field, when cached (sealed segments only)."""
+        return None
+
     def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -131,6 +135,7 @@ class SealedSegment(Segment):
         self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
         self._pk_cache: np.ndarray | None = None
         self._pk_order: np.ndarray | None = None
+        self._norms: dict[str, np.ndarray] = {}
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:
@@ -139,6 +144,13 @@ class SealedSegment(Segment):
 
     def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
         self.deleted_at[rows] = ts
+
+    def squared_norms(self, field: str) -> np.ndarray:
+        cached = self._norms.get(field)
+        if cached is None:
+            v = self.vectors[field]
+            cached = self._norms[field] = np.einsum("ij,ij->i", v, v)
+        return cached
 
     def pk_order(self) -> np.ndarray:
         """Row indices in primary-key order (built once: the segment never changes)."""

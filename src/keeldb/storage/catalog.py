@@ -39,6 +39,11 @@ class Catalog:
             entry = self._state["collections"].get(name)
             return copy.deepcopy(entry) if entry else None
 
+    def peek(self, name: str) -> dict[str, Any] | None:
+        """The entry itself, not a copy: for hot read paths that only look. Entries are
+        replaced whole by ``update``, never changed in place, so a peeked entry is stable."""
+        return self._state["collections"].get(name)
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._state["collections"])
