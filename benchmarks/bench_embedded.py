@@ -47,7 +47,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -62,6 +61,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
+from _common import json_default, machine_info
 
 COLLECTION = "bench"
 DEFAULT_SEED = 20240607
@@ -712,24 +712,6 @@ def compute_targets(systems: dict[str, dict], ratios: dict[str, dict]) -> dict[s
     }
 
 
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model or platform.processor(),
-        "platform": platform.platform(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "numpy": np.__version__,
-    }
-
-
 def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -936,18 +918,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report["command"] = shlex.join(["python", sys.argv[0], *argv])
     if cfg.out:
-        cfg.out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
         log(f"wrote {cfg.out}")
     print_report(report)
     return 0
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:

@@ -74,7 +74,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -92,6 +91,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import json_default, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "bench_server"
@@ -1001,37 +1001,6 @@ def compute_targets(ratios: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / 1024**2, 1)
-    except (OSError, ValueError):
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model or platform.processor(),
-        "memory_gib": mem,
-        "loadavg_at_end": load,
-        "platform": platform.platform(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "numpy": np.__version__,
-    }
-
-
 def _fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "-"
@@ -1338,14 +1307,6 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
     }
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_args(argv)
@@ -1379,7 +1340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["command"] = shlex.join(["python", sys.argv[0], *argv])
     report["wall_s"] = time.perf_counter() - started
     if cfg.out:
-        cfg.out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
         log(f"wrote {cfg.out}")
     print_report(report)
     return 0
