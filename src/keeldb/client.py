@@ -464,10 +464,10 @@ class Client:
             flt = parse_filter(filter, c.schema)  # FilterError for a non-string, too
             if flt is None:
                 raise InvalidArgument("delete needs ids or a non-empty filter")
-            keys = flt.key_list(c.schema.primary.name)
-            if keys is not None and part is None:
+            listed = flt.key_list(c.schema.primary.name)
+            if listed is not None and part is None:
                 # `pk in [...]`: straight to the live-key index, no segment scan.
-                n, _ = c.delete(pk_array(c.schema, keys))
+                n, _ = c.delete(pk_array(c.schema, listed))
                 return {"delete_count": n}
             extra = part
         pk = c.schema.primary.name

@@ -621,7 +621,7 @@ class Collection:
                 self._next_id += 2  # the segment, and the merged delete file
             out_entry = None
             if len(small) >= 2:
-                table = pa.concat_tables(parts).combine_chunks() if parts else None
+                table = pa.concat_tables(parts).combine_chunks()
                 name = f"seg-{out_id:012d}.arrow"
                 self._writing(name)
                 size, crc = write_table(self.dir / name, table)

@@ -75,11 +75,13 @@ def search(
     for name, v in (("limit", req.limit), ("offset", req.offset)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise InvalidArgument(f"{name} must be an integer, got {v!r}")
-    for name, v in (("radius", req.radius), ("range_filter", req.range_filter)):
-        if v is not None and (
-            isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v)
+    for name, bound in (("radius", req.radius), ("range_filter", req.range_filter)):
+        if bound is not None and (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float | np.integer | np.floating)
+            or not math.isfinite(bound)
         ):
-            raise InvalidArgument(f"{name} must be a finite number, got {v!r}")
+            raise InvalidArgument(f"{name} must be a finite number, got {bound!r}")
     if not 1 <= req.limit <= MAX_TOPK:
         raise InvalidArgument(f"limit (top-k) must be in [1, {MAX_TOPK}], got {req.limit}")
     if req.offset < 0 or req.offset + req.limit > MAX_TOPK:
