@@ -49,3 +49,11 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def target_cell(target: dict[str, Any] | None) -> str:
+    """The 'target' column of a results table: the goal and whether this run met it."""
+    if not target:
+        return ""
+    mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
+    return f"{target['target']}: {mark[target['met']]}"

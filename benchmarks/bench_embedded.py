@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
-from _common import json_default, machine_info
+from _common import json_default, machine_info, target_cell
 
 COLLECTION = "bench"
 DEFAULT_SEED = 20240607
@@ -755,11 +755,7 @@ def print_report(report: dict) -> None:
         rcell = "n/a" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
         if ratio["value"] is not None:
             rcell += f"\n({ratio['computed_as']})"
-        tgt = report["targets"].get(metric)
-        tcell = ""
-        if tgt:
-            mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
-            tcell = f"{tgt['target']}: {mark[tgt['met']]}"
+        tcell = target_cell(report["targets"].get(metric))
         table.add_row(names[metric], *cells, rcell, tcell)
     console.print(table)
     for text, note in footnotes.items():

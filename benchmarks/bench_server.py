@@ -91,7 +91,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import json_default, machine_info
+from _common import json_default, machine_info, target_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "bench_server"
@@ -1064,11 +1064,7 @@ def print_report(report: dict[str, Any]) -> None:
             rcell = "n/a"
         else:
             rcell = f"{ratio['value']:.2f}x"
-        tgt = report["targets"].get(metric)
-        tcell = ""
-        if tgt:
-            mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
-            tcell = f"{tgt['target']}: {mark[tgt['met']]}"
+        tcell = target_cell(report["targets"].get(metric))
         table.add_row(names[metric], *cells, rcell, tcell)
     console.print(table)
     for text, n in footnotes.items():

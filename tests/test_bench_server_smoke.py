@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.bench_util import bench_env, peer_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_server.py"
@@ -31,25 +32,10 @@ METRICS = (
 )
 
 
-def _systems() -> list[str]:
-    """keeldb always; Milvus Lite only when it is installed (it is an optional extra)."""
-    systems = ["keeldb"]
-    try:
-        import milvus_lite  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        systems.append("milvus-lite")
-    return systems
-
-
 def test_bench_server_smoke(tmp_path: Path) -> None:
-    systems = _systems()
+    systems = peer_systems()
     out = tmp_path / "results.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
-    )
+    env = bench_env()
     cmd = [
         sys.executable,
         str(SCRIPT),

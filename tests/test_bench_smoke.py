@@ -10,35 +10,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.bench_util import bench_env, peer_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_embedded.py"
 METRICS = ("insert_rows_per_s", "count_median_ms", "count_p99_ms", "reopen_s")
 
 
-def _systems() -> list[str]:
-    """keeldb always; Milvus Lite only when it is installed (it is an optional extra)."""
-    systems = ["keeldb"]
-    try:
-        import milvus_lite  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        systems.append("milvus-lite")
-    return systems
-
-
 def test_bench_embedded_smoke(tmp_path: Path) -> None:
-    systems = _systems()
+    systems = peer_systems()
     out = tmp_path / "results.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
-    )
+    env = bench_env()
     cmd = [
         sys.executable,
         str(SCRIPT),
