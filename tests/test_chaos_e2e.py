@@ -36,3 +36,32 @@ def test_small_chaos_run_passes(tmp_path: Path) -> None:
     assert all(c["count"] is not None for c in doc["checks"])
     page = (out / "report.html").read_text()
     assert "PASS: no violations" in page and "<svg" in page
+
+
+def test_external_target_with_kill_and_restart_commands(tmp_path: Path) -> None:
+    """`--target external`: chaos against an endpoint it did not start, killed and restarted
+    with the user's own commands."""
+    from keeldb.chaos.targets import free_port
+
+    port = free_port()
+    data = tmp_path / "ext-data"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    serve = f"{sys.executable} -m keeldb.cli serve --data {data} --port {port}"
+    pidfile = tmp_path / "server.pid"
+    restart = f"sh -c '{serve} >> {tmp_path / 'ext.log'} 2>&1 & echo $! > {pidfile}'"
+    kill = f"sh -c 'kill -9 $(cat {pidfile})'"
+    subprocess.run(restart, shell=True, env=env, check=True)
+    out = tmp_path / "chaos"
+    cmd = [
+        sys.executable, "-m", "keeldb.cli", "chaos", "--target", "external",
+        "--uri", f"http://127.0.0.1:{port}", "--kill-cmd", kill, "--restart-cmd", restart,
+        "--rows", "5000", "--count", "2", "--interval", "1-1", "--no-churn", "--out", str(out),
+    ]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        doc = json.loads((out / "history.json").read_text())
+        assert doc["summary"]["faults"] == 2 and doc["violations"] == []
+        assert doc["summary"]["target"] == "external"
+    finally:
+        subprocess.run(kill, shell=True, check=False)

@@ -129,6 +129,7 @@ class ExternalTarget(Target):
         self._uri = uri
         self.kill_cmd, self.restart_cmd, self.pid = kill_cmd, restart_cmd, pid
         self.proc = None
+        self._killed = False
         self.log_path = log_dir / "server.log"
         host_port = uri.split("://", 1)[-1].split("/", 1)[0]
         self.port = int(host_port.rsplit(":", 1)[1]) if ":" in host_port else 19530
@@ -139,8 +140,11 @@ class ExternalTarget(Target):
         return self._uri
 
     def start(self, env: dict[str, str] | None = None, timeout: float = 300) -> None:
-        if self.restart_cmd and not self._reachable():
+        # Restart only what we killed: at the first start the user's server may simply
+        # still be coming up, and starting a second one would race it.
+        if self.restart_cmd and self._killed:
             subprocess.run(shlex.split(self.restart_cmd), check=True)
+            self._killed = False
         deadline = time.monotonic() + timeout
         while not self._reachable():
             if time.monotonic() > deadline:
@@ -166,6 +170,11 @@ class ExternalTarget(Target):
             os.kill(self.pid, signal.SIGKILL)
         else:
             raise RuntimeError("an external target needs --kill-cmd or --pid to be killed")
+        self._killed = True
+        # A kill is asynchronous: wait until the port is closed, or start() would find the
+        # dying server still listening.
+        if not self.wait_exit(30):
+            raise RuntimeError(f"{self.uri} still answers 30 s after the kill command")
 
     def wait_exit(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
