@@ -117,7 +117,7 @@ from injection until the server answered again. Time in seconds since the worklo
 <h3>Availability (success rate by phase)</h3>
 <table><tr><th>operation</th><th>before faults</th><th>during faults</th><th>after faults</th></tr>{rate_rows}</table>
 <h3>Recoveries</h3>
-<table><tr><th>fault</th><th>at (s)</th><th>server back after (s)</th><th>first successful call after (s)</th></tr>{rec_rows}</table>
+<table><tr><th>fault</th><th>at (s)</th><th>first successful call after (s)</th><th>workload's first success after (s), after the check</th></tr>{rec_rows}</table>
 <h3>Violations</h3><ul>{viol}</ul>
 </body></html>"""
 
