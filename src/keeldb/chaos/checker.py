@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
 
 BASE = -1  # the batch number of the rows inserted before the workload starts
@@ -209,25 +211,69 @@ def _mismatch(model: Model, key: int, got: int | None, allowed: set[int | None],
     return f"key {key}: expected {expect} (last acknowledged: {_describe(last)}), saw {shown}{why}"
 
 
+class _LiveIndex:
+    """Answers "how many variable keys were surely / possibly live during [a, b]" without
+    visiting every key for every read: a key whose writes all ended before ``a`` is in its
+    final state, one whose first write began after ``b`` in its initial state, and both
+    groups are counted by binary search over sorted times; only keys with a write
+    overlapping the read (a handful) are judged one by one."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        keys = sorted(model.variable)
+        self.keys = np.asarray(keys, dtype=np.int64)
+        first = np.asarray([model.writes[k][0].invoke for k in keys], dtype=np.float64)
+        last = np.asarray([max(o.end for o in model.writes[k]) for k in keys], dtype=np.float64)
+        final_lo, final_hi, init_live = [], [], []
+        for k in keys:
+            vals, _ = model.allowed_now(k)
+            live = [v is not ABSENT for v in vals]
+            final_lo.append(all(live))
+            final_hi.append(any(live))
+            init_live.append(model.initial(k) is not ABSENT)
+        self.first, self.last = first, last
+        order_last = np.argsort(last, kind="stable")
+        self.last_sorted = last[order_last]
+        self.cum_lo = np.concatenate([[0], np.cumsum(np.asarray(final_lo, dtype=np.int64)[order_last])])
+        self.cum_hi = np.concatenate([[0], np.cumsum(np.asarray(final_hi, dtype=np.int64)[order_last])])
+        order_first = np.argsort(first, kind="stable")
+        self.first_sorted = first[order_first]
+        init = np.asarray(init_live, dtype=np.int64)[order_first]
+        self.cum_init_from = np.concatenate([np.cumsum(init[::-1])[::-1], [0]])
+
+    def bounds(self, a: float, b: float) -> tuple[int, int]:
+        done = int(np.searchsorted(self.last_sorted, a, side="left"))  # every write ended before a
+        lo, hi = int(self.cum_lo[done]), int(self.cum_hi[done])
+        not_started = int(np.searchsorted(self.first_sorted, b, side="left"))  # first write at/after b
+        lo += int(self.cum_init_from[not_started])
+        hi += int(self.cum_init_from[not_started])
+        for i in np.flatnonzero((self.first < b) & (self.last >= a)):
+            vals = self.model.allowed_during(int(self.keys[i]), a, b)
+            live = [v is not ABSENT for v in vals]
+            lo += all(live)
+            hi += any(live)
+        return lo, hi
+
+
 def check_reads(history: History) -> list[str]:
     """Reads taken while the workload ran: counts within bounds, search hits live."""
     model = Model(history)
     fixed_live = model.base_rows - sum(1 for k in model.variable if 0 <= k < model.base_rows)
+    index = _LiveIndex(model) if model.variable else None
     out: list[str] = []
     for op in history.ops:
         if op.outcome != OK or op.complete is None:
             continue
         if op.kind == "count":
             lo = hi = fixed_live
-            for k in model.variable:
-                vals = model.allowed_during(k, op.invoke, op.complete)
-                live = [v is not ABSENT for v in vals]
-                lo += all(live)
-                hi += any(live)
+            if index is not None:
+                dlo, dhi = index.bounds(op.invoke, op.complete)
+                lo, hi = lo + dlo, hi + dhi
             if not lo <= op.value <= hi:
+                off = op.value - (lo if op.value < lo else hi)
                 out.append(
                     f"count(*) at t={op.invoke:.2f}s returned {op.value}, outside [{lo}, {hi}] "
-                    f"(off by {op.value - (lo if op.value < lo else hi):+d}{_batches(op.value - (lo if op.value < lo else hi))})"
+                    f"(off by {off:+d}{_batches(off)})"
                 )
         elif op.kind == "search":
             for hits in op.value or []:

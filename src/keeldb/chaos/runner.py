@@ -280,6 +280,7 @@ class Run:
                 self.inject(target, kind)
                 found = self.check(target.uri)
                 self.violations.extend(f"after fault {i + 1} ({kind}): {v}" for v in found)
+                self.history.save(workdir / "history.partial.json")  # survives an interrupted run
                 self.progress(f"fault {i + 1}/{cfg.count} checked: {len(found)} violations")
             time.sleep(self.rng.uniform(*cfg.interval))
             self.gate.stop.set()
