@@ -52,7 +52,8 @@ class Target:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """The command line that starts this server (subclasses that start one)."""
+        raise RuntimeError(f"{self.name} targets are not started by the chaos command")
 
     def start(self, env: dict[str, str] | None = None, timeout: float = 300) -> None:
         full_env = dict(os.environ)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -525,13 +526,13 @@ def _renull(result: pa.Array, values: pa.Array) -> pa.Array:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Pred:
+class _Pred(ABC):
     """A boolean node; ``eval`` returns a nullable BooleanArray of ``ctx.n`` rows."""
 
     pos: int = 0
 
-    def eval(self, ctx: _Ctx) -> pa.Array:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def eval(self, ctx: _Ctx) -> pa.Array: ...
 
 
 @dataclass(eq=False)

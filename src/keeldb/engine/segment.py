@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,7 +89,7 @@ class SegmentView:
         return out
 
 
-class Segment:
+class Segment(ABC):
     """Common state: identity, schema, and a cache of parsed JSON columns."""
 
     def __init__(self, sid: int, schema: CollectionSchema) -> None:
@@ -109,11 +110,11 @@ class Segment:
         """Per-row squared norms of a vector field, when cached (sealed segments only)."""
         return None
 
-    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abstractmethod
+    def mark_deleted(self, rows: np.ndarray, ts: int) -> None: ...
 
-    def view(self) -> SegmentView:
-        raise NotImplementedError  # pragma: no cover - abstract
+    @abstractmethod
+    def view(self) -> SegmentView: ...
 
 
 class SealedSegment(Segment):
