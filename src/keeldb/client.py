@@ -425,14 +425,18 @@ class Client:
     ) -> dict[str, Any]:
         return self._write_rows(collection_name, data, partition_name, upsert=True)
 
+    def _auto_ids(self, c: Collection, n: int, upsert: bool) -> range | None:
+        """Keys for an insert under auto_id: a block of oracle timestamps, unique forever."""
+        if upsert or not c.schema.primary.auto_id or not n:
+            return None
+        last = self.db.oracle.next_block(n)
+        return range(last - n + 1, last + 1)
+
     def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
         c = self._coll(collection_name)
         pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
         rows = [data] if isinstance(data, dict) else data
-        auto = None
-        if not upsert and c.schema.primary.auto_id and isinstance(rows, list) and rows:
-            last = self.db.oracle.next_block(len(rows))
-            auto = range(last - len(rows) + 1, last + 1)
+        auto = self._auto_ids(c, len(rows) if isinstance(rows, list) else 0, upsert)
         batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, partition_id=pid)
         c.write(batch, upsert=upsert, partition_id=pid)
         key = "upsert_count" if upsert else "insert_count"
@@ -499,10 +503,7 @@ class Client:
         pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
         if dynamic is not None:
             dynamic = [_json_object_text(t, i) for i, t in enumerate(dynamic)]
-        auto = None
-        if not upsert and c.schema.primary.auto_id and num_rows:
-            last = self.db.oracle.next_block(num_rows)
-            auto = range(last - num_rows + 1, last + 1)
+        auto = self._auto_ids(c, num_rows, upsert)
         batch = columns_to_batch(
             c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, partition_id=pid
         )
