@@ -37,7 +37,7 @@ def operations() -> list[tuple[str, Any]]:
     ops: list[tuple[str, Any]] = [("create", None)]
     ops += [("insert", list(range(i, i + 50))) for i in (0, 50, 100)]
     ops += [("upsert", list(range(0, 20))), ("delete", list(range(100, 110))), ("flush", None)]
-    ops += [("upsert", list(range(10, 40))), ("delete", list(range(140, 150)))]
+    ops += [("wait_index", None), ("upsert", list(range(10, 40))), ("delete", list(range(140, 150)))]
     ops += [("insert", list(range(150, 200))), ("delete_filter", "id >= 190"), ("flush", None)]
     ops += [("upsert", list(range(0, 50))), ("reopen", None), ("upsert", list(range(50, 60)))]
     ops += [("insert", [100, 101]), ("flush", None), ("upsert", list(range(5, 15))), ("reopen", None)]
@@ -45,7 +45,7 @@ def operations() -> list[tuple[str, Any]]:
     ops += [("create_partition", "p1"), ("insert_p1", list(range(300, 330))), ("upsert_p1", [3, 4])]
     ops += [("flush", None), ("drop_partition", "p1"), ("insert", [300, 301])]
     ops += [("flush", None), ("compact", None), ("upsert", list(range(40, 60))), ("delete", [41])]
-    ops += [("flush", None), ("compact", None), ("reopen", None)]
+    ops += [("flush", None), ("compact", None), ("wait_index", None), ("reopen", None)]
     return ops
 
 
@@ -93,7 +93,9 @@ def run(data: Path, journal: Path) -> None:
             schema.add_field("val", DataType.INT64)
             schema.add_field("tag", DataType.VARCHAR, max_length=16)
             idx = client.prepare_index_params()
-            idx.add_index("vector", "FLAT", metric_type="L2")
+            # An ANN index over segments of >= KEELDB_INDEX_MIN_ROWS rows (the crash matrix
+            # sets it low), so index builds and their commits run through the crash points.
+            idx.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 2})
             client.create_collection(COLLECTION, schema=schema, index_params=idx)
         elif kind == "insert":
             client.insert(COLLECTION, [row(pk, i) for pk in payload])
@@ -115,6 +117,8 @@ def run(data: Path, journal: Path) -> None:
             client.drop_partition(COLLECTION, payload)
         elif kind == "compact":
             client.compact(COLLECTION)
+        elif kind == "wait_index":
+            client.wait_for_index(COLLECTION)
         elif kind == "reopen":
             client.close()
             client = keeldb.Client(str(data))
@@ -163,7 +167,9 @@ def observed_state(data: Path) -> dict[int, int] | None:
         # Search must only return live versions: look each live row up by its own vector.
         if rows:
             probe = rows[:: max(1, len(rows) // 10)]
-            hits = client.search(COLLECTION, [vec(r["id"], r["val"]) for r in probe], limit=1, output_fields=["val"])
+            hits = client.search(
+                COLLECTION, [vec(r["id"], r["val"]) for r in probe], limit=1, output_fields=["val"], search_params={"nprobe": 2}
+            )
             for r, h in zip(probe, hits, strict=True):
                 assert h and h[0]["id"] == r["id"] and h[0]["entity"]["val"] == r["val"], (r, h)
         return {r["id"]: r["val"] for r in rows}

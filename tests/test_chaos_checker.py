@@ -147,8 +147,93 @@ def test_availability_phases() -> None:
     assert a["recoveries"][0]["first_ok_seconds"] == pytest.approx(3.0)
 
 
+def with_compactions(h: History, outcomes: list[str]) -> History:
+    """Add a compaction every second (and a flush), with the given outcomes, alongside the
+    writes: neither changes the data."""
+    for i, outcome in enumerate(outcomes):
+        h.ops.append(Op(len(h.ops), "flush", i + 0.2, i + 0.4, outcome))
+        h.ops.append(Op(len(h.ops), "compact", i + 0.5, i + 0.9, outcome, value=1 if outcome == OK else None))
+    return h
+
+
+def test_compactions_change_nothing_in_the_model() -> None:
+    h = with_compactions(build([OK] * 6 + [UNKNOWN], ephemeral=True), [OK, OK, UNKNOWN, FAILED, OK, OK])
+    assert check_state(h, observe(state_after(h, applied={6}))) == []
+    h.ops.append(Op(len(h.ops), "count", 3.5, 3.6, OK, value=N))
+    h.ops.append(Op(len(h.ops), "search", 5.5, 5.6, OK, value=[[(0, 5), (1, 5)]]))
+    assert check_reads(h) == []
+    # ... and they do not hide an anomaly either.
+    vals = state_after(h, applied={6})
+    vals[205] = -1
+    v = check_state(h, observe(vals))
+    assert len(v) == 1 and "key 205" in v[0] and "lost" in v[0], v
+
+
+def test_search_need_not_be_complete() -> None:
+    """An ANN index may miss rows: a search that returns fewer hits than asked for, or none,
+    is not a violation; only a hit that was not live is."""
+    h = with_compactions(build([OK] * 4), [OK] * 4)
+    h.ops.append(Op(len(h.ops), "search", 4.5, 4.6, OK, value=[[(0, 0)], []]))
+    assert check_reads(h) == []
+    assert check_state(h, observe(state_after(h), search_hits=[(0, 0)])) == []
+
+
+def test_availability_counts_compactions() -> None:
+    h = with_compactions(build([OK] * 6), [OK, OK, UNKNOWN, FAILED, OK, OK])
+    h.faults.append(Fault("crash-point", 2.0, 3.5, "compaction.after_commit:1"))
+    a = availability(h)
+    assert a["rates"]["compact"]["before"] == {"ok": 2, "total": 2, "rate": 1.0}
+    assert a["rates"]["compact"]["during"] == {"ok": 0, "total": 1, "rate": 0.0}  # at t=2.5
+    assert a["rates"]["compact"]["after"] == {"ok": 2, "total": 3, "rate": pytest.approx(2 / 3)}
+    assert a["rates"]["flush"]["before"]["total"] == 2
+
+
 def test_history_roundtrip() -> None:
-    h = build([OK, UNKNOWN])
+    h = with_compactions(build([OK, UNKNOWN]), [OK, UNKNOWN])
     h.faults.append(Fault("sigkill", 1.0, 2.0))
+    h.faults.append(Fault("crash-point", 2.5, 3.0, "compaction.after_write:1"))
     again = History.from_json(h.to_json())
     assert [o.__dict__ for o in again.ops] == [o.__dict__ for o in h.ops]
+    assert [f.__dict__ for f in again.faults] == [f.__dict__ for f in h.faults]
+
+
+def test_report_and_summary_show_compactions_and_crash_points() -> None:
+    from keeldb.chaos.report import render_html
+    from keeldb.chaos.runner import Config, summarize
+
+    h = with_compactions(build([OK] * 4), [OK] * 4)
+    h.faults.append(Fault("crash-point", 1.0, 1.5, "compaction.after_commit:1"))
+    h.faults.append(Fault("crash-point", 2.0, 2.5, "index.after_write:1 (not reached in 30s; killed)"))
+    s = summarize(h, [], 10.0, "keeldb", Config(rows=N))
+    assert s["outcomes"]["compact/ok"] == 4
+    assert s["crash_points"] == ["compaction.after_commit:1", "index.after_write:1 (not reached in 30s; killed)"]
+    assert s["crash_points_not_reached"] == ["index.after_write:1"]
+    assert s["index_type"] == "IVF_FLAT"
+    page = render_html(h, s, [])
+    assert ">compact</text>" in page and "not reached in 30s" in page
+
+
+def test_crash_point_selection() -> None:
+    from keeldb.chaos.runner import LIVE_CRASH_POINTS, live_crash_points
+    from keeldb.storage.crash import CRASH_POINTS
+
+    assert {"compaction.after_write", "compaction.after_commit", "index.after_write", "index.after_commit"} <= set(
+        LIVE_CRASH_POINTS
+    )
+    # The defaults are the live points this server knows; a named one must exist.
+    assert live_crash_points() == tuple(p for p in LIVE_CRASH_POINTS if p in CRASH_POINTS)
+    assert "compaction.after_commit" in live_crash_points()
+    assert live_crash_points(("compaction.after_write",)) == ("compaction.after_write",)
+    with pytest.raises(ValueError, match="unknown crash points"):
+        live_crash_points(("compaction.after_wirte",))
+
+
+def test_index_and_search_params() -> None:
+    from keeldb.chaos.workload import index_params, search_params
+
+    assert index_params("IVF_FLAT", 32) == ({"nlist": 64}, {"nprobe": 16})
+    assert search_params("IVF_FLAT", 32) == {"metric_type": "L2", "params": {"nprobe": 16}}
+    assert index_params("IVF_PQ", 12)[0]["m"] == 4  # m divides dim
+    assert search_params("HNSW", 32)["params"]["ef"] >= 10  # ef >= limit
+    with pytest.raises(ValueError, match="unknown index type"):
+        index_params("DISKANN", 32)

@@ -1,5 +1,6 @@
-"""A small `keeldb chaos` run end to end, as CI runs it: a real `keeldb serve`, real
-pymilvus clients, SIGKILLs and one armed crash point, and the checker's verdict."""
+"""A small `keeldb chaos` run end to end, as CI runs it: a real `keeldb serve` with an
+IVF_FLAT index, real pymilvus clients (writers, searchers, a flusher and a compactor), a
+SIGKILL and armed compaction crash points, and the checker's verdict."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def test_small_chaos_run_passes(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "keeldb.cli", "chaos",
         "--rows", "20000", "--count", "3", "--interval", "1-1.5",
-        "--faults", "sigkill,crash-point", "--crash-points", "flush.after_segment_write",
-        "--seed", "3", "--out", str(out),
+        "--faults", "sigkill,crash-point", "--crash-points", "compaction.after_commit",
+        "--compact-interval", "0.5", "--crash-wait", "20", "--index-type", "IVF_FLAT",
+        "--seed", "3", "--out", str(out),  # seed 3: sigkill, crash-point, crash-point
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
@@ -32,10 +34,18 @@ def test_small_chaos_run_passes(tmp_path: Path) -> None:
     assert s["faults"] == 3
     assert s["outcomes"].get("upsert/ok", 0) > 10, s["outcomes"]
     assert s["outcomes"].get("count/ok", 0) > 10, s["outcomes"]
+    assert s["outcomes"].get("compact/ok", 0) > 2, s["outcomes"]
+    assert s["outcomes"].get("search/ok", 0) > 10, s["outcomes"]
+    assert s["index_type"] == "IVF_FLAT"
+    # The compactor drove the server into the armed point each time (it died there).
+    assert s["fault_kinds"].get("crash-point", 0) >= 1, s["fault_kinds"]
+    assert s["crash_points"] and set(s["crash_points"]) == {"compaction.after_commit:1"}, s["crash_points"]
+    assert s["crash_points_not_reached"] == []
+    assert "compact" in s["availability"]["rates"]
     assert len(doc["checks"]) == 4  # after each fault, and at the end
     assert all(c["count"] is not None for c in doc["checks"])
     page = (out / "report.html").read_text()
-    assert "PASS: no violations" in page and "<svg" in page
+    assert "PASS: no violations" in page and "<svg" in page and "compaction.after_commit:1" in page
 
 
 def test_external_target_with_kill_and_restart_commands(tmp_path: Path) -> None:

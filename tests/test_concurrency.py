@@ -120,3 +120,83 @@ def test_read_your_writes_from_many_threads(tmp_path: Path) -> None:
     assert not errors, errors[:5]
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == N + 180
     c.close()
+
+
+def test_count_exact_while_upserts_flushes_index_builds_and_compactions_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's concurrency test: upsert batches of 200, flushes, background index builds
+    and forced compactions all at once, with count(*) sampled in a loop — every sample must
+    equal the true count, and every search must return k live rows through the indexes."""
+    monkeypatch.setattr(collection_mod, "INDEX_MIN_ROWS", 100)
+    monkeypatch.setattr(collection_mod, "COMPACTION_RETENTION_MS", 0)
+    rows = 4000
+    c = keeldb.Client(str(tmp_path / "db"), auto_flush_bytes=1 << 30)
+    c.create_collection("c", dimension=8, metric_type="L2", auto_id=False)
+    c.release_collection("c")
+    c.drop_index("c", "vector")
+    ip = c.prepare_index_params()
+    ip.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 8})
+    c.create_index("c", ip)
+    c.load_collection("c")
+
+    def vec(k: int, b: int) -> list[float]:
+        return [float(k % 97), float(b % 13), float(k % 7), 1.0, 0.0, float(k % 5), 0.0, 1.0]
+
+    for start in range(0, rows, 1000):
+        c.insert("c", [{"id": k, "vector": vec(k, 0), "b": 0} for k in range(start, start + 1000)])
+        c.flush("c")
+    stop = threading.Event()
+    bad: list[str] = []
+    done = {"upserts": 0, "flushes": 0, "compactions": 0}
+
+    def upserter() -> None:
+        b = 1
+        while not stop.is_set():
+            start = (b * 200) % rows
+            c.upsert("c", [{"id": k, "vector": vec(k, b), "b": b} for k in range(start, start + 200)])
+            done["upserts"] += 1
+            b += 1
+
+    def flusher() -> None:
+        while not stop.is_set():
+            c.flush("c")
+            done["flushes"] += 1
+            time.sleep(0.1)
+
+    def compactor() -> None:
+        while not stop.is_set():
+            done["compactions"] += c.compact("c")
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=f) for f in (upserter, flusher, compactor)]
+    for t in threads:
+        t.start()
+    samples = searches = 0
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        n = c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"]
+        if n != rows:
+            bad.append(f"count {n}")
+        samples += 1
+        if samples % 10 == 0:
+            hits = c.search("c", [vec(3, 0)], limit=10, search_params={"params": {"nprobe": 2}}, output_fields=["b"])[0]
+            ids = [h["id"] for h in hits]
+            if len(ids) != 10 or len(set(ids)) != 10:
+                bad.append(f"search returned {ids}")
+            searches += 1
+    stop.set()
+    for t in threads:
+        t.join()
+    c.wait_for_index("c")
+    coll = c._coll("c")  # noqa: SLF001 - the test checks the engine did build and commit indexes
+    indexed = sum(1 for seg in coll._sealed.values() if seg.indexes)  # noqa: SLF001
+    assert not bad, bad[:10]
+    assert samples > 20 and searches > 2
+    assert done["upserts"] > 5 and done["flushes"] > 5 and done["compactions"] >= 1, done
+    assert indexed >= 1 and len(coll._manifest.indexes) >= 1  # noqa: SLF001
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == rows
+    # Every key's newest acknowledged version is the one visible.
+    got = {r["id"]: r["b"] for r in c.query("c", filter="", output_fields=["b"])}
+    assert len(got) == rows
+    c.close()

@@ -28,6 +28,7 @@ def run_child(data: Path, journal: Path, crash_at: str | None) -> int:
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("KEELDB_CRASH_AT", None)
     env["KEELDB_COMPACTION_RETENTION_MS"] = "0"  # compaction drops dead versions at once
+    env["KEELDB_INDEX_MIN_ROWS"] = "20"  # the workload's small segments get ANN indexes
     if crash_at:
         env["KEELDB_CRASH_AT"] = crash_at
     proc = subprocess.run(

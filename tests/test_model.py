@@ -38,6 +38,10 @@ class Model(RuleBasedStateMachine):
         self.model: dict[int, dict[str, Any]] = {}
         self.version = 0
         self.auto_flush = 2048  # tiny: background flushes happen inside sequences too
+        # Index even these tiny segments, so searches go through FAISS with deletes as
+        # selectors. nprobe = nlist makes IVF_FLAT exhaustive: its answers must be exact.
+        self._min_rows = collection_mod.INDEX_MIN_ROWS
+        collection_mod.INDEX_MIN_ROWS = 4
         self.client = self._open()
         schema = self.client.create_schema(enable_dynamic_field=True)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -45,7 +49,7 @@ class Model(RuleBasedStateMachine):
         schema.add_field("val", DataType.INT64)
         schema.add_field("note", DataType.VARCHAR, max_length=32, nullable=True)
         idx = self.client.prepare_index_params()
-        idx.add_index("vector", "FLAT", metric_type="L2")
+        idx.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 4})
         self.client.create_collection("m", schema=schema, index_params=idx)
 
     def _open(self) -> keeldb.Client:
@@ -110,6 +114,11 @@ class Model(RuleBasedStateMachine):
         self.client.compact("m")
 
     @rule()
+    def wait_for_index(self) -> None:
+        self.client.wait_for_index("m")
+        assert self.client.describe_index("m", "vector")["pending_index_rows"] == 0
+
+    @rule()
     def reopen(self) -> None:
         self.client.close()
         self.client = self._open()
@@ -152,7 +161,7 @@ class Model(RuleBasedStateMachine):
         keys = sorted(self.model)[:5]
         queries = [self.model[k]["vector"] for k in keys]
         k = min(3, len(self.model))
-        hits = self.client.search("m", queries, limit=k, output_fields=["val"])
+        hits = self.client.search("m", queries, limit=k, output_fields=["val"], search_params={"params": {"nprobe": 4}})
         live = np.array([self.model[x]["vector"] for x in sorted(self.model)], dtype=np.float32)
         ids = np.array(sorted(self.model))
         for q, res in zip(queries, hits, strict=True):
@@ -165,6 +174,7 @@ class Model(RuleBasedStateMachine):
             assert set(h["id"] for h in res) <= set(ids.tolist())
 
     def teardown(self) -> None:
+        collection_mod.INDEX_MIN_ROWS = self._min_rows
         self.client.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -129,7 +129,7 @@ def _chaos(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.text import Text
 
-    from keeldb.chaos.runner import LIVE_CRASH_POINTS, Config, Run
+    from keeldb.chaos.runner import Config, Run
 
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -143,8 +143,12 @@ def _chaos(args: argparse.Namespace) -> int:
         count=args.count,
         interval=(float(lo), float(hi or lo)),
         pause=args.pause,
-        crash_points=tuple(x for x in args.crash_points.split(",") if x) or LIVE_CRASH_POINTS,
+        crash_points=tuple(x.strip() for x in args.crash_points.split(",") if x.strip()),
+        crash_wait=args.crash_wait,
         churn=not args.no_churn,
+        flush_interval=args.flush_interval,
+        compact_interval=args.compact_interval,
+        index_type=args.index_type,
         out=Path(args.out) if args.out else None,
         uri=args.uri,
         kill_cmd=args.kill_cmd,
@@ -246,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--interval", default="1-5", help="seconds of workload between faults, MIN-MAX")
     c.add_argument("--pause", type=float, default=8.0, help="SIGSTOP length in seconds")
     c.add_argument("--crash-points", default="", help="comma list of crash points to arm (default: all live ones)")
+    c.add_argument("--crash-wait", type=float, default=30.0,
+                   help="seconds an armed crash point has to be reached before the server is SIGKILLed instead")
+    c.add_argument("--flush-interval", type=float, default=0.25, help="seconds between the flusher's flushes")
+    c.add_argument("--compact-interval", type=float, default=1.0,
+                   help="seconds between the compactor's compactions (0: no compactor)")
+    c.add_argument("--index-type", default=None, choices=("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX"),
+                   help="the collection's vector index (default IVF_FLAT nlist=64, searched with nprobe=16; "
+                        "AUTOINDEX against milvus-lite)")
     c.add_argument("--no-churn", action="store_true", help="upserts only (no inserts/deletes of extra keys)")
     c.add_argument("--out", help="directory for history.json, report.html and the server's data")
     c.add_argument("--seed", type=int, default=0)

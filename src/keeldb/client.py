@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from enum import Enum
 from typing import Any
 
@@ -33,6 +34,7 @@ from keeldb.errors import (
     IndexNotFound,
     InvalidArgument,
 )
+from keeldb.index.params import index_spec
 from keeldb.schema import (
     INDEX_TYPES,
     METRICS,
@@ -116,10 +118,21 @@ class Client:
         uri: str = "./keeldb_data",
         *,
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+        segment_target_bytes: int | None = None,
+        compaction_deleted_ratio: float | None = None,
         **_: Any,
     ) -> None:
+        """``segment_target_bytes`` / ``compaction_deleted_ratio``: compaction policy (see
+        ``engine/collection.py``); None keeps the defaults (or the KEELDB_* environment)."""
         path = uri[len("file://") :] if uri.startswith("file://") else uri
-        self._db: database.Database | None = database.acquire(path, auto_flush_bytes=auto_flush_bytes)
+        opts: dict[str, Any] = {}
+        if segment_target_bytes is not None:
+            opts["segment_target_bytes"] = segment_target_bytes
+        if compaction_deleted_ratio is not None:
+            opts["compaction_deleted_ratio"] = compaction_deleted_ratio
+        self._db: database.Database | None = database.acquire(
+            path, auto_flush_bytes=auto_flush_bytes, collection_options=opts
+        )
         self._lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -314,6 +327,7 @@ class Client:
                 raise InvalidArgument(f"unknown vector index type {p.index_type!r}; use one of {INDEX_TYPES}")
             if p.metric_type not in METRICS:
                 raise InvalidArgument(f"unknown metric type {p.metric_type!r}; use one of {METRICS}")
+            index_spec(p.index_type, p.metric_type, f.dim or 0, p.params)  # checks the parameters
         if not p.index_name:
             p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
         check_name("index", p.index_name)
@@ -352,19 +366,32 @@ class Client:
         e = self.db.entry(collection_name)
         for i in e["indexes"]:
             if i["index_name"] == index_name:
-                rows = self._coll(collection_name).snapshot().live_count()
+                indexed, pending = self._coll(collection_name).index_progress(i["field_name"])
                 return {
                     **{k: str(v) for k, v in i["params"].items()},
                     "index_type": i["index_type"],
                     "metric_type": i["metric_type"],
                     "field_name": i["field_name"],
                     "index_name": i["index_name"],
-                    "total_rows": rows,
-                    "indexed_rows": rows,
-                    "pending_index_rows": 0,
-                    "state": "Finished",
+                    # Row versions held by segments (Milvus counts segment rows too).
+                    "total_rows": indexed + pending,
+                    "indexed_rows": indexed,
+                    "pending_index_rows": pending,
+                    "state": "Finished" if pending == 0 else "InProgress",
                 }
         raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
+
+    def wait_for_index(self, collection_name: str, index_name: str = "", timeout: float | None = None, **_: Any) -> dict[str, Any]:
+        """Block until every sealed segment that needs an index has one committed (keeldb
+        extension; pymilvus polls ``describe_index`` for the same). Builds in this thread
+        what the background builder has not started yet. Returns what was built and the
+        index's progress."""
+        c = self._coll(collection_name)
+        t0 = time.perf_counter()
+        built = c.build_indexes()
+        fields = [i["field_name"] for i in self.db.peek(collection_name)["indexes"] if not index_name or i["index_name"] == index_name]
+        progress = {f: c.index_progress(f) for f in fields}
+        return {"built": built, "seconds": time.perf_counter() - t0, "pending_rows": sum(p[1] for p in progress.values())}
 
     def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
@@ -612,6 +639,9 @@ class Client:
                 f"uses {index['metric_type']}"
             )
         params = dict(sp.get("params") or {})
+        for knob in ("nprobe", "ef"):  # pymilvus also accepts them at the top level
+            if knob in sp and knob not in params:
+                params[knob] = sp[knob]
         offset = kwargs.get("offset", sp.get("offset", 0)) or 0
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise InvalidArgument(f"limit must be an integer, got {limit!r}")
@@ -624,6 +654,7 @@ class Client:
             radius=params.get("radius", sp.get("radius")),
             range_filter=params.get("range_filter", sp.get("range_filter")),
             after=kwargs.get("after_distance"),
+            params={k: v for k, v in params.items() if k in ("nprobe", "ef")},
         )
         flt = parse_filter(filter, c.schema)
         out = resolve_output(c.schema, output_fields)

@@ -22,7 +22,7 @@ WRITE_KINDS = ("upsert", "insert", "delete")
 @dataclass
 class Op:
     id: int
-    kind: str  # upsert | insert | delete | count | search | query | flush | ...
+    kind: str  # upsert | insert | delete (writes) | count | search (reads) | flush | compact
     invoke: float  # seconds since the run started
     complete: float | None = None
     outcome: str = UNKNOWN
@@ -47,7 +47,7 @@ class Fault:
     kind: str  # sigkill | sigstop | crash-point | disk-full | slow-fsync
     start: float
     recovered: float | None = None  # when the restarted server first answered
-    detail: str = ""
+    detail: str = ""  # crash-point: "name:n", plus "(not reached in 30s; killed)" if it was not
 
 
 @dataclass

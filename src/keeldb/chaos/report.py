@@ -13,7 +13,7 @@ from typing import Any
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History
 
 COLORS = {OK: "#2e7d32", FAILED: "#c62828", UNKNOWN: "#ef6c00"}
-LANES = ("upsert", "insert", "delete", "search", "count", "flush")
+LANES = ("upsert", "insert", "delete", "search", "count", "flush", "compact")
 W, LANE_H, PAD = 1100, 22, 70
 
 
@@ -100,6 +100,11 @@ def render_html(history: History, summary: dict[str, Any], violations: list[str]
         f"<td>{_secs(r['first_ok_seconds'])}</td></tr>"
         for r in avail.get("recoveries", [])
     )
+    fault_rows = "".join(
+        f"<tr><td>{html.escape(f.kind)}</td><td>{html.escape(f.detail) or '-'}</td><td>{f.start:.2f}</td>"
+        f"<td>{_secs(f.recovered)}</td></tr>"
+        for f in history.faults
+    )
     viol = "".join(f"<li>{html.escape(v)}</li>" for v in violations[:500]) or "<li>none</li>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>keeldb chaos report</title>
 <style>body{{font-family:sans-serif;margin:20px;max-width:{W + 40}px}} table{{border-collapse:collapse}}
@@ -114,6 +119,9 @@ from injection until the server answered again. Time in seconds since the worklo
 {_series(counts, t_max, "count(*) over time", "#1565c0")}
 {_series(lat, t_max, "latency of successful calls (ms)", "#6a1b9a")}
 <h3>Summary</h3><table>{rows}</table>
+<h3>Faults</h3><p>An armed crash point that the workload did not reach in time says so; the
+server was then SIGKILLed instead.</p>
+<table><tr><th>fault</th><th>detail</th><th>at (s)</th><th>server answered again at (s)</th></tr>{fault_rows}</table>
 <h3>Availability (success rate by phase)</h3>
 <table><tr><th>operation</th><th>before faults</th><th>during faults</th><th>after faults</th></tr>{rate_rows}</table>
 <h3>Recoveries</h3>

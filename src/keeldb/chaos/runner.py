@@ -26,7 +26,9 @@ from keeldb.chaos.workload import COLLECTION, Gate, Worker
 
 FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
 # Crash points worth arming in a live server: each sits on a path that makes data visible
-# or invisible under this workload (flushes, the log, garbage collection, replay).
+# or invisible under this workload (flushes, the log, compaction, index commits, garbage
+# collection, replay). The flusher drives flush.*, manifest.*, gc.* and (once the
+# collection's index exists, after each flush) index.*; the compactor drives compaction.*.
 LIVE_CRASH_POINTS = (
     "wal.after_append",
     "wal.before_fsync",
@@ -36,9 +38,35 @@ LIVE_CRASH_POINTS = (
     "flush.after_segment_fsync",
     "manifest.before_rename",
     "manifest.after_rename",
+    "compaction.after_write",
+    "compaction.after_commit",
+    "index.after_write",
+    "index.after_commit",
     "gc.during",
     "recovery.during_replay",
 )
+CRASH_WAIT = 30.0  # seconds an armed point has to be reached before the runner gives up
+NOT_REACHED = "(not reached in {:g}s; killed)"
+
+
+def known_crash_points() -> set[str]:
+    """The points this keeldb's server knows (keeldb.storage.crash.CRASH_POINTS): a name it
+    does not know is never reached, so it is refused (or, from the defaults, skipped)."""
+    from keeldb.storage.crash import CRASH_POINTS
+
+    return set(CRASH_POINTS)
+
+
+def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The points a run arms: ``requested`` (each must exist), or every live one the server
+    knows."""
+    known = known_crash_points()
+    if requested:
+        unknown = [p for p in requested if p not in known]
+        if unknown:
+            raise ValueError(f"unknown crash points {unknown}; known: {', '.join(sorted(known))}")
+        return requested
+    return tuple(p for p in LIVE_CRASH_POINTS if p in known)
 
 
 @dataclass
@@ -50,10 +78,13 @@ class Config:
     count: int = 5  # number of faults to inject
     interval: tuple[float, float] = (1.0, 5.0)  # seconds of workload between faults
     pause: float = 8.0  # SIGSTOP duration: longer than the client timeout
-    crash_points: tuple[str, ...] = LIVE_CRASH_POINTS
+    crash_points: tuple[str, ...] = ()  # empty: every live point the server knows
     churn: bool = True  # inserts and deletes of extra keys besides the upserts
     searchers: int = 1
     flush_interval: float = 0.25
+    compact_interval: float = 1.0  # seconds between compactions; 0 turns the compactor off
+    index_type: str | None = None  # None: IVF_FLAT, or AUTOINDEX against milvus-lite
+    crash_wait: float = CRASH_WAIT
     out: Path | None = None
     uri: str | None = None
     kill_cmd: str | None = None
@@ -97,11 +128,34 @@ def _client(uri: str) -> Any:
             time.sleep(0.2)
 
 
+def index_type(cfg: Config) -> str:
+    """The index the workload builds: ``--index-type``, else IVF_FLAT — except against
+    Milvus Lite, which builds only FLAT and is given AUTOINDEX, as its quick setup does."""
+    if cfg.index_type:
+        return cfg.index_type
+    return "AUTOINDEX" if cfg.target == "milvus-lite" else "IVF_FLAT"
+
+
+def create_collection(c: Any, cfg: Config) -> None:
+    """The quick-setup schema (int64 ``id``, ``vector``, dynamic fields for ``batch``) with
+    the configured ANN index; pymilvus creates the index and loads the collection."""
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=cfg.dim)
+    itype = index_type(cfg)
+    build, _ = workload.index_params(itype, cfg.dim)
+    ip = c.prepare_index_params()
+    ip.add_index("vector", index_type=itype, metric_type=workload.METRIC, params=build)
+    c.create_collection(COLLECTION, schema=schema, index_params=ip, consistency_level="Strong")
+
+
 def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str], None]) -> None:
     c = _client(uri)
     if c.has_collection(COLLECTION):
         c.drop_collection(COLLECTION)
-    c.create_collection(COLLECTION, dimension=cfg.dim, metric_type="L2", consistency_level="Strong")
+    create_collection(c, cfg)
     step = 5000
     for s in range(0, cfg.rows, step):
         rows = workload.rows_for(list(range(s, min(cfg.rows, s + step))), -1, cfg.dim)
@@ -147,7 +201,8 @@ def read_back(uri: str, cfg: Config) -> Observed:
         hits: list[tuple[int, int]] = []
         probes = [rng.randrange(cfg.rows) for _ in range(5)]
         res = c.search(COLLECTION, [workload.vector(k, -1, cfg.dim) for k in probes], limit=10,
-                       output_fields=["batch"], consistency_level="Strong", timeout=120)
+                       output_fields=["batch"], search_params=workload.search_params(index_type(cfg), cfg.dim),
+                       consistency_level="Strong", timeout=120)
         for per_query in res:
             ids = [h["id"] for h in per_query]
             dups.extend(k for k, n in Counter(ids).items() if n > 1)
@@ -168,6 +223,7 @@ class Run:
         self.workers: list[Worker] = []
         self.violations: list[str] = []
         self.batch_base = 0
+        self.crash_points: tuple[str, ...] = cfg.crash_points or LIVE_CRASH_POINTS
 
     # -- workers ------------------------------------------------------------------------
 
@@ -176,8 +232,13 @@ class Run:
         bodies = [("upsert", workload.upserter(cfg.rows, cfg.dim, self.batch_base))]
         if cfg.churn:
             bodies.append(("churn", workload.churner(cfg.rows, 1_000_000, cfg.dim, 1_000_000_000 + self.batch_base)))
-        bodies += [(f"search{i}", workload.searcher(cfg.rows, cfg.dim, cfg.seed + i)) for i in range(cfg.searchers)]
+        itype = index_type(cfg)
+        bodies += [
+            (f"search{i}", workload.searcher(cfg.rows, cfg.dim, cfg.seed + i, itype)) for i in range(cfg.searchers)
+        ]
         bodies += [("count", workload.counter()), ("flush", workload.flusher(cfg.flush_interval))]
+        if cfg.compact_interval > 0:
+            bodies.append(("compact", workload.compactor(cfg.compact_interval)))
         self.workers = [Worker(n, uri, self.history, self.gate, b) for n, b in bodies]
         for w in self.workers:
             w.start()
@@ -210,21 +271,28 @@ class Run:
             target.signal(signal.SIGCONT)
         elif kind == "crash-point":
             # Restart the server with the point armed (a graceful stop, so the only crash is
-            # the armed one) and let the workload drive it there.
-            point = self.rng.choice(cfg.crash_points)
+            # the armed one) and let the workload drive it there: the writers and the
+            # flusher reach wal.*, flush.*, manifest.*, gc.* and index.* (built after
+            # flushes), the compactor compaction.*. A point not reached within
+            # ``crash_wait`` is noted in the fault's detail and the server SIGKILLed.
+            point = self.rng.choice(self.crash_points)
             nth = self.rng.randint(1, 3) if point.startswith("wal.") else 1
             fault.detail = f"{point}:{nth}"
             target.stop()
             try:
                 target.start(env={"KEELDB_CRASH_AT": fault.detail})
                 self.gate.open()
-                died = target.wait_exit(30)
+                died = target.wait_exit(cfg.crash_wait)
             except RuntimeError:  # died while starting: recovery.during_replay
                 died = True
             self.gate.close()
+            code = target.proc.returncode if target.proc is not None else None
             if not died:
-                fault.detail += " (not reached in 30s; killed)"
+                fault.detail += f" {NOT_REACHED.format(cfg.crash_wait)}"
                 target.kill()
+            elif code is not None and code != -signal.SIGKILL:
+                # The point kills with SIGKILL; anything else died some other way.
+                fault.detail += f" (server exited with code {code}, not at the point)"
             target.start()
         elif kind in ("disk-full", "slow-fsync"):
             spec = "disk-full" if kind == "disk-full" else "slow-fsync=200"
@@ -267,6 +335,8 @@ class Run:
         kinds = [k for k in cfg.faults if k in FAULT_KINDS]
         if not target.supports_crash_points:
             kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
+        elif "crash-point" in kinds:
+            self.crash_points = live_crash_points(cfg.crash_points)
         try:
             target.start()
             self.progress(f"{target.name} up at {target.uri}")
@@ -304,11 +374,17 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
     # has_collection + load, made before the workload is let go: the workers' first success
     # comes later still, after the checker's pass, which holds them).
     rec = [r["restart_seconds"] for r in avail["recoveries"]]
+    armed = [f.detail for f in history.faults if f.kind == "crash-point"]
     return {
         "target": target,
         "rows": cfg.rows,
+        "index_type": index_type(cfg),
         "faults": len(history.faults),
         "fault_kinds": dict(Counter(f.kind for f in history.faults)),
+        # name:n of every armed point, and those the server did not die at (not reached in
+        # time, or it exited some other way): the fault's detail says which
+        "crash_points": armed,
+        "crash_points_not_reached": [d.split(" ", 1)[0] for d in armed if " (" in d],
         "operations": len(history.ops),
         "outcomes": {f"{k}/{o}": n for (k, o), n in sorted(by_outcome.items())},
         "violations": len(violations),

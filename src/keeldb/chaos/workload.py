@@ -1,8 +1,11 @@
-"""The seed workload: upserts of 200 cycling from key 0, searches, flushes and count(*) in a
-loop (and optionally inserts and deletes of extra keys), each in its own thread with its own
-pymilvus connection, every call recorded in the history. Reads ask for Strong consistency:
-the checker holds every read to "sees every write acknowledged before it started", which
-only Strong promises (Bounded or Eventually reads may legally lag).
+"""The seed workload: upserts of 200 cycling from key 0, searches, flushes, compactions and
+count(*) in a loop (and optionally inserts and deletes of extra keys), each in its own thread
+with its own pymilvus connection, every call recorded in the history. The collection has a
+real ANN index (``--index-type``, IVF_FLAT by default), so the server builds indexes while
+the workload runs, and searches pass the matching search parameters. Reads ask for Strong
+consistency: the checker holds every read to "sees every write acknowledged before it
+started", which only Strong promises (Bounded or Eventually reads may legally lag). An ANN
+search may miss rows; the checker demands only that every hit be a live version.
 
 Discipline that keeps the model sound (chaos/checker.py): each key has one writer thread,
 and a writer whose call ended in an unknown outcome waits until the server has been
@@ -25,6 +28,34 @@ from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
 COLLECTION = "chaos"
 BATCH = 200
 CALL_TIMEOUT = 5.0
+METRIC = "L2"
+
+# Build and search parameters per index type. An ANN search may miss rows (the checker only
+# demands that every hit be a live version, never that a result be complete).
+INDEXES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "FLAT": ({}, {}),
+    "IVF_FLAT": ({"nlist": 64}, {"nprobe": 16}),
+    "IVF_SQ8": ({"nlist": 64}, {"nprobe": 16}),
+    "IVF_PQ": ({"nlist": 64, "nbits": 8}, {"nprobe": 16}),  # m: see index_params()
+    "HNSW": ({"M": 16, "efConstruction": 64}, {"ef": 64}),
+    "AUTOINDEX": ({}, {}),
+}
+INDEX_TYPES = tuple(INDEXES)
+
+
+def index_params(index_type: str, dim: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(build params, search params) for ``index_type`` on vectors of ``dim``."""
+    if index_type not in INDEXES:
+        raise ValueError(f"unknown index type {index_type!r}; use one of {', '.join(INDEX_TYPES)}")
+    build, search = (dict(p) for p in INDEXES[index_type])
+    if index_type == "IVF_PQ":
+        build["m"] = next(m for m in (8, 4, 2, 1) if dim % m == 0)  # m must divide dim
+    return build, search
+
+
+def search_params(index_type: str, dim: int) -> dict[str, Any]:
+    """What ``MilvusClient.search`` takes as ``search_params`` for this index."""
+    return {"metric_type": METRIC, "params": index_params(index_type, dim)[1]}
 
 
 _FREQ = np.random.default_rng(12345).uniform(0.5, 1.5, size=(2, 4096))
@@ -126,6 +157,16 @@ class Worker(threading.Thread):
             pass
         self.client = None
 
+    def sleep(self, seconds: float) -> bool:
+        """Wait between calls, but give way at once to a pause request or the end of the
+        run (a checker pass should not wait out a long interval): False if interrupted."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.paused.is_set() or self.gate.stop.is_set():
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
     def hold_point(self) -> bool:
         """Between calls: honour a pause request from the runner; False when stopping."""
         if self.paused.is_set():
@@ -186,8 +227,9 @@ def churner(rows: int, span: int, dim: int, first_batch: int) -> Callable[[Worke
     return step
 
 
-def searcher(rows: int, dim: int, seed: int) -> Callable[[Worker], None]:
+def searcher(rows: int, dim: int, seed: int, index_type: str = "AUTOINDEX") -> Callable[[Worker], None]:
     rng = random.Random(seed)
+    sp = search_params(index_type, dim)
 
     def step(w: Worker) -> None:
         keys = [rng.randrange(rows) for _ in range(2)]
@@ -196,7 +238,8 @@ def searcher(rows: int, dim: int, seed: int) -> Callable[[Worker], None]:
         w.call(
             op,
             lambda c: c.search(
-                COLLECTION, q, limit=10, output_fields=["batch"], consistency_level="Strong", timeout=CALL_TIMEOUT
+                COLLECTION, q, limit=10, output_fields=["batch"], search_params=sp,
+                consistency_level="Strong", timeout=CALL_TIMEOUT,
             ),
             lambda res: [[(h["id"], h["entity"]["batch"]) for h in hits] for hits in res],
         )
@@ -220,8 +263,24 @@ def counter() -> Callable[[Worker], None]:
 
 def flusher(interval: float) -> Callable[[Worker], None]:
     def step(w: Worker) -> None:
-        time.sleep(interval)
+        if not w.sleep(interval):
+            return
         op = w.history.invoke("flush")
         w.call(op, lambda c: c.flush(COLLECTION, timeout=30))
+
+    return step
+
+
+def compactor(interval: float) -> Callable[[Worker], None]:
+    """Asks for a compaction every ``interval`` seconds (keeldb: ManualCompaction merges the
+    small segments now, ``compact(force=True)``; that is what drives an armed
+    ``compaction.*`` crash point). Like a flush it changes no data, so the checker models
+    nothing for it; it counts in availability."""
+
+    def step(w: Worker) -> None:
+        if not w.sleep(interval):
+            return
+        op = w.history.invoke("compact")
+        w.call(op, lambda c: c.compact(COLLECTION, timeout=60), lambda job: int(job) if job is not None else None)
 
     return step

@@ -25,7 +25,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb.engine.live_index import LiveIndex
 from keeldb.engine.rows import Batch, batch_from_table, decode_table, encode_table, numpy_of
 from keeldb.engine.segment import NEVER, GrowingSegment, SealedSegment, Segment, SegmentView
 from keeldb.errors import (
@@ -42,23 +43,33 @@ from keeldb.errors import (
     PrimaryKeyExists,
     StorageError,
 )
-from keeldb.schema import PARTITION_FIELD, CollectionSchema
+from keeldb.index.faiss_index import AnnIndex
+from keeldb.index.params import IndexSpec
+from keeldb.schema import PARTITION_FIELD, CollectionSchema, DataType
 from keeldb.storage.crash import crash_point
 from keeldb.storage.fs import fsync_dir, makedirs_durable
 from keeldb.storage.gc import collect_garbage
 from keeldb.storage.log_format import RecordType
 from keeldb.storage.log_reader import read_log, truncate_log
 from keeldb.storage.log_writer import LogWriter
-from keeldb.storage.manifest import FileEntry, Manifest, ManifestStore, list_versions
+from keeldb.storage.manifest import FileEntry, IndexEntry, Manifest, ManifestStore, list_versions
 from keeldb.storage.oracle import LOGICAL_BITS, TimestampOracle
-from keeldb.storage.segment_file import TS_COLUMN, read_table, write_table
+from keeldb.storage.segment_file import TS_COLUMN, read_table, verify_file, write_table
 
 log = logging.getLogger(__name__)
 ROW_BITS = 40  # live index packs (segment id << 40 | row)
 ROW_MASK = (1 << ROW_BITS) - 1
 DEFAULT_AUTO_FLUSH_BYTES = 256 * 1024 * 1024
 COMPACTION_MIN_SEGMENTS = 8  # merge once this many small segments (or delete files) exist
-COMPACTION_SMALL_BYTES = 64 * 1024 * 1024  # segment files below this take part
+# Compaction policy knobs (Collection arguments; the environment sets the defaults):
+# merged segments grow up to the target size (Milvus's default segment size is 1 GiB), a
+# segment below half of it is "small", and a segment whose purgeable versions (deleted
+# before the retention horizon) reach the ratio is rewritten even if it is large.
+SEGMENT_TARGET_BYTES = int(os.environ.get("KEELDB_SEGMENT_TARGET_BYTES", 1 << 30))
+COMPACTION_DELETED_RATIO = float(os.environ.get("KEELDB_COMPACTION_DELETED_RATIO", 0.2))
+# Segments with fewer rows get no ANN index: an exact scan of them is as fast (Milvus's
+# own threshold is 1,024 rows too). Tests lower it to reach the index paths cheaply.
+INDEX_MIN_ROWS = int(os.environ.get("KEELDB_INDEX_MIN_ROWS", 1024))
 # Versions deleted more recently than this are kept by compaction, for older snapshots
 # (iterators). Tests set it to 0 through the environment to make compaction drop eagerly.
 COMPACTION_RETENTION_MS = int(os.environ.get("KEELDB_COMPACTION_RETENTION_MS", 10 * 60 * 1000))
@@ -77,6 +88,8 @@ class RecoveryReport:
     torn_tail: str = ""  # what was cut, "" if nothing
     bytes_dropped: int = 0
     manifests_skipped: list[str] = field(default_factory=list)
+    indexes_loaded: int = 0
+    indexes_skipped: list[str] = field(default_factory=list)
     garbage_removed: list[str] = field(default_factory=list)
 
 
@@ -112,6 +125,9 @@ class Collection:
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
         partition_ids: Iterable[int] = (0,),
         auto_compact: bool = True,
+        index_specs: dict[str, IndexSpec] | None = None,
+        segment_target_bytes: int = SEGMENT_TARGET_BYTES,
+        compaction_deleted_ratio: float = COMPACTION_DELETED_RATIO,
     ) -> None:
         self.dir = directory
         self._partition_ids = set(partition_ids)
@@ -126,7 +142,7 @@ class Collection:
         self._sealed: dict[int, SealedSegment] = {}
         self._frozen: GrowingSegment | None = None
         self._by_sid: dict[int, Segment] = {}
-        self._live: dict[Any, int] = {}
+        self._live = LiveIndex(str_keys=schema.primary.dtype == DataType.VARCHAR)
         self._pending: deque[_Pending] = deque()
         self._delete_pks: list[Any] = []
         self._delete_ts: list[int] = []
@@ -141,10 +157,18 @@ class Collection:
         self._in_progress: set[str] = set()
         self._file_bytes: dict[int, int] = {}  # sealed segment id -> file size (compaction policy)
         self.auto_compact = auto_compact
+        self.segment_target_bytes = segment_target_bytes
+        self.compaction_deleted_ratio = compaction_deleted_ratio
+        self._index_specs: dict[str, IndexSpec] = dict(index_specs or {})
+        self._index_lock = threading.Lock()  # one index builder at a time
+        self._bg_index: threading.Thread | None = None
+        self._index_wanted = self._index_running = False
+        self._closing = False
         self.report = RecoveryReport()
         makedirs_durable(self.wal_dir)
         self._store = ManifestStore(directory)
         self._recover()
+        self._maybe_build_indexes()
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -161,6 +185,7 @@ class Collection:
             self._by_sid[e.id] = seg
             self._file_bytes[e.id] = e.bytes
         self.report.segments = len(self._sealed)
+        self._load_indexes(manifest)
         deletes = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in manifest.deletes]
         self._rebuild_visibility(deletes)
         self._growing = self._new_growing()
@@ -238,9 +263,11 @@ class Collection:
         if not deletes:
             # No delete file means no flushed delete or upsert ever happened: every version
             # is live (insert refuses live keys), so the sort below would find nothing.
-            for seg_id, seg in self._sealed.items():
-                base = seg_id << ROW_BITS
-                self._live.update(zip(seg.pk_numpy().tolist(), range(base, base + seg.num_rows), strict=True))
+            segs = [(seg_id, seg) for seg_id, seg in self._sealed.items() if seg.num_rows]
+            self._live.bulk_load(
+                np.concatenate([seg.pk_numpy() for _, seg in segs]),
+                np.concatenate([(seg_id << ROW_BITS) + np.arange(seg.num_rows, dtype=np.int64) for seg_id, seg in segs]),
+            )
             return
         pk = np.concatenate(pks)
         ts = np.concatenate(tss)
@@ -256,10 +283,10 @@ class Collection:
         is_version = kind == 1
         for s in np.unique(sid[is_version]):
             sel = is_version & (sid == s)
-            self._sealed[int(s)].deleted_at[row[sel]] = end[sel]
+            self._sealed[int(s)].mark_deleted(row[sel], end[sel])
         live = is_version & (end == NEVER)
         locs = (sid[live] << ROW_BITS) | row[live]
-        self._live = dict(zip(pk[live].tolist(), locs.tolist(), strict=True))
+        self._live.bulk_load(pk[live], locs)  # already sorted by key: no second sort
 
     def _new_growing(self) -> GrowingSegment:
         seg = GrowingSegment(self._next_id, self.schema)
@@ -279,7 +306,7 @@ class Collection:
             return
         batch = batch_from_table(self.schema, table)
         if rtype == RecordType.INSERT:
-            clash = next((k for k in batch.pks if k in self._live), None)
+            clash = self._live.first_present(batch.pks)
             if clash is not None:
                 raise CorruptionError(
                     f"log record at ts {ts} inserts key {clash!r}, which a segment already holds: "
@@ -289,14 +316,7 @@ class Collection:
 
     def _end_versions(self, pks: Iterable[Any], ts: int) -> list[Any]:
         """Stamp ``deleted_at = ts`` on the live version of each key; return the keys hit."""
-        hit: list[Any] = []
-        locs: list[int] = []
-        live = self._live
-        for k in pks:
-            loc = live.pop(k, None)
-            if loc is not None:
-                hit.append(k)
-                locs.append(loc)
+        hit, locs = self._live.pop_many(list(pks))
         if locs:
             arr = np.asarray(locs, dtype=np.int64)
             sids = arr >> ROW_BITS
@@ -312,7 +332,7 @@ class Collection:
         g = self._growing
         start = g.append(batch, ts)
         base = (g.sid << ROW_BITS) | start
-        self._live.update(zip(batch.pks, range(base, base + batch.num_rows), strict=True))
+        self._live.add_many(batch.pks, range(base, base + batch.num_rows))
         self._applied_ts = ts
 
     def _apply_delete(self, pks: list[Any], ts: int) -> list[Any]:
@@ -339,13 +359,12 @@ class Collection:
             if partition_id not in self._partition_ids:
                 raise InvalidArgument("the partition does not exist (dropped concurrently?)")
             if not upsert:
-                live = self._live
-                for k in batch.pks:
-                    if k in live:
-                        raise PrimaryKeyExists(
-                            f"primary key {k!r} already exists; use upsert to overwrite it "
-                            "(nothing in this batch was written)"
-                        )
+                k = self._live.first_present(batch.pks)
+                if k is not None:
+                    raise PrimaryKeyExists(
+                        f"primary key {k!r} already exists; use upsert to overwrite it "
+                        "(nothing in this batch was written)"
+                    )
             payload = encode_table(batch.table)
             ts = self.oracle.next()
             rtype = RecordType.UPSERT if upsert else RecordType.INSERT
@@ -551,13 +570,13 @@ class Collection:
         fsync_dir(self.dir)
         crash_point("flush.after_segment_fsync")
         cur = self._manifest
-        new = Manifest(
-            version=max([cur.version, *list_versions(self.dir)]) + 1,
+        new = replace(
+            cur,
+            version=self._next_version(),
             log_checkpoint=self._log.number,
             next_id=self._next_id,
             segments=cur.segments + ((seg_entry,) if seg_entry else ()),
             deletes=cur.deletes + ((del_entry,) if del_entry else ()),
-            extra=cur.extra,
         )
         self._store.commit(new)
         self._manifest = new
@@ -567,7 +586,10 @@ class Collection:
             # segment's deleted_at array: deletes that landed during the flush are in it.
             table = pa.ipc.open_file(pa.memory_map(str(self.dir / seg_entry.file))).read_all()
             sealed = SealedSegment(frozen.sid, self.schema, table, deleted_at=frozen.deleted_at)
-            with self._state_lock:
+            # Under the write lock: a delete stamping the frozen segment between the line
+            # above and the swap would otherwise be missing from sealed.min_stamped.
+            with self._write_lock, self._state_lock:
+                sealed.note_stamp(frozen.min_stamped)
                 self._sealed[sealed.sid] = sealed
                 self._by_sid[sealed.sid] = sealed
                 self._file_bytes[sealed.sid] = seg_entry.bytes
@@ -580,6 +602,7 @@ class Collection:
         self._written(*(e.file for e in (seg_entry, del_entry) if e is not None))
         self._collect_garbage()
         self._maybe_compact()
+        self._maybe_build_indexes()
 
     # -- compaction ---------------------------------------------------------------------
 
@@ -589,38 +612,41 @@ class Collection:
 
         Crash safety, step by step (docs/crash-safety.md, "A compaction"): the merged
         segment is written and fsynced under a new name (**compaction.after_write**: an
-        orphan, garbage); then ONE manifest version drops the inputs and adds the output
-        (the atomic rename is the commit); then memory swaps, under the write lock, so no
-        write can stamp an input row that has just stopped being the live version
-        (**compaction.after_commit**: recovery loads the output only).
+        orphan, garbage); then ONE manifest version drops the inputs (and their indexes)
+        and adds the output (the atomic rename is the commit); then memory swaps, under the
+        write lock, so no write can stamp an input row that has just stopped being the live
+        version (**compaction.after_commit**: recovery loads the output only). The output's
+        index is built afterwards like any new segment's; until it is committed the output
+        is searched exactly.
 
         A version is dropped only if it was deleted at or before the *horizon*: older than
         ``COMPACTION_RETENTION_MS`` (so iterators and older snapshots still find it) and not
         after the visible timestamp (so the delete that ended it is durable: a version
-        ended by a delete that a crash then loses must not be gone)."""
+        ended by a delete that a crash then loses must not be gone). A reader holding an
+        older snapshot keeps the input segments' files open (memory-mapped) and in memory
+        until it lets go: GC unlinks a name, the pages stay until the last mapping goes.
+
+        Compactions run one at a time (``_compact_lock``), so a segment takes part in at
+        most one; an index build racing a compaction of its segment finds the segment gone
+        at its commit and abandons its file."""
         with self._compact_lock:
-            with self._state_lock:
-                small = [
-                    seg for seg in self._sealed.values() if self._file_bytes.get(seg.sid, 0) < COMPACTION_SMALL_BYTES
-                ]
-            many_deletes = len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS
-            if len(small) < (2 if force else COMPACTION_MIN_SEGMENTS) and not (force or many_deletes):
-                return False
-            if len(small) < 2 and len(self._manifest.deletes) < 2:
-                return False
             now_ts = self.oracle.last()
             horizon = min(self._visible_ts, now_ts - (retention_ms() << LOGICAL_BITS))
+            group = self._compaction_group(horizon, force)
+            cur_deletes = self._manifest.deletes
+            merge_deletes = len(cur_deletes) >= 2 and (force or len(cur_deletes) >= COMPACTION_MIN_SEGMENTS or bool(group))
+            if not group and not merge_deletes:
+                return False
             parts, keeps = [], []
-            for seg in small:
-                keep = seg.deleted_at > horizon
-                keeps.append(np.flatnonzero(keep))
+            for seg in group:
+                keeps.append(np.flatnonzero(seg.deleted_at > horizon))
                 parts.append(seg.file_table.take(pa.array(keeps[-1])))
             with self._write_lock:
                 self._check_writable()
                 out_id = self._next_id
                 self._next_id += 2  # the segment, and the merged delete file
             out_entry = None
-            if len(small) >= 2:
+            if group:
                 table = pa.concat_tables(parts).combine_chunks()
                 name = f"seg-{out_id:012d}.arrow"
                 self._writing(name)
@@ -628,8 +654,7 @@ class Collection:
                 max_ts = int(pc.max(table[TS_COLUMN]).as_py()) if table.num_rows else 0
                 out_entry = FileEntry(out_id, name, table.num_rows, size, crc, max_ts)
             del_entry = None
-            cur_deletes = self._manifest.deletes
-            if len(cur_deletes) >= 2:
+            if merge_deletes:
                 dts = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in cur_deletes]
                 dtable = pa.concat_tables(dts).combine_chunks()
                 dname = f"del-{out_id + 1:012d}.arrow"
@@ -638,18 +663,18 @@ class Collection:
                 del_entry = FileEntry(out_id + 1, dname, dtable.num_rows, dsize, dcrc, max(e.max_ts for e in cur_deletes))
             fsync_dir(self.dir)
             crash_point("compaction.after_write")
-            inputs = {seg.sid for seg in small} if out_entry else set()
+            inputs = {seg.sid for seg in group}
             merged_deletes = {e.id for e in cur_deletes} if del_entry else set()
             with self._flush_lock, self._write_lock:
                 self._check_writable()
                 cur = self._manifest
-                new = Manifest(
-                    version=max([cur.version, *list_versions(self.dir)]) + 1,
-                    log_checkpoint=cur.log_checkpoint,
+                new = replace(
+                    cur,
+                    version=self._next_version(),
                     next_id=self._next_id,
                     segments=tuple(e for e in cur.segments if e.id not in inputs) + ((out_entry,) if out_entry else ()),
                     deletes=tuple(e for e in cur.deletes if e.id not in merged_deletes) + ((del_entry,) if del_entry else ()),
-                    extra=cur.extra,
+                    indexes=tuple(e for e in cur.indexes if e.segment not in inputs),
                 )
                 try:
                     self._store.commit(new)
@@ -659,7 +684,7 @@ class Collection:
                 crash_point("compaction.after_commit")
                 try:
                     if out_entry is not None:
-                        self._swap_in(out_entry, small, keeps)
+                        self._swap_in(out_entry, group, keeps)
                 except BaseException as e:
                     # The manifest already names the output; memory no longer matches disk.
                     self._failed = StorageError(f"compaction swap failed after commit: {e!r}")
@@ -668,7 +693,37 @@ class Collection:
                 self._retained = [new, cur]
             self._written(*(e.file for e in (out_entry, del_entry) if e is not None))
             self._collect_garbage()
+            self._maybe_build_indexes()
             return True
+
+    def _compaction_group(self, horizon: int, force: bool) -> list[SealedSegment]:
+        """The segments the next compaction merges (oldest first), up to the target size:
+        segments with enough purgeable versions, then small segments. Empty when the policy
+        says nothing is worth rewriting (``force``: any two small segments are)."""
+        with self._state_lock:
+            segs = sorted(self._sealed.values(), key=lambda seg: seg.sid)
+        small_below = self.segment_target_bytes // 2
+        small = [seg for seg in segs if self._file_bytes.get(seg.sid, 0) < small_below]
+        dirty = [
+            seg
+            for seg in segs
+            if seg.num_rows
+            and seg.min_stamped <= horizon
+            and np.count_nonzero(seg.deleted_at <= horizon) >= self.compaction_deleted_ratio * seg.num_rows
+        ]
+        if not dirty and len(small) < (2 if force else COMPACTION_MIN_SEGMENTS):
+            return []
+        group: list[SealedSegment] = []
+        total = 0
+        for seg in dirty + [seg for seg in small if seg not in dirty]:
+            size = self._file_bytes.get(seg.sid, 0)
+            if group and total + size > self.segment_target_bytes:
+                break
+            group.append(seg)
+            total += size
+        if len(group) == 1 and group[0] not in dirty:
+            return []  # rewriting one clean segment gains nothing
+        return group
 
     def _swap_in(self, entry: FileEntry, inputs: list[SealedSegment], keeps: list[np.ndarray]) -> None:
         """Replace the inputs by the output in memory (caller holds the write lock): copy
@@ -680,7 +735,8 @@ class Collection:
         live_rows = np.flatnonzero(out.deleted_at == NEVER)
         if live_rows.size:
             base = entry.id << ROW_BITS
-            self._live.update(zip(out.pk_numpy()[live_rows].tolist(), (base + live_rows).tolist(), strict=True))
+            moved = self._live.repoint(out.pk_numpy()[live_rows], base + live_rows)
+            assert moved == live_rows.size, f"compaction re-pointed {moved} of {live_rows.size} live keys"
         with self._state_lock:
             for seg in inputs:
                 self._sealed.pop(seg.sid, None)
@@ -688,6 +744,168 @@ class Collection:
                 self._file_bytes.pop(seg.sid, None)
             self._sealed[out.sid] = out
             self._by_sid[out.sid] = out
+
+    # -- ANN indexes ----------------------------------------------------------------------
+    #
+    # An index is derived data: the segment file alone answers every query (exactly), so an
+    # index can be missing, stale or unreadable without any effect on what a search may
+    # return, only on how fast. What must hold is that an index is used only with the
+    # segment it was built from: the manifest names it next to its segment id, the commit
+    # that adds it checks that the segment is still in the manifest, and a compaction's
+    # commit drops its inputs' indexes in the same version that drops the inputs.
+
+    def set_index_specs(self, specs: dict[str, IndexSpec]) -> None:
+        """The catalog's index definitions changed (create_index / drop_index): stop using
+        indexes built for another definition and build what is missing, in the background."""
+        self._index_specs = dict(specs)
+        with self._state_lock:
+            segs = list(self._sealed.values())
+        for seg in segs:
+            seg.indexes = {f: a for f, a in seg.indexes.items() if f in specs and specs[f].key == a.spec.key}
+        self._maybe_build_indexes()
+
+    def _load_indexes(self, manifest: Manifest) -> None:
+        """At open: attach every committed index that matches its segment and the current
+        definition. One that fails its checksum or does not load is reported and skipped:
+        its segment is searched exactly until the builder replaces it."""
+        for e in manifest.indexes:
+            seg, spec = self._sealed.get(e.segment), self._index_specs.get(e.field)
+            if seg is None or spec is None or spec.key != e.spec:
+                continue
+            try:
+                verify_file(self.dir / e.file, e.bytes, e.crc32)
+                ann = AnnIndex.load(spec, self.dir / e.file)
+            except (CorruptionError, RuntimeError) as err:
+                log.error("index %s is unusable (%s); its segment is searched exactly until rebuilt", e.file, err)
+                self.report.indexes_skipped.append(f"{e.file}: {err}")
+                continue
+            if ann.ntotal != seg.num_rows:
+                self.report.indexes_skipped.append(f"{e.file}: {ann.ntotal} rows, segment has {seg.num_rows}")
+                continue
+            seg.indexes = {**seg.indexes, e.field: ann}
+            self.report.indexes_loaded += 1
+
+    def _index_todo(self) -> tuple[SealedSegment, str, IndexSpec] | None:
+        specs = self._index_specs
+        with self._state_lock:
+            segs = sorted(self._sealed.values(), key=lambda seg: seg.sid)
+        for seg in segs:
+            if seg.num_rows < INDEX_MIN_ROWS:
+                continue
+            for fname, spec in specs.items():
+                cur = seg.indexes.get(fname)
+                if spec.needs_file and (cur is None or cur.spec.key != spec.key):
+                    return seg, fname, spec
+        return None
+
+    def index_progress(self, field: str) -> tuple[int, int]:
+        """(rows in segments whose index is in use or not needed, rows still waiting)."""
+        spec = self._index_specs.get(field)
+        with self._state_lock:
+            segs = list(self._sealed.values())
+            other = self._growing.num_rows + (self._frozen.num_rows if self._frozen is not None else 0)
+        pending = 0
+        if spec is not None and spec.needs_file:
+            for seg in segs:
+                cur = seg.indexes.get(field)
+                if seg.num_rows >= INDEX_MIN_ROWS and (cur is None or cur.spec.key != spec.key):
+                    pending += seg.num_rows
+        return sum(seg.num_rows for seg in segs) + other - pending, pending
+
+    def build_indexes(self) -> int:
+        """Build and commit every missing index now, in the caller's thread; return how
+        many. The background builder runs this after flushes, compactions, create_index and
+        open; ``Client.wait_for_index`` calls it to wait (it queues behind a running build)."""
+        built = 0
+        with self._index_lock:
+            while not (self._closing or self._failed):
+                todo = self._index_todo()
+                if todo is None or not self._build_one(*todo):
+                    break
+                built += 1
+        return built
+
+    def _build_one(self, seg: SealedSegment, fname: str, spec: IndexSpec) -> bool:
+        """Build one segment's index and commit it. Step by step (docs/crash-safety.md, "An
+        index build"): build in memory, outside every lock (reads and writes go on); write
+        and fsync the file under a fresh name (**index.after_write**: no manifest names it,
+        garbage); commit ONE manifest version that adds it, after checking its segment is
+        still in the manifest (**index.after_commit**: recovery loads it); then attach it to
+        the segment in memory, where the next search picks it up. Returns False if it could
+        not be written (e.g. the disk is full): the segment stays exact, nothing is lost."""
+        ann: AnnIndex | None = AnnIndex.build(spec, seg.vectors[fname])
+        with self._write_lock:
+            iid = self._next_id
+            self._next_id += 1
+        name = f"idx-{iid:012d}.faiss"
+        path = self.dir / name
+        self._writing(name)
+        try:
+            try:
+                assert ann is not None
+                size, crc = ann.save(path)
+                fsync_dir(self.dir)
+            except OSError as e:
+                log.error("index build for segment %d failed to write %s: %s", seg.sid, name, e)
+                return False
+            ann = None  # the in-memory copy goes; the committed one is used memory-mapped
+            try:
+                loaded = AnnIndex.load(spec, path)
+            except RuntimeError as e:
+                log.error("index file %s does not load back (%s); segment %d stays exact", name, e, seg.sid)
+                return False
+            crash_point("index.after_write")
+            with self._flush_lock:
+                cur = self._manifest
+                sids = {e.id for e in cur.segments}
+                if seg.sid not in sids or self._index_specs.get(fname) != spec or self._closing or self._failed:
+                    return True  # compacted away, redefined or closing meanwhile: abandon the file
+                entry = IndexEntry(seg.sid, fname, spec.key, name, size, crc)
+                keep = tuple(e for e in cur.indexes if e.segment in sids and (e.segment, e.field) != (seg.sid, fname))
+                new = replace(cur, version=self._next_version(), next_id=self._next_id, indexes=(*keep, entry))
+                try:
+                    self._store.commit(new)
+                except OSError as e:
+                    self._failed = StorageError(f"index commit failed: {e}")
+                    raise self._failed from e
+                crash_point("index.after_commit")
+                self._manifest = new
+                self._retained = [new, cur]
+                seg.indexes = {**seg.indexes, fname: loaded}
+        finally:
+            self._written(name)
+        self._collect_garbage()
+        return True
+
+    def _maybe_build_indexes(self) -> None:
+        """Start the background builder if there is something to build. A request that
+        arrives while it runs sets ``_index_wanted``, which the builder checks under the same
+        lock before exiting, so no new segment is left unindexed by a race."""
+        if self._index_todo() is None:
+            return
+        with self._state_lock:
+            self._index_wanted = True
+            if self._index_running or self._closing:
+                return
+            self._index_running = True
+            t = threading.Thread(target=self._index_worker, name="keeldb-index", daemon=True)
+            self._bg_index = t
+        t.start()
+
+    def _index_worker(self) -> None:
+        while True:
+            with self._state_lock:
+                if not self._index_wanted or self._closing:
+                    self._index_running = False
+                    return
+                self._index_wanted = False
+            try:
+                self.build_indexes()
+            except Exception as e:  # a background thread must not die silently or loudly
+                log.error("background index build failed: %r", e)
+                with self._state_lock:
+                    self._index_running = False
+                return
 
     def _writing(self, *names: str) -> None:
         with self._gc_lock:
@@ -703,11 +921,16 @@ class Collection:
             collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number, self._in_progress)
 
     def _maybe_compact(self) -> None:
+        """After a flush: compact in the background if the policy finds work (the check is
+        the same one ``compact`` makes, so a pointless thread is never started)."""
         if not self.auto_compact:
             return
-        small = sum(1 for s in list(self._sealed) if self._file_bytes.get(s, 0) < COMPACTION_SMALL_BYTES)
-        if small >= COMPACTION_MIN_SEGMENTS or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
+        horizon = min(self._visible_ts, self.oracle.last() - (retention_ms() << LOGICAL_BITS))
+        if self._compaction_group(horizon, False) or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
             self._in_background("_bg_compact", self.compact, "keeldb-compact")
+
+    def _next_version(self) -> int:
+        return max([self._manifest.version, *list_versions(self.dir)]) + 1
 
     def _maybe_auto_flush(self) -> None:
         if self._growing.nbytes >= self.auto_flush_bytes:
@@ -736,7 +959,8 @@ class Collection:
 
     def close(self) -> None:
         """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
-        for t in (self._bg_flush, self._bg_compact):
+        self._closing = True  # background index builds stop at their next step
+        for t in (self._bg_flush, self._bg_compact, self._bg_index):
             if t is not None:
                 t.join()
         with self._flush_lock, self._write_lock:

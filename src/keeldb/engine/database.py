@@ -22,6 +22,7 @@ from typing import Any
 
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument
+from keeldb.index.params import BUILD_PARAMS, IndexSpec, index_spec
 from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from keeldb.storage.catalog import Catalog
 from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
@@ -35,8 +36,30 @@ def partitions_of(entry: dict[str, Any]) -> dict[str, int]:
     return dict(entry.get("partitions") or {DEFAULT_PARTITION: 0})
 
 
+def index_specs_of(entry: dict[str, Any], schema: CollectionSchema) -> dict[str, IndexSpec]:
+    """Vector field -> how its segments' indexes are built, from the catalog's index list.
+    A definition the current code cannot build (checked at create_index, so only possible
+    for a catalog written by other code) means exact search for that field, not an error."""
+    specs = {}
+    for i in entry.get("indexes") or ():
+        f = schema.field(i["field_name"])
+        if f is None or f.dim is None or i["index_type"] not in (*BUILD_PARAMS, "AUTOINDEX"):
+            continue
+        try:
+            specs[f.name] = index_spec(i["index_type"], i["metric_type"], f.dim, i.get("params") or {})
+        except InvalidArgument:
+            continue
+    return specs
+
+
 class Database:
-    def __init__(self, root: Path, *, auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+        collection_options: dict[str, Any] | None = None,
+    ) -> None:
         self.root = root
         makedirs_durable(root)
         self._dirlock = DirectoryLock(root)
@@ -46,6 +69,7 @@ class Database:
             self.collections_dir = root / "collections"
             makedirs_durable(self.collections_dir)
             self.auto_flush_bytes = auto_flush_bytes
+            self.collection_options = dict(collection_options or {})  # compaction policy knobs
             self._lock = threading.RLock()
             self._collections: dict[str, Collection] = {}
             self._remove_orphans()
@@ -66,6 +90,8 @@ class Database:
             self.oracle,
             auto_flush_bytes=self.auto_flush_bytes,
             partition_ids=partitions_of(entry).values(),
+            index_specs=index_specs_of(entry, schema),
+            **self.collection_options,
         )
 
     def _remove_orphans(self) -> None:
@@ -123,6 +149,8 @@ class Database:
             e = self.entry(name)
             e.update(changes)
             self.catalog.update({name: e})
+            if "indexes" in changes:
+                self.collection(name).set_index_specs(index_specs_of(e, CollectionSchema.from_dict(e["schema"])))
 
     def create_partition(self, name: str, partition: str) -> None:
         check_name("partition", partition)

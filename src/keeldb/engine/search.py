@@ -1,7 +1,10 @@
-"""Exact vector search over a snapshot.
+"""Vector search over a snapshot: per segment through its ANN index, or exactly.
 
-The filter (and MVCC visibility) is applied *before* ranking, so a filtered search returns k
-hits whenever at least k rows qualify, and a deleted or overwritten version can never rank.
+The filter (and MVCC visibility) is applied *before* ranking — as a FAISS selector inside an
+index search, as a mask in an exact one — so a filtered search returns k hits whenever at
+least k rows qualify, and a deleted or overwritten version can never rank. Each segment
+yields its own best candidates; they are merged into one top-k. The growing segment, small
+segments and segments whose index is not built (or not committed) yet are searched exactly.
 Distances follow Milvus: L2 is the squared Euclidean distance (smaller is closer); IP and
 COSINE are similarities (larger is closer). Segments are scanned in row blocks so that the
 (nq x block) score matrix stays small whatever the segment size.
@@ -11,18 +14,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
-from keeldb.engine.query import Output, Selector, materialize, select
+from keeldb.engine.query import Output, Selector, materialize
+from keeldb.engine.segment import SegmentView
 from keeldb.errors import InvalidArgument
+from keeldb.index.faiss_index import AnnIndex
+from keeldb.index.params import SearchKnobs, search_knobs
 from keeldb.schema import METRICS
 
 BLOCK_ROWS = 1 << 17
+# A segment where fewer than this fraction of rows pass the filter is searched exactly over
+# just those rows: scanning them is cheaper than an index walk that keeps meeting rejects.
+EXACT_BELOW = 0.02
 MAX_TOPK = 16384
 
 
@@ -36,6 +45,7 @@ class SearchRequest:
     radius: float | None = None
     range_filter: float | None = None
     after: float | None = None  # iterator cursor: only hits strictly worse than this
+    params: dict[str, Any] = field(default_factory=dict)  # nprobe, ef (Milvus's names)
 
 
 def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
@@ -86,43 +96,29 @@ def search(
         raise InvalidArgument(f"limit (top-k) must be in [1, {MAX_TOPK}], got {req.limit}")
     if req.offset < 0 or req.offset + req.limit > MAX_TOPK:
         raise InvalidArgument(f"offset + limit must be in [1, {MAX_TOPK}]")
+    knobs = search_knobs(req.params, req.offset + req.limit)
     q = _prepare(np.ascontiguousarray(req.queries, dtype=np.float32), req.metric)
     nq = q.shape[0]
     want = req.offset + req.limit
-    larger_better = req.metric != "L2"
-    best_key: list[np.ndarray] = []  # per block: (nq, <=want) sort keys
-    best_dist: list[np.ndarray] = []
-    best_view: list[np.ndarray] = []
-    best_row: list[np.ndarray] = []
-    for vi, rows in select(snap, flt, extra):
-        vecs = snap.views[vi].vectors(req.field)
-        for b in range(0, rows.size, BLOCK_ROWS):
-            r = rows[b : b + BLOCK_ROWS]
-            whole = r.size == len(vecs)
-            x = vecs if whole else vecs[r]
-            sq = snap.views[vi].segment.squared_norms(req.field)
-            d = _scores(x, q, req.metric, None if sq is None else (sq if whole else sq[r]))
-            key = -d if larger_better else d.copy()
-            if req.radius is not None or req.range_filter is not None or req.after is not None:
-                keep = _in_range(d, req.radius, req.range_filter, larger_better)
-                if req.after is not None:
-                    keep &= (d < req.after) if larger_better else (d > req.after)
-                key[~keep] = np.inf
-            k = min(want, r.size)
-            if k < r.size:
-                part = np.argpartition(key, k - 1, axis=1)[:, :k]
-            else:
-                part = np.broadcast_to(np.arange(r.size), (nq, r.size))
-            best_key.append(np.take_along_axis(key, part, axis=1))
-            best_dist.append(np.take_along_axis(d, part, axis=1))
-            best_view.append(np.full(part.shape, vi, dtype=np.int64))
-            best_row.append(r[part])
-    if not best_key:
+    cands: list[_Cands] = []
+    for vi, view in enumerate(snap.views):
+        if view.num_rows == 0:
+            continue
+        mask = _selection(view, snap.ts, flt, extra)
+        nsel = view.num_rows if mask is None else int(np.count_nonzero(mask))
+        if nsel == 0:
+            continue
+        ann = _usable_index(view, req)
+        if ann is None or nsel < EXACT_BELOW * view.num_rows or nsel <= want:
+            cands.append(_exact(view, vi, mask, q, req, want))
+        else:
+            cands.append(_indexed(view, vi, ann, mask, nsel, q, req, knobs, want))
+    if not cands:
         return [[] for _ in range(nq)]
-    keys = np.concatenate(best_key, axis=1)
-    dists = np.concatenate(best_dist, axis=1)
-    views = np.concatenate(best_view, axis=1)
-    rowsx = np.concatenate(best_row, axis=1)
+    keys = np.concatenate([c.key for c in cands], axis=1)
+    dists = np.concatenate([c.dist for c in cands], axis=1)
+    views = np.concatenate([c.view for c in cands], axis=1)
+    rowsx = np.concatenate([c.row for c in cands], axis=1)
     order = np.argsort(keys, axis=1, kind="stable")[:, req.offset : want]
     results: list[list[dict[str, Any]]] = []
     for qi in range(nq):
@@ -135,6 +131,142 @@ def search(
             hits.append({"id": ident, "distance": float(dist), "entity": ent})
         results.append(hits)
     return results
+
+
+@dataclass
+class _Cands:
+    """One segment's best candidates per query, shape (nq, m) each; key = +inf marks an
+    empty slot (fewer hits than m)."""
+
+    key: np.ndarray  # sort key: distance for L2, -similarity for IP/COSINE
+    dist: np.ndarray
+    view: np.ndarray
+    row: np.ndarray
+
+
+def _selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector | None) -> np.ndarray | None:
+    """The rows a search may return (visible at ``ts`` and selected), or None for all.
+
+    None is the common case worth a shortcut: a sealed segment nobody deleted from, read by
+    a filterless search, needs no mask at all, so the index searches without a selector."""
+    if flt is None and extra is None and view.all_visible(ts):
+        return None
+    mask = view.visible(ts)
+    if extra is not None:
+        mask &= extra(view)
+    if flt is not None and mask.any():
+        mask &= flt.evaluate(view)
+    return mask
+
+
+def _usable_index(view: SegmentView, req: SearchRequest) -> AnnIndex | None:
+    ann = view.segment.indexes.get(req.field)
+    if ann is None or ann.spec.metric != req.metric or ann.ntotal != view.num_rows:
+        return None
+    if req.after is not None or (req.radius is None and req.range_filter is not None):
+        return None  # iterator cursors and a lone range_filter: exact (see _exact)
+    return ann
+
+
+def _sort_key(d: np.ndarray, metric: str) -> np.ndarray:
+    return -d if metric != "L2" else d.copy()
+
+
+def _indexed(
+    view: SegmentView,
+    vi: int,
+    ann: AnnIndex,
+    mask: np.ndarray | None,
+    nsel: int,
+    q: np.ndarray,
+    req: SearchRequest,
+    knobs: SearchKnobs,
+    want: int,
+) -> _Cands:
+    """Search one segment through its ANN index, the allowed rows passed as a FAISS bitmap.
+
+    A query for which the index found fewer hits than ``min(want, nsel)`` (its probes or
+    its graph walk met too few allowed rows) is answered exactly instead, so a search never
+    returns fewer than k hits when k rows qualify."""
+    allowed = None if mask is None else np.packbits(mask, bitorder="little")
+    nq = q.shape[0]
+    if req.radius is not None:
+        lims, dr, ir = ann.range_search(q, req.radius, knobs, allowed)
+        d = np.full((nq, want), np.nan, dtype=np.float32)
+        rows = np.full((nq, want), -1, dtype=np.int64)
+        for qi in range(nq):
+            dq, iq = dr[lims[qi] : lims[qi + 1]], ir[lims[qi] : lims[qi + 1]]
+            if req.range_filter is not None:
+                keep = _in_range(dq, None, req.range_filter, req.metric != "L2")
+                dq, iq = dq[keep], iq[keep]
+            top = np.argsort(_sort_key(dq, req.metric), kind="stable")[:want]
+            d[qi, : top.size], rows[qi, : top.size] = dq[top], iq[top]
+        key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
+        return _Cands(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
+    d, rows = ann.search(q, want, knobs, allowed)
+    key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
+    short = np.flatnonzero((rows >= 0).sum(axis=1) < min(want, nsel))
+    if short.size:
+        fix = _exact(view, vi, mask, q[short], req, want)
+        m = fix.key.shape[1]
+        key[short], d[short], rows[short] = np.inf, np.nan, 0
+        key[short, :m], d[short, :m], rows[short, :m] = fix.key, fix.dist, fix.row
+    return _Cands(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
+
+
+def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, req: SearchRequest, want: int) -> _Cands:
+    """Exact top-``want`` over the selected rows of one segment, in row blocks so that the
+    (nq x block) score matrix stays small whatever the segment size. A block where most
+    rows are selected is scored whole with the others masked out (no copy of the vectors);
+    a sparse selection gathers just its rows."""
+    vecs = view.vectors(req.field)
+    sq_all = view.segment.squared_norms(req.field)
+    larger_better = req.metric != "L2"
+    ranged = req.radius is not None or req.range_filter is not None or req.after is not None
+    nq = q.shape[0]
+    keys, dists, rows_out = [], [], []
+    for b in range(0, view.num_rows, BLOCK_ROWS):
+        e = min(b + BLOCK_ROWS, view.num_rows)
+        m = None if mask is None else mask[b:e]
+        if m is not None and not m.any():
+            continue
+        if m is None or np.count_nonzero(m) * 2 > m.size:
+            r = np.arange(b, e)
+            x = vecs[b:e]
+            sq = None if sq_all is None else sq_all[b:e]
+            drop = None if m is None else ~m
+        else:
+            r = b + np.flatnonzero(m)
+            x = vecs[r]
+            sq = None if sq_all is None else sq_all[r]
+            drop = None
+        d = _scores(x, q, req.metric, sq)
+        key = -d if larger_better else d.copy()
+        if drop is not None:
+            key[:, drop] = np.inf
+        if ranged:
+            keep = _in_range(d, req.radius, req.range_filter, larger_better)
+            if req.after is not None:
+                keep &= (d < req.after) if larger_better else (d > req.after)
+            key[~keep] = np.inf
+        k = min(want, r.size)
+        if k < r.size:
+            part = np.argpartition(key, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(r.size), (nq, r.size))
+        keys.append(np.take_along_axis(key, part, axis=1))
+        dists.append(np.take_along_axis(d, part, axis=1))
+        rows_out.append(r[part])
+    if not keys:
+        empty = np.zeros((nq, 0))
+        return _Cands(empty, empty, empty.astype(np.int64), empty.astype(np.int64))
+    key = np.concatenate(keys, axis=1)
+    dist = np.concatenate(dists, axis=1)
+    rows = np.concatenate(rows_out, axis=1)
+    if key.shape[1] > want:  # several blocks: keep each query's best ``want``
+        part = np.argpartition(key, want - 1, axis=1)[:, :want]
+        key, dist, rows = (np.take_along_axis(a, part, axis=1) for a in (key, dist, rows))
+    return _Cands(key, dist, np.full(key.shape, vi, dtype=np.int64), rows)
 
 
 def _in_range(d: np.ndarray, radius: float | None, range_filter: float | None, larger_better: bool) -> np.ndarray:

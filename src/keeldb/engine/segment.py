@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from keeldb.engine.rows import Batch, numpy_of, vector_column, vectors_of
+from keeldb.index.faiss_index import AnnIndex
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
 
@@ -55,6 +56,11 @@ class SegmentView:
 
     def visible(self, snapshot_ts: int) -> np.ndarray:
         return (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)
+
+    def all_visible(self, snapshot_ts: int) -> bool:
+        """Whether every row of this view is visible at ``snapshot_ts``, answered without
+        looking at the rows (a sealed segment nobody has deleted from since ``snapshot_ts``)."""
+        return self.segment.all_visible(snapshot_ts) and self.num_rows == self.segment.num_rows
 
     def count_visible(self, snapshot_ts: int) -> int:
         return int(np.count_nonzero(self.visible(snapshot_ts)))
@@ -98,6 +104,15 @@ class Segment(ABC):
         self.arrow_schema = schema.arrow_schema()
         self.vector_names = [f.name for f in schema.vector_fields]
         self._json_cache: dict[str, tuple[int, list[Any]]] = {}
+        self.num_rows = 0
+        # The oldest deleted_at ever stamped on a row here, lowered before the stamp is
+        # written. A reader that sees a stale (higher) value can only miss stamps newer than
+        # any snapshot it holds (the module doc's argument), so the shortcut it enables in
+        # ``all_visible`` never shows a row that is deleted at the reader's snapshot.
+        self.min_stamped = NEVER
+        # Per vector field, the committed ANN index over this segment's rows (sealed only).
+        # Replaced whole, never mutated: a search holds whichever one it picked up.
+        self.indexes: dict[str, AnnIndex] = {}
 
     def json_cache(self, name: str, n: int) -> list[Any] | None:
         hit = self._json_cache.get(name)
@@ -110,8 +125,16 @@ class Segment(ABC):
         """Per-row squared norms of a vector field, when cached (sealed segments only)."""
         return None
 
+    def all_visible(self, snapshot_ts: int) -> bool:
+        return False
+
+    def note_stamp(self, ts: int | np.ndarray) -> None:
+        low = int(np.min(ts)) if isinstance(ts, np.ndarray) else ts
+        if low < self.min_stamped:
+            self.min_stamped = low
+
     @abstractmethod
-    def mark_deleted(self, rows: np.ndarray, ts: int) -> None: ...
+    def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None: ...
 
     @abstractmethod
     def view(self) -> SegmentView: ...
@@ -137,13 +160,21 @@ class SealedSegment(Segment):
         self._pk_cache: np.ndarray | None = None
         self._pk_order: np.ndarray | None = None
         self._norms: dict[str, np.ndarray] = {}
+        self.max_ts = int(self.ts.max()) if self.num_rows else 0
+        stamped = self.deleted_at[self.deleted_at != NEVER]
+        if stamped.size:
+            self.note_stamp(stamped)
+
+    def all_visible(self, snapshot_ts: int) -> bool:
+        return self.max_ts <= snapshot_ts < self.min_stamped
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:
             self._pk_cache = numpy_of(self.table[self.schema.primary.name])
         return self._pk_cache
 
-    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
+    def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
+        self.note_stamp(ts)
         self.deleted_at[rows] = ts
 
     def squared_norms(self, field: str) -> np.ndarray:
@@ -210,7 +241,8 @@ class GrowingSegment(Segment):
         self.num_rows = start + n  # published last: a view never sees a half-appended batch
         return start
 
-    def mark_deleted(self, rows: np.ndarray, ts: int) -> None:
+    def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
+        self.note_stamp(ts)
         self._deleted_at[rows] = ts
 
     def view(self) -> SegmentView:

@@ -315,7 +315,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 indexed_rows=d["indexed_rows"],
                 total_rows=d["total_rows"],
                 pending_index_rows=d["pending_index_rows"],
-                state=common_pb2.IndexState.Finished,
+                # InProgress while a segment waits for its index: pymilvus's create_index
+                # then waits for the build, as it does against Milvus.
+                state=common_pb2.IndexState.Value(d["state"]),
             )
             for key in ("index_type", "metric_type"):
                 desc.params.add(key=key, value=str(d[key]))

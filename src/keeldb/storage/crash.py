@@ -33,6 +33,9 @@ CRASH_POINTS: dict[str, str] = {
     # compaction (engine/collection.py)
     "compaction.after_write": "the merged segment is written and fsynced, no manifest names it",
     "compaction.after_commit": "the manifest swapped inputs for output; memory not yet swapped",
+    # index build (engine/collection.py)
+    "index.after_write": "a segment's index file is written and fsynced, no manifest names it",
+    "index.after_commit": "the manifest names the index; the segment in memory does not use it yet",
     # garbage collection (storage/gc.py)
     "gc.during": "garbage collection has deleted some, not all, obsolete files",
     # recovery (engine/collection.py)

@@ -40,7 +40,7 @@ def collect_garbage(
         p = directory / name
         if name.endswith(".tmp"):
             doomed.append(p)
-        elif (name.startswith("seg-") or name.startswith("del-")) and name not in keep_files and name not in in_progress:
+        elif name.startswith(("seg-", "del-", "idx-")) and name not in keep_files and name not in in_progress:
             doomed.append(p)
     for v in list_versions(directory):
         if v not in keep_versions and retained and v < max(keep_versions):

@@ -47,16 +47,33 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class IndexEntry:
+    """An ANN index file over one segment's vector field. ``spec`` is the index definition
+    it was built with (``IndexSpec.key``): a file built for another definition is ignored."""
+
+    segment: int
+    field: str
+    spec: str
+    file: str
+    bytes: int
+    crc32: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class Manifest:
     version: int = 0
     log_checkpoint: int = 0  # first log number whose records are not in any segment
     next_id: int = 1  # next segment / delete-file id
     segments: tuple[FileEntry, ...] = ()
     deletes: tuple[FileEntry, ...] = ()
+    indexes: tuple[IndexEntry, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # room for later issues (indexes)
 
     def files(self) -> set[str]:
-        return {e.file for e in self.segments} | {e.file for e in self.deletes}
+        return {e.file for e in self.segments} | {e.file for e in self.deletes} | {e.file for e in self.indexes}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +82,7 @@ class Manifest:
             "next_id": self.next_id,
             "segments": [e.to_dict() for e in self.segments],
             "deletes": [e.to_dict() for e in self.deletes],
+            "indexes": [e.to_dict() for e in self.indexes],
             "extra": self.extra,
         }
 
@@ -76,6 +94,7 @@ class Manifest:
             next_id=d["next_id"],
             segments=tuple(FileEntry(**e) for e in d["segments"]),
             deletes=tuple(FileEntry(**e) for e in d["deletes"]),
+            indexes=tuple(IndexEntry(**e) for e in d.get("indexes", ())),
             extra=d.get("extra", {}),
         )
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from keeldb.errors import CorruptionError
 from keeldb.storage.crash import before_segment_write
-from keeldb.storage.fs import write_durable
+from keeldb.storage.fs import file_crc32, write_durable
 
 TS_COLUMN = "$ts"
 
@@ -38,13 +38,17 @@ def write_table(path: Path, table: pa.Table) -> tuple[int, int]:
 
 def read_table(path: Path, size: int, crc32: int) -> pa.Table:
     """Memory-map ``path``, verify it against the manifest's record, return its table."""
+    verify_file(path, size, crc32)
+    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+
+def verify_file(path: Path, size: int, crc32: int) -> None:
+    """Check a file against the size and CRC-32 the manifest recorded for it."""
     try:
-        source = pa.memory_map(str(path), "r")
-    except (FileNotFoundError, OSError) as e:
+        got_size, got_crc = file_crc32(path)
+    except OSError as e:
         raise CorruptionError(f"{path}: named by the manifest but cannot be opened: {e}") from e
-    if source.size() != size:
-        raise CorruptionError(f"{path}: size {source.size()} != manifest's {size}")
-    buf = source.read_buffer()
-    if zlib.crc32(memoryview(buf)) != crc32:
+    if got_size != size:
+        raise CorruptionError(f"{path}: size {got_size} != manifest's {size}")
+    if got_crc != crc32:
         raise CorruptionError(f"{path}: checksum mismatch")
-    return pa.ipc.open_file(buf).read_all()

@@ -1,0 +1,137 @@
+"""One segment's ANN index, built, saved, loaded and searched with FAISS.
+
+The index's labels are the segment's row numbers, so a hit maps straight back to the row
+and MVCC visibility stays the segment's business: the index covers *every* version the
+segment file holds, live or not, and a search passes the rows that may be returned as a
+FAISS ``IDSelectorBitmap``. FAISS checks the bitmap while it scans (IVF) or walks the graph
+(HNSW), so deleted, overwritten and filtered-out rows never take a place in the top-k —
+unlike post-filtering, which returns fewer than k hits. When the index still finds fewer
+hits than rows qualify (an IVF probe or an HNSW walk that met too few allowed rows), the
+caller searches exactly instead (see ``engine/search.py``).
+
+Files are FAISS's own serialisation (documented by FAISS, versioned by its fourcc tags);
+keeldb adds only the size and CRC-32 in the manifest. They are loaded memory-mapped
+(``IO_FLAG_MMAP`` for inverted lists, ``IO_FLAG_MMAP_IFC`` for flat code arrays), so an
+index costs page cache, not heap, and a restart opens it instead of rebuilding it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from keeldb.index.params import AUTO_PROBE_FRACTION, DEFAULT_NPROBE, IndexSpec, SearchKnobs
+from keeldb.storage.crash import before_segment_write
+from keeldb.storage.fs import file_crc32, fsync_file
+
+TRAIN_POINTS_PER_LIST = 256  # FAISS's k-means samples this many points per centroid anyway
+ADD_CHUNK = 65536
+# FAISS has two memory-mapping readers and they do not combine: IO_FLAG_MMAP maps an IVF
+# index's inverted lists, IO_FLAG_MMAP_IFC maps the code array of flat storage (HNSW's).
+_IVF_FLAGS = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+_FLAT_CODE_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+class AnnIndex:
+    """A FAISS index over one segment's vectors, plus what searching it needs to know."""
+
+    def __init__(self, spec: IndexSpec, index: faiss.Index) -> None:
+        self.spec = spec
+        self.index = index
+        self.ntotal = int(index.ntotal)
+        self._ivf = faiss.try_extract_index_ivf(index)
+        self.nlist = int(self._ivf.nlist) if self._ivf is not None else 0
+        self.is_hnsw = isinstance(index, faiss.IndexHNSW)
+
+    # -- building and files ---------------------------------------------------------------
+
+    @classmethod
+    def build(cls, spec: IndexSpec, vectors: np.ndarray, seed: int = 1234) -> AnnIndex:
+        """Train and fill an index over ``vectors`` (row i gets label i). COSINE is inner
+        product over normalised vectors, as Milvus defines it."""
+        n = len(vectors)
+        metric = faiss.METRIC_L2 if spec.metric == "L2" else faiss.METRIC_INNER_PRODUCT
+        index = faiss.index_factory(spec.dim, spec.factory(n), metric)
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efConstruction = spec.build["efConstruction"]
+
+        def prep(x: np.ndarray) -> np.ndarray:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            return normalized(x) if spec.metric == "COSINE" else x
+
+        if not index.is_trained:
+            ivf = faiss.extract_index_ivf(index)
+            want = TRAIN_POINTS_PER_LIST * ivf.nlist
+            if spec.index_type == "IVF_PQ":
+                want = max(want, 39 * (1 << spec.build["nbits"]))  # PQ codebooks train too
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, want), replace=False))
+            index.train(prep(vectors[rows]))
+        for start in range(0, n, ADD_CHUNK):
+            index.add(prep(vectors[start : start + ADD_CHUNK]))
+        return cls(spec, index)
+
+    def save(self, path: Path) -> tuple[int, int]:
+        """Write and fsync the index file; return (size, crc32). The caller fsyncs the dir."""
+        before_segment_write()
+        faiss.write_index(self.index, str(path))
+        fsync_file(path)
+        return file_crc32(path)
+
+    @classmethod
+    def load(cls, spec: IndexSpec, path: Path) -> AnnIndex:
+        """Open a saved index memory-mapped. The caller has verified its size and CRC."""
+        flags = _FLAT_CODE_FLAGS if spec.index_type in ("HNSW", "FLAT") else _IVF_FLAGS
+        return cls(spec, faiss.read_index(str(path), flags))
+
+    # -- searching ------------------------------------------------------------------------
+
+    def _params(self, knobs: SearchKnobs, k: int, sel: faiss.IDSelector | None) -> faiss.SearchParameters:
+        kw: dict[str, object] = {}
+        if sel is not None:
+            kw["sel"] = sel
+        if self._ivf is not None:
+            if knobs.nprobe is not None:
+                nprobe = knobs.nprobe
+            elif self.spec.index_type == "AUTOINDEX":
+                nprobe = max(1, self.nlist // AUTO_PROBE_FRACTION)
+            else:
+                nprobe = DEFAULT_NPROBE
+            return faiss.SearchParametersIVF(nprobe=min(nprobe, self.nlist), **kw)
+        if self.is_hnsw:
+            return faiss.SearchParametersHNSW(efSearch=max(knobs.ef or 64, k), **kw)
+        return faiss.SearchParameters(**kw)
+
+    def search(
+        self, q: np.ndarray, k: int, knobs: SearchKnobs, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (distances, rows); rows are -1 where fewer than k allowed rows were found.
+        ``allowed``: the rows that may be returned, as a little-endian packed bitmap (from
+        ``np.packbits(mask, bitorder="little")``), or None for every row."""
+        # The selector and the bitmap must outlive the call: SWIG does not keep them alive.
+        sel = self._selector(allowed)
+        d, i = self.index.search(q, k, params=self._params(knobs, k, sel))
+        del sel
+        return d, i
+
+    def range_search(
+        self, q: np.ndarray, radius: float, knobs: SearchKnobs, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every allowed row within ``radius`` (L2: distance < radius; IP/COSINE: similarity
+        > radius), as FAISS's (lims, distances, rows)."""
+        sel = self._selector(allowed)
+        out = self.index.range_search(q, float(radius), params=self._params(knobs, 1, sel))
+        del sel
+        return out
+
+    def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
+        if allowed is None:
+            return None
+        assert allowed.dtype == np.uint8 and allowed.flags.c_contiguous and allowed.size * 8 >= self.ntotal
+        return faiss.IDSelectorBitmap(self.ntotal, faiss.swig_ptr(allowed))
