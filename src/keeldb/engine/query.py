@@ -228,9 +228,12 @@ def materialize(
     n = len(row_of)
     cols = list(dict.fromkeys(([pk] if include_pk else []) + out.columns))
     values: dict[str, list[Any]] = {c: [None] * n for c in cols}
-    for i in np.unique(view_of):
-        pos = np.flatnonzero(view_of == i)
-        got = snap.views[int(i)].take(row_of[pos], cols)
+    if n and (view_of == view_of[0]).all():  # all from one segment: no regrouping
+        groups = [(int(view_of[0]), np.arange(n), row_of)]
+    else:
+        groups = [(int(i), pos, row_of[pos]) for i in np.unique(view_of) for pos in [np.flatnonzero(view_of == i)]]
+    for i, pos, rows in groups:
+        got = snap.views[i].take(rows, cols)
         for c in cols:
             dest = values[c]
             for p, v in zip(pos.tolist(), got[c], strict=True):

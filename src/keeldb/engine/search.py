@@ -115,10 +115,13 @@ def search(
             cands.append(_indexed(view, vi, ann, mask, nsel, q, req, knobs, want))
     if not cands:
         return [[] for _ in range(nq)]
-    keys = np.concatenate([c.key for c in cands], axis=1)
-    dists = np.concatenate([c.dist for c in cands], axis=1)
-    views = np.concatenate([c.view for c in cands], axis=1)
-    rowsx = np.concatenate([c.row for c in cands], axis=1)
+    if len(cands) == 1:  # one segment (the common case of a big collection): no merge
+        keys, dists, views, rowsx = cands[0].key, cands[0].dist, cands[0].view, cands[0].row
+    else:
+        keys = np.concatenate([c.key for c in cands], axis=1)
+        dists = np.concatenate([c.dist for c in cands], axis=1)
+        views = np.concatenate([c.view for c in cands], axis=1)
+        rowsx = np.concatenate([c.row for c in cands], axis=1)
     order = np.argsort(keys, axis=1, kind="stable")[:, req.offset : want]
     results: list[list[dict[str, Any]]] = []
     for qi in range(nq):

@@ -86,11 +86,15 @@ class SegmentView:
     def take(self, rows: np.ndarray, names: Sequence[str]) -> dict[str, list[Any]]:
         """Values of ``names`` at ``rows``, as Python lists (vectors as lists of floats)."""
         out: dict[str, list[Any]] = {}
-        idx = pa.array(rows, type=pa.int64())
+        idx = None
+        pk_cache = self.segment.cached_pks()
         for name in names:
             if name in self._vectors:
                 out[name] = self._vectors[name][rows].tolist()
+            elif pk_cache is not None and name == self.segment.schema.primary.name:
+                out[name] = pk_cache[rows].tolist()  # the search hot path: ids only
             else:
+                idx = pa.array(rows, type=pa.int64()) if idx is None else idx
                 out[name] = self.column(name).take(idx).to_pylist()
         return out
 
@@ -127,6 +131,10 @@ class Segment(ABC):
 
     def all_visible(self, snapshot_ts: int) -> bool:
         return False
+
+    def cached_pks(self) -> np.ndarray | None:
+        """The primary keys as one numpy array, where the segment keeps one (sealed)."""
+        return None
 
     def note_stamp(self, ts: int | np.ndarray) -> None:
         low = int(np.min(ts)) if isinstance(ts, np.ndarray) else ts
@@ -172,6 +180,9 @@ class SealedSegment(Segment):
         if self._pk_cache is None:
             self._pk_cache = numpy_of(self.table[self.schema.primary.name])
         return self._pk_cache
+
+    def cached_pks(self) -> np.ndarray:
+        return self.pk_numpy()
 
     def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
         self.note_stamp(ts)
