@@ -230,7 +230,7 @@ class Collection:
         self._visible_ts = max_ts
         self._applied_ts = max_ts
         self._visible_count = len(self._live)
-        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log)  # no writer yet
+        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log, at_open=True)  # no writer yet
 
     def _rebuild_visibility(self, deletes: list[pa.Table]) -> None:
         """Compute every sealed row's ``deleted_at`` and the live-key index, vectorised.
@@ -949,7 +949,7 @@ class Collection:
 
         with self._state_lock:
             running = getattr(self, slot)
-            if running is not None and running.is_alive():
+            if self._closing or (running is not None and running.is_alive()):
                 return
             t = threading.Thread(target=run, name=name, daemon=True)
             setattr(self, slot, t)
@@ -959,9 +959,16 @@ class Collection:
 
     def close(self) -> None:
         """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
-        self._closing = True  # background index builds stop at their next step
-        for t in (self._bg_flush, self._bg_compact, self._bg_index):
-            if t is not None:
+        self._closing = True  # no new background job starts; index builds stop early
+        # Join until none is left: a background flush starts a compaction, a compaction an
+        # index build. Joining a list taken once let a compaction started by a flush being
+        # joined outlive close() and race the next open's manifest commits.
+        while True:
+            with self._state_lock:
+                running = [t for t in (self._bg_flush, self._bg_compact, self._bg_index) if t is not None and t.is_alive()]
+            if not running:
+                break
+            for t in running:
                 t.join()
         with self._flush_lock, self._write_lock:
             if self._closed:

@@ -28,9 +28,16 @@ def collect_garbage(
     retained: Iterable[Manifest],
     active_log: int,
     in_progress: Collection[str] = (),
+    *,
+    at_open: bool = False,
 ) -> list[str]:
-    """``in_progress``: files a flush or compaction is writing and has not committed yet; no
-    manifest names them, but they are not garbage."""
+    """``in_progress``: files a flush, compaction or index build is writing and has not
+    committed yet; no manifest names them, but they are not garbage.
+
+    ``.tmp`` files are removed only ``at_open``: while the collection runs, a ``.tmp`` is a
+    manifest commit in flight on another thread (GC runs outside the lock that serialises
+    commits), and unlinking it between its fsync and its rename failed that commit. Only a
+    crash leaves a ``.tmp`` behind, and a crash is always followed by an open."""
     retained = list(retained)
     keep_files = set().union(*(m.files() for m in retained)) if retained else set()
     keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
@@ -39,7 +46,8 @@ def collect_garbage(
     for name in os.listdir(directory):
         p = directory / name
         if name.endswith(".tmp"):
-            doomed.append(p)
+            if at_open:
+                doomed.append(p)
         elif name.startswith(("seg-", "del-", "idx-")) and name not in keep_files and name not in in_progress:
             doomed.append(p)
     for v in list_versions(directory):
