@@ -29,6 +29,7 @@ from keeldb.index.params import SearchKnobs, search_knobs
 from keeldb.schema import METRICS
 
 BLOCK_ROWS = 1 << 17
+SCORE_CELLS = 1 << 22  # per block of an exact scan: nq x rows float32 scores (16 MB)
 # A segment where fewer than this fraction of rows pass the filter is searched exactly over
 # just those rows: scanning them is cheaper than an index walk that keeps meeting rejects.
 EXACT_BELOW = 0.02
@@ -227,9 +228,12 @@ def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, r
     larger_better = req.metric != "L2"
     ranged = req.radius is not None or req.range_filter is not None or req.after is not None
     nq = q.shape[0]
+    # Rows per block so that each (nq x block) temporary stays ~16 MB: with a fixed block, a
+    # batch of 100 queries over 1M rows peaked at several times the vectors' own size.
+    step = max(4096, min(BLOCK_ROWS, SCORE_CELLS // nq))
     keys, dists, rows_out = [], [], []
-    for b in range(0, view.num_rows, BLOCK_ROWS):
-        e = min(b + BLOCK_ROWS, view.num_rows)
+    for b in range(0, view.num_rows, step):
+        e = min(b + step, view.num_rows)
         m = None if mask is None else mask[b:e]
         if m is not None and not m.any():
             continue

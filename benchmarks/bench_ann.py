@@ -1,0 +1,1816 @@
+#!/usr/bin/env python
+"""ANN benchmark: keeldb's embedded search against raw FAISS and Milvus Lite, same run, same data.
+
+For every index type (FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW) the script measures, per system:
+
+* build time -- keeldb: ``flush`` + ``wait_for_index`` after the rows are inserted (the
+  insert itself is timed and reported separately); raw FAISS: ``train`` + ``add``; Milvus
+  Lite: ``create_index`` + ``load_collection`` on the already-flushed rows (that is where it
+  builds its per-segment indexes);
+* recall@10 against the exact answer, and QPS at nq=1 (single-query calls, one after the
+  other) and nq=100 (batches), for every search setting of a sweep (IVF: ``nprobe``; HNSW:
+  ``ef``; FLAT has none);
+* for keeldb only: resident memory in a fresh process after opening the built collection and
+  searching it, and the bytes on disk, both per million vectors and as multiples of the raw
+  vector bytes (rows x dim x 4).
+
+Raw FAISS gets exactly the index keeldb is asked for, written as a FAISS factory string from
+the same Milvus parameters (FLAT -> ``Flat``, IVF_FLAT -> ``IVF{nlist},Flat``, IVF_SQ8 ->
+``IVF{nlist},SQ8``, IVF_PQ -> ``IVF{nlist},PQ{m}x{nbits}``, HNSW -> ``HNSW{M}`` with
+``efConstruction`` set before ``add``), trained on ``256 * nlist`` rows drawn without
+replacement with a fixed seed (all rows if there are fewer; keeldb samples the same number
+of rows with its own generator), and searched with the same ``nprobe`` / ``efSearch``.
+
+Milvus Lite (``pymilvus.MilvusClient("x.db")``) is loaded once; each index type is then
+created, loaded and swept in turn. Its sweep stops at the first setting reaching the recall
+target (later settings only cost more); its best QPS among the configurations that reached
+the target is what keeldb is compared with. Types it refuses are reported with its message.
+
+The issue's targets are evaluated and shown as met / not met, never asserted:
+
+* keeldb's QPS >= 0.8x raw FAISS's, each at its best setting with recall@10 >= 0.95;
+* keeldb's best QPS at recall@10 >= 0.95 >= 20x Milvus Lite's best at that recall;
+* keeldb's resident memory for a FLAT or IVF collection < 1.3x the raw vector bytes.
+
+Data: ``--rows`` [1,000,000] vectors of ``--dim`` [128] float32 drawn around ``--clusters``
+[2,000] Gaussian clusters with a fixed seed; each cluster spreads along ``--cluster-rank``
+[16] random directions (plus a little isotropic noise), so the data has the low intrinsic
+dimension of real embeddings and the clusters overlap enough that IVF needs several probes.
+``--queries`` [1,000] held-out vectors from the same distribution are the queries; the exact
+top-10 comes from ``faiss.knn``. Everything is saved as ``.npy`` in the work directory and
+memory-mapped by every child process.
+
+Every system and index runs in its own child process (this script, hidden ``_worker``
+sub-command): Milvus Lite keeps server and index-builder threads in the process that opened
+it, a FAISS index of 1M vectors is hundreds of MB, and the memory figure needs a fresh
+process anyway. Children print progress lines, which the parent relays.
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_ann.py --workdir /tmp/ann --out ann.json
+    PYTHONPATH=src python benchmarks/bench_ann.py --workdir /tmp/ann --reuse   # reuse builds
+    PYTHONPATH=src python benchmarks/bench_ann.py --rows 3000 --dim 16 --queries 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import gc
+import json
+import logging
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+from _common import json_default, machine_info, target_cell
+
+COLLECTION = "bench"
+TOP_K = 10
+BATCH_NQ = 100
+DEFAULT_SEED = 20240615
+WORKER_COMMAND = "_worker"
+RESULT_SCHEMA = 1
+PROGRESS = "[bench] "  # child stderr lines with this prefix are relayed by the parent
+
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+MILVUS_LITE_EXTRA_TYPES = ("HNSW_SQ", "AUTOINDEX")  # Milvus Lite only: more chances for it
+SYSTEMS = {"keeldb": "keeldb", "faiss": "raw FAISS", "milvus-lite": "Milvus Lite"}
+NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
+EF_SWEEP = (16, 32, 64, 128, 256, 512)
+
+FAISS_QPS_TARGET = 0.8  # keeldb / raw FAISS, at recall >= target
+MILVUS_LITE_QPS_TARGET = 20.0  # keeldb best / Milvus Lite best, at recall >= target
+MEMORY_TARGET = 1.3  # resident memory / raw vector bytes, FLAT and IVF_*
+MEMORY_TARGET_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ")
+
+WARMUP_CALLS = 3
+MIN_NQ1_QUERIES = 20  # a budget never cuts an nq=1 measurement below this many queries
+MAX_PASSES = 50  # fast settings repeat the query set until --min-time, at most this often
+GEN_CHUNK = 8192
+CLUSTER_SPREAD = 1.0
+CLUSTER_NOISE = 0.05
+KEELDB_AUTO_FLUSH_MIN = 4 << 30
+MILVUS_LITE_INDEX_CLASSES = {
+    "FLAT": "BruteForceIndex",
+    "IVF_FLAT": "FaissIvfFlatIndex",
+    "IVF_SQ8": "FaissIvfSq8Index",
+    "HNSW": "FaissHnswIndex",
+    "HNSW_SQ": "FaissHnswSqIndex",
+    "AUTOINDEX": "FaissHnswIndex",
+}
+
+
+class BenchmarkError(Exception):
+    """A step could not be carried out; the message is shown under the results."""
+
+
+# --------------------------------------------------------------------------------------
+# Index plans: Milvus parameters, the FAISS factory string and the search sweep
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    index_type: str
+    build_params: dict[str, Any]  # Milvus names (nlist, m, nbits, M, efConstruction)
+    faiss_factory: str | None  # None: a type only Milvus Lite is asked to build
+    knob: str | None  # the search parameter swept: "nprobe", "ef" or None (FLAT)
+    sweep: tuple[int, ...]
+
+    def settings(self) -> list[dict[str, int]]:
+        return [{}] if self.knob is None else [{self.knob: v} for v in self.sweep]
+
+
+def label(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items()) or "exact"
+
+
+def default_nlist(rows: int) -> int:
+    """The power of two nearest sqrt(rows) (1024 at 1M rows), never more than rows / 39."""
+    want = 1 << max(0, round(math.log2(max(1.0, math.sqrt(rows)))))
+    return max(1, min(want, rows // 39))
+
+
+def default_pq_m(dim: int) -> int:
+    """The largest divisor of dim up to dim / 4 (4-d sub-vectors): 32 at 128-d."""
+    return max(d for d in range(1, max(1, dim // 4) + 1) if dim % d == 0)
+
+
+def make_plans(cfg: argparse.Namespace) -> dict[str, IndexPlan]:
+    nlist = cfg.nlist
+    nprobes = tuple(p for p in NPROBE_SWEEP if p < nlist)
+    if nlist <= NPROBE_SWEEP[-1]:
+        nprobes += (nlist,)
+    efs = tuple(ef for ef in EF_SWEEP if ef >= TOP_K)
+    hnsw = {"M": cfg.hnsw_m, "efConstruction": cfg.ef_construction}
+    pq = {"nlist": nlist, "m": cfg.pq_m, "nbits": cfg.pq_nbits}
+    return {
+        "FLAT": IndexPlan("FLAT", {}, "Flat", None, ()),
+        "IVF_FLAT": IndexPlan("IVF_FLAT", {"nlist": nlist}, f"IVF{nlist},Flat", "nprobe", nprobes),
+        "IVF_SQ8": IndexPlan("IVF_SQ8", {"nlist": nlist}, f"IVF{nlist},SQ8", "nprobe", nprobes),
+        "IVF_PQ": IndexPlan(
+            "IVF_PQ", pq, f"IVF{nlist},PQ{cfg.pq_m}x{cfg.pq_nbits}", "nprobe", nprobes
+        ),
+        "HNSW": IndexPlan("HNSW", hnsw, f"HNSW{cfg.hnsw_m}", "ef", efs),
+        "HNSW_SQ": IndexPlan("HNSW_SQ", dict(hnsw), None, "ef", efs),
+        # Milvus Lite's AUTOINDEX is its HNSW with its defaults (M=16, efConstruction=200).
+        "AUTOINDEX": IndexPlan("AUTOINDEX", {}, None, "ef", efs),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def data_paths(workdir: Path, cfg: argparse.Namespace) -> dict[str, Path]:
+    tag = f"{cfg.rows}x{cfg.dim}-c{cfg.clusters}r{cfg.cluster_rank}-s{cfg.seed}"
+    return {
+        "vectors": workdir / f"vectors-{tag}.npy",
+        "queries": workdir / f"queries{cfg.queries}-{tag}.npy",
+        "truth": workdir / f"truth-{cfg.metric}-top{TOP_K}-q{cfg.queries}-{tag}.npy",
+    }
+
+
+def generate_data(paths: dict[str, Path], cfg: argparse.Namespace) -> None:
+    """Rows, then queries, from one seeded generator: centre + SPREAD * (z @ basis) + noise,
+    with z ~ N(0, I_rank) and a random rank x dim basis per cluster (entries N(0, 1/rank)).
+    With rank 0 the clusters are isotropic: centre + SPREAD * N(0, I_dim)."""
+    rng = np.random.default_rng(cfg.seed)
+    dim, rank = cfg.dim, cfg.cluster_rank
+    centres = rng.standard_normal((cfg.clusters, dim), dtype=np.float32)
+    bases = None
+    if rank:
+        bases = rng.standard_normal((cfg.clusters, rank, dim), dtype=np.float32)
+        bases /= np.float32(math.sqrt(rank))
+
+    def block(n: int) -> np.ndarray:
+        owner = rng.integers(0, cfg.clusters, size=n)
+        if bases is None:
+            spread = rng.standard_normal((n, dim), dtype=np.float32)
+        else:
+            z = rng.standard_normal((n, rank), dtype=np.float32)
+            spread = np.einsum("nr,nrd->nd", z, bases[owner])
+        x = centres[owner] + np.float32(CLUSTER_SPREAD) * spread
+        if bases is not None:
+            x += np.float32(CLUSTER_NOISE) * rng.standard_normal((n, dim), dtype=np.float32)
+        return x.astype(np.float32, copy=False)
+
+    tmp = paths["vectors"].with_name(paths["vectors"].name + ".tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(cfg.rows, dim))
+    for lo in range(0, cfg.rows, GEN_CHUNK):
+        hi = min(lo + GEN_CHUNK, cfg.rows)
+        out[lo:hi] = block(hi - lo)
+    out.flush()
+    del out
+    os.replace(tmp, paths["vectors"])
+    queries = np.concatenate([block(min(GEN_CHUNK, cfg.queries - lo))
+                              for lo in range(0, cfg.queries, GEN_CHUNK)])  # fmt: skip
+    _save_npy(paths["queries"], queries)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, np.float32(1e-30))).astype(np.float32)
+
+
+def faiss_metric(metric: str) -> int:
+    import faiss
+
+    return int(faiss.METRIC_L2 if metric == "L2" else faiss.METRIC_INNER_PRODUCT)
+
+
+def exact_truth(vectors: np.ndarray, queries: np.ndarray, metric: str) -> tuple[np.ndarray, str]:
+    """Exact top-k ids (row numbers = primary keys). COSINE = inner product of unit vectors."""
+    import faiss
+
+    k = min(TOP_K, len(vectors))
+    if metric == "COSINE":
+        vectors, queries = normalized(np.asarray(vectors)), normalized(queries)
+    _, ids = faiss.knn(queries, vectors, k, metric=faiss_metric(metric))
+    return ids.astype(np.int64), f"faiss {faiss.__version__} knn (exact), metric {metric}"
+
+
+def recall_at_k(got: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over queries of |returned ids & true top-k| / k."""
+    k = truth.shape[1]
+    hits = sum(len(set(g[:k].tolist()) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
+    return hits / (k * len(truth)) if len(truth) else float("nan")
+
+
+# --------------------------------------------------------------------------------------
+# Timing one search setting
+# --------------------------------------------------------------------------------------
+
+
+def measure_point(
+    search: Callable[[np.ndarray], Any],
+    to_ids: Callable[[Any], np.ndarray],
+    queries: np.ndarray,
+    truth: np.ndarray,
+    nq: int,
+    budget_s: float,
+    min_s: float,
+) -> dict[str, Any]:
+    """Run the queries in calls of ``nq``; only the call is timed (turning a result into an
+    id array happens after the timer). The query set is repeated until ``min_s`` seconds of
+    calls were timed (at most MAX_PASSES times), and the loop stops after ``budget_s`` once
+    a minimum was done. QPS = queries answered / summed call time; recall@10 is computed on
+    the first pass (all queries unless the budget cut it)."""
+    batches = [queries[lo : lo + nq] for lo in range(0, len(queries), nq)]
+    for b in batches[: WARMUP_CALLS if nq == 1 else 1]:
+        search(b)
+    minimum = MIN_NQ1_QUERIES if nq == 1 else len(batches[0])
+    lat: list[float] = []
+    first: list[np.ndarray] = []
+    answered = passes = 0
+    cut = False
+    deadline = time.perf_counter() + budget_s
+    while not cut:
+        for b in batches:
+            if answered >= minimum and time.perf_counter() > deadline:
+                cut = True
+                break
+            t0 = time.perf_counter()
+            res = search(b)
+            lat.append(time.perf_counter() - t0)
+            answered += len(b)
+            if passes == 0:
+                first.append(to_ids(res))
+        else:
+            passes += 1
+        if sum(lat) >= min_s or passes >= MAX_PASSES:
+            break
+    got = np.concatenate(first)
+    total = float(sum(lat))
+    out: dict[str, Any] = {
+        "nq": nq,
+        "qps": answered / total if total > 0 else None,
+        "recall": recall_at_k(got, truth[: len(got)]),
+        "recall_queries": len(got),
+        "queries_timed": answered,
+        "calls": len(lat),
+        "complete_passes": passes,
+        "cut_by_budget": passes == 0,
+    }
+    if nq == 1:
+        ms = np.asarray(lat) * 1e3
+        out["p50_ms"] = float(np.median(ms))
+        out["p99_ms"] = float(np.percentile(ms, 99))
+    return out
+
+
+def run_sweep(
+    plan: IndexPlan,
+    make_search: Callable[[dict[str, int]], Callable[[np.ndarray], Any]],
+    to_ids: Callable[[Any], np.ndarray],
+    queries: np.ndarray,
+    truth: np.ndarray,
+    job: dict[str, Any],
+    stop_at: float,
+    who: str,
+) -> list[dict[str, Any]]:
+    """Every setting of ``plan``'s sweep, cheap first, at nq=1 and nq=100, until one reaches
+    ``stop_at`` recall. An error ends the sweep and is recorded on the point."""
+    threads = os.environ.get("KEELDB_BENCH_SEARCH_THREADS")
+    if threads:
+        import faiss
+
+        faiss.omp_set_num_threads(int(threads))
+    points: list[dict[str, Any]] = []
+    for sp in plan.settings():
+        point: dict[str, Any] = {"params": sp, "label": label(sp), "error": None}
+        points.append(point)
+        try:
+            search = make_search(sp)
+            nq_batch = min(BATCH_NQ, len(queries))
+            point["nq1"] = measure_point(
+                search, to_ids, queries, truth, 1, job["point_budget"], job["min_time"]
+            )
+            point["nq100"] = measure_point(
+                search, to_ids, queries, truth, nq_batch, job["point_budget"], job["min_time"]
+            )
+        except Exception as exc:  # noqa: BLE001 - recorded, the sweep stops here
+            point["error"] = f"{type(exc).__name__}: {exc}"
+            progress(f"{who} {plan.index_type} {point['label']}: {point['error'][:300]}")
+            break
+        # The recall of the run that answered more queries (normally the batched one).
+        best = max((point["nq1"], point["nq100"]), key=lambda m: m["recall_queries"])
+        point["recall"] = best["recall"]
+        point["recall_queries"] = best["recall_queries"]
+        progress(
+            f"{who} {plan.index_type} {point['label']:<11} recall@10 {point['recall']:.3f}  "
+            f"QPS nq=1 {_num(point['nq1']['qps'])}  nq={point['nq100']['nq']} "
+            f"{_num(point['nq100']['qps'])}"
+        )
+        if point["recall"] >= stop_at:
+            break
+    return points
+
+
+# --------------------------------------------------------------------------------------
+# Child-process helpers
+# --------------------------------------------------------------------------------------
+
+
+def progress(msg: str) -> None:
+    print(PROGRESS + msg, file=sys.stderr, flush=True)
+
+
+def proc_status() -> dict[str, int]:
+    """Memory lines of /proc/self/status, in bytes."""
+    keys = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
+    out: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in keys:
+                out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """Whatever an API returned, in a form json.dumps accepts."""
+    try:
+        return json.loads(json.dumps(obj, default=json_default))
+    except (TypeError, ValueError):
+        return repr(obj)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write-then-rename, so nobody reads half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=json_default))
+    os.replace(tmp, path)
+
+
+def _read_meta(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """A build recorded by an earlier run with the same settings, or None."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if meta.get("fingerprint") == fingerprint else None
+
+
+def hits_to_ids(res: Any) -> np.ndarray:
+    """MilvusClient-style search results -> (nq, k) id array, -1 where fewer hits came back."""
+    out = np.full((len(res), TOP_K), -1, dtype=np.int64)
+    for i, hits in enumerate(res):
+        for j, hit in enumerate(list(hits)[:TOP_K]):
+            out[i, j] = int(hit["id"])
+    return out
+
+
+def client_search(client: Any, metric: str, sp: dict[str, int]) -> Callable[[np.ndarray], Any]:
+    """The very same call for keeldb and Milvus Lite. ``output_fields=["id"]`` because Milvus
+    Lite 3.2 returns every field, the vector included, when it is omitted."""
+    search_params = {"metric_type": metric, "params": dict(sp)}
+
+    def run(q: np.ndarray) -> Any:
+        return client.search(
+            COLLECTION, data=q, limit=TOP_K, search_params=search_params, output_fields=["id"]
+        )
+
+    return run
+
+
+def _keeldb_auto_flush(rows: int, dim: int) -> int:
+    """Large enough that the whole data set is flushed once, as one segment."""
+    return max(KEELDB_AUTO_FLUSH_MIN, 2 * rows * dim * 4 + (64 << 20))
+
+
+def _version(dist: str, module: Any = None) -> str:
+    v = getattr(module, "__version__", None)
+    if v:
+        return str(v)
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
+        return "unknown"
+
+
+# --------------------------------------------------------------------------------------
+# keeldb
+# --------------------------------------------------------------------------------------
+
+
+def keeldb_build(client: Any, plan: IndexPlan, vectors: np.ndarray, job: dict) -> dict:
+    """Create the collection with its index, insert column-wise in chunks, then time
+    flush + wait_for_index: one flush of all rows = one segment, whose index is built."""
+    from keeldb import DataType
+
+    n, dim = vectors.shape
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    ip = client.prepare_index_params()
+    ip.add_index(
+        field_name="vector",
+        index_type=plan.index_type,
+        metric_type=job["metric"],
+        params=dict(plan.build_params),
+    )
+    client.create_collection(COLLECTION, schema=schema, index_params=ip)
+    insert_s = 0.0
+    for lo in range(0, n, job["chunk"]):
+        hi = min(lo + job["chunk"], n)
+        cols = {"id": np.arange(lo, hi, dtype=np.int64), "vector": np.array(vectors[lo:hi])}
+        t0 = time.perf_counter()
+        client.insert_columns(COLLECTION, cols, hi - lo)
+        insert_s += time.perf_counter() - t0
+    progress(f"keeldb {plan.index_type}: inserted {n:,} rows in {insert_s:.1f}s; flushing")
+    t0 = time.perf_counter()
+    client.flush(COLLECTION)
+    t1 = time.perf_counter()
+    wait = getattr(client, "wait_for_index", None)
+    info = wait(COLLECTION, timeout=job["timeout"]) if callable(wait) else None
+    t2 = time.perf_counter()
+    return {
+        "build_s": t2 - t0,
+        "flush_s": t1 - t0,
+        "wait_for_index_s": t2 - t1 if callable(wait) else None,
+        "wait_for_index": jsonable(info),
+        "has_wait_for_index": callable(wait),
+        "insert_s": insert_s,
+        "insert_rows_per_s": n / insert_s if insert_s else None,
+        "timed_as": "flush + wait_for_index (insert timed separately)",
+    }
+
+
+def keeldb_job(job: dict) -> dict:
+    import keeldb
+
+    plan = IndexPlan(**job["plan"])
+    path, meta_path = Path(job["path"]), Path(job["meta"])
+    vectors = np.load(job["vectors"], mmap_mode="r")
+    queries, truth = np.load(job["queries"]), np.load(job["truth"])
+    auto_flush = _keeldb_auto_flush(*vectors.shape)
+    meta = _read_meta(meta_path, job["fingerprint"]) if job["reuse"] and path.exists() else None
+    if meta is None:
+        shutil.rmtree(path, ignore_errors=True)
+        meta_path.unlink(missing_ok=True)
+        client = keeldb.Client(str(path), auto_flush_bytes=auto_flush)
+        build = keeldb_build(client, plan, vectors, job)
+        _write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
+    else:
+        build = {**meta["build"], "reused": True}
+        progress(f"keeldb {plan.index_type}: reusing the build in {path}")
+        client = keeldb.Client(str(path), auto_flush_bytes=auto_flush)
+    progress(f"keeldb {plan.index_type}: build {build['build_s']:.1f}s; sweeping")
+    try:
+        client.load_collection(COLLECTION)
+        wait = getattr(client, "wait_for_index", None)
+        if callable(wait):  # a reopened collection must not be mid-build while searched
+            wait(COLLECTION, timeout=job["timeout"])
+        described = jsonable(client.describe_index(COLLECTION, "vector"))
+        sweep = run_sweep(
+            plan,
+            lambda sp: client_search(client, job["metric"], sp),
+            hits_to_ids,
+            queries,
+            truth,
+            job,
+            job["stop_recall"],
+            "keeldb",
+        )
+    finally:
+        client.close()
+    return {
+        "build": build,
+        "describe_index": described,
+        "sweep": sweep,
+        "rss_end": proc_status(),
+    }
+
+
+def keeldb_memory_job(job: dict) -> dict:
+    """Resident memory of a fresh process that opens the built collection and searches it.
+    The baseline is taken after importing everything a search needs, so the difference is
+    what the collection itself costs."""
+    import faiss  # noqa: F401 - part of the baseline, as keeldb's indexes need it
+    import pyarrow  # noqa: F401 - keeldb's storage layer, part of the baseline
+
+    import keeldb
+
+    queries = np.load(job["queries"])
+    gc.collect()
+    before = proc_status()
+    t0 = time.perf_counter()
+    client = keeldb.Client(job["path"], auto_flush_bytes=job["auto_flush"])
+    try:
+        client.load_collection(COLLECTION)
+        wait = getattr(client, "wait_for_index", None)
+        if callable(wait):
+            wait(COLLECTION, timeout=job["timeout"])
+        open_s = time.perf_counter() - t0
+        after_open = proc_status()
+        search = client_search(client, job["metric"], job["search_params"])
+        n = job["searches"]
+        t0 = time.perf_counter()
+        for i in range(n):
+            search(queries[i % len(queries) : i % len(queries) + 1])
+        search(queries[: min(BATCH_NQ, len(queries))])
+        search_s = time.perf_counter() - t0
+        gc.collect()
+        after = proc_status()
+    finally:
+        client.close()
+    return {
+        "before": before,
+        "after_open": after_open,
+        "after": after,
+        "open_s": open_s,
+        "searches": n + 1,
+        "search_s": search_s,
+        "search_params": job["search_params"],
+    }
+
+
+# --------------------------------------------------------------------------------------
+# raw FAISS
+# --------------------------------------------------------------------------------------
+
+
+def training_rows(n: int, nlist: int, seed: int) -> np.ndarray | None:
+    """256 * nlist rows without replacement (fixed seed), or None for all rows."""
+    want = 256 * nlist
+    if want >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=want, replace=False))
+
+
+def faiss_set_knob(index: Any, plan: IndexPlan, sp: dict[str, int]) -> None:
+    import faiss
+
+    if plan.knob == "nprobe":
+        faiss.extract_index_ivf(index).nprobe = int(sp["nprobe"])
+    elif plan.knob == "ef":
+        index.hnsw.efSearch = int(sp["ef"])
+
+
+def faiss_job(job: dict) -> dict:
+    import faiss
+
+    plan = IndexPlan(**job["plan"])
+    assert plan.faiss_factory is not None
+    path, meta_path = Path(job["path"]), Path(job["meta"])
+    metric = job["metric"]
+    vectors = np.load(job["vectors"], mmap_mode="r")
+    queries, truth = np.load(job["queries"]), np.load(job["truth"])
+    if metric == "COSINE":  # FAISS has no cosine: unit vectors and inner product
+        queries = normalized(queries)
+    meta = _read_meta(meta_path, job["fingerprint"]) if job["reuse"] and path.exists() else None
+    if meta is None:
+        path.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+        x = normalized(np.asarray(vectors)) if metric == "COSINE" else np.array(vectors)
+        index = faiss.index_factory(x.shape[1], plan.faiss_factory, faiss_metric(metric))
+        if plan.index_type == "HNSW":
+            index.hnsw.efConstruction = int(plan.build_params["efConstruction"])
+        t0 = time.perf_counter()
+        train_rows = None
+        if not index.is_trained:
+            sample = training_rows(len(x), int(plan.build_params["nlist"]), job["seed"])
+            xt = x if sample is None else np.ascontiguousarray(x[sample])
+            train_rows = len(xt)
+            index.train(xt)
+            del xt
+        t1 = time.perf_counter()
+        index.add(x)
+        t2 = time.perf_counter()
+        del x
+        build = {
+            "build_s": t2 - t0,
+            "train_s": t1 - t0,
+            "add_s": t2 - t1,
+            "train_rows": train_rows,
+            "timed_as": "train (incl. drawing the sample) + add",
+        }
+        faiss.write_index(index, str(path))
+        _write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
+    else:
+        build = {**meta["build"], "reused": True}
+        progress(f"faiss {plan.index_type}: reusing {path}")
+        index = faiss.read_index(str(path))
+    progress(f"faiss {plan.index_type}: build {build['build_s']:.1f}s; sweeping")
+
+    def make_search(sp: dict[str, int]) -> Callable[[np.ndarray], Any]:
+        faiss_set_knob(index, plan, sp)
+        return lambda q: index.search(q, TOP_K)[1]
+
+    sweep = run_sweep(
+        plan, make_search, lambda ids: ids, queries, truth, job, job["stop_recall"], "faiss"
+    )
+    return {
+        "build": build,
+        "factory": plan.faiss_factory,
+        "omp_threads": faiss.omp_get_max_threads(),
+        "index_file_bytes": path.stat().st_size,
+        "sweep": sweep,
+        "rss_end": proc_status(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Milvus Lite
+# --------------------------------------------------------------------------------------
+
+
+class _ErrorLog(logging.Handler):
+    """Keeps Milvus Lite's logged errors: its background index builds fail only in its log."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f" ({type(exc).__name__}: {exc})"
+        self.messages.append(text)
+
+
+def _milvus_lite_collection(path: str) -> Any:
+    """Milvus Lite's in-process Collection object, for what its API does not tell: whether
+    background work is finished and which index each segment really holds. None if its
+    internals moved (then those checks are skipped and the report says so)."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+
+        _, db, _ = server_manager_instance._servers[os.path.abspath(path)]
+        return db.get_collection(COLLECTION)
+    except Exception:  # noqa: BLE001 - best effort
+        return None
+
+
+def _milvus_lite_drain(col: Any, timeout: float) -> float | None:
+    if col is None or not hasattr(col, "_wait_for_bg"):
+        return None
+    t0 = time.perf_counter()
+    col._wait_for_bg(timeout)
+    return time.perf_counter() - t0
+
+
+def _milvus_lite_segments(col: Any) -> dict[str, Any] | None:
+    """Per segment: rows and the class of its vector index (with its nlist / M if FAISS)."""
+    if col is None:
+        return None
+    try:
+        segs = [s for s in col._segments_snapshot() if s.num_rows]
+    except Exception:  # noqa: BLE001
+        return None
+    classes: Counter[str] = Counter()
+    params: dict[str, set[int]] = {}
+    for s in segs:
+        idx = getattr(s, "indexes", {}).get("vector")
+        classes[type(idx).__name__ if idx is not None else "none"] += 1
+        inner = getattr(idx, "_index", None)
+        if inner is not None and hasattr(inner, "nlist"):
+            params.setdefault("nlist", set()).add(int(inner.nlist))
+        if inner is not None and hasattr(inner, "hnsw"):
+            params.setdefault("M", set()).add(int(inner.hnsw.nb_neighbors(1)))
+            params.setdefault("efConstruction", set()).add(int(inner.hnsw.efConstruction))
+    return {
+        "segments": len(segs),
+        "rows": [int(s.num_rows) for s in segs],
+        "index_classes": dict(classes),
+        "faiss_params": {k: sorted(v) for k, v in params.items()},
+    }
+
+
+def milvus_lite_load(client: Any, vectors: np.ndarray, job: dict) -> dict:
+    from pymilvus import DataType, MilvusClient
+
+    n, dim = vectors.shape
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    client.create_collection(COLLECTION, schema=schema)
+    col = _milvus_lite_collection(job["path"])
+    insert_s = 0.0
+    for lo in range(0, n, job["batch"]):
+        hi = min(lo + job["batch"], n)
+        rows = [
+            {"id": i, "vector": v}
+            for i, v in zip(range(lo, hi), vectors[lo:hi].tolist(), strict=True)
+        ]
+        t0 = time.perf_counter()
+        client.insert(COLLECTION, rows)
+        insert_s += time.perf_counter() - t0
+        if (lo // job["batch"]) % 20 == 19:
+            progress(f"milvus-lite: inserted {hi:,} / {n:,} rows ({insert_s:.0f}s)")
+    t0 = time.perf_counter()
+    client.flush(COLLECTION)
+    flush_s = time.perf_counter() - t0
+    drain_s = _milvus_lite_drain(col, job["timeout"])
+    return {
+        "insert_s": insert_s,
+        "insert_rows_per_s": n / insert_s if insert_s else None,
+        "flush_s": flush_s,
+        "background_drain_s": drain_s,
+        "batch": job["batch"],
+    }
+
+
+def milvus_lite_set_index(client: Any, plan: IndexPlan, metric: str, col: Any, job: dict) -> dict:
+    """Release, drop the previous index, create this one, load (Milvus Lite builds every
+    segment's index inside load_collection). Build parameters are passed under a nested
+    ``params`` key: pymilvus 3 sends ``add_index(params=...)`` as flat key/value pairs, which
+    Milvus Lite 3.2 ignores (it reads only a JSON ``params`` key); nested, they arrive."""
+    client.release_collection(COLLECTION)
+    for name in client.list_indexes(COLLECTION):
+        client.drop_index(COLLECTION, name)
+    ip = client.prepare_index_params()
+    params = {"params": dict(plan.build_params)} if plan.build_params else {}
+    ip.add_index(field_name="vector", index_type=plan.index_type, metric_type=metric, params=params)
+    t0 = time.perf_counter()
+    client.create_index(COLLECTION, ip)
+    t1 = time.perf_counter()
+    client.load_collection(COLLECTION)
+    t2 = time.perf_counter()
+    drain_s = _milvus_lite_drain(col, job["timeout"])
+    return {
+        "build_s": t2 - t0,
+        "create_index_s": t1 - t0,
+        "load_s": t2 - t1,
+        "background_drain_s_excluded": drain_s,
+        "timed_as": "create_index + load_collection (rows already inserted and flushed)",
+    }
+
+
+def milvus_lite_job(job: dict) -> dict:
+    import milvus_lite
+    import pymilvus
+    from pymilvus import MilvusClient
+
+    errors = _ErrorLog()
+    logging.getLogger().addHandler(errors)
+    path, meta_path = job["path"], Path(job["meta"])
+    vectors = np.load(job["vectors"], mmap_mode="r")
+    queries, truth = np.load(job["queries"]), np.load(job["truth"])
+    meta = (
+        _read_meta(meta_path, job["fingerprint"]) if job["reuse"] and Path(path).exists() else None
+    )
+    if meta is None:
+        shutil.rmtree(path, ignore_errors=True)
+        meta_path.unlink(missing_ok=True)
+    client = MilvusClient(path)
+    if meta is None:
+        progress(f"milvus-lite: inserting {len(vectors):,} rows in batches of {job['batch']:,}")
+        load = milvus_lite_load(client, vectors, job)
+        _write_json(meta_path, {"fingerprint": job["fingerprint"], "load": load})
+    else:
+        load = {**meta["load"], "reused": True}
+        progress(f"milvus-lite: reusing the rows in {path}")
+    col = _milvus_lite_collection(path)
+    load["segments"] = _milvus_lite_segments(col)
+    results: dict[str, Any] = {}
+    for d in job["plans"]:
+        plan = IndexPlan(**d)
+        entry: dict[str, Any] = {"status": "ok", "error": None, "sweep": []}
+        results[plan.index_type] = entry
+        seen = len(errors.messages)
+        progress(f"milvus-lite {plan.index_type}: create_index + load_collection")
+        try:
+            entry["build"] = milvus_lite_set_index(client, plan, job["metric"], col, job)
+            entry["describe_index"] = jsonable(client.describe_index(COLLECTION, "vector"))
+        except Exception as exc:  # noqa: BLE001 - a type it refuses is a finding
+            entry["status"] = "refused"
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["logged_errors"] = errors.messages[seen:][-5:]
+            progress(f"milvus-lite {plan.index_type}: refused ({entry['error'][:200]})")
+            continue
+        segs = _milvus_lite_segments(col)
+        entry["segments"] = segs
+        if segs is not None:
+            want = MILVUS_LITE_INDEX_CLASSES.get(plan.index_type)
+            if set(segs["index_classes"]) != {want}:
+                entry["status"] = "refused"
+                entry["error"] = (
+                    f"after load_collection the segments hold {segs['index_classes']}, not "
+                    f"{want}: it would search without the index"
+                )
+                entry["logged_errors"] = errors.messages[seen:][-5:]
+                progress(f"milvus-lite {plan.index_type}: {entry['error']}")
+                continue
+        progress(f"milvus-lite {plan.index_type}: build {entry['build']['build_s']:.1f}s; sweeping")
+        entry["sweep"] = run_sweep(
+            plan,
+            lambda sp: client_search(client, job["metric"], sp),
+            hits_to_ids,
+            queries,
+            truth,
+            job,
+            job["recall_target"],
+            "milvus-lite",
+        )
+        entry["rss_after"] = proc_status()
+    client.close()
+    return {
+        "version": f"milvus-lite {_version('milvus-lite', milvus_lite)}, "
+        f"pymilvus {pymilvus.__version__}",
+        "load": load,
+        "indexes": results,
+        "internals_visible": col is not None,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Worker entry point
+# --------------------------------------------------------------------------------------
+
+JOBS: dict[str, Callable[[dict], dict]] = {
+    "keeldb": keeldb_job,
+    "keeldb-memory": keeldb_memory_job,
+    "faiss": faiss_job,
+    "milvus-lite": milvus_lite_job,
+}
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """Hidden sub-command: ``_worker JOB.json RESULT.json``."""
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    # `kill -USR1 <pid>` prints every thread's stack into the worker's log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    job = json.loads(job_path.read_text())
+    try:
+        result = JOBS[job["task"]](job)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a reported error
+        _write_json(
+            result_path,
+            {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+        )
+        return 1
+    _write_json(result_path, {"ok": True, **result})
+    return 0
+
+
+def _exit_worker(code: int) -> NoReturn:
+    """End without atexit handlers: Milvus Lite's would wait for its background work."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+# --------------------------------------------------------------------------------------
+# Parent side
+# --------------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs one job per child process; relays its progress lines while it runs."""
+
+    def __init__(
+        self, workdir: Path, timeout: float, log: Callable[[str], None], omp_threads: int | None
+    ) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+        self.log = log
+        self.env = dict(os.environ)
+        if omp_threads:
+            # Applied by each child before it searches (run_sweep), not at start: builds keep
+            # every core, or single-threaded HNSW builds at 1M rows would take most of an hour.
+            self.env["KEELDB_BENCH_SEARCH_THREADS"] = str(omp_threads)
+
+    def run(self, tag: str, job: dict) -> dict:
+        job_path = self.workdir / f"{tag}.job.json"
+        result_path = self.workdir / f"{tag}.result.json"
+        log_path = self.workdir / f"{tag}.stderr.log"
+        result_path.unlink(missing_ok=True)
+        _write_json(job_path, {**job, "timeout": self.timeout})
+        cmd = [sys.executable, str(Path(__file__).resolve()), WORKER_COMMAND, str(job_path),
+               str(result_path)]  # fmt: skip
+        t0 = time.perf_counter()
+        with open(log_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=err, stderr=err, env=self.env)
+            stop = threading.Event()
+            relay = threading.Thread(target=self._relay, args=(log_path, stop), daemon=True)
+            relay.start()
+            try:
+                rc: int | None = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                rc = None
+            finally:
+                stop.set()
+                relay.join()
+        wall = time.perf_counter() - t0
+        if result_path.exists():
+            out = json.loads(result_path.read_text())
+        else:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            why = f"timed out after {self.timeout:.0f}s" if rc is None else f"exit code {rc}"
+            out = {"ok": False, "error": f"child {why} ({tail[0][:300]})"}
+        out["process_wall_s"] = wall
+        out["log"] = str(log_path)
+        return out
+
+    def _relay(self, log_path: Path, stop: threading.Event) -> None:
+        pos = 0
+        buf = b""
+        while True:
+            done = stop.wait(0.5)
+            try:
+                with open(log_path, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            pos += len(chunk)
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                text = line.decode(errors="replace")
+                if text.startswith(PROGRESS):
+                    self.log("  " + text[len(PROGRESS) :])
+            if done:
+                return
+
+
+def dir_usage(path: Path) -> dict[str, Any]:
+    """Bytes under a keeldb directory: total (apparent and allocated), index files (names
+    starting with ``idx-``), segment files (``seg-``), and logs (under a ``wal`` directory)."""
+    total = alloc = idx = seg = wal = 0
+    files = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            files += 1
+            total += st.st_size
+            alloc += st.st_blocks * 512
+            if name.startswith("idx-"):
+                idx += st.st_size
+            elif name.startswith("seg-"):
+                seg += st.st_size
+            if "wal" in Path(root).relative_to(path).parts:
+                wal += st.st_size
+    return {
+        "files": files,
+        "total_bytes": total,
+        "allocated_bytes": alloc,
+        "index_bytes": idx,
+        "segment_bytes": seg,
+        "wal_bytes": wal,
+    }
+
+
+def best_at(points: list[dict], target: float, mode: str) -> dict | None:
+    """The smallest setting (the first of the sweep, which runs cheap first) whose recall@10
+    reached ``target``, with its QPS at nq mode ``mode``. Not the fastest qualifying one:
+    that would let timing noise pick a costlier setting."""
+    p = next((p for p in points if not p.get("error") and p.get("recall", 0) >= target), None)
+    if p is None or not p[mode]["qps"]:
+        return None
+    return {
+        "params": p["params"],
+        "label": p["label"],
+        "recall": p["recall"],
+        "qps": p[mode]["qps"],
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _met(value: float | None, goal: float, higher: bool = True) -> bool | None:
+    if value is None:
+        return None
+    return value >= goal if higher else value < goal
+
+
+def compare_index(entry: dict, target: float) -> None:
+    """Fill in an index entry's side-by-side figures, ratios and targets."""
+    systems = entry["systems"]
+
+    def sweep(key: str) -> list[dict]:
+        s = systems.get(key)
+        return s["sweep"] if s and s.get("status") == "ok" else []
+
+    k, f, m = sweep("keeldb"), sweep("faiss"), sweep("milvus-lite")
+    for key in systems:
+        s = systems[key]
+        if s.get("status") == "ok":
+            s["at_target"] = {mode: best_at(s["sweep"], target, mode) for mode in ("nq1", "nq100")}
+    f_by_label = {p["label"]: p for p in f if not p.get("error")}
+    same = []
+    for p in k:
+        q = f_by_label.get(p["label"])
+        if p.get("error") or q is None:
+            continue
+        same.append({
+            "params": p["params"],
+            "keeldb_recall": p["recall"],
+            "faiss_recall": q["recall"],
+            "nq1_keeldb_over_faiss": _ratio(p["nq1"]["qps"], q["nq1"]["qps"]),
+            "nq100_keeldb_over_faiss": _ratio(p["nq100"]["qps"], q["nq100"]["qps"]),
+        })  # fmt: skip
+    entry["same_params"] = same
+    ratios: dict[str, float | None] = {}
+    targets: dict[str, dict] = {}
+    for mode in ("nq1", "nq100"):
+        kb, fb, mb = best_at(k, target, mode), best_at(f, target, mode), best_at(m, target, mode)
+        r = _ratio(kb and kb["qps"], fb and fb["qps"])
+        ratios[f"{mode}_keeldb_over_faiss"] = r
+        ratios[f"{mode}_keeldb_over_milvus_lite"] = _ratio(kb and kb["qps"], mb and mb["qps"])
+        if "keeldb" in systems and "faiss" in systems:
+            targets[f"{mode}_vs_faiss"] = {
+                "target": f">= {FAISS_QPS_TARGET}x FAISS",
+                "met": _met(r, FAISS_QPS_TARGET),
+            }
+    entry["ratios"] = ratios
+    entry["targets"] = targets
+
+
+def memory_figures(mem: dict, raw_bytes: int, index_type: str) -> dict:
+    before, after = mem["before"], mem["after"]
+    total = after.get("VmRSS")
+    delta = total - before["VmRSS"] if total is not None and "VmRSS" in before else None
+    out = {
+        "rss_total_bytes": total,
+        "rss_baseline_bytes": before.get("VmRSS"),
+        "rss_minus_baseline_bytes": delta,
+        "rss_anon_minus_baseline_bytes": _diff(after, before, "RssAnon"),
+        "rss_file_minus_baseline_bytes": _diff(after, before, "RssFile"),
+        "peak_rss_bytes": after.get("VmHWM"),
+        "peak_minus_baseline_bytes": _diff(after, before, "VmHWM"),
+        "rss_minus_baseline_over_raw": delta / raw_bytes if delta is not None else None,
+        "rss_total_over_raw": total / raw_bytes if total is not None else None,
+        "raw_vector_bytes": raw_bytes,
+        "open_s": mem["open_s"],
+        "searches": mem["searches"],
+        "search_params": mem["search_params"],
+        "status_before": before,
+        "status_after_open": mem["after_open"],
+        "status_after": after,
+    }
+    if index_type in MEMORY_TARGET_TYPES:
+        out["target"] = {
+            "target": f"< {MEMORY_TARGET}x raw",
+            "met": _met(out["rss_minus_baseline_over_raw"], MEMORY_TARGET, higher=False),
+        }
+    return out
+
+
+def _diff(a: dict, b: dict, key: str) -> int | None:
+    return a[key] - b[key] if key in a and key in b else None
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="keeldb's embedded ANN search vs raw FAISS (same index, same parameters) "
+        "and Milvus Lite (same recall), on the same data in the same run.",
+    )
+    p.add_argument("--rows", type=int, default=1_000_000, help="vectors (default 1,000,000)")
+    p.add_argument("--dim", type=int, default=128, help="dimension (default 128)")
+    p.add_argument("--queries", type=int, default=1000, help="held-out queries (default 1000)")
+    p.add_argument("--clusters", type=int, help="Gaussian clusters (default min(2000, rows/50))")
+    p.add_argument(
+        "--cluster-rank",
+        type=int,
+        default=16,
+        help="directions each cluster spreads along; 0 = isotropic (default 16)",
+    )
+    p.add_argument("--metric", default="L2", choices=["L2", "IP", "COSINE"])
+    p.add_argument(
+        "--indexes",
+        default=",".join(INDEX_TYPES),
+        help=f"comma-separated, from {', '.join(INDEX_TYPES)} (default all)",
+    )
+    p.add_argument(
+        "--milvus-lite-extra",
+        default=",".join(MILVUS_LITE_EXTRA_TYPES),
+        help="index types only Milvus Lite is asked to build, for its best-QPS figure "
+        f"(default {','.join(MILVUS_LITE_EXTRA_TYPES)}; '' for none)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, from {', '.join(SYSTEMS)} (default all)",
+    )
+    p.add_argument("--nlist", type=int, help="IVF lists (default: power of 2 nearest sqrt(rows))")
+    p.add_argument("--pq-m", type=int, help="IVF_PQ sub-quantizers (default dim/4 -> 32)")
+    p.add_argument("--pq-nbits", type=int, default=8, help="IVF_PQ bits per code (default 8)")
+    p.add_argument("--hnsw-m", type=int, default=16, help="HNSW M (default 16)")
+    p.add_argument("--ef-construction", type=int, default=200, help="HNSW (default 200)")
+    p.add_argument("--recall-target", type=float, default=0.95, help="(default 0.95)")
+    p.add_argument(
+        "--stop-recall",
+        type=float,
+        default=0.99,
+        help="keeldb and FAISS sweeps stop at the first setting reaching this recall "
+        "(default 0.99; Milvus Lite's stops at --recall-target)",
+    )
+    p.add_argument(
+        "--point-budget",
+        type=float,
+        default=15.0,
+        help="seconds of searching per sweep setting and nq, before it is cut (default 15)",
+    )
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=1.0,
+        help="repeat the query set until this many seconds were timed (default 1)",
+    )
+    p.add_argument(
+        "--memory-searches",
+        type=int,
+        default=300,
+        help="nq=1 searches made before reading keeldb's resident memory (default 300)",
+    )
+    p.add_argument("--chunk", type=int, default=100_000, help="rows per keeldb insert_columns")
+    p.add_argument("--milvus-batch", type=int, default=10_000, help="rows per Milvus Lite insert")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="where data and builds go (default: a temp dir, deleted at the end; a "
+        "directory given here is kept)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse data, keeldb/FAISS builds and Milvus Lite's loaded rows found in "
+        "--workdir from an earlier run with the same settings (their build times are the "
+        "recorded ones)",
+    )
+    p.add_argument(
+        "--omp-threads",
+        type=int,
+        help="FAISS/OpenMP threads for searching in every child (all systems alike; builds "
+        "keep the default); default: the library's own (one per CPU)",
+    )
+    p.add_argument(
+        "--child-timeout",
+        type=float,
+        default=14400.0,
+        help="seconds before a child process is abandoned (default 14400)",
+    )
+    a = p.parse_args(argv)
+
+    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    if not a.systems or any(s not in SYSTEMS for s in a.systems):
+        p.error(f"--systems: choose from {', '.join(SYSTEMS)}")
+    a.indexes = [t.strip().upper() for t in a.indexes.split(",") if t.strip()]
+    if not a.indexes or any(t not in INDEX_TYPES for t in a.indexes):
+        p.error(f"--indexes: choose from {', '.join(INDEX_TYPES)}")
+    a.milvus_lite_extra = [t.strip().upper() for t in a.milvus_lite_extra.split(",") if t.strip()]
+    if any(t not in MILVUS_LITE_EXTRA_TYPES for t in a.milvus_lite_extra):
+        p.error(f"--milvus-lite-extra: choose from {', '.join(MILVUS_LITE_EXTRA_TYPES)}")
+    for name in ("rows", "dim", "queries", "chunk", "milvus_batch", "memory_searches"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if "milvus-lite" not in a.systems:
+        a.milvus_lite_extra = []
+    if a.clusters is None:
+        a.clusters = max(1, min(2000, a.rows // 50))
+    if a.nlist is None:
+        a.nlist = default_nlist(a.rows)
+    if a.pq_m is None:
+        a.pq_m = default_pq_m(a.dim)
+    if a.dim % a.pq_m:
+        p.error(f"--pq-m {a.pq_m} must divide --dim {a.dim}")
+    if a.rows < TOP_K:
+        p.error(f"--rows must be >= {TOP_K}")
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [WORKER_COMMAND]:
+        return worker_main(argv[1:])
+    cfg = parse_args(argv)
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        err.print(
+            f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    own_workdir = cfg.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="keeldb-ann-")) if own_workdir else cfg.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()
+    try:
+        report = run_benchmarks(cfg, workdir, log)
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report["command"] = shlex.join(["python", sys.argv[0], *argv])
+    report["wall_s"] = time.perf_counter() - started
+    if cfg.out:
+        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
+        log(f"wrote {cfg.out}")
+    print_report(report)
+    return 0
+
+
+def _system_info(key: str) -> dict[str, Any]:
+    """Import a system in the parent only to say whether (and which version) it is there."""
+    try:
+        if key == "keeldb":
+            import keeldb
+
+            return {"available": True, "version": _version("keeldb", keeldb),
+                    "location": str(Path(keeldb.__file__).parent)}  # fmt: skip
+        if key == "faiss":
+            import faiss
+
+            return {"available": True, "version": faiss.__version__,
+                    "omp_threads": faiss.omp_get_max_threads()}  # fmt: skip
+        import milvus_lite  # noqa: F401  (pymilvus needs it to open a local .db)
+        import pymilvus
+
+        return {"available": True,
+                "version": f"milvus-lite {_version('milvus-lite', milvus_lite)}, "
+                f"pymilvus {pymilvus.__version__}"}  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - an absent system is reported, not fatal
+        return {"available": False, "unavailable_reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _prepare_data(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:
+    paths = data_paths(workdir, cfg)
+    info: dict[str, Any] = {k: str(v) for k, v in paths.items()}
+    have = (
+        cfg.reuse
+        and paths["vectors"].exists()
+        and paths["queries"].exists()
+        and np.load(paths["vectors"], mmap_mode="r").shape == (cfg.rows, cfg.dim)
+    )
+    if have:
+        log(f"reusing {paths['vectors'].name}")
+        info["generate_s"] = None
+    else:
+        log(f"generating {cfg.rows:,} x {cfg.dim} float32 vectors + {cfg.queries:,} queries "
+            f"({cfg.clusters:,} clusters, rank {cfg.cluster_rank}, seed {cfg.seed})")  # fmt: skip
+        t0 = time.perf_counter()
+        generate_data(paths, cfg)
+        info["generate_s"] = time.perf_counter() - t0
+    if cfg.reuse and paths["truth"].exists() and have:
+        info["truth_s"] = None
+        info["truth_method"] = "reused"
+    else:
+        log(f"exact top-{TOP_K} ground truth ({cfg.metric})")
+        t0 = time.perf_counter()
+        ids, how = exact_truth(
+            np.load(paths["vectors"], mmap_mode="r"), np.load(paths["queries"]), cfg.metric
+        )
+        _save_npy(paths["truth"], ids)
+        info["truth_s"] = time.perf_counter() - t0
+        info["truth_method"] = how
+    info["generator"] = (
+        f"numpy default_rng(seed): {cfg.clusters} centres ~ N(0, I); a point = its centre + "
+        + (
+            f"{CLUSTER_SPREAD} * z @ B_c (z ~ N(0, I_{cfg.cluster_rank}), B_c a random "
+            f"{cfg.cluster_rank} x {cfg.dim} basis with N(0, 1/{cfg.cluster_rank}) entries) + "
+            f"{CLUSTER_NOISE} * N(0, I)"
+            if cfg.cluster_rank
+            else f"{CLUSTER_SPREAD} * N(0, I)"
+        )
+        + f"; the {cfg.queries} queries are drawn after the rows (held out); ids 0..n-1"
+    )
+    return info
+
+
+def _fingerprint(cfg: argparse.Namespace, data: dict, plan: IndexPlan | None) -> dict:
+    fp: dict[str, Any] = {"vectors": Path(data["vectors"]).name, "metric": cfg.metric}
+    if plan is not None:
+        fp.update(index_type=plan.index_type, build_params=plan.build_params)
+    return fp
+
+
+def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:
+    plans = make_plans(cfg)
+    systems = {key: {"label": SYSTEMS[key], **_system_info(key)} for key in cfg.systems}
+    for key, info in systems.items():
+        if not info["available"]:
+            log(f"[red]{SYSTEMS[key]} unavailable: {info['unavailable_reason']}[/red]")
+    if not systems.get("faiss", {}).get("available") and not _system_info("faiss")["available"]:
+        raise SystemExit("faiss is needed for the exact ground truth: pip install faiss-cpu")
+    data = _prepare_data(cfg, workdir, log)
+    runner = Runner(workdir, cfg.child_timeout, log, cfg.omp_threads)
+    raw_bytes = cfg.rows * cfg.dim * 4
+    common = {
+        "vectors": data["vectors"],
+        "queries": data["queries"],
+        "truth": data["truth"],
+        "metric": cfg.metric,
+        "seed": cfg.seed,
+        "reuse": cfg.reuse,
+        "point_budget": cfg.point_budget,
+        "min_time": cfg.min_time,
+        "stop_recall": cfg.stop_recall,
+        "recall_target": cfg.recall_target,
+    }
+    indexes: dict[str, dict] = {}
+    for t in [*cfg.indexes, *cfg.milvus_lite_extra]:
+        plan = plans[t]
+        indexes[t] = {
+            "build_params": plan.build_params,
+            "faiss_factory": plan.faiss_factory,
+            "search_param": plan.knob,
+            "milvus_lite_only": t not in cfg.indexes,
+            "systems": {},
+        }
+
+    def usable(key: str) -> bool:
+        return key in systems and systems[key]["available"]
+
+    for t in cfg.indexes:
+        plan = plans[t]
+        entry = indexes[t]["systems"]
+        for key in ("keeldb", "faiss"):
+            if not usable(key):
+                continue
+            log(f"{t}: {SYSTEMS[key]} build + sweep ...")
+            suffix = "" if key == "keeldb" else ".faissindex"
+            job = {
+                **common,
+                "task": key,
+                "plan": asdict(plan),
+                "path": str(workdir / f"{key}-{t}{suffix}"),
+                "meta": str(workdir / f"{key}-{t}.build.json"),
+                "fingerprint": _fingerprint(cfg, data, plan),
+                "chunk": cfg.chunk,
+            }
+            out = runner.run(f"{key}-{t}", job)
+            entry[key] = _system_entry(out)
+            if out["ok"] and key == "keeldb":
+                entry[key]["disk"] = _disk_figures(
+                    dir_usage(Path(job["path"])), cfg.rows, raw_bytes
+                )
+            log(f"  ({out['process_wall_s']:.1f}s){_err_suffix(out)}")
+        k = entry.get("keeldb")
+        if k and k["status"] == "ok":
+            good = [p for p in k["sweep"] if not p.get("error")]
+            # The cheapest setting reaching the recall target, else the most accurate one.
+            top = next((p for p in good if p["recall"] >= cfg.recall_target), None)
+            if top is None and good:
+                top = max(good, key=lambda p: p["recall"])
+            if top is not None:
+                pick = {"params": top["params"], "label": top["label"], "recall": top["recall"]}
+                log(f"{t}: keeldb resident memory in a fresh process ({pick['label']}) ...")
+                mem = runner.run(
+                    f"keeldb-{t}-memory",
+                    {
+                        **common,
+                        "task": "keeldb-memory",
+                        "path": str(workdir / f"keeldb-{t}"),
+                        "auto_flush": _keeldb_auto_flush(cfg.rows, cfg.dim),
+                        "search_params": pick["params"],
+                        "searches": cfg.memory_searches,
+                    },
+                )
+                if mem["ok"]:
+                    k["memory"] = memory_figures(mem, raw_bytes, t)
+                    k["memory"]["setting_recall"] = pick["recall"]
+                else:
+                    k["memory"] = {"error": mem["error"]}
+                log(f"  ({mem['process_wall_s']:.1f}s){_err_suffix(mem)}")
+
+    if usable("milvus-lite"):
+        types = [*cfg.indexes, *cfg.milvus_lite_extra]
+        log(f"Milvus Lite: load {cfg.rows:,} rows, then {', '.join(types)} ...")
+        out = runner.run(
+            "milvus-lite",
+            {
+                **common,
+                "task": "milvus-lite",
+                "plans": [asdict(plans[t]) for t in types],
+                "path": str(workdir / "milvus-lite.db"),
+                "meta": str(workdir / "milvus-lite.load.json"),
+                "fingerprint": _fingerprint(cfg, data, None),
+                "batch": cfg.milvus_batch,
+            },
+        )
+        log(f"  ({out['process_wall_s']:.1f}s){_err_suffix(out)}")
+        if out["ok"]:
+            systems["milvus-lite"]["version"] = out["version"]
+            systems["milvus-lite"]["load"] = out["load"]
+            systems["milvus-lite"]["internals_visible"] = out["internals_visible"]
+            for t in types:
+                indexes[t]["systems"]["milvus-lite"] = out["indexes"][t]
+        else:
+            for t in types:
+                indexes[t]["systems"]["milvus-lite"] = {
+                    "status": "error",
+                    "error": out["error"],
+                    "sweep": [],
+                }
+
+    for entry in indexes.values():
+        compare_index(entry, cfg.recall_target)
+    summary = summarize(indexes, cfg)
+    return {
+        "schema": RESULT_SCHEMA,
+        "machine": machine_info(),
+        "config": {
+            **{k: v for k, v in vars(cfg).items() if k not in ("out", "workdir")},
+            "workdir": str(workdir),
+            "workdir_kept": cfg.workdir is not None,
+            "top_k": TOP_K,
+            "batch_nq": BATCH_NQ,
+            "raw_vector_bytes": raw_bytes,
+            "faiss_training": "IVF types: 256 * nlist rows drawn without replacement with "
+            "numpy default_rng(seed) (all rows if fewer)",
+        },
+        "data": data,
+        "systems": systems,
+        "indexes": indexes,
+        "summary": summary,
+    }
+
+
+def _system_entry(out: dict) -> dict:
+    if not out["ok"]:
+        return {"status": "error", "error": out["error"], "sweep": [], "log": out["log"]}
+    body = {k: v for k, v in out.items() if k not in ("ok",)}
+    return {"status": "ok", "error": None, **body}
+
+
+def _err_suffix(out: dict) -> str:
+    return "" if out["ok"] else f" [red]{out['error'][:300]}[/red] (log: {out['log']})"
+
+
+def _disk_figures(usage: dict, rows: int, raw_bytes: int) -> dict:
+    per_m = 1_000_000 / rows
+    return {
+        **usage,
+        "total_bytes_per_million": usage["total_bytes"] * per_m,
+        "index_bytes_per_million": usage["index_bytes"] * per_m,
+        "total_over_raw": usage["total_bytes"] / raw_bytes,
+        "index_over_raw": usage["index_bytes"] / raw_bytes,
+    }
+
+
+def summarize(indexes: dict[str, dict], cfg: argparse.Namespace) -> dict:
+    """Each system's best QPS at recall >= target over every index type, and the targets."""
+    target = cfg.recall_target
+    best: dict[str, dict[str, dict | None]] = {}
+    for key in SYSTEMS:
+        for mode in ("nq1", "nq100"):
+            cands = []
+            for t, entry in indexes.items():
+                s = entry["systems"].get(key)
+                if s and s.get("status") == "ok":
+                    b = best_at(s["sweep"], target, mode)
+                    if b:
+                        cands.append({**b, "index_type": t})
+            best.setdefault(key, {})[mode] = max(cands, key=lambda c: c["qps"]) if cands else None
+    ratios: dict[str, float | None] = {}
+    targets: dict[str, dict] = {}
+    for mode in ("nq1", "nq100"):
+        k, f, m = (best[s][mode] for s in ("keeldb", "faiss", "milvus-lite"))
+        rf = _ratio(k and k["qps"], f and f["qps"])
+        rm = _ratio(k and k["qps"], m and m["qps"])
+        ratios[f"{mode}_keeldb_over_faiss"] = rf
+        ratios[f"{mode}_keeldb_over_milvus_lite"] = rm
+        if "keeldb" in cfg.systems and "faiss" in cfg.systems:
+            targets[f"{mode}_vs_faiss"] = {
+                "target": f">= {FAISS_QPS_TARGET}x FAISS",
+                "met": _met(rf, FAISS_QPS_TARGET),
+            }
+        if "keeldb" in cfg.systems and "milvus-lite" in cfg.systems:
+            targets[f"{mode}_vs_milvus_lite"] = {
+                "target": f">= {MILVUS_LITE_QPS_TARGET:g}x Milvus Lite",
+                "met": _met(rm, MILVUS_LITE_QPS_TARGET),
+            }
+    refused = {
+        t: e["systems"]["milvus-lite"]["error"]
+        for t, e in indexes.items()
+        if e["systems"].get("milvus-lite", {}).get("status") == "refused"
+    }
+    return {"best": best, "ratios": ratios, "targets": targets, "milvus_lite_refused": refused}
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _x(r: float | None) -> str:
+    return "-" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
+
+
+def _mib(b: float | None) -> str:
+    return "-" if b is None else f"{b / 1024**2:,.1f} MiB"
+
+
+def _pick(b: dict | None) -> str:
+    return "not reached" if b is None else f"{_num(b['qps'])} ({b['label']})"
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 180)
+    cfg = report["config"]
+    target = cfg["recall_target"]
+    keys = [k for k in SYSTEMS if k in report["systems"]]
+    labels = {k: SYSTEMS[k] for k in keys}
+    notes: dict[str, int] = {}
+
+    def note(text: str) -> str:
+        n = notes.setdefault(text, len(notes) + 1)
+        return f"[red]see [{n}][/red]"
+
+    console.print(
+        f"[bold]ANN benchmark[/bold]: {cfg['rows']:,} x {cfg['dim']}-d, {cfg['metric']}, "
+        f"{cfg['queries']:,} queries, recall@{TOP_K} vs exact; QPS = queries / summed call "
+        f"time, nq=1 = one query per call, nq={min(BATCH_NQ, cfg['queries'])} = batches"
+    )
+    for t, entry in report["indexes"].items():
+        systems = entry["systems"]
+        params = label(entry["build_params"]) if entry["build_params"] else "no parameters"
+        factory = f", FAISS '{entry['faiss_factory']}'" if entry["faiss_factory"] else ""
+        extra = " (Milvus Lite only)" if entry["milvus_lite_only"] else ""
+        table = Table(title=f"{t}{extra}: {params}{factory}", title_justify="left")
+        table.add_column("setting")
+        shown = [k for k in keys if k in systems]
+        for k in shown:
+            table.add_column(f"{labels[k]}\nrecall", justify="right")
+            table.add_column(f"{labels[k]}\nQPS nq=1", justify="right")
+            table.add_column(f"{labels[k]}\nQPS nq=100", justify="right")
+        both = "keeldb" in shown and "faiss" in shown
+        if both:
+            table.add_column("keeldb/FAISS\nnq=1", justify="right")
+            table.add_column("keeldb/FAISS\nnq=100", justify="right")
+        by_label: dict[str, dict[str, dict]] = {}
+        order: list[str] = []
+        for k in shown:
+            for p in systems[k].get("sweep", []):
+                if p["label"] not in by_label:
+                    order.append(p["label"])
+                by_label.setdefault(p["label"], {})[k] = p
+        order.sort(key=lambda lab: int(lab.split("=")[1]) if "=" in lab else 0)
+        build_row = ["build s"]
+        for k in shown:
+            s = systems[k]
+            if s.get("status") != "ok":
+                build_row += [note(f"{t}, {labels[k]}: {s.get('error')}"), "", ""]
+            else:
+                reused = " (reused)" if s["build"].get("reused") else ""
+                build_row += [f"{s['build']['build_s']:.1f}{reused}", "", ""]
+        if both:
+            build_row += ["", ""]
+        table.add_row(*build_row, end_section=True)
+        for lab in order:
+            row = [lab]
+            pts = by_label[lab]
+            for k in shown:
+                p = pts.get(k)
+                if p is None:
+                    row += ["", "", ""]
+                elif p.get("error"):
+                    row += [note(f"{t} {lab}, {labels[k]}: {p['error']}"), "", ""]
+                else:
+                    row += [f"{p['recall']:.3f}", _num(p["nq1"]["qps"]), _num(p["nq100"]["qps"])]
+            if both:
+                kp, fp = pts.get("keeldb"), pts.get("faiss")
+                if kp and fp and not kp.get("error") and not fp.get("error"):
+                    row += [_x(_ratio(kp["nq1"]["qps"], fp["nq1"]["qps"])),
+                            _x(_ratio(kp["nq100"]["qps"], fp["nq100"]["qps"]))]  # fmt: skip
+                else:
+                    row += ["", ""]
+            table.add_row(*row)
+        console.print(table)
+
+    # Summary at the recall target
+    table = Table(
+        title=f"At recall@{TOP_K} >= {target}: QPS at each system's smallest setting that reaches "
+        "it (setting); best of any index = the highest of those",
+        title_justify="left",
+        caption=f"Targets: keeldb >= {FAISS_QPS_TARGET}x raw FAISS, >= "
+        f"{MILVUS_LITE_QPS_TARGET:g}x Milvus Lite (best vs best). Shown, never asserted.",
+    )
+    table.add_column("index")
+    table.add_column("nq")
+    for k in keys:
+        table.add_column(labels[k], justify="right")
+    if "faiss" in keys and "keeldb" in keys:
+        table.add_column("keeldb/FAISS", justify="right")
+    if "milvus-lite" in keys and "keeldb" in keys:
+        table.add_column("keeldb/Milvus Lite", justify="right")
+    table.add_column("target")
+    for t, entry in report["indexes"].items():
+        for mode, nq in (("nq1", "1"), ("nq100", "100")):
+            row = [t if mode == "nq1" else "", nq]
+            for k in keys:
+                s = entry["systems"].get(k)
+                if s is None:
+                    row.append("")
+                elif s.get("status") != "ok":
+                    row.append(s.get("status", "error"))
+                else:
+                    row.append(_pick(s["at_target"][mode]))
+            if "faiss" in keys and "keeldb" in keys:
+                row.append(_x(entry["ratios"].get(f"{mode}_keeldb_over_faiss")))
+            if "milvus-lite" in keys and "keeldb" in keys:
+                row.append(_x(entry["ratios"].get(f"{mode}_keeldb_over_milvus_lite")))
+            row.append(target_cell(entry["targets"].get(f"{mode}_vs_faiss")))
+            table.add_row(*row, end_section=mode == "nq100")
+    summ = report["summary"]
+    for mode, nq in (("nq1", "1"), ("nq100", "100")):
+        row = ["[bold]best of any index[/bold]" if mode == "nq1" else "", nq]
+        for k in keys:
+            b = summ["best"][k][mode]
+            row.append(
+                "not reached" if b is None else f"{_num(b['qps'])} ({b['index_type']} {b['label']})"
+            )
+        if "faiss" in keys and "keeldb" in keys:
+            row.append(_x(summ["ratios"][f"{mode}_keeldb_over_faiss"]))
+        if "milvus-lite" in keys and "keeldb" in keys:
+            row.append(_x(summ["ratios"][f"{mode}_keeldb_over_milvus_lite"]))
+        cells = [
+            target_cell(summ["targets"].get(f"{mode}_vs_{s}")) for s in ("faiss", "milvus_lite")
+        ]
+        row.append("\n".join(c for c in cells if c))
+        table.add_row(*row)
+    console.print(table)
+
+    # keeldb memory and disk
+    if "keeldb" in keys:
+        table = Table(
+            title="keeldb: resident memory (fresh process: open, load, searches at the setting "
+            f"shown) and bytes on disk; raw vectors = {_mib(cfg['raw_vector_bytes'])}",
+            title_justify="left",
+        )
+        for col in ("index", "setting", "RSS total", "RSS - baseline", "x raw (- base)",
+                    "x raw (total)", "target", "disk total / 1M", "idx- files / 1M",
+                    "disk x raw"):  # fmt: skip
+            table.add_column(
+                col, justify="left" if col in ("index", "setting", "target") else "right"
+            )
+        for t, entry in report["indexes"].items():
+            s = entry["systems"].get("keeldb")
+            if not s or s.get("status") != "ok":
+                continue
+            mem, disk = s.get("memory") or {}, s.get("disk") or {}
+            if mem.get("error"):
+                mem_cells = [note(f"{t}, keeldb memory: {mem['error']}"), "", "", "", "", ""]
+            elif mem:
+                mem_cells = [
+                    label(mem["search_params"]),
+                    _mib(mem["rss_total_bytes"]),
+                    f"{_mib(mem['rss_minus_baseline_bytes'])}\n(anon "
+                    f"{_mib(mem['rss_anon_minus_baseline_bytes'])}, file "
+                    f"{_mib(mem['rss_file_minus_baseline_bytes'])})",
+                    _x(mem["rss_minus_baseline_over_raw"]),
+                    _x(mem["rss_total_over_raw"]),
+                    target_cell(mem.get("target")) or "n/a (FLAT, IVF only)",
+                ]
+            else:
+                mem_cells = ["-"] * 6
+            table.add_row(
+                t,
+                *mem_cells,
+                _mib(disk.get("total_bytes_per_million")),
+                _mib(disk.get("index_bytes_per_million")),
+                _x(disk.get("total_over_raw")),
+            )
+        console.print(table)
+
+    for text, n in notes.items():
+        console.print(f"[red][{n}][/red] {text}", highlight=False)
+    for t, why in summ["milvus_lite_refused"].items():
+        console.print(f"Milvus Lite refused {t}: {why[:400]}", highlight=False)
+    for k in keys:
+        info = report["systems"][k]
+        if not info.get("available"):
+            console.print(f"{labels[k]}: unavailable ({info.get('unavailable_reason')})")
+            continue
+        console.print(f"[bold]{labels[k]}[/bold] {info.get('version', '')}", highlight=False)
+    ml = report["systems"].get("milvus-lite", {}).get("load")
+    if ml:
+        segs = ml.get("segments") or {}
+        rps = ml.get("insert_rows_per_s")
+        console.print(
+            f"  Milvus Lite: rows inserted at {_num(rps)} rows/s"
+            + (" (reused)" if ml.get("reused") else "")
+            + (f"; {segs['segments']} segment(s), rows {segs['rows']}" if segs else ""),
+            highlight=False,
+        )
+    k_builds = [
+        (t, e["systems"]["keeldb"]["build"])
+        for t, e in report["indexes"].items()
+        if e["systems"].get("keeldb", {}).get("status") == "ok"
+    ]
+    if k_builds:
+        console.print(
+            "  keeldb build = flush + wait_for_index; insert_columns not included: "
+            + ", ".join(f"{t} {_num(b.get('insert_rows_per_s'))} rows/s" for t, b in k_builds),
+            highlight=False,
+        )
+        if not all(b.get("has_wait_for_index") for _, b in k_builds):
+            console.print(
+                "  [yellow]this keeldb has no wait_for_index: its index builds were not "
+                "awaited (or it has none yet)[/yellow]"
+            )
+    d = report["data"]
+    console.print(f"data: {d['generator']}", highlight=False)
+    console.print(f"ground truth: {d['truth_method']}", highlight=False)
+    m = report["machine"]
+    console.print(
+        f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
+        f"{m['platform']}, {m['python']}; load at end {m['loadavg_at_end']}",
+        highlight=False,
+    )
+    console.print(
+        f"command: {report['command']}  ({report['wall_s'] / 60:.1f} min)", highlight=False
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [WORKER_COMMAND]:
+        _exit_worker(worker_main(sys.argv[2:]))
+    sys.exit(main())
