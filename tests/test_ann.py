@@ -318,3 +318,33 @@ def test_reader_on_an_older_snapshot_keeps_its_files(tmp_path: Path) -> None:
     fresh = c.search("c", QUERIES[:5], limit=10)
     assert all(h["id"] % 2 for hits in fresh for h in hits)
     c.close()
+
+
+def test_index_build_on_a_full_disk_leaves_the_segment_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index that cannot be written is not an error for anyone: the build gives up, the
+    segment keeps answering exactly, writes go on, and the next build succeeds."""
+    from keeldb.storage import crash
+
+    c = keeldb.Client(str(tmp_path / "db"))
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    c.create_collection("c", schema=s)  # no index yet: flush writes the segment first
+    c.insert_columns("c", {"id": np.arange(N), "v": BASE}, N)
+    c.flush("c")
+    monkeypatch.setattr(crash, "_faults", {"disk-full": ""})
+    ip = c.prepare_index_params()
+    ip.add_index("v", "IVF_FLAT", metric_type="L2", params={"nlist": 32})
+    c.create_index("c", ip)
+    c.load_collection("c")
+    assert c.wait_for_index("c")["built"] == 0
+    assert not index_in_use(c)
+    assert c.describe_index("c", "v")["state"] == "InProgress"
+    assert not list(c._coll("c").dir.glob("idx-*"))  # noqa: SLF001 - nothing half-written left
+    got = c.search("c", QUERIES[:5], limit=10)
+    assert recall(got, exact_top(BASE, np.arange(N), QUERIES[:5], 10, "L2")) == 1.0
+    c.upsert("c", [{"id": 0, "v": BASE[0].tolist()}])
+    monkeypatch.setattr(crash, "_faults", {})
+    assert c.wait_for_index("c")["built"] == 1
+    assert index_in_use(c) and c.describe_index("c", "v")["state"] == "Finished"
+    c.close()

@@ -845,7 +845,7 @@ class Collection:
                 assert ann is not None
                 size, crc = ann.save(path)
                 fsync_dir(self.dir)
-            except OSError as e:
+            except (OSError, RuntimeError) as e:  # FAISS reports its own I/O errors as RuntimeError
                 log.error("index build for segment %d failed to write %s: %s", seg.sid, name, e)
                 return False
             ann = None  # the in-memory copy goes; the committed one is used memory-mapped
