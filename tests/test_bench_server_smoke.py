@@ -48,7 +48,7 @@ def test_bench_server_smoke(tmp_path: Path) -> None:
         "--workdir", str(tmp_path / "work"),
         "--out", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=85, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, check=False)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
 
     report = json.loads(out.read_text())

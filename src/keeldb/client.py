@@ -366,7 +366,8 @@ class Client:
         e = self.db.entry(collection_name)
         for i in e["indexes"]:
             if i["index_name"] == index_name:
-                indexed, pending = self._coll(collection_name).index_progress(i["field_name"])
+                coll = self._coll(collection_name)
+                indexed, pending = coll.index_progress(i["field_name"])
                 return {
                     **{k: str(v) for k, v in i["params"].items()},
                     "index_type": i["index_type"],
@@ -377,7 +378,9 @@ class Client:
                     "total_rows": indexed + pending,
                     "indexed_rows": indexed,
                     "pending_index_rows": pending,
-                    "state": "Finished" if pending == 0 else "InProgress",
+                    # Finished also when the builder gave up with rows pending (they are
+                    # searched exactly); InProgress only while a build can still finish.
+                    "state": "InProgress" if pending and coll.index_building else "Finished",
                 }
         raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
 

@@ -798,6 +798,13 @@ class Collection:
                     return seg, fname, spec
         return None
 
+    @property
+    def index_building(self) -> bool:
+        """Whether the builder is running or queued. False with rows still pending means it
+        gave up (e.g. a full disk): those segments are searched exactly, and a caller
+        polling for "finished" must not wait forever (pymilvus's create_index would)."""
+        return self._index_running or self._index_lock.locked()
+
     def index_progress(self, field: str) -> tuple[int, int]:
         """(rows in segments whose index is in use or not needed, rows still waiting)."""
         spec = self._index_specs.get(field)
