@@ -57,3 +57,50 @@ def target_cell(target: dict[str, Any] | None) -> str:
         return ""
     mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
     return f"{target['target']}: {mark[target['met']]}"
+
+
+def bench_main(
+    argv: list[str],
+    cfg: Any,
+    prefix: str,
+    run: Any,
+    print_report: Any,
+    *,
+    cleanup: Any = None,
+) -> int:
+    """The shared shape of every benchmark's ``main``: a stderr log with elapsed seconds, a
+    work directory (a temporary one is removed afterwards), the run, the JSON and the
+    printed report. ``run(cfg, workdir, log) -> report``; ``cleanup()`` runs whatever
+    happens (e.g. kill servers the run started)."""
+    import json
+    import shlex
+    import shutil
+    import sys
+    import tempfile
+    import time
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}", highlight=False, soft_wrap=True)
+
+    own_workdir = cfg.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix=prefix)) if own_workdir else Path(cfg.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        report = run(cfg, workdir.resolve(), log)
+    finally:
+        if cleanup is not None:
+            cleanup()
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report["command"] = shlex.join(["python", sys.argv[0], *argv])
+    report["wall_s"] = time.perf_counter() - started
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps(report, indent=2, default=json_default) + "\n")
+        log(f"wrote {cfg.out}")
+    print_report(report)
+    return 0

@@ -61,12 +61,10 @@ import json
 import logging
 import math
 import os
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -77,7 +75,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
-from _common import json_default, machine_info, target_cell
+from _common import bench_main, json_default, machine_info, target_cell
 
 COLLECTION = "bench"
 TOP_K = 10
@@ -1257,35 +1255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == [WORKER_COMMAND]:
         return worker_main(argv[1:])
     cfg = parse_args(argv)
-
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    started = time.perf_counter()
-
-    def log(msg: str) -> None:
-        err.print(
-            f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    own_workdir = cfg.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="keeldb-ann-")) if own_workdir else cfg.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir = workdir.resolve()
-    try:
-        report = run_benchmarks(cfg, workdir, log)
-    finally:
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    report["command"] = shlex.join(["python", sys.argv[0], *argv])
-    report["wall_s"] = time.perf_counter() - started
-    if cfg.out:
-        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"wrote {cfg.out}")
-    print_report(report)
-    return 0
+    return bench_main(argv, cfg, "keeldb-ann-", run_benchmarks, print_report)
 
 
 def _system_info(key: str) -> dict[str, Any]:

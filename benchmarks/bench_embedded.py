@@ -47,12 +47,10 @@ import inspect
 import json
 import math
 import os
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -61,7 +59,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
-from _common import json_default, machine_info, target_cell
+from _common import bench_main, machine_info, target_cell
 
 COLLECTION = "bench"
 DEFAULT_SEED = 20240607
@@ -893,31 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == [WORKER_COMMAND]:
         return worker_main(argv[1:])
     cfg = parse_args(argv)
-
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    started = time.perf_counter()
-
-    def log(msg: str) -> None:
-        err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}")
-
-    own_workdir = cfg.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="keeldb-bench-")) if own_workdir else cfg.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir = workdir.resolve()
-    try:
-        report = run_benchmarks(cfg, workdir, log)
-    finally:
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    report["command"] = shlex.join(["python", sys.argv[0], *argv])
-    if cfg.out:
-        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"wrote {cfg.out}")
-    print_report(report)
-    return 0
+    return bench_main(argv, cfg, "keeldb-bench-", run_benchmarks, print_report)
 
 
 def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:

@@ -70,7 +70,6 @@ import atexit
 import ctypes
 import gc
 import itertools
-import json
 import logging
 import math
 import os
@@ -81,7 +80,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -91,7 +89,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import json_default, machine_info, target_cell
+from _common import bench_main, machine_info, target_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "bench_server"
@@ -1315,31 +1313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         pass
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    started = time.perf_counter()
-
-    def log(msg: str) -> None:
-        err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}", highlight=False)
-
-    own = cfg.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="keeldb-bench-server-")) if own else cfg.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        report = run(cfg, workdir.resolve(), log)
-    finally:
-        _kill_live_servers()
-        if own:
-            shutil.rmtree(workdir, ignore_errors=True)
-    report["command"] = shlex.join(["python", sys.argv[0], *argv])
-    report["wall_s"] = time.perf_counter() - started
-    if cfg.out:
-        cfg.out.write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"wrote {cfg.out}")
-    print_report(report)
-    return 0
+    return bench_main(argv, cfg, "keeldb-bench-server-", run, print_report, cleanup=_kill_live_servers)
 
 
 if __name__ == "__main__":

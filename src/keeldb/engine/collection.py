@@ -676,11 +676,7 @@ class Collection:
                     deletes=tuple(e for e in cur.deletes if e.id not in merged_deletes) + ((del_entry,) if del_entry else ()),
                     indexes=tuple(e for e in cur.indexes if e.segment not in inputs),
                 )
-                try:
-                    self._store.commit(new)
-                except OSError as e:
-                    self._failed = StorageError(f"compaction commit failed: {e}")
-                    raise self._failed from e
+                self._commit_manifest(new, "compaction")
                 crash_point("compaction.after_commit")
                 try:
                     if out_entry is not None:
@@ -870,11 +866,7 @@ class Collection:
                 entry = IndexEntry(seg.sid, fname, spec.key, name, size, crc)
                 keep = tuple(e for e in cur.indexes if e.segment in sids and (e.segment, e.field) != (seg.sid, fname))
                 new = replace(cur, version=self._next_version(), next_id=self._next_id, indexes=(*keep, entry))
-                try:
-                    self._store.commit(new)
-                except OSError as e:
-                    self._failed = StorageError(f"index commit failed: {e}")
-                    raise self._failed from e
+                self._commit_manifest(new, "index")
                 crash_point("index.after_commit")
                 self._manifest = new
                 self._retained = [new, cur]
@@ -935,6 +927,16 @@ class Collection:
         horizon = min(self._visible_ts, self.oracle.last() - (retention_ms() << LOGICAL_BITS))
         if self._compaction_group(horizon, False) or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
             self._in_background("_bg_compact", self.compact, "keeldb-compact")
+
+    def _commit_manifest(self, new: Manifest, what: str) -> None:
+        """Commit ``new`` (caller holds the flush lock). A failed commit may or may not have
+        reached the disk, so memory can no longer be trusted to match it: read-only until
+        reopened, where recovery decides from what is actually there."""
+        try:
+            self._store.commit(new)
+        except OSError as e:
+            self._failed = StorageError(f"{what} commit failed: {e}")
+            raise self._failed from e
 
     def _next_version(self) -> int:
         return max([self._manifest.version, *list_versions(self.dir)]) + 1
