@@ -70,7 +70,7 @@ class Manifest:
     segments: tuple[FileEntry, ...] = ()
     deletes: tuple[FileEntry, ...] = ()
     indexes: tuple[IndexEntry, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later issues (indexes)
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later versions
 
     def files(self) -> set[str]:
         return {e.file for e in self.segments} | {e.file for e in self.deletes} | {e.file for e in self.indexes}
