@@ -630,8 +630,7 @@ class Collection:
         most one; an index build racing a compaction of its segment finds the segment gone
         at its commit and abandons its file."""
         with self._compact_lock:
-            now_ts = self.oracle.last()
-            horizon = min(self._visible_ts, now_ts - (retention_ms() << LOGICAL_BITS))
+            horizon = self._horizon()
             group = self._compaction_group(horizon, force)
             cur_deletes = self._manifest.deletes
             merge_deletes = len(cur_deletes) >= 2 and (force or len(cur_deletes) >= COMPACTION_MIN_SEGMENTS or bool(group))
@@ -786,11 +785,8 @@ class Collection:
         with self._state_lock:
             segs = sorted(self._sealed.values(), key=lambda seg: seg.sid)
         for seg in segs:
-            if seg.num_rows < INDEX_MIN_ROWS:
-                continue
             for fname, spec in specs.items():
-                cur = seg.indexes.get(fname)
-                if spec.needs_file and (cur is None or cur.spec.key != spec.key):
+                if _needs_index(seg, fname, spec):
                     return seg, fname, spec
         return None
 
@@ -807,12 +803,7 @@ class Collection:
         with self._state_lock:
             segs = list(self._sealed.values())
             other = self._growing.num_rows + (self._frozen.num_rows if self._frozen is not None else 0)
-        pending = 0
-        if spec is not None and spec.needs_file:
-            for seg in segs:
-                cur = seg.indexes.get(field)
-                if seg.num_rows >= INDEX_MIN_ROWS and (cur is None or cur.spec.key != spec.key):
-                    pending += seg.num_rows
+        pending = sum(seg.num_rows for seg in segs if spec is not None and _needs_index(seg, field, spec))
         return sum(seg.num_rows for seg in segs) + other - pending, pending
 
     def build_indexes(self) -> int:
@@ -924,9 +915,12 @@ class Collection:
         the same one ``compact`` makes, so a pointless thread is never started)."""
         if not self.auto_compact:
             return
-        horizon = min(self._visible_ts, self.oracle.last() - (retention_ms() << LOGICAL_BITS))
-        if self._compaction_group(horizon, False) or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
+        if self._compaction_group(self._horizon(), False) or len(self._manifest.deletes) >= COMPACTION_MIN_SEGMENTS:
             self._in_background("_bg_compact", self.compact, "keeldb-compact")
+
+    def _horizon(self) -> int:
+        """Versions deleted at or before this may be dropped (see ``compact``)."""
+        return min(self._visible_ts, self.oracle.last() - (retention_ms() << LOGICAL_BITS))
 
     def _commit_manifest(self, new: Manifest, what: str) -> None:
         """Commit ``new`` (caller holds the flush lock). A failed commit may or may not have
@@ -1003,3 +997,10 @@ class Collection:
             "manifest_version": self._manifest.version,
             "log": self._log.number,
         }
+
+
+def _needs_index(seg: SealedSegment, field: str, spec: IndexSpec) -> bool:
+    """Whether ``seg`` should get an index file for ``field`` and has none for ``spec`` yet
+    (FLAT needs no file; small segments are searched exactly)."""
+    cur = seg.indexes.get(field)
+    return spec.needs_file and seg.num_rows >= INDEX_MIN_ROWS and (cur is None or cur.spec.key != spec.key)

@@ -22,7 +22,7 @@ from typing import Any
 
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument
-from keeldb.index.params import BUILD_PARAMS, IndexSpec, index_spec
+from keeldb.index.params import IndexSpec, index_spec
 from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from keeldb.storage.catalog import Catalog
 from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
@@ -43,7 +43,7 @@ def index_specs_of(entry: dict[str, Any], schema: CollectionSchema) -> dict[str,
     specs = {}
     for i in entry.get("indexes") or ():
         f = schema.field(i["field_name"])
-        if f is None or f.dim is None or i["index_type"] not in (*BUILD_PARAMS, "AUTOINDEX"):
+        if f is None or f.dim is None:
             continue
         try:
             specs[f.name] = index_spec(i["index_type"], i["metric_type"], f.dim, i.get("params") or {})

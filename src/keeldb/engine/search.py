@@ -248,7 +248,7 @@ def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, r
             sq = None if sq_all is None else sq_all[r]
             drop = None
         d = _scores(x, q, req.metric, sq)
-        key = -d if larger_better else d.copy()
+        key = _sort_key(d, req.metric)
         if drop is not None:
             key[:, drop] = np.inf
         if ranged:
