@@ -47,14 +47,12 @@ from keeldb.index.faiss_index import AnnIndex
 from keeldb.index.params import IndexSpec
 from keeldb.schema import PARTITION_FIELD, CollectionSchema, DataType
 from keeldb.storage.crash import crash_point
-from keeldb.storage.fs import fsync_dir, makedirs_durable
-from keeldb.storage.gc import collect_garbage
 from keeldb.storage.log_format import RecordType
-from keeldb.storage.log_reader import read_log, truncate_log
-from keeldb.storage.log_writer import LogWriter
-from keeldb.storage.manifest import FileEntry, IndexEntry, Manifest, ManifestStore, list_versions
+from keeldb.storage.log_reader import Record
+from keeldb.storage.manifest import FileEntry, IndexEntry, Manifest
 from keeldb.storage.oracle import LOGICAL_BITS, TimestampOracle
 from keeldb.storage.segment_file import TS_COLUMN, read_table, verify_file, write_table
+from keeldb.storage.store import CollectionStore, LocalStore, Log, Replay
 
 log = logging.getLogger(__name__)
 ROW_BITS = 40  # live index packs (segment id << 40 | row)
@@ -109,7 +107,7 @@ class Snapshot:
 
 @dataclass
 class _Pending:
-    log: LogWriter
+    log: Log
     end: int
     ts: int
     count: int
@@ -128,10 +126,10 @@ class Collection:
         index_specs: dict[str, IndexSpec] | None = None,
         segment_target_bytes: int = SEGMENT_TARGET_BYTES,
         compaction_deleted_ratio: float = COMPACTION_DELETED_RATIO,
+        store: CollectionStore | None = None,
     ) -> None:
         self.dir = directory
         self._partition_ids = set(partition_ids)
-        self.wal_dir = directory / "wal"
         self.schema = schema
         self.pk_name = schema.primary.name
         self.oracle = oracle
@@ -165,8 +163,7 @@ class Collection:
         self._index_wanted = self._index_running = False
         self._closing = False
         self.report = RecoveryReport()
-        makedirs_durable(self.wal_dir)
-        self._store = ManifestStore(directory)
+        self._store: CollectionStore = store if store is not None else LocalStore(directory)
         self._recover()
         self._maybe_build_indexes()
 
@@ -180,13 +177,13 @@ class Collection:
         self.report.manifests_skipped = list(self._store.skipped)
         self._next_id = manifest.next_id
         for e in manifest.segments:
-            seg = SealedSegment(e.id, self.schema, read_table(self.dir / e.file, e.bytes, e.crc32))
+            seg = SealedSegment(e.id, self.schema, read_table(self._store.local(e.file), e.bytes, e.crc32))
             self._sealed[e.id] = seg
             self._by_sid[e.id] = seg
             self._file_bytes[e.id] = e.bytes
         self.report.segments = len(self._sealed)
         self._load_indexes(manifest)
-        deletes = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in manifest.deletes]
+        deletes = [read_table(self._store.local(e.file), e.bytes, e.crc32) for e in manifest.deletes]
         self._rebuild_visibility(deletes)
         self._growing = self._new_growing()
 
@@ -194,43 +191,26 @@ class Collection:
         for t in deletes:
             if t.num_rows:
                 max_ts = max(max_ts, int(pc.max(t[TS_COLUMN]).as_py()))
-        numbers = sorted(
-            int(n[:-4]) for n in os.listdir(self.wal_dir) if n.endswith(".log") and n[:-4].isdigit()
-        )
-        tail = [n for n in numbers if n >= manifest.log_checkpoint]
-        replayed = 0
-        for i, number in enumerate(tail):
-            path = self.wal_dir / f"{number:012d}.log"
-            result = read_log(path)
-            if result.reason:
-                if i != len(tail) - 1 and any(
-                    (self.wal_dir / f"{m:012d}.log").stat().st_size for m in tail[i + 1 :]
-                ):
-                    raise CorruptionError(
-                        f"{path}: {result.reason}, and later logs hold records: refusing to "
-                        "skip acknowledged writes"
-                    )
-                self.report.torn_tail = f"{path.name}: {result.reason}"
-                self.report.bytes_dropped += result.dropped_bytes
-                log.warning(
-                    "recovery cut %d bytes off %s: %s", result.dropped_bytes, path, result.reason
-                )
-                truncate_log(path, result.good_bytes)
-            for rec in result.records:
-                self._apply_record(rec.rtype, rec.ts, rec.payload)
-                max_ts = max(max_ts, rec.ts)
-                replayed += 1
-                crash_point("recovery.during_replay")
-            self.report.logs_replayed.append(path.name)
-        self.report.records_replayed = replayed
+        replay = Replay()
+
+        def apply(rec: Record) -> None:
+            nonlocal max_ts
+            self._apply_record(rec.rtype, rec.ts, rec.payload)
+            max_ts = max(max_ts, rec.ts)
+            crash_point("recovery.during_replay")
+
+        self._store.replay(manifest.log_checkpoint, apply, replay)
+        self.report.logs_replayed = replay.logs
+        self.report.records_replayed = replay.records
+        self.report.torn_tail = replay.torn_tail
+        self.report.bytes_dropped = replay.bytes_dropped
         self.oracle.observe(max_ts)
-        next_log = max([manifest.log_checkpoint, *numbers]) + 1 if (numbers or manifest.log_checkpoint) else 1
-        self._log = LogWriter(self.wal_dir, next_log)
-        fsync_dir(self.wal_dir)
+        next_log = replay.next_log
+        self._log = self._store.open_log(next_log)
         self._visible_ts = max_ts
         self._applied_ts = max_ts
         self._visible_count = len(self._live)
-        self.report.garbage_removed = collect_garbage(self.dir, self.wal_dir, retained, next_log, at_open=True)  # no writer yet
+        self.report.garbage_removed = self._store.collect_garbage(retained, next_log, (), at_open=True)  # no writer yet
 
     def _rebuild_visibility(self, deletes: list[pa.Table]) -> None:
         """Compute every sealed row's ``deleted_at`` and the live-key index, vectorised.
@@ -446,7 +426,7 @@ class Collection:
             self._failed = StorageError(f"in-memory apply failed after logging: {e!r}")
             raise
 
-    def _make_durable(self, logw: LogWriter, end: int) -> None:
+    def _make_durable(self, logw: Log, end: int) -> None:
         try:
             logw.sync(end)
         except StorageError as e:
@@ -517,8 +497,7 @@ class Collection:
                 if self._growing.num_rows == 0 and not self._delete_pks:
                     return
                 old_log = self._log
-                self._log = LogWriter(self.wal_dir, old_log.number + 1)
-                fsync_dir(self.wal_dir)
+                self._log = self._store.open_log(old_log.number + 1)
                 with self._state_lock:
                     frozen = self._growing
                     self._frozen = frozen
@@ -538,7 +517,7 @@ class Collection:
 
     def _flush_frozen(
         self,
-        old_log: LogWriter,
+        old_log: Log,
         frozen: GrowingSegment,
         del_pks: list[Any],
         del_ts: list[int],
@@ -546,17 +525,18 @@ class Collection:
     ) -> None:
         crash_point("flush.after_rotate")
         old_log.sync()
+        old_log.end()
         self._advance_visible()
         seg_entry = del_entry = None
         sealed_table = None
         if frozen.num_rows:
             sealed_table = frozen.to_table()
-            name = f"seg-{frozen.sid:012d}.arrow"
+            name = self._store.file_name("seg", frozen.sid, "arrow")
             self._writing(name)
             size, crc = write_table(self.dir / name, sealed_table)
             seg_entry = FileEntry(frozen.sid, name, frozen.num_rows, size, crc, int(frozen.view().ts.max()))
         if del_pks:
-            name = f"del-{del_id:012d}.arrow"
+            name = self._store.file_name("del", del_id, "arrow")
             self._writing(name)
             table = pa.table(
                 {
@@ -567,7 +547,7 @@ class Collection:
             size, crc = write_table(self.dir / name, table)
             del_entry = FileEntry(del_id, name, len(del_pks), size, crc, max(del_ts))
         crash_point("flush.after_segment_write")
-        fsync_dir(self.dir)
+        self._store.publish(e.file for e in (seg_entry, del_entry) if e is not None)
         crash_point("flush.after_segment_fsync")
         cur = self._manifest
         new = replace(
@@ -647,20 +627,20 @@ class Collection:
             out_entry = None
             if group:
                 table = pa.concat_tables(parts).combine_chunks()
-                name = f"seg-{out_id:012d}.arrow"
+                name = self._store.file_name("seg", out_id, "arrow")
                 self._writing(name)
                 size, crc = write_table(self.dir / name, table)
                 max_ts = int(pc.max(table[TS_COLUMN]).as_py()) if table.num_rows else 0
                 out_entry = FileEntry(out_id, name, table.num_rows, size, crc, max_ts)
             del_entry = None
             if merge_deletes:
-                dts = [read_table(self.dir / e.file, e.bytes, e.crc32) for e in cur_deletes]
+                dts = [read_table(self._store.local(e.file), e.bytes, e.crc32) for e in cur_deletes]
                 dtable = pa.concat_tables(dts).combine_chunks()
-                dname = f"del-{out_id + 1:012d}.arrow"
+                dname = self._store.file_name("del", out_id + 1, "arrow")
                 self._writing(dname)
                 dsize, dcrc = write_table(self.dir / dname, dtable)
                 del_entry = FileEntry(out_id + 1, dname, dtable.num_rows, dsize, dcrc, max(e.max_ts for e in cur_deletes))
-            fsync_dir(self.dir)
+            self._store.publish(e.file for e in (out_entry, del_entry) if e is not None)
             crash_point("compaction.after_write")
             inputs = {seg.sid for seg in group}
             merged_deletes = {e.id for e in cur_deletes} if del_entry else set()
@@ -768,8 +748,9 @@ class Collection:
             if seg is None or spec is None or spec.key != e.spec:
                 continue
             try:
-                verify_file(self.dir / e.file, e.bytes, e.crc32)
-                ann = AnnIndex.load(spec, self.dir / e.file)
+                path = self._store.local(e.file)
+                verify_file(path, e.bytes, e.crc32)
+                ann = AnnIndex.load(spec, path)
             except (CorruptionError, RuntimeError) as err:
                 log.error("index %s is unusable (%s); its segment is searched exactly until rebuilt", e.file, err)
                 self.report.indexes_skipped.append(f"{e.file}: {err}")
@@ -831,15 +812,15 @@ class Collection:
         with self._write_lock:
             iid = self._next_id
             self._next_id += 1
-        name = f"idx-{iid:012d}.faiss"
+        name = self._store.file_name("idx", iid, "faiss")
         path = self.dir / name
         self._writing(name)
         try:
             try:
                 assert ann is not None
                 size, crc = ann.save(path)
-                fsync_dir(self.dir)
-            except (OSError, RuntimeError) as e:  # FAISS reports its own I/O errors as RuntimeError
+                self._store.publish([name])
+            except (OSError, RuntimeError, KeelError) as e:  # FAISS reports its own I/O errors as RuntimeError
                 log.error("index build for segment %d failed to write %s: %s", seg.sid, name, e)
                 return False
             ann = None  # the in-memory copy goes; the committed one is used memory-mapped
@@ -908,7 +889,7 @@ class Collection:
 
     def _collect_garbage(self) -> None:
         with self._gc_lock:
-            collect_garbage(self.dir, self.wal_dir, self._retained, self._log.number, self._in_progress)
+            self._store.collect_garbage(self._retained, self._log.number, self._in_progress)
 
     def _maybe_compact(self) -> None:
         """After a flush: compact in the background if the policy finds work (the check is
@@ -931,9 +912,12 @@ class Collection:
         except OSError as e:
             self._failed = StorageError(f"{what} commit failed: {e}")
             raise self._failed from e
+        except KeelError as e:  # a cluster commit refused (fenced, raced) or not known
+            self._failed = e
+            raise
 
     def _next_version(self) -> int:
-        return max([self._manifest.version, *list_versions(self.dir)]) + 1
+        return self._store.next_version(self._manifest)
 
     def _maybe_auto_flush(self) -> None:
         if self._growing.nbytes >= self.auto_flush_bytes:

@@ -105,6 +105,10 @@ class LogWriter:
             self._syncing = False
             self._cond.notify_all()
 
+    def end(self) -> None:
+        """Nothing to do locally: the manifest's checkpoint says which logs are finished.
+        (The cluster's log writes an end marker for readers tailing it.)"""
+
     def close(self) -> None:
         with self._cond:
             if self._fd >= 0:
