@@ -114,7 +114,22 @@ def _serve(args: argparse.Namespace) -> int:
     from keeldb.server.main import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb)
+    cluster = None
+    if args.cluster or args.storage:
+        from keeldb.server.main import ClusterOptions
+
+        if not (args.cluster and args.storage):
+            raise SystemExit("keeldb serve: --cluster and --storage go together")
+        cluster = ClusterOptions(
+            etcd=args.cluster,
+            storage=args.storage,
+            s3_endpoint=args.s3_endpoint,
+            node_id=args.node_id,
+            roles=tuple(r for r in args.roles.split(",") if r),
+            lease_ttl=args.lease_ttl,
+            advertise=args.advertise,
+        )
+    serve(Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb, cluster=cluster)
     return 0
 
 
@@ -233,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=19530, help="port (0 picks a free one)")
     s.add_argument("--auth", default=None, help="require user:password or a token on every call")
     s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response")
+    g = s.add_argument_group("cluster mode (docs/cluster.md)")
+    g.add_argument("--cluster", metavar="etcd://HOST:PORT", help="join the cluster whose metadata is in this etcd")
+    g.add_argument("--storage", metavar="s3://BUCKET/PREFIX", help="object storage for segments, indexes and the log")
+    g.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS_ENDPOINT_URL; keys from AWS_*)")
+    g.add_argument("--node-id", default=None, help="this node's name in the cluster (default: host:port)")
+    g.add_argument("--roles", default="write,read", help="write (own shards), read (serve reads), or both")
+    g.add_argument("--lease-ttl", type=int, default=5, help="seconds a dead writer keeps its shards")
+    g.add_argument("--advertise", default=None, help="address other nodes reach this one at (default: host:port)")
     s.set_defaults(func=_serve)
     c = sub.add_parser(
         "chaos",

@@ -135,6 +135,16 @@ class Client:
         )
         self._lock = threading.Lock()
 
+    @classmethod
+    def over(cls, db: database.Database) -> Client:
+        """A client over a database opened elsewhere (a cluster node's); ``close`` then
+        leaves the database to its owner."""
+        self = cls.__new__(cls)
+        self._db = db
+        self._lock = threading.Lock()
+        self._borrowed = True
+        return self
+
     # -- plumbing -----------------------------------------------------------------------
 
     @property
@@ -163,9 +173,9 @@ class Client:
         return c.snapshot(snapshot_ts)
 
     def close(self) -> None:
-        if self._db is not None:
+        if self._db is not None and not getattr(self, "_borrowed", False):
             database.release(self._db)
-            self._db = None
+        self._db = None
 
     def __enter__(self) -> Client:
         return self

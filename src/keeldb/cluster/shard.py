@@ -45,14 +45,19 @@ def shard_prefix(cluster: str, collection: str, shard: int) -> str:
 class ShardWriter:
     """The right to commit one shard's manifest, held through an etcd lease."""
 
+    @staticmethod
+    def writer_key_of(cluster: str, collection: str, shard: int = 0) -> str:
+        return shard_prefix(cluster, collection, shard) + "writer"
+
     def __init__(self, etcd: Etcd, cluster: str, collection: str, shard: int, node: str, ttl: int = 5) -> None:
         self.etcd = etcd
         self.node = node
         self.ttl = ttl
         prefix = shard_prefix(cluster, collection, shard)
-        self.writer_key = prefix + "writer"
+        self.writer_key = self.writer_key_of(cluster, collection, shard)
         self.manifest_key = prefix + "manifest"
         self.lease = 0
+        self._valid_until = 0.0
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -61,6 +66,7 @@ class ShardWriter:
 
     def try_acquire(self) -> bool:
         """Become the shard's writer if nobody is; never waits."""
+        asked = time.monotonic()
         lease = self.etcd.lease_grant(self.ttl)
         r = self.etcd.txn(
             [Compare(self.writer_key, "CREATE", 0)],
@@ -70,6 +76,7 @@ class ShardWriter:
             self.etcd.lease_revoke(lease)
             return False
         self.lease = lease
+        self._valid_until = asked + self.ttl
         self._lost.clear()
         self._stop.clear()
         self._keeper = threading.Thread(target=self._keep_alive, name=f"keeldb-lease-{self.node}", daemon=True)
@@ -88,12 +95,24 @@ class ShardWriter:
 
     def _keep_alive(self) -> None:
         while not self._stop.wait(self.ttl / 3):
+            asked = time.monotonic()
             try:
-                if self.etcd.lease_keepalive(self.lease) <= 0:
-                    self._lost.set()
-                    return
+                ttl = self.etcd.lease_keepalive(self.lease)
             except EtcdError:
                 continue  # etcd briefly unreachable: the lease may still be alive; retry
+            if ttl <= 0:
+                self._lost.set()
+                return
+            self._valid_until = asked + ttl
+
+    def lease_valid(self, margin: float = 0.5) -> bool:
+        """Whether the lease is certainly still alive by this node's own monotonic clock:
+        etcd granted (or renewed) it for TTL seconds no earlier than we asked. Reads on the
+        writer check this, so a writer resumed after a pause longer than its lease does not
+        answer from state a successor has moved past (writes need no such check: the log's
+        conditional puts fence them). Only the rate of the local clock matters here, not
+        agreement between clocks."""
+        return self.believes_writer and time.monotonic() < self._valid_until - margin
 
     @property
     def believes_writer(self) -> bool:
@@ -103,7 +122,10 @@ class ShardWriter:
     def release(self) -> None:
         self._stop.set()
         if self.lease:
-            self.etcd.lease_revoke(self.lease)  # the key goes with the lease
+            try:
+                self.etcd.lease_revoke(self.lease)  # the key goes with the lease
+            except EtcdError:
+                pass  # then it expires within its TTL
         self.lease = 0
 
     # -- the manifest pointer ------------------------------------------------------------

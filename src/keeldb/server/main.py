@@ -11,7 +11,9 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
@@ -24,6 +26,17 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_MB = 64  # Milvus's proxy default (proxy.grpc.serverMaxRecvSize)
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    etcd: str
+    storage: str
+    s3_endpoint: str | None = None
+    node_id: str | None = None
+    roles: tuple[str, ...] = ("write", "read")
+    lease_ttl: int = 5
+    advertise: str | None = None
+
+
 def build_server(
     client: Client,
     host: str,
@@ -32,6 +45,7 @@ def build_server(
     auth: str | None = None,
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     workers: int = 32,
+    extra_interceptors: tuple[Any, ...] = (),
 ) -> tuple[grpc.Server, int]:
     limit = max_message_mb * 1024 * 1024
     options = [
@@ -42,7 +56,7 @@ def build_server(
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.http2.max_ping_strikes", 0),
     ]
-    interceptors = [AuthInterceptor(auth)] if auth else []
+    interceptors = ([AuthInterceptor(auth)] if auth else []) + list(extra_interceptors)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), interceptors=interceptors, options=options)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(Service(client), server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -59,12 +73,17 @@ def serve(
     auth: str | None = None,
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     grace_seconds: float = 10.0,
+    cluster: ClusterOptions | None = None,
 ) -> None:
     # grpc logs every UNIMPLEMENTED call (aliases, compaction, ...) with a traceback; the
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-    client = Client(str(data))
-    server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
+    node = None
+    if cluster is None:
+        client = Client(str(data))
+        server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
+    else:
+        node, client, server, bound = _cluster_server(data, host, port, cluster, auth, max_message_mb)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -78,4 +97,36 @@ def serve(
     stop.wait()
     server.stop(grace_seconds).wait()
     client.close()
+    if node is not None:
+        node.close()
     print("keeldb serve stopped cleanly", flush=True)
+
+
+def _cluster_server(
+    data: Path, host: str, port: int, opts: ClusterOptions, auth: str | None, max_message_mb: int
+) -> tuple[Any, Client, grpc.Server, int]:
+    """Bind first (the node registers the address it is reachable at), then join."""
+    import socket
+
+    from keeldb.cluster.node import Node
+    from keeldb.cluster.routing import RoutingInterceptor
+
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+    address = opts.advertise or f"{host}:{port}"
+    node = Node(
+        etcd=opts.etcd,
+        storage=opts.storage,
+        s3_endpoint=opts.s3_endpoint,
+        data_dir=data,
+        address=address,
+        node_id=opts.node_id or address,
+        roles=opts.roles,
+        lease_ttl=opts.lease_ttl,
+    )
+    server, bound = build_server(
+        node.client, host, port, auth=auth, max_message_mb=max_message_mb, extra_interceptors=(RoutingInterceptor(node),)
+    )
+    return node, node.client, server, bound

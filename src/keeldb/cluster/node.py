@@ -1,0 +1,320 @@
+"""One cluster node: which collections it writes, and where every other call goes.
+
+A node is the ordinary engine (``Database`` → ``Collection``) over ``ClusterStore`` and the
+etcd catalog, plus three duties:
+
+- **membership**: ``/keeldb/<cluster>/nodes/<id>`` holds its gRPC address under a lease,
+  so a dead node disappears from the directory within the lease TTL;
+- **ownership**: a collection's shard is written by the node holding its writer lease
+  (``ShardWriter``). A node with the write role takes shards nobody holds (after a writer
+  died, its lease expires and the key goes), preferring the least-loaded node, and drops a
+  shard as soon as its lease is not certainly valid or its log was fenced;
+- **routing**: ``route`` tells the gRPC layer whether to serve a call here or forward it to
+  the writer's address (``cluster/routing.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from keeldb.client import Client
+from keeldb.cluster.catalog import EtcdCatalog
+from keeldb.cluster.etcd import Etcd, EtcdError
+from keeldb.cluster.objectstore import ObjectStore
+from keeldb.cluster.oracle import EtcdReservation
+from keeldb.cluster.shard import ShardWriter, shard_prefix
+from keeldb.cluster.store import ClusterStore
+from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
+from keeldb.engine.database import Database, index_specs_of, partitions_of
+from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError
+from keeldb.schema import CollectionSchema, check_name
+from keeldb.storage.fs import DirectoryLock, makedirs_durable
+from keeldb.storage.oracle import TimestampOracle
+
+log = logging.getLogger(__name__)
+ROLES = ("write", "read")
+
+
+class NotOwner(KeelError):
+    """This node does not write the collection (any more). Code 65535: the caller cannot
+    know whether a write it sent reached the log before ownership moved."""
+
+
+class ClusterDatabase(Database):
+    """``Database`` whose catalog is in etcd and whose collections are opened only while
+    this node holds their writer lease."""
+
+    def __init__(self, node: Node, *, auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES, collection_options: dict[str, Any] | None = None) -> None:  # noqa: E501
+        self.node = node
+        self.root = node.data_dir
+        makedirs_durable(self.root)
+        self._dirlock = DirectoryLock(self.root)
+        self.oracle = TimestampOracle(EtcdReservation(node.etcd, f"/keeldb/{node.cluster}/tso"))
+        self.catalog = EtcdCatalog(node.etcd, node.cluster)  # type: ignore[assignment]
+        self.collections_dir = self.root / "cache"
+        makedirs_durable(self.collections_dir)
+        self.auto_flush_bytes = auto_flush_bytes
+        self.collection_options = dict(collection_options or {})
+        self._lock = threading.RLock()
+        self._collections: dict[str, Collection] = {}
+        self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def shard(self, cid: int) -> ShardWriter:
+        return ShardWriter(self.node.etcd, self.node.cluster, str(cid), 0, self.node.node_id, ttl=self.node.lease_ttl)
+
+    def owns(self, name: str) -> bool:
+        with self._lock:
+            c, w = self._collections.get(name), self._shards.get(name)
+        return c is not None and w is not None and w.lease_valid() and not c._failed  # noqa: SLF001
+
+    def try_open(self, name: str) -> bool:
+        """Take the collection's writer lease and open it (recovery from the manifest and
+        the log in object storage, sealing the log first). False if another node holds it."""
+        with self._lock:
+            if name in self._collections:
+                return self.owns(name)
+            entry = self.catalog.get(name)  # fresh: the previous writer may have changed it
+            if entry is None:
+                raise CollectionNotFound(f"collection '{name}' does not exist")
+            writer = self.shard(entry["id"])
+            if not writer.try_acquire():
+                return False
+            try:
+                self._collections[name] = self._open_with(entry, writer)
+            except BaseException:
+                writer.release()
+                raise
+            self._shards[name] = writer
+            log.info("node %s now writes collection %s (id %d)", self.node.node_id, name, entry["id"])
+            return True
+
+    def _open_with(self, entry: dict[str, Any], writer: ShardWriter) -> Collection:
+        schema = CollectionSchema.from_dict(entry["schema"])
+        store = ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer)
+        return Collection(
+            self._dir(entry["id"]),
+            schema,
+            self.oracle,
+            auto_flush_bytes=self.auto_flush_bytes,
+            partition_ids=partitions_of(entry).values(),
+            index_specs=index_specs_of(entry, schema),
+            store=store,
+            **self.collection_options,
+        )
+
+    def let_go(self, name: str, why: str) -> None:
+        """Close a collection this node may no longer write, and give up its lease."""
+        with self._lock:
+            c = self._collections.pop(name, None)
+            w = self._shards.pop(name, None)
+        if c is None:
+            return
+        log.warning("node %s stops writing %s: %s", self.node.node_id, name, why)
+        try:
+            c.close()
+        except KeelError as e:
+            log.warning("closing %s: %s", name, e)
+        if w is not None:
+            w.release()
+
+    def owned(self) -> list[str]:
+        with self._lock:
+            return list(self._shards)
+
+    def collection(self, name: str) -> Collection:
+        if self.owns(name):
+            return self._collections[name]
+        if self.catalog.get(name) is None:
+            raise CollectionNotFound(f"collection '{name}' does not exist")
+        if self.node.can_write and self.try_open(name):
+            return self._collections[name]
+        raise NotOwner(f"node {self.node.node_id} does not write collection '{name}'; retry (routing moves)")
+
+    # -- catalog operations that differ from one directory --------------------------------
+
+    def create(self, name: str, schema: CollectionSchema, entry: dict[str, Any]) -> None:
+        check_name("collection", name)
+        cid = self.catalog.allocate_id()
+        self.catalog.create(name, {**entry, "id": cid, "schema": schema.to_dict()})  # type: ignore[attr-defined]
+        if self.node.can_write:
+            self.try_open(name)
+
+    def rename(self, old: str, new: str) -> None:
+        check_name("collection", new)
+        with self._lock:
+            e = self.entry(old)
+            if self.catalog.get(new) is not None:
+                raise InvalidArgument(f"collection '{new}' already exists")
+            self.collection(old)
+            self.catalog.update({old: None, new: e})
+            if old in self._collections:
+                self._collections[new] = self._collections.pop(old)
+                self._shards[new] = self._shards.pop(old)
+
+    def drop(self, name: str) -> None:
+        """Catalog first (the moment it stops existing), then the lease, the etcd keys and
+        the objects (a crash in between leaves only unreachable garbage)."""
+        e = self.catalog.get(name)
+        if e is None:
+            return
+        self.catalog.update({name: None})
+        self.let_go(name, "dropped")
+        prefix = shard_prefix(self.node.cluster, str(e["id"]), 0)
+        try:
+            for kv in self.node.etcd.get_prefix(prefix):
+                self.node.etcd.delete(kv.key)
+            objs = self.node.objects
+            objs.delete_many(objs.list(f"collections/{e['id']}/"))
+        except KeelError as err:
+            log.warning("cleanup after dropping %s left garbage: %s", name, err)
+        shutil.rmtree(self._dir(e["id"]), ignore_errors=True)
+
+    def close(self) -> None:
+        for name in list(self._collections):
+            self.let_go(name, "node stopping")
+        self._dirlock.release()
+
+
+class Node:
+    """A cluster member: etcd + object store + the engine, with a gRPC address."""
+
+    def __init__(
+        self,
+        *,
+        etcd: str,
+        storage: str,
+        data_dir: Path,
+        address: str,
+        node_id: str,
+        roles: tuple[str, ...] = ROLES,
+        lease_ttl: int = 5,
+        s3_endpoint: str | None = None,
+        cluster: str | None = None,
+        auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
+    ) -> None:
+        self.etcd = Etcd(etcd, timeout=3)
+        self.objects = ObjectStore.from_url(storage, endpoint=s3_endpoint)
+        self.objects.ensure_bucket()
+        # One etcd can hold several clusters; by default the storage URL names the cluster.
+        self.cluster = cluster or storage.removeprefix("s3://").replace("/", "_").strip("_")
+        self.data_dir = data_dir
+        self.address = address
+        self.node_id = node_id
+        self.roles = roles
+        self.lease_ttl = lease_ttl
+        self.acknowledged_writes = 0
+        self.db = ClusterDatabase(self, auto_flush_bytes=auto_flush_bytes)
+        self.client = Client.over(self.db)
+        self._stop = threading.Event()
+        self._lease = 0
+        self._register()
+        self._thread = threading.Thread(target=self._run, name="keeldb-node", daemon=True)
+        self._thread.start()
+
+    @property
+    def can_write(self) -> bool:
+        return "write" in self.roles
+
+    def _node_key(self, node_id: str) -> str:
+        return f"/keeldb/{self.cluster}/nodes/{node_id}"
+
+    def _register(self) -> None:
+        self._lease = self.etcd.lease_grant(self.lease_ttl)
+        self.etcd.put(self._node_key(self.node_id), json.dumps({"address": self.address, "roles": list(self.roles)}), self._lease)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def route(self, name: str) -> str | None:
+        """None: serve the call here. Otherwise the address of the node that writes
+        ``name``. A collection nobody writes is opened here (if this node writes)."""
+        if self.db.owns(name):
+            return None
+        entry = self.db.catalog.get(name)
+        if entry is None:
+            return None  # the local handler answers "collection not found"
+        for _ in range(3):
+            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry["id"])))
+            holder = kv.value.decode() if kv else None
+            if holder is None or holder == self.node_id:
+                if self.can_write and self.db.try_open(name):
+                    return None
+                if holder == self.node_id:
+                    time.sleep(0.2)  # our own expired lease, still on its way out
+                continue
+            info = self.etcd.get(self._node_key(holder))
+            if info is not None:
+                return str(json.loads(info.value)["address"])
+            time.sleep(0.2)  # the holder is not registered (dying or restarting)
+        raise NotOwner(f"no live node writes collection '{name}' right now; retry")
+
+    # -- the background duties --------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._tick()
+            except Exception as e:  # noqa: BLE001 - etcd or the store down: retry next tick
+                log.warning("node %s: %s", self.node_id, e)
+
+    def _tick(self) -> None:
+        try:
+            if self.etcd.lease_keepalive(self._lease) <= 0:
+                self._register()
+        except EtcdError:
+            pass
+        for name in list(self.db.owned()):
+            if not self.db.owns(name):
+                self.db.let_go(name, "lease not certainly valid, or log fenced")
+        if not self.can_write:
+            return
+        catalog = self.db.catalog.snapshot()
+        if not catalog:
+            return
+        holders: dict[str, int] = {}
+        unowned = []
+        for name, entry in catalog.items():
+            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry["id"])))
+            if kv is None:
+                unowned.append(name)
+            else:
+                holders[kv.value.decode()] = holders.get(kv.value.decode(), 0) + 1
+        if not unowned:
+            return
+        writers = [
+            kv.key.decode().rsplit("/", 1)[1]
+            for kv in self.etcd.get_prefix(self._node_key(""))
+            if "write" in json.loads(kv.value).get("roles", ())
+        ]
+        mine = holders.get(self.node_id, 0)
+        # The least-loaded live node takes an orphaned shard first; ties go to the smallest id.
+        if min((holders.get(n, 0), n) for n in writers or [self.node_id]) < (mine, self.node_id):
+            return
+        for name in unowned[:1]:
+            self.db.try_open(name)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "node": self.node_id,
+            "address": self.address,
+            "roles": list(self.roles),
+            "object_store_requests": self.objects.snapshot_requests(),
+            "acknowledged_writes": self.acknowledged_writes,
+            "shards": sorted(self.db.owned()),
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.db.close()
+        try:
+            self.etcd.lease_revoke(self._lease)
+        except EtcdError:
+            pass

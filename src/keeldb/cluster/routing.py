@@ -1,0 +1,125 @@
+"""Any node accepts any call: a gRPC interceptor serves it here or forwards it to the writer.
+
+Every Milvus RPC about one collection carries ``collection_name``. If this node writes that
+collection (or can take it, because nobody does) the ordinary handler runs; otherwise the
+request is forwarded, as is, to the writer's address and its reply is passed back. Reads go
+to the writer too, so every consistency level means on a cluster what it means on one node.
+
+A forwarded call is marked (``keeldb-forwarded`` metadata) and never forwarded again: if
+ownership moved in between, the receiving node answers "not the owner" (code 65535,
+outcome unknown) and the client's retry routes afresh — no loops.
+
+When the forward itself fails (the writer died mid-call), the call is aborted with
+UNAVAILABLE, not answered with a status: the write may have reached the log before the
+writer died, so the client must treat it as unknown, and pymilvus retries UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2
+
+from keeldb.cluster.node import Node, NotOwner
+from keeldb.server import convert
+
+log = logging.getLogger(__name__)
+FORWARDED = "keeldb-forwarded"
+_WRITES = {"Insert", "Upsert", "Delete"}
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+
+
+def _collection_of(request: Any) -> str:
+    """The one collection a request is about ("" if none, or several: served here)."""
+    fields = request.DESCRIPTOR.fields_by_name
+    if "collection_name" in fields:
+        return str(request.collection_name)
+    if "collection_names" in fields and len(request.collection_names) == 1:
+        return str(request.collection_names[0])
+    return ""
+
+
+class RoutingInterceptor(grpc.ServerInterceptor):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            ch = self._channels.get(address)
+            if ch is None:
+                ch = self._channels[address] = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            return ch
+
+    def drop_channel(self, address: str) -> None:
+        with self._lock:
+            ch = self._channels.pop(address, None)
+        if ch is not None:
+            ch.close()
+
+    def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
+        method: str = details.method
+        rpc = method.rsplit("/", 1)[-1]
+        if rpc == "GetMetrics":
+            return grpc.unary_unary_rpc_method_handler(
+                self._metrics,
+                request_deserializer=milvus_pb2.GetMetricsRequest.FromString,
+                response_serializer=milvus_pb2.GetMetricsResponse.SerializeToString,
+            )
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        serialize = handler.response_serializer
+        forwarded = any(k == FORWARDED for k, _ in details.invocation_metadata or ())
+
+        def route(request: Any, context: grpc.ServicerContext) -> Any:
+            name = _collection_of(request)
+            if name and not forwarded:
+                try:
+                    target = self.node.route(name)
+                except NotOwner as e:
+                    context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+                except Exception as e:  # noqa: BLE001 - etcd unreachable and the like
+                    context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot route {rpc} for '{name}': {e}")
+                if target is not None and target != self.node.address:
+                    return self._forward(target, method, request, context)
+            response = inner(request, context)
+            if rpc in _WRITES and getattr(getattr(response, "status", None), "code", 1) == 0:
+                self.node.acknowledged_writes += 1
+            return response
+
+        def serialize_any(response: Any) -> bytes:
+            return response if isinstance(response, bytes) else serialize(response)
+
+        return grpc.unary_unary_rpc_method_handler(
+            route, request_deserializer=handler.request_deserializer, response_serializer=serialize_any
+        )
+
+    def _forward(self, address: str, method: str, request: Any, context: grpc.ServicerContext) -> bytes:
+        call = self._channel(address).unary_unary(method, request_serializer=lambda r: r.SerializeToString())
+        metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
+        metadata.append((FORWARDED, self.node.node_id))
+        remaining = context.time_remaining()
+        timeout = min(remaining, 60.0) if remaining is not None else 60.0
+        try:
+            reply: bytes = call(request, timeout=timeout, metadata=metadata)
+            return reply
+        except grpc.RpcError as e:
+            self.drop_channel(address)
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown, retry",
+            )
+            raise  # not reached: abort raises
+
+    def _metrics(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return milvus_pb2.GetMetricsResponse(
+            status=convert.status(), response=json.dumps(self.node.metrics()), component_name=self.node.node_id
+        )

@@ -1,0 +1,343 @@
+"""A collection's durable state in a cluster: manifest in etcd, files and log in object storage.
+
+The second implementation of ``keeldb.storage.store.CollectionStore``; the engine above it
+is unchanged. The local directory becomes a cache: a node that starts with an empty disk
+downloads what the manifest names.
+
+Object layout under the cluster's prefix (docs/formats.md, "Cluster objects"):
+
+    collections/<id>/files/<name>              segment, delete and index files
+    collections/<id>/wal/<log:012d>/<chunk:08d> log records, one object per group commit
+
+**Why two writers can never both own a log position.** Every log object is written with
+``If-None-Match: *``: of two writers putting the same key, exactly one succeeds. A writer
+puts chunk *k+1* only after chunk *k* succeeded, so each log is a gap-free sequence. When a
+new writer takes a shard over, it reads each log from the manifest's checkpoint up to its
+first missing chunk and then *seals* it by putting an empty object at that position. A
+previous writer that is still running (paused, partitioned) wants that same position for
+its next group commit: if the seal got there first, its put fails and it learns it was
+fenced before acknowledging anything; if its put got there first, the new writer's seal
+fails, so the new writer reads the chunk (its writes may have been acknowledged) and seals
+the next position. Either way every acknowledged write is in what the new writer replays.
+The new writer then logs under a number past every log it saw, so the logs never mix.
+
+**Files** get names that carry the writer's lease id (``seg-000000000012-7f3a.arrow``): a
+previous writer still uploading cannot overwrite a file the new writer made, and garbage
+collection can tell whose a file is (``collect_garbage``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+
+from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError, PositionTaken
+from keeldb.cluster.shard import ShardWriter
+from keeldb.errors import CorruptionError, StorageError
+from keeldb.storage.crash import crash_point
+from keeldb.storage.framed import decode_framed, encode_framed
+from keeldb.storage.gc import collect_garbage
+from keeldb.storage.log_format import encode_record
+from keeldb.storage.log_reader import Record, iter_records
+from keeldb.storage.manifest import MAGIC, Manifest
+from keeldb.storage.store import Replay
+
+log = logging.getLogger(__name__)
+END = b""  # an empty chunk ends a log: a real chunk holds at least one whole record
+
+
+class LogFenced(StorageError):
+    """Another writer took this log position: this node no longer owns the shard. Nothing
+    it had not already acknowledged is acknowledged; the caller's write has unknown outcome
+    (the successor's replay is the truth)."""
+
+
+def chunk_key(base: str, number: int, chunk: int) -> str:
+    return f"{base}wal/{number:012d}/{chunk:08d}"
+
+
+def parse_chunk_key(base: str, key: str) -> tuple[int, int] | None:
+    rest = key[len(base) + 4 :] if key.startswith(base + "wal/") else ""
+    number, _, chunk = rest.partition("/")
+    if not (number.isdigit() and chunk.isdigit()):
+        return None
+    return int(number), int(chunk)
+
+
+class ObjectLog:
+    """One log as a sequence of objects. ``append`` buffers; ``sync`` is group commit: the
+    leader puts everything buffered as ONE conditional object, so concurrent writers share
+    one request, and nobody returns before the object holding their record exists."""
+
+    def __init__(self, objects: ObjectStore, base: str, number: int, next_chunk: int = 0) -> None:
+        self.number = number
+        self._objects = objects
+        self._base = base
+        self._chunk = next_chunk
+        self._buf = bytearray()
+        self._written = 0
+        self._synced = 0
+        self._cond = threading.Condition()
+        self._syncing = False
+        self._ended = False
+        self._error: StorageError | None = None
+        self.puts = 0  # objects this log wrote (measurements)
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def synced(self) -> int:
+        return self._synced
+
+    def append(self, rtype: int, ts: int, payload: bytes) -> int:
+        crash_point("wal.before_append")
+        record = encode_record(rtype, ts, payload)
+        with self._cond:
+            if self._error:
+                raise self._error
+            if self._ended:
+                raise StorageError(f"log {self.number} has ended")
+            self._buf += record
+            self._written += len(record)
+            end = self._written
+        crash_point("wal.after_append")
+        return end
+
+    def sync(self, upto: int | None = None) -> None:
+        with self._cond:
+            target = self._written if upto is None else upto
+            while True:
+                if self._error:
+                    raise self._error
+                if self._synced >= target:
+                    return
+                if not self._syncing:
+                    break
+                self._cond.wait()
+            self._syncing = True
+            data = bytes(self._buf)
+            covering = self._written
+            key = chunk_key(self._base, self.number, self._chunk)
+        try:
+            crash_point("wal.before_fsync")
+            self._objects.put_if_absent(key, data)
+            crash_point("wal.after_fsync")
+        except PositionTaken as e:
+            self._fail(LogFenced(f"log position {key} was taken by another writer: this node no longer owns the shard ({e})"))
+        except ObjectStoreError as e:
+            # Whether the object landed is unknown: the caller's write is not acknowledged
+            # (and not refused either); the next owner's replay decides.
+            self._fail(StorageError(f"log put {key} failed, outcome unknown: {e}"))
+        with self._cond:
+            self.puts += 1
+            del self._buf[: len(data)]
+            self._chunk += 1
+            self._synced = max(self._synced, covering)
+            self._syncing = False
+            self._cond.notify_all()
+
+    def _fail(self, error: StorageError) -> None:
+        with self._cond:
+            self._error = error
+            self._syncing = False
+            self._cond.notify_all()
+        raise error
+
+    def end(self) -> None:
+        """Put the end marker, so a reader tailing the logs knows to move to the next one.
+        Taken already means a successor sealed this log: it is ended either way."""
+        with self._cond:
+            if self._error or self._ended or self._buf:
+                return
+            self._ended = True
+            key = chunk_key(self._base, self.number, self._chunk)
+        try:
+            self._objects.put_if_absent(key, END)
+        except PositionTaken:
+            pass
+        except ObjectStoreError as e:
+            log.warning("could not end log %d (%s); the next writer seals it", self.number, e)
+
+    def close(self) -> None:
+        pass
+
+
+class ClusterStore:
+    """``CollectionStore`` over etcd (manifest) and object storage (files, log).
+
+    ``shard`` is the writer lease when this node writes the collection; ``None`` opens it
+    read-only (a reader replica), which never seals, commits or deletes anything."""
+
+    def __init__(
+        self,
+        directory: Path,
+        objects: ObjectStore,
+        collection_id: int,
+        shard: ShardWriter,
+        *,
+        writer: bool = True,
+    ) -> None:
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "wal").mkdir(exist_ok=True)  # stays empty: the local GC expects it
+        self.objects = objects
+        self.base = f"collections/{collection_id}/"
+        self.shard = shard
+        self.writer = writer
+        self.tag = f"{shard.lease:x}" if writer else ""
+        self.skipped: list[str] = []
+        self._revision = 0
+        self._seen: set[str] = set()  # every file a manifest this store loaded or committed named
+
+    # -- the manifest ---------------------------------------------------------------------
+
+    def load(self) -> tuple[Manifest, list[Manifest]]:
+        raw, revision = self.shard.read_manifest()
+        self._revision = revision
+        if raw is None:
+            return Manifest(), []
+        try:
+            m = Manifest.from_dict(decode_framed(MAGIC, raw, self.shard.manifest_key))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CorruptionError(f"manifest in etcd at {self.shard.manifest_key} does not decode: {e}") from e
+        self._seen |= m.files()
+        return m, [m]
+
+    def commit(self, manifest: Manifest) -> None:
+        """ONE etcd transaction, fenced by the writer lease and based on the revision this
+        store last saw (``ShardWriter.commit``): it either moves the pointer or raises."""
+        if not self.writer:
+            raise StorageError("a reader replica cannot commit")
+        crash_point("manifest.before_rename")
+        self._revision = self.shard.commit(encode_framed(MAGIC, manifest.to_dict()), self._revision)
+        self._seen |= manifest.files()
+        crash_point("manifest.after_rename")
+
+    def next_version(self, current: Manifest) -> int:
+        return current.version + 1
+
+    # -- files ------------------------------------------------------------------------------
+
+    def file_name(self, kind: str, fid: int, ext: str) -> str:
+        return f"{kind}-{fid:012d}-{self.tag}.{ext}"
+
+    def publish(self, names: Iterable[str]) -> None:
+        """Upload each file (conditionally: a name is never written twice). A manifest
+        commit only follows a successful publish, so a manifest never names a file that is
+        not in the object store."""
+        for name in names:
+            try:
+                self.objects.upload_file(self.dir / name, f"{self.base}files/{name}")
+            except PositionTaken as e:
+                raise LogFenced(f"file {name} already exists in the object store: {e}") from e
+
+    def local(self, name: str) -> Path:
+        path = self.dir / name
+        if not path.exists():
+            if not self.objects.download(f"{self.base}files/{name}", path):
+                raise CorruptionError(f"{self.base}files/{name} is named by the manifest but missing from the object store")
+        return path
+
+    # -- the log ----------------------------------------------------------------------------
+
+    def open_log(self, number: int) -> ObjectLog:
+        return ObjectLog(self.objects, self.base, number)
+
+    def _chunks(self, checkpoint: int) -> dict[int, list[int]]:
+        by_log: dict[int, list[int]] = {}
+        for key in self.objects.list(self.base + "wal/"):
+            parsed = parse_chunk_key(self.base, key)
+            if parsed is not None and parsed[0] >= checkpoint:
+                by_log.setdefault(parsed[0], []).append(parsed[1])
+        return by_log
+
+    def replay(self, checkpoint: int, apply: Callable[[Record], None], out: Replay) -> None:
+        """Read every log from ``checkpoint`` on; as the writer, seal each one first (see
+        the module docstring), then apply all records in log order."""
+        by_log = self._chunks(checkpoint)
+        last = max([checkpoint, *by_log])
+        logs: list[tuple[int, list[bytes]]] = []
+        for number in range(checkpoint, last + 2 if self.writer else last + 1):
+            chunks = sorted(by_log.get(number, []))
+            if chunks != list(range(len(chunks))):
+                raise CorruptionError(f"log {number} has a gap: chunks {chunks[:10]}...")
+            contents = [self._get(chunk_key(self.base, number, c)) for c in chunks]
+            ended = END in contents
+            if ended:
+                contents = contents[: contents.index(END)]
+            elif self.writer:
+                contents += self._seal(number, len(chunks))
+            logs.append((number, contents))
+        for number, contents in logs:
+            data = memoryview(b"".join(contents))
+            for item in iter_records(data):
+                if isinstance(item, str):
+                    raise CorruptionError(f"log {number} in the object store: {item}")
+                apply(item)
+                out.records += 1
+            if contents:
+                out.logs.append(f"wal/{number:012d} ({len(contents)} objects)")
+        out.next_log = last + 2
+
+    def _seal(self, number: int, position: int) -> list[bytes]:
+        """Put the end marker at ``position``; every chunk a still-running previous writer
+        managed to put first is returned (and the marker moves past it)."""
+        found: list[bytes] = []
+        while True:
+            key = chunk_key(self.base, number, position)
+            try:
+                self.objects.put_if_absent(key, END)
+                return found
+            except PositionTaken:
+                data = self._get(key)
+                if data == END:
+                    return found
+                found.append(data)
+                position += 1
+
+    def _get(self, key: str) -> bytes:
+        data = self.objects.get(key)
+        if data is None:
+            raise CorruptionError(f"{key} was listed but is gone (collected by another writer?)")
+        return data
+
+    # -- garbage ----------------------------------------------------------------------------
+
+    def collect_garbage(
+        self, retained: list[Manifest], active_log: int, in_progress: Collection[str], *, at_open: bool = False
+    ) -> list[str]:
+        """Local cache: whatever no retained manifest names. Object store (writers only):
+        a file is deleted only if this store can prove it is garbage — its own (by the tag
+        in its name) or named by a manifest it saw, and not named by a retained one. A
+        previous writer still running thus never deletes a file its successor just made.
+        At open, the new writer also removes other writers' files no manifest names: no
+        one else can commit now, so they can never become live. Logs before the oldest
+        retained checkpoint go too."""
+        removed = collect_garbage(self.dir, self.dir / "wal", retained, active_log, in_progress, at_open=at_open)
+        if not self.writer:
+            return removed
+        keep = set().union(*(m.files() for m in retained)) if retained else set()
+        doomed = []
+        for key in self.objects.list(self.base + "files/"):
+            name = key[len(self.base) + 6 :]
+            if name in keep or name in in_progress:
+                continue
+            if at_open or name in self._seen or name.rsplit(".", 1)[0].endswith(f"-{self.tag}"):
+                doomed.append(key)
+        keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
+        for key in self.objects.list(self.base + "wal/"):
+            parsed = parse_chunk_key(self.base, key)
+            if parsed is not None and parsed[0] < keep_logs_from and parsed[0] < active_log:
+                doomed.append(key)
+        if doomed:
+            try:
+                self.objects.delete_many(doomed)
+            except ObjectStoreError as e:
+                log.warning("object-store GC failed (%s); retried after the next commit", e)
+                return removed
+            self._seen -= {k[len(self.base) + 6 :] for k in doomed}
+        return removed + doomed
