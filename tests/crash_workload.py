@@ -77,12 +77,53 @@ def _in_p1(pk: int, version: int) -> bool:
     return kind in ("insert_p1", "upsert_p1") and pk in payload
 
 
-def run(data: Path, journal: Path) -> None:
+def open_client(data: Path) -> Any:
+    """The embedded client on ``data``; or, with ``KEELDB_TEST_CLUSTER`` set (JSON: etcd,
+    storage, endpoint), a cluster node's client on a NEW, empty local directory under
+    ``data``: everything it reads must come from etcd and the object store."""
     import keeldb
+
+    spec = os.environ.get("KEELDB_TEST_CLUSTER")
+    if not spec:
+        return keeldb.Client(str(data))
+    import time
+
+    from keeldb.cluster.node import Node, NotOwner
+
+    cfg = json.loads(spec)
+    data.mkdir(parents=True, exist_ok=True)
+    i = len(list(data.glob("node-*")))
+    node = Node(
+        etcd=cfg["etcd"], storage=cfg["storage"], s3_endpoint=cfg["endpoint"], data_dir=data / f"node-{i}",
+        address=f"127.0.0.1:{1 + i}", node_id=f"node-{i}", lease_ttl=1,
+    )  # fmt: skip
+    client = node.client
+    client._node = node  # closed by close_client
+    # A node killed a moment ago still holds the writer lease for up to its TTL.
+    deadline = time.monotonic() + 30
+    while node.db.catalog.get(COLLECTION) is not None:
+        try:
+            node.db.collection(COLLECTION)
+            break
+        except NotOwner:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    return client
+
+
+def close_client(client: Any) -> None:
+    node = getattr(client, "_node", None)
+    client.close()
+    if node is not None:
+        node.close()
+
+
+def run(data: Path, journal: Path) -> None:
     from keeldb import DataType
 
     j = open(journal, "a", buffering=1)  # noqa: SIM115 - lives until the process dies
-    client = keeldb.Client(str(data))
+    client = open_client(data)
     for i, (kind, payload) in enumerate(operations()):
         j.write(json.dumps({"op": i, "event": "begin"}) + "\n")
         j.flush()
@@ -120,11 +161,11 @@ def run(data: Path, journal: Path) -> None:
         elif kind == "wait_index":
             client.wait_for_index(COLLECTION)
         elif kind == "reopen":
-            client.close()
-            client = keeldb.Client(str(data))
+            close_client(client)
+            client = open_client(data)
         j.write(json.dumps({"op": i, "event": "ack"}) + "\n")
         j.flush()
-    client.close()
+    close_client(client)
     j.write(json.dumps({"event": "done"}) + "\n")
 
 
@@ -151,9 +192,7 @@ def observed_state(data: Path) -> dict[int, int] | None:
     """Reopen the directory and read the whole collection, checking internal consistency."""
     import numpy as np
 
-    import keeldb
-
-    client = keeldb.Client(str(data))
+    client = open_client(data)
     try:
         if not client.has_collection(COLLECTION):
             return None
@@ -174,7 +213,7 @@ def observed_state(data: Path) -> dict[int, int] | None:
                 assert h and h[0]["id"] == r["id"] and h[0]["entity"]["val"] == r["val"], (r, h)
         return {r["id"]: r["val"] for r in rows}
     finally:
-        client.close()
+        close_client(client)
 
 
 if __name__ == "__main__":

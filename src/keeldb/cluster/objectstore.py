@@ -203,8 +203,9 @@ class ObjectStore:
             connect_timeout=2,
             read_timeout=10,
             # "standard" retries throttling, 5xx and connection errors with jittered
-            # backoff; 3 attempts bound the time to an ObjectStoreError to seconds.
-            retries={"mode": "standard", "max_attempts": 3},
+            # backoff; 3 attempts in all bound the time to an ObjectStoreError to seconds.
+            # (botocore's "max_attempts" counts retries only: 3 would mean 4 requests.)
+            retries={"mode": "standard", "total_max_attempts": 3},
             # The default pool of 10 would serialise a flush that uploads more files at once.
             max_pool_connections=32,
         )

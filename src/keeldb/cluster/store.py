@@ -13,7 +13,7 @@ Object layout under the cluster's prefix (docs/formats.md, "Cluster objects"):
 ``If-None-Match: *``: of two writers putting the same key, exactly one succeeds. A writer
 puts chunk *k+1* only after chunk *k* succeeded, so each log is a gap-free sequence. When a
 new writer takes a shard over, it reads each log from the manifest's checkpoint up to its
-first missing chunk and then *seals* it by putting an empty object at that position. A
+first missing chunk and then *seals* it by putting an end marker at that position. A
 previous writer that is still running (paused, partitioned) wants that same position for
 its next group commit: if the seal got there first, its put fails and it learns it was
 fenced before acknowledging anything; if its put got there first, the new writer's seal
@@ -39,13 +39,17 @@ from keeldb.errors import CorruptionError, StorageError
 from keeldb.storage.crash import crash_point
 from keeldb.storage.framed import decode_framed, encode_framed
 from keeldb.storage.gc import collect_garbage
-from keeldb.storage.log_format import encode_record
+from keeldb.storage.log_format import HEADER_SIZE, encode_record
 from keeldb.storage.log_reader import Record, iter_records
 from keeldb.storage.manifest import MAGIC, Manifest
 from keeldb.storage.store import Replay
 
 log = logging.getLogger(__name__)
-END = b""  # an empty chunk ends a log: a real chunk holds at least one whole record
+# The end marker: shorter than a record header, so no real chunk (whole records only) can
+# equal it. Not empty: SeaweedFS 4.48 answers an empty-bodied PUT in a way that leaves the
+# kept-alive connection hanging for the client's whole read timeout on the next request.
+END = b"END"
+assert len(END) < HEADER_SIZE
 
 
 class LogFenced(StorageError):

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from keeldb.cluster.etcd import Etcd, EtcdError
 from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError
@@ -186,7 +186,7 @@ class _Service:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    def start(self) -> _Service:
+    def start(self) -> Self:
         """Launch the process and return without waiting; see :meth:`wait_ready`. Starting
         and then waiting lets a test start etcd and the object store side by side."""
         if self.alive:
@@ -288,7 +288,7 @@ class _Service:
         except OSError:
             return ""
 
-    def __enter__(self) -> _Service:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
