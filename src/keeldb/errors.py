@@ -68,6 +68,13 @@ class CorruptionError(StorageError):
     """An on-disk structure failed its checksum or could not be parsed."""
 
 
+class ReadOnlyReplica(KeelError):
+    """A write reached a cluster node's read replica (ownership moved while it was routed).
+    Code 65535: nothing was written, but the client retries through routing anyway."""
+
+    code = 65535
+
+
 class DatabaseLocked(KeelError):
     """Another process holds the data directory open."""
 

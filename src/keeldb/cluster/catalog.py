@@ -49,8 +49,12 @@ class EtcdCatalog:
         return copy.deepcopy(entry) if entry else None
 
     def peek(self, name: str) -> dict[str, Any] | None:
+        """This node's copy, re-read when it lacks the entry or has it not loaded (a
+        replica's node learns of a load made through another node here)."""
         entry = self._state["collections"].get(name)
-        return entry if entry is not None else self._refresh()["collections"].get(name)
+        if entry is None or not entry.get("loaded"):
+            entry = self._refresh()["collections"].get(name)
+        return entry
 
     def names(self) -> list[str]:
         return list(self._refresh()["collections"])

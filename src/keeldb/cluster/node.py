@@ -32,7 +32,7 @@ from keeldb.cluster.shard import ShardWriter, shard_prefix
 from keeldb.cluster.store import ClusterStore
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.engine.database import Database, index_specs_of, partitions_of
-from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError
+from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError, StorageError
 from keeldb.schema import CollectionSchema, check_name
 from keeldb.storage.fs import DirectoryLock, makedirs_durable
 from keeldb.storage.oracle import TimestampOracle
@@ -64,6 +64,9 @@ class ClusterDatabase(Database):
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
+        self._replicas: dict[str, tuple[int, ClusterStore, Collection]] = {}  # name -> (id, store, replica)
+        self._replica_lock = threading.Lock()
+        self.reading = threading.local()  # set by routing while it serves a read here
 
     # -- ownership ------------------------------------------------------------------------
 
@@ -132,11 +135,58 @@ class ClusterDatabase(Database):
     def collection(self, name: str) -> Collection:
         if self.owns(name):
             return self._collections[name]
+        if getattr(self.reading, "active", False) and self.node.can_read:
+            return self.replica(name)
         if self.catalog.get(name) is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         if self.node.can_write and self.try_open(name):
             return self._collections[name]
         raise NotOwner(f"node {self.node.node_id} does not write collection '{name}'; retry (routing moves)")
+
+    # -- read replicas ----------------------------------------------------------------------
+
+    def replica(self, name: str) -> Collection:
+        """This node's read replica of ``name``, brought up to date first: every write the
+        writer has acknowledged is in a log chunk or a segment by now, so after this the
+        replica answers as the writer would (Strong included). A new manifest (a flush,
+        compaction or index build committed) means a reload — from the local cache plus
+        whatever new files the manifest names; otherwise only the log's new chunks are read
+        (one LIST, one GET per chunk)."""
+        with self._replica_lock:
+            entry = self.catalog.get(name)
+            held = self._replicas.get(name)
+            if entry is None:
+                if held is not None:
+                    self._replicas.pop(name)[2].close()
+                raise CollectionNotFound(f"collection '{name}' does not exist")
+            if held is not None and held[0] == entry["id"] and held[2].index_specs == index_specs_of(entry, held[2].schema):
+                _, store, coll = held
+                try:
+                    if not store.manifest_moved():
+                        coll.follow(store.tail())
+                        return coll
+                except StorageError as e:  # the logs it was following were collected: reload
+                    log.info("replica of %s reloads: %s", name, e)
+            fresh = self._open_replica(entry)
+            self._replicas[name] = (entry["id"], fresh._store, fresh)  # noqa: SLF001
+            if held is not None:
+                held[2].close()
+            return fresh
+
+    def _open_replica(self, entry: dict[str, Any]) -> Collection:
+        schema = CollectionSchema.from_dict(entry["schema"])
+        directory = self.collections_dir / f"{entry['id']:06d}-replica"
+        store = ClusterStore(directory, self.node.objects, entry["id"], self.shard(entry["id"]), writer=False)
+        return Collection(
+            directory,
+            schema,
+            self.oracle,
+            partition_ids=partitions_of(entry).values(),
+            index_specs=index_specs_of(entry, schema),
+            store=store,
+            read_only=True,
+            auto_compact=False,
+        )
 
     # -- catalog operations that differ from one directory --------------------------------
 
@@ -180,6 +230,10 @@ class ClusterDatabase(Database):
     def close(self) -> None:
         for name in list(self._collections):
             self.let_go(name, "node stopping")
+        with self._replica_lock:
+            for _, _, coll in self._replicas.values():
+                coll.close()
+            self._replicas.clear()
         self._dirlock.release()
 
 
@@ -222,6 +276,10 @@ class Node:
     @property
     def can_write(self) -> bool:
         return "write" in self.roles
+
+    @property
+    def can_read(self) -> bool:
+        return "read" in self.roles
 
     def _node_key(self, node_id: str) -> str:
         return f"/keeldb/{self.cluster}/nodes/{node_id}"

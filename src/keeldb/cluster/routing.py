@@ -1,9 +1,12 @@
 """Any node accepts any call: a gRPC interceptor serves it here or forwards it to the writer.
 
-Every Milvus RPC about one collection carries ``collection_name``. If this node writes that
-collection (or can take it, because nobody does) the ordinary handler runs; otherwise the
-request is forwarded, as is, to the writer's address and its reply is passed back. Reads go
-to the writer too, so every consistency level means on a cluster what it means on one node.
+Every Milvus RPC about one collection carries ``collection_name``. Data reads (search,
+query, statistics) on a node with the read role are answered here, by the writer's own
+collection if this node writes it, else by a read replica brought up to date with the log
+first (``ClusterDatabase.replica``), so every consistency level means on a cluster what it
+means on one node. Any other call runs here if this node writes the collection (or can
+take it, because nobody does); otherwise it is forwarded, as is, to the writer's address
+and its reply passed back.
 
 A forwarded call is marked (``keeldb-forwarded`` metadata) and never forwarded again: if
 ownership moved in between, the receiving node answers "not the owner" (code 65535,
@@ -31,6 +34,9 @@ from keeldb.server import convert
 log = logging.getLogger(__name__)
 FORWARDED = "keeldb-forwarded"
 _WRITES = {"Insert", "Upsert", "Delete"}
+# Data reads a node with the read role answers from its own replica (node.py, "read
+# replicas") instead of forwarding them; everything else about a collection goes to its writer.
+_READS = {"Search", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
 
 
@@ -81,6 +87,12 @@ class RoutingInterceptor(grpc.ServerInterceptor):
 
         def route(request: Any, context: grpc.ServicerContext) -> Any:
             name = _collection_of(request)
+            if name and rpc in _READS and self.node.can_read:
+                self.node.db.reading.active = True
+                try:
+                    return inner(request, context)
+                finally:
+                    self.node.db.reading.active = False
             if name and not forwarded:
                 try:
                     target = self.node.route(name)

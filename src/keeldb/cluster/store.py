@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 
 from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError, PositionTaken
@@ -68,6 +69,16 @@ def parse_chunk_key(base: str, key: str) -> tuple[int, int] | None:
     if not (number.isdigit() and chunk.isdigit()):
         return None
     return int(number), int(chunk)
+
+
+def records_of(chunks: Iterable[bytes]) -> Iterator[Record]:
+    """The records of whole chunks. A chunk was put whole or not at all, so any damage is
+    corruption, never a torn tail."""
+    for data in chunks:
+        for item in iter_records(memoryview(data)):
+            if isinstance(item, str):
+                raise CorruptionError(f"log chunk in the object store: {item}")
+            yield item
 
 
 class ObjectLog:
@@ -196,6 +207,7 @@ class ClusterStore:
         self.skipped: list[str] = []
         self._revision = 0
         self._seen: set[str] = set()  # every file a manifest this store loaded or committed named
+        self._position = (0, 0)  # replica: the next log position to read
 
     # -- the manifest ---------------------------------------------------------------------
 
@@ -261,7 +273,15 @@ class ClusterStore:
 
     def replay(self, checkpoint: int, apply: Callable[[Record], None], out: Replay) -> None:
         """Read every log from ``checkpoint`` on; as the writer, seal each one first (see
-        the module docstring), then apply all records in log order."""
+        the module docstring), then apply all records in log order. A replica reads up to
+        the first chunk not yet written and remembers where, to ``tail`` from there."""
+        if not self.writer:
+            chunks, self._position = self._follow(checkpoint, 0)
+            for record in records_of(chunks):
+                apply(record)
+                out.records += 1
+            out.next_log = self._position[0] + 1
+            return
         by_log = self._chunks(checkpoint)
         last = max([checkpoint, *by_log])
         logs: list[tuple[int, list[bytes]]] = []
@@ -277,15 +297,52 @@ class ClusterStore:
                 contents += self._seal(number, len(chunks))
             logs.append((number, contents))
         for number, contents in logs:
-            data = memoryview(b"".join(contents))
-            for item in iter_records(data):
-                if isinstance(item, str):
-                    raise CorruptionError(f"log {number} in the object store: {item}")
-                apply(item)
+            for record in records_of(contents):
+                apply(record)
                 out.records += 1
             if contents:
                 out.logs.append(f"wal/{number:012d} ({len(contents)} objects)")
         out.next_log = last + 2
+
+    # -- following the log (replicas) -------------------------------------------------------
+
+    def manifest_moved(self) -> bool:
+        """Whether the writer committed a manifest since this replica loaded its own."""
+        return self.shard.read_manifest()[1] != self._revision
+
+    def tail(self) -> list[Record]:
+        """Records the writer made durable since the last call (or the open), in order."""
+        chunks, self._position = self._follow(*self._position)
+        return list(records_of(chunks))
+
+    def _follow(self, number: int, chunk: int, wait: float = 2.0) -> tuple[list[bytes], tuple[int, int]]:
+        """Every chunk from (``number``, ``chunk``) on, across ended logs, up to the first
+        position not written yet. One LIST, then one GET per new chunk.
+
+        A later log with chunks while this one has no end marker means a flush rotated the
+        logs and is putting this log's last chunk and marker right now; writes in the later
+        log may already be acknowledged, so a read must not stop here: wait for the marker
+        (the writer's, or its successor's seal if it died), and refuse rather than answer
+        with a gap."""
+        out: list[bytes] = []
+        deadline = time.monotonic() + wait
+        while True:
+            present = {p for p in (parse_chunk_key(self.base, k) for k in self.objects.list(self.base + "wal/")) if p}
+            while (number, chunk) in present:
+                data = self._get(chunk_key(self.base, number, chunk))
+                if data == END:
+                    number, chunk = number + 1, 0
+                else:
+                    out.append(data)
+                    chunk += 1
+            if not any(n > number for n, _ in present):
+                return out, (number, chunk)
+            if time.monotonic() > deadline:
+                raise StorageError(
+                    f"log {number} has no end marker while a later log has records: the replica "
+                    "cannot tell whether it has every acknowledged write; retry"
+                )
+            time.sleep(0.02)
 
     def _seal(self, number: int, position: int) -> list[bytes]:
         """Put the end marker at ``position``; every chunk a still-running previous writer

@@ -41,6 +41,7 @@ from keeldb.errors import (
     InvalidArgument,
     KeelError,
     PrimaryKeyExists,
+    ReadOnlyReplica,
     StorageError,
 )
 from keeldb.index.faiss_index import AnnIndex
@@ -127,6 +128,7 @@ class Collection:
         segment_target_bytes: int = SEGMENT_TARGET_BYTES,
         compaction_deleted_ratio: float = COMPACTION_DELETED_RATIO,
         store: CollectionStore | None = None,
+        read_only: bool = False,
     ) -> None:
         self.dir = directory
         self._partition_ids = set(partition_ids)
@@ -164,6 +166,9 @@ class Collection:
         self._closing = False
         self.report = RecoveryReport()
         self._store: CollectionStore = store if store is not None else LocalStore(directory)
+        # A replica (cluster reader): recovers and then follows the writer's log; never
+        # writes, flushes, compacts or builds indexes, so it never commits anything.
+        self.read_only = read_only
         self._recover()
         self._maybe_build_indexes()
 
@@ -323,6 +328,8 @@ class Collection:
     # -- the write path -----------------------------------------------------------------
 
     def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyReplica("this is a read replica: writes go to the collection's writer node")
         if self._failed:
             raise StorageError(
                 f"collection is read-only after an I/O error ({self._failed}); reopen to recover"
@@ -440,6 +447,22 @@ class Collection:
             while pending and pending[0].log.synced >= pending[0].end:
                 p = pending.popleft()
                 self._visible_ts, self._visible_count = p.ts, p.count
+
+    def follow(self, records: Iterable[Record]) -> int:
+        """A replica applies records its writer logged after the ones it has, making them
+        visible at once: they are durable already (read back from where the writer made
+        them durable), in log order. Returns how many."""
+        n, top = 0, self._applied_ts
+        with self._write_lock:
+            for rec in records:
+                self._apply_record(rec.rtype, rec.ts, rec.payload)
+                top = max(top, rec.ts)
+                n += 1
+            if n:
+                with self._state_lock:
+                    self._visible_ts = max(self._visible_ts, top)
+                    self._visible_count = len(self._live)
+        return n
 
     # -- reads ------------------------------------------------------------------------
 
@@ -729,6 +752,10 @@ class Collection:
     # that adds it checks that the segment is still in the manifest, and a compaction's
     # commit drops its inputs' indexes in the same version that drops the inputs.
 
+    @property
+    def index_specs(self) -> dict[str, IndexSpec]:
+        return dict(self._index_specs)
+
     def set_index_specs(self, specs: dict[str, IndexSpec]) -> None:
         """The catalog's index definitions changed (create_index / drop_index): stop using
         indexes built for another definition and build what is missing, in the background."""
@@ -791,6 +818,7 @@ class Collection:
         """Build and commit every missing index now, in the caller's thread; return how
         many. The background builder runs this after flushes, compactions, create_index and
         open; ``Client.wait_for_index`` calls it to wait (it queues behind a running build)."""
+        self._check_writable()
         built = 0
         with self._index_lock:
             while not (self._closing or self._failed):
@@ -852,7 +880,7 @@ class Collection:
         """Start the background builder if there is something to build. A request that
         arrives while it runs sets ``_index_wanted``, which the builder checks under the same
         lock before exiting, so no new segment is left unindexed by a race."""
-        if self._index_todo() is None:
+        if self.read_only or self._index_todo() is None:
             return
         with self._state_lock:
             self._index_wanted = True
