@@ -135,6 +135,8 @@ def test_every_node_answers_every_call_and_replicas_read_the_writes_they_did_not
         for name, c in clients.items():
             assert count(c) == len(model), (name, version)
         assert state(clients["r"]) == model
+    clients["r"].flush_all()  # each collection flushed by its writer, wherever that is
+    assert state(clients["b"]) == model
     hits = clients["r"].search("c", [[30.0, 5.0, 0.0, 1.0]], limit=3, output_fields=["v"])[0]
     assert all(model.get(h["id"]) == h["entity"]["v"] for h in hits)
     owners = {name: metrics(nodes, name)["shards"] for name in clients}
@@ -194,3 +196,31 @@ def test_paused_writer_is_fenced_and_says_so(nodes: Nodes) -> None:
         assert time.monotonic() < deadline, nodes.log("a").read_text()[-2000:]
         time.sleep(0.1)
     assert metrics(nodes, "a")["shards"] == [] and metrics(nodes, "b")["shards"] == ["c"]
+
+
+def test_catalog_calls_and_bad_input_through_any_node(nodes: Nodes) -> None:
+    """Create, rename, drop and re-create through nodes that do not write the collection;
+    a bad request forwarded to the writer comes back with Milvus's code and changes nothing."""
+    from pymilvus.exceptions import MilvusException
+
+    nodes.start("a")
+    nodes.start("b")
+    nodes.start("r", "read")
+    a, b, r = nodes.client("a"), nodes.client("b"), nodes.client("r")
+    create(r)
+    b.upsert("c", rows(list(range(10)), 1))
+    with pytest.raises(MilvusException) as bad:
+        r.upsert("c", [{"id": 99, "vector": [1.0, 2.0], "v": 1}])  # wrong dimension
+    assert bad.value.code == 1100
+    with pytest.raises(MilvusException):
+        r.upsert("c", rows([98], 1) + [{"id": 97, "vector": [float("nan")] * DIM, "v": 1}])
+    assert count(a) == 10 and count(r) == 10
+    r.rename_collection("c", "d")
+    assert sorted(a.list_collections()) == ["d"] and b.has_collection("d") and not r.has_collection("c")
+    assert int(r.query("d", filter="", output_fields=["count(*)"])[0]["count(*)"]) == 10
+    b.drop_collection("d")
+    assert a.list_collections() == [] and r.list_collections() == []
+    create(a)
+    assert count(r) == 0
+    r.upsert("c", rows([1], 5))
+    assert state(b) == {1: 5}

@@ -47,6 +47,8 @@ def _collection_of(request: Any) -> str:
         return str(request.collection_name)
     if "collection_names" in fields and len(request.collection_names) == 1:
         return str(request.collection_names[0])
+    if "oldName" in fields:  # RenameCollection
+        return str(request.oldName)
     return ""
 
 
@@ -77,6 +79,12 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 self._metrics,
                 request_deserializer=milvus_pb2.GetMetricsRequest.FromString,
                 response_serializer=milvus_pb2.GetMetricsResponse.SerializeToString,
+            )
+        if rpc == "FlushAll":
+            return grpc.unary_unary_rpc_method_handler(
+                self._flush_all,
+                request_deserializer=milvus_pb2.FlushAllRequest.FromString,
+                response_serializer=milvus_pb2.FlushAllResponse.SerializeToString,
             )
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
@@ -130,6 +138,23 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown, retry",
             )
             raise  # not reached: abort raises
+
+    def _flush_all(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Every collection is flushed by its writer, wherever that is."""
+        flush = "/milvus.proto.milvus.MilvusService/Flush"
+        try:
+            for name in self.node.client.list_collections():
+                target = self.node.route(name)
+                if target is None or target == self.node.address:
+                    self.node.client.flush(name)
+                else:
+                    raw = self._forward(target, flush, milvus_pb2.FlushRequest(collection_names=[name]), context)
+                    status = milvus_pb2.FlushResponse.FromString(raw).status
+                    if status.code:
+                        return milvus_pb2.FlushAllResponse(status=status)
+        except Exception as e:  # noqa: BLE001 - answered as a status, like every handler
+            return milvus_pb2.FlushAllResponse(status=convert.status(e))
+        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=self.node.db.oracle.last())
 
     def _metrics(self, request: Any, context: grpc.ServicerContext) -> Any:
         return milvus_pb2.GetMetricsResponse(
