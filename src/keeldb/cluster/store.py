@@ -339,8 +339,9 @@ class ClusterStore:
                 return out, (number, chunk)
             if time.monotonic() > deadline:
                 raise StorageError(
-                    f"log {number} has no end marker while a later log has records: the replica "
-                    "cannot tell whether it has every acknowledged write; retry"
+                    f"log {number} has no end marker at chunk {chunk} while a later log has records "
+                    f"(present: {sorted(present)[:12]}): the replica cannot tell whether it has "
+                    "every acknowledged write; retry"
                 )
             time.sleep(0.02)
 
