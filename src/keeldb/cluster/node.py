@@ -83,7 +83,11 @@ class ClusterDatabase(Database):
         the log in object storage, sealing the log first). False if another node holds it."""
         with self._lock:
             if name in self._collections:
-                return self.owns(name)
+                if self.owns(name):
+                    return True
+                # Still open from a lease that lapsed or a log that was fenced: drop it now
+                # (rather than at the next tick) and compete for the shard afresh.
+                self.let_go(name, "lease not certainly valid, or log fenced")
             entry = self.catalog.get(name)  # fresh: the previous writer may have changed it
             if entry is None:
                 raise CollectionNotFound(f"collection '{name}' does not exist")
