@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from keeldb.cluster import store as store_mod
 from keeldb.cluster.etcd import Etcd
 from keeldb.cluster.objectstore import ObjectStore
 from keeldb.cluster.oracle import EtcdReservation
@@ -161,9 +162,10 @@ def test_empty_disk_recovery_downloads_what_the_manifest_names(env: dict[str, An
     assert any(p.name.startswith("seg-") for p in (env["root"] / "b").iterdir())
 
 
-def test_garbage_collection_never_deletes_a_successors_files(env: dict[str, Any]) -> None:
+def test_garbage_collection_never_deletes_a_successors_files(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """A paused writer that resumes and runs GC must not remove files its successor wrote
     (they carry the successor's tag, and no manifest the paused writer saw names them)."""
+    monkeypatch.setattr(store_mod, "GC_GRACE_S", 0.0)
     a = writer(env, "a")
     a.upsert([1, 2], 1)
     a.coll.flush()
@@ -174,3 +176,32 @@ def test_garbage_collection_never_deletes_a_successors_files(env: dict[str, Any]
     a.coll._collect_garbage()  # noqa: SLF001 - what a resumed writer's next flush would do
     c = writer_after(b, env, "c")
     assert c.state() == {1: 1, 2: 1, 3: 2}
+
+
+def test_garbage_waits_out_its_grace_then_goes(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Superseded files and logs stay for the grace period (a replica may still be loading
+    the manifest that names them), and are deleted by the first collection after it."""
+    monkeypatch.setattr(store_mod, "GC_GRACE_S", 1.0)
+    objects: ObjectStore = env["objects"]
+    a = writer(env, "a")
+    for v in range(4):
+        a.upsert(list(range(v * 10, v * 10 + 10)), v)
+        a.coll.flush()
+    assert a.coll.compact(force=True)
+    inputs = a.coll._retained[1].files() - a.coll._manifest.files()  # noqa: SLF001
+
+    def stored() -> set[str]:
+        return {k.rsplit("/", 1)[1] for k in objects.list("collections/1/files/")}
+
+    a.upsert([98], 8)
+    a.coll.flush()  # the inputs leave the retained manifests: deletable from now on
+    assert inputs and inputs <= stored()  # ... but inside their grace
+    time.sleep(1.2)
+    a.upsert([99], 9)
+    a.coll.flush()  # the first collection after the grace deletes them
+    assert not inputs & stored()
+    assert stored() == set().union(*(m.files() for m in a.coll._retained))  # noqa: SLF001
+    logs = {int(k.split("/")[3]) for k in objects.list("collections/1/wal/")}
+    assert min(logs) >= min(m.log_checkpoint for m in a.coll._retained) - 1  # noqa: SLF001
+    b = writer_after(a, env, "b")
+    assert b.state() == {**{k: k // 10 for k in range(40)}, 98: 8, 99: 9}

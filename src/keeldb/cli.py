@@ -170,6 +170,10 @@ def _chaos(args: argparse.Namespace) -> int:
         restart_cmd=args.restart_cmd,
         pid=args.pid,
         seed=args.seed,
+        nodes=args.nodes,
+        empty_disk_restarts=args.empty_disk_restarts,
+        victims=args.victims,
+        lease_ttl=args.lease_ttl,
     )
     status = {"line": "starting"}
     run = Run(cfg, progress=lambda msg: status.update(line=msg))
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "chaos",
         help="the seed scenario: concurrent upserts, searches, flushes and counts under kill -9, checked",
     )
-    c.add_argument("--target", choices=["keeldb", "milvus-lite", "external"], default="keeldb")
+    c.add_argument("--target", choices=["keeldb", "milvus-lite", "cluster", "external"], default="keeldb")
     c.add_argument("--uri", help="endpoint of an external target (with --kill-cmd/--restart-cmd or --pid)")
     c.add_argument("--kill-cmd", help="command that kills the external target")
     c.add_argument("--restart-cmd", help="command that starts the external target again")
@@ -282,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="the collection's vector index (default IVF_FLAT nlist=64, searched with nprobe=16; "
                         "AUTOINDEX against milvus-lite)")
     c.add_argument("--no-churn", action="store_true", help="upserts only (no inserts/deletes of extra keys)")
+    c.add_argument("--nodes", type=int, default=3,
+                   help="--target cluster: keeldb nodes (besides etcd and a SeaweedFS object store)")
+    c.add_argument("--empty-disk-restarts", action="store_true",
+                   help="--target cluster: a killed node comes back with its local data dir deleted")
+    c.add_argument("--victims", choices=("random", "cover"), default="random",
+                   help="--target cluster: SIGKILL a component uniformly at random, or cover "
+                        "node / etcd / object store once in every three faults")
+    c.add_argument("--lease-ttl", type=int, default=None,
+                   help="--target cluster: the nodes' --lease-ttl in seconds (default: the node's)")
     c.add_argument("--out", help="directory for history.json, report.html and the server's data")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=_chaos)

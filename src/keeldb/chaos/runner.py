@@ -21,7 +21,13 @@ from typing import Any
 from keeldb.chaos import workload
 from keeldb.chaos.checker import Observed, availability, check_reads, check_state
 from keeldb.chaos.history import Check, Fault, History
-from keeldb.chaos.targets import ExternalTarget, KeelTarget, MilvusLiteTarget, Target
+from keeldb.chaos.targets import (
+    ClusterTarget,
+    ExternalTarget,
+    KeelTarget,
+    MilvusLiteTarget,
+    Target,
+)
 from keeldb.chaos.workload import COLLECTION, Gate, Worker
 
 FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
@@ -71,7 +77,7 @@ def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 @dataclass
 class Config:
-    target: str = "keeldb"  # keeldb | milvus-lite | external
+    target: str = "keeldb"  # keeldb | milvus-lite | cluster | external
     rows: int = 100_000
     dim: int = 32
     faults: tuple[str, ...] = ("sigkill",)
@@ -92,6 +98,13 @@ class Config:
     pid: int | None = None
     seed: int = 0
     settle: float = 0.5
+    # --target cluster: nodes, their lease TTL (None: the node's default), whether a killed
+    # node comes back with an empty local directory, and how victims are picked (random, or
+    # cover: each of node / etcd / object store once per three faults)
+    nodes: int = 3
+    lease_ttl: int | None = None
+    empty_disk_restarts: bool = False
+    victims: str = "random"
 
 
 @dataclass
@@ -108,6 +121,15 @@ def make_target(cfg: Config, workdir: Path) -> Target:
         return KeelTarget(workdir / "data")
     if cfg.target == "milvus-lite":
         return MilvusLiteTarget(workdir / "data")
+    if cfg.target == "cluster":
+        return ClusterTarget(
+            workdir / "cluster",
+            cfg.nodes,
+            lease_ttl=cfg.lease_ttl,
+            empty_disk_restarts=cfg.empty_disk_restarts,
+            victims=cfg.victims,
+            seed=cfg.seed,
+        )
     if cfg.target == "external":
         if not cfg.uri:
             raise ValueError("--target external needs --uri")
@@ -227,7 +249,10 @@ class Run:
 
     # -- workers ------------------------------------------------------------------------
 
-    def start_workers(self, uri: str) -> None:
+    def start_workers(self, uris: list[str]) -> None:
+        """One thread per worker, each with its own connection to one of ``uris`` (a cluster's
+        nodes: dealt at random, evenly, fixed per worker, so calls are routed between
+        nodes). The deal has its own generator: the fault sequence of a seed is unchanged."""
         cfg = self.cfg
         bodies = [("upsert", workload.upserter(cfg.rows, cfg.dim, self.batch_base))]
         if cfg.churn:
@@ -239,7 +264,13 @@ class Run:
         bodies += [("count", workload.counter()), ("flush", workload.flusher(cfg.flush_interval))]
         if cfg.compact_interval > 0:
             bodies.append(("compact", workload.compactor(cfg.compact_interval)))
-        self.workers = [Worker(n, uri, self.history, self.gate, b) for n, b in bodies]
+        slots = [uris[i % len(uris)] for i in range(len(bodies))]
+        random.Random(f"uris-{cfg.seed}").shuffle(slots)
+        self.workers = [
+            Worker(n, uri, self.history, self.gate, b)
+            for (n, b), uri in zip(bodies, slots, strict=True)
+        ]
+        self.history.meta["worker_uris"] = {w.name: w.uri for w in self.workers}
         for w in self.workers:
             w.start()
 
@@ -306,6 +337,7 @@ class Run:
             target.start()
         else:
             raise ValueError(f"unknown fault {kind!r}")
+        fault.detail = fault.detail or target.last_victim  # a cluster: which component
         ensure_loaded(target.uri)
         fault.recovered = self.history.now()
         time.sleep(cfg.settle)
@@ -339,10 +371,10 @@ class Run:
             self.crash_points = live_crash_points(cfg.crash_points)
         try:
             target.start()
-            self.progress(f"{target.name} up at {target.uri}")
+            self.progress(f"{target.name} up at {', '.join(target.uris)}")
             load_base(target.uri, cfg, self.history, self.progress)
             self.history.t0 = time.monotonic()  # the workload's clock starts now
-            self.start_workers(target.uri)
+            self.start_workers(target.uris)
             for i in range(cfg.count):
                 time.sleep(self.rng.uniform(*cfg.interval))
                 kind = self.rng.choice(kinds)
@@ -362,9 +394,16 @@ class Run:
         finally:
             self.gate.stop.set()
             target.stop()
+            if target.events:
+                self.history.meta["target_events"] = target.events
         wall = time.monotonic() - t_start
         summary = summarize(self.history, self.violations, wall, target.name, cfg)
         return Result(self.history, self.violations, workdir, wall, summary)
+
+
+def is_hit(fault: Fault) -> bool:
+    """A SIGKILL or SIGSTOP whose detail names the component it hit (a cluster's)."""
+    return fault.kind in ("sigkill", "sigstop") and bool(fault.detail)
 
 
 def summarize(history: History, violations: list[str], wall: float, target: str, cfg: Config) -> dict[str, Any]:
@@ -375,6 +414,7 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
     # comes later still, after the checker's pass, which holds them).
     rec = [r["restart_seconds"] for r in avail["recoveries"]]
     armed = [f.detail for f in history.faults if f.kind == "crash-point"]
+    victims = Counter(f.detail.split(" ", 1)[0] for f in history.faults if is_hit(f))
     return {
         "target": target,
         "rows": cfg.rows,
@@ -385,6 +425,8 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
         # time, or it exited some other way): the fault's detail says which
         "crash_points": armed,
         "crash_points_not_reached": [d.split(" ", 1)[0] for d in armed if " (" in d],
+        # a cluster: how often each component was hit (node id, etcd, object-store)
+        "fault_victims": dict(victims),
         "operations": len(history.ops),
         "outcomes": {f"{k}/{o}": n for (k, o), n in sorted(by_outcome.items())},
         "violations": len(violations),

@@ -1,5 +1,6 @@
 """The systems a chaos run can hurt: a `keeldb serve` it starts, a `milvus-lite server` it
-starts, or any endpoint the user names with commands to kill and restart it.
+starts, a keeldb cluster it starts (etcd, an object store and N nodes), or any endpoint the
+user names with commands to kill and restart it.
 
 Every target listens on loopback only; the chaos command never contacts another address
 unless the user passes one with ``--uri``.
@@ -7,20 +8,38 @@ unless the user passes one with ``--uri``.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (all bound at once, so none is handed out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -42,6 +61,13 @@ class Target:
     name = "target"
     supports_crash_points = False
     supports_io_faults = False
+    last_victim = ""  # which component the last fault hit, where there is a choice (cluster)
+    events: Sequence[str] = ()  # what happened to which component (a cluster's own list)
+
+    @property
+    def uris(self) -> list[str]:
+        """Every address the workers may connect to (one server: its own)."""
+        return [self.uri]
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -185,3 +211,385 @@ class ExternalTarget(Target):
 
     def stop(self) -> None:
         pass
+
+
+# -- cluster ------------------------------------------------------------------------------
+
+ETCD = "etcd"
+OBJECT_STORE = "object-store"
+VICTIM_MODES = ("random", "cover")
+
+
+class VictimPicker:
+    """Which component of a cluster a fault hits.
+
+    ``random``: uniformly among the components (each node, etcd, the object store), which is
+    what a long run should do: no component is special. ``cover``: the kinds *node*, *etcd*
+    and *object store* in a seeded shuffled round (the node picked uniformly), so every three
+    consecutive faults hit each kind once — a short CI run with four or five faults is then
+    certain to have killed a node, etcd and the object store, whatever the seed. Pauses
+    (SIGSTOP) hit nodes only: etcd and the object store are third-party processes, and a
+    paused writer is the case fencing exists for.
+    """
+
+    def __init__(self, nodes: list[str], mode: str = "random", seed: int = 0) -> None:
+        if mode not in VICTIM_MODES:
+            raise ValueError(f"unknown victim mode {mode!r}; use one of {', '.join(VICTIM_MODES)}")
+        if not nodes:
+            raise ValueError("a cluster needs at least one node")
+        self.nodes = list(nodes)
+        self.mode = mode
+        self.rng = random.Random(seed)
+        self._round: list[str] = []
+
+    @property
+    def components(self) -> list[str]:
+        return [*self.nodes, ETCD, OBJECT_STORE]
+
+    def pick(self) -> str:
+        """The component the next SIGKILL hits."""
+        if self.mode == "random":
+            return self.rng.choice(self.components)
+        if not self._round:
+            self._round = ["node", ETCD, OBJECT_STORE]
+            self.rng.shuffle(self._round)
+        kind = self._round.pop(0)
+        return self.pick_node() if kind == "node" else kind
+
+    def pick_node(self) -> str:
+        """The node the next pause hits."""
+        return self.rng.choice(self.nodes)
+
+
+def node_metrics(address: str, timeout: float = 10.0) -> dict[str, Any]:
+    """A cluster node's ``GetMetrics`` answer (``{"node", "object_store_requests",
+    "acknowledged_writes", "shards", ...}``). pymilvus has no call for it, so this is a raw
+    gRPC stub; ``address`` is ``host:port`` or an ``http://`` URI."""
+    import grpc
+    from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+    target = address.split("://", 1)[-1].rstrip("/")
+    with grpc.insecure_channel(target) as channel:
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        request = milvus_pb2.GetMetricsRequest(request='{"metric_type": "system_info"}')
+        reply = stub.GetMetrics(request, timeout=timeout)
+    if reply.status.code != 0:
+        status = f"{reply.status.code} {reply.status.reason}"
+        raise RuntimeError(f"GetMetrics on {target} failed: {status}")
+    doc: dict[str, Any] = json.loads(reply.response)
+    return doc
+
+
+def off_main_thread(fn: Callable[[], None]) -> None:
+    """Run ``fn`` in a short-lived thread and re-raise what it raised.
+
+    Why: the test bed gives the services it starts from the main thread a ``preexec_fn``
+    (PR_SET_PDEATHSIG). A ``preexec_fn`` makes the forked child run Python's at-fork
+    handlers, and in a process with live gRPC channels (the chaos workers' pymilvus
+    clients) that child sometimes aborts before exec — seen as etcd "exited (code -6)
+    while starting" after ``[mutex.cc : 2457] RAW: Check w->waitp->cv_word == nullptr
+    failed``. From another thread the test bed passes none; the run's ``stop`` (and the
+    test bed's atexit hook) still end the services.
+    """
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            failure.append(e)
+
+    t = threading.Thread(target=body, name="cluster-service-start")
+    t.start()
+    t.join()
+    if failure:
+        raise failure[0]
+
+
+class ClusterTarget(Target):
+    """etcd + a SeaweedFS object store + ``nodes`` keeldb nodes, each a process on
+    127.0.0.1 with its own local data directory and a fixed port (a restarted node comes
+    back at the same address, so a worker's connection stays meaningful).
+
+    A SIGKILL hits one component (``VictimPicker``); ``start`` then brings back whatever is
+    down — and any node that exited by itself meanwhile, which is noted in ``events`` and in
+    the fault's detail. A node comes back with the same node id; with
+    ``empty_disk_restarts`` its local directory is deleted first, so everything it serves
+    afterwards must come from etcd and the object store. ``start`` returns only when every
+    node answers a Strong ``count(*)`` of every collection: the checker's pass right after
+    a fault is then judging the cluster's data, not its recovery.
+
+    ``uri`` names the nodes in turn (the runner's load, reloads and checks go through every
+    node, so routing is exercised by reads too); ``uris`` lists them all for the workers.
+    """
+
+    name = "cluster"
+
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        *,
+        lease_ttl: int | None = None,
+        empty_disk_restarts: bool = False,
+        victims: str = "random",
+        seed: int = 0,
+        bucket: str = "keeldb",
+        prefix: str = "cluster",
+        ready_timeout: float = 180.0,
+    ) -> None:
+        if nodes < 1:
+            raise ValueError("--nodes must be at least 1")
+        self.workdir = workdir
+        self.node_ids = [f"node{i}" for i in range(nodes)]
+        self.ports = dict(zip(self.node_ids, free_ports(nodes), strict=True))
+        self.port = self.ports[self.node_ids[0]]
+        self.procs: dict[str, subprocess.Popen[bytes] | None] = dict.fromkeys(self.node_ids)
+        self.proc = None  # no single server process: crash-point faults do not apply
+        self.log_path = workdir / "cluster.log"
+        self.lease_ttl = lease_ttl
+        self.empty_disk_restarts = empty_disk_restarts
+        self.bucket, self.prefix = bucket, prefix
+        self.ready_timeout = ready_timeout
+        self.picker = VictimPicker(self.node_ids, victims, seed)
+        self.etcd: Any = None
+        self.store: Any = None
+        self.down: set[str] = set()
+        self.paused: str | None = None
+        self.last_victim = ""
+        self.events: list[str] = []
+        self._turn = 0
+        self._env: dict[str, str] = {}
+
+    # -- addresses ----------------------------------------------------------------------
+
+    def node_uri(self, node: str) -> str:
+        return f"http://127.0.0.1:{self.ports[node]}"
+
+    @property
+    def uris(self) -> list[str]:
+        return [self.node_uri(n) for n in self.node_ids]
+
+    @property
+    def uri(self) -> str:
+        node = self.node_ids[self._turn % len(self.node_ids)]
+        self._turn += 1
+        return self.node_uri(node)
+
+    def node_dir(self, node: str) -> Path:
+        return self.workdir / node
+
+    def node_log(self, node: str) -> Path:
+        return self.workdir / f"{node}.log"
+
+    # -- processes ----------------------------------------------------------------------
+
+    def node_command(self, node: str) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "keeldb.cli", "serve",
+            "--cluster", self.etcd.url.replace("http://", "etcd://", 1),
+            "--storage", f"s3://{self.bucket}/{self.prefix}",
+            "--s3-endpoint", self.store.endpoint,
+            "--data", str(self.node_dir(node)),
+            "--port", str(self.ports[node]),
+            "--node-id", node,
+        ]  # fmt: skip
+        if self.lease_ttl is not None:
+            cmd += ["--lease-ttl", str(self.lease_ttl)]
+        return cmd
+
+    def _node_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("KEELDB_CRASH_AT", None)
+        env.pop("KEELDB_FAULTS", None)
+        env.update(self._env)
+        env["AWS_ACCESS_KEY_ID"] = self.store.access_key
+        env["AWS_SECRET_ACCESS_KEY"] = self.store.secret_key
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, node: str, note: str) -> None:
+        with open(self.node_log(node), "ab") as log:
+            log.write(f"--- {time.strftime('%H:%M:%S')} keeldb chaos: {note}\n".encode())
+            log.flush()
+            self.procs[node] = subprocess.Popen(
+                self.node_command(node), env=self._node_env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def _start_services(self) -> None:
+        from keeldb.cluster.testbed import EtcdProcess, ObjectStoreProcess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.etcd = EtcdProcess(self.workdir / "etcd")
+        self.store = ObjectStoreProcess(self.workdir / "s3", self.bucket)
+
+        def both() -> None:
+            self.etcd.start()
+            self.store.start()
+            self.etcd.wait_ready()
+            self.store.wait_ready()
+
+        off_main_thread(both)
+
+    def start(self, env: dict[str, str] | None = None, timeout: float = 300) -> None:
+        """First call: the whole cluster. Later calls: whatever is down (services first, so
+        the nodes find etcd and the object store), then wait until every node serves."""
+        if env is not None:
+            self._env = dict(env)
+        if self.etcd is None:
+            self._start_services()
+            for node in self.node_ids:
+                self._spawn(node, "start")
+        else:
+            for name in (ETCD, OBJECT_STORE):
+                if name in self.down or not self._service(name).alive:
+                    if name not in self.down:
+                        self._note(f"{name} had exited by itself; restarted")
+                    off_main_thread(self._service(name).restart)
+                    self.down.discard(name)
+            self.etcd.wait_ready()
+            self.store.wait_ready()
+            for node in self.node_ids:
+                proc = self.procs[node]
+                if node in self.down:
+                    self._restart_node(node)
+                elif proc is None or proc.poll() is not None:
+                    code = None if proc is None else proc.returncode
+                    self._note(f"{node} had exited by itself (code {code}); restarted")
+                    self._spawn(node, f"restart after it exited with code {code}")
+        deadline = time.monotonic() + timeout
+        for node in self.node_ids:
+            left = max(1.0, deadline - time.monotonic())
+            wait_listening(self.ports[node], left, self.procs[node])
+        self.wait_serving(min(self.ready_timeout, max(1.0, deadline - time.monotonic())))
+
+    def _note(self, event: str) -> None:
+        """Something nobody injected: in ``events``, and in the detail of the fault being
+        recovered from (the runner copies ``last_victim`` into it)."""
+        self.events.append(event)
+        self.last_victim = f"{self.last_victim}; {event}" if self.last_victim else event
+
+    def _restart_node(self, node: str) -> None:
+        note = "restart"
+        if self.empty_disk_restarts:
+            shutil.rmtree(self.node_dir(node), ignore_errors=True)
+            note += " with an EMPTY local data dir"
+        self._spawn(node, note)
+        self.down.discard(node)
+
+    def _service(self, name: str) -> Any:
+        return self.etcd if name == ETCD else self.store
+
+    def wait_serving(self, timeout: float) -> None:
+        """Until every node answers ``list_collections`` and a Strong ``count(*)`` of each
+        collection (a collection not loaded counts as answered: loading is the caller's
+        business). Through each node, so every node can route again."""
+        deadline = time.monotonic() + timeout
+        for node in self.node_ids:
+            last = ""
+            while True:
+                try:
+                    self._probe(node)
+                    break
+                except Exception as e:  # noqa: BLE001 - recovering: etcd, leases, replay
+                    last = f"{type(e).__name__}: {e}"
+                proc = self.procs[node]
+                if proc is None or proc.poll() is not None:
+                    raise RuntimeError(f"{node} exited while recovering: {self.node_log(node)}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node} does not serve {timeout:.0f}s on: {last[:300]}")
+                time.sleep(0.2)
+
+    def _probe(self, node: str) -> None:
+        import pymilvus
+
+        c = pymilvus.MilvusClient(uri=self.node_uri(node), dedicated=True, timeout=5)
+        try:
+            count = {"output_fields": ["count(*)"], "consistency_level": "Strong", "timeout": 10}
+            for name in c.list_collections(timeout=5):
+                try:
+                    c.query(name, **count)
+                except pymilvus.MilvusException as e:
+                    if e.code != 101:  # 101: not loaded
+                        raise
+        finally:
+            c.close()
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL one component (a node id, ``etcd`` or ``object-store``) and wait for it."""
+        if name in (ETCD, OBJECT_STORE):
+            self._service(name).kill()
+        else:
+            proc = self.procs[name]
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.down.add(name)
+
+    def kill(self) -> None:
+        victim = self.picker.pick()
+        self.kill_component(victim)
+        self.last_victim = victim
+        if victim in self.procs and self.empty_disk_restarts:
+            self.last_victim += " (restarted with an empty disk)"
+        self.events.append(f"SIGKILL {victim}")
+
+    def signal(self, sig: int) -> None:
+        """SIGSTOP pauses a random node; SIGCONT resumes it and waits until the cluster
+        serves again (a resumed writer has lost its lease: its shards move or come back)."""
+        if sig == signal.SIGCONT:
+            if self.paused is not None:
+                node, self.paused = self.paused, None
+                os.kill(self.procs[node].pid, sig)  # type: ignore[union-attr]
+                self.wait_serving(self.ready_timeout)
+            return
+        node = self.picker.pick_node()
+        proc = self.procs[node]
+        if proc is None or proc.poll() is not None:
+            return
+        if sig == signal.SIGSTOP:
+            self.paused = node
+        self.last_victim = node
+        self.events.append(f"{signal.Signals(sig).name} {node}")
+        proc.send_signal(sig)
+
+    def alive(self) -> bool:
+        nodes = all(p is not None and p.poll() is None for p in self.procs.values())
+        return nodes and self.etcd is not None and self.etcd.alive and self.store.alive
+
+    def wait_exit(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def stop(self) -> None:
+        """Nodes first (SIGTERM together, SIGKILL after 30 s), then the object store and
+        etcd, so no node spends its shutdown retrying a service that is already gone."""
+        if self.paused is not None:
+            proc = self.procs[self.paused]
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+            self.paused = None
+        live = [p for p in self.procs.values() if p is not None and p.poll() is None]
+        for p in live:
+            p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in live:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for service in (self.store, self.etcd):
+            if service is not None:
+                try:
+                    service.stop()
+                except Exception:  # noqa: BLE001 - best effort: it may be dead already
+                    service.kill()

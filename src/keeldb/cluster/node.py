@@ -173,24 +173,36 @@ class ClusterDatabase(Database):
                     log.info("replica of %s reloads: %s", name, e)
             fresh = self._open_replica(entry)
             self._replicas[name] = (entry["id"], fresh._store, fresh)  # noqa: SLF001
+
             if held is not None:
                 held[2].close()
             return fresh
 
     def _open_replica(self, entry: dict[str, Any]) -> Collection:
+        """Open a replica at the current manifest. If that manifest was superseded while
+        loading and what it named collected meanwhile (a writer committing faster than this
+        node loads, past the GC grace), start over from the newer one — a few times, then
+        give up (the read's outcome is unknown; the client retries)."""
         schema = CollectionSchema.from_dict(entry["schema"])
         directory = self.collections_dir / f"{entry['id']:06d}-replica"
-        store = ClusterStore(directory, self.node.objects, entry["id"], self.shard(entry["id"]), writer=False)
-        return Collection(
-            directory,
-            schema,
-            self.oracle,
-            partition_ids=partitions_of(entry).values(),
-            index_specs=index_specs_of(entry, schema),
-            store=store,
-            read_only=True,
-            auto_compact=False,
-        )
+        for attempt in range(4):
+            store = ClusterStore(directory, self.node.objects, entry["id"], self.shard(entry["id"]), writer=False)
+            try:
+                return Collection(
+                    directory,
+                    schema,
+                    self.oracle,
+                    partition_ids=partitions_of(entry).values(),
+                    index_specs=index_specs_of(entry, schema),
+                    store=store,
+                    read_only=True,
+                    auto_compact=False,
+                )
+            except StorageError as e:
+                if attempt == 3 or not store.manifest_moved():
+                    raise
+                log.info("replica of %s starts over at a newer manifest: %s", entry["id"], e)
+        raise AssertionError("not reached")
 
     # -- catalog operations that differ from one directory --------------------------------
 

@@ -29,6 +29,7 @@ collection can tell whose a file is (``collect_garbage``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -51,6 +52,15 @@ log = logging.getLogger(__name__)
 # kept-alive connection hanging for the client's whole read timeout on the next request.
 END = b"END"
 assert len(END) < HEADER_SIZE
+
+
+# Seconds an object stays after it became garbage (see ClusterStore.collect_garbage).
+GC_GRACE_S = float(os.environ.get("KEELDB_CLUSTER_GC_GRACE_S", 30))
+
+
+class ReplicaBehind(StorageError):
+    """What a replica was following has been superseded (a newer manifest) and collected:
+    reload from the current manifest."""
 
 
 class LogFenced(StorageError):
@@ -208,6 +218,7 @@ class ClusterStore:
         self._revision = 0
         self._seen: set[str] = set()  # every file a manifest this store loaded or committed named
         self._position = (0, 0)  # replica: the next log position to read
+        self._doomed_since: dict[str, float] = {}  # object -> when GC first found it deletable
 
     # -- the manifest ---------------------------------------------------------------------
 
@@ -337,6 +348,8 @@ class ClusterStore:
                     chunk += 1
             if not any(n > number for n, _ in present):
                 return out, (number, chunk)
+            if self.manifest_moved():
+                raise ReplicaBehind(f"log {number} was collected after a newer manifest; reload")
             if time.monotonic() > deadline:
                 raise StorageError(
                     f"log {number} has no end marker at chunk {chunk} while a later log has records "
@@ -378,7 +391,13 @@ class ClusterStore:
         previous writer still running thus never deletes a file its successor just made.
         At open, the new writer also removes other writers' files no manifest names: no
         one else can commit now, so they can never become live. Logs before the oldest
-        retained checkpoint go too."""
+        retained checkpoint go too.
+
+        Not at once, though: an object becomes deletable here and is deleted by the first
+        collection at least ``GC_GRACE_S`` later. A replica loads a manifest and then
+        fetches what it names; with flushes every fraction of a second, a manifest is two
+        versions old before a large collection has finished loading, and without the grace
+        its files and logs would be gone under it every time (it could never catch up)."""
         removed = collect_garbage(self.dir, self.dir / "wal", retained, active_log, in_progress, at_open=at_open)
         if not self.writer:
             return removed
@@ -395,6 +414,10 @@ class ClusterStore:
             parsed = parse_chunk_key(self.base, key)
             if parsed is not None and parsed[0] < keep_logs_from and parsed[0] < active_log:
                 doomed.append(key)
+        now = time.monotonic()
+        since = {k: self._doomed_since.get(k, now) for k in doomed}
+        self._doomed_since = since
+        doomed = [k for k, t in since.items() if now - t >= GC_GRACE_S]
         if doomed:
             try:
                 self.objects.delete_many(doomed)
@@ -402,4 +425,6 @@ class ClusterStore:
                 log.warning("object-store GC failed (%s); retried after the next commit", e)
                 return removed
             self._seen -= {k[len(self.base) + 6 :] for k in doomed}
+            for k in doomed:
+                self._doomed_since.pop(k, None)
         return removed + doomed
