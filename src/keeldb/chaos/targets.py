@@ -17,9 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -280,32 +279,6 @@ def node_metrics(address: str, timeout: float = 10.0) -> dict[str, Any]:
     return doc
 
 
-def off_main_thread(fn: Callable[[], None]) -> None:
-    """Run ``fn`` in a short-lived thread and re-raise what it raised.
-
-    Why: the test bed gives the services it starts from the main thread a ``preexec_fn``
-    (PR_SET_PDEATHSIG). A ``preexec_fn`` makes the forked child run Python's at-fork
-    handlers, and in a process with live gRPC channels (the chaos workers' pymilvus
-    clients) that child sometimes aborts before exec — seen as etcd "exited (code -6)
-    while starting" after ``[mutex.cc : 2457] RAW: Check w->waitp->cv_word == nullptr
-    failed``. From another thread the test bed passes none; the run's ``stop`` (and the
-    test bed's atexit hook) still end the services.
-    """
-    failure: list[BaseException] = []
-
-    def body() -> None:
-        try:
-            fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            failure.append(e)
-
-    t = threading.Thread(target=body, name="cluster-service-start")
-    t.start()
-    t.join()
-    if failure:
-        raise failure[0]
-
-
 class ClusterTarget(Target):
     """etcd + a SeaweedFS object store + ``nodes`` keeldb nodes, each a process on
     127.0.0.1 with its own local data directory and a fixed port (a restarted node comes
@@ -423,14 +396,10 @@ class ClusterTarget(Target):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.etcd = EtcdProcess(self.workdir / "etcd")
         self.store = ObjectStoreProcess(self.workdir / "s3", self.bucket)
-
-        def both() -> None:
-            self.etcd.start()
-            self.store.start()
-            self.etcd.wait_ready()
-            self.store.wait_ready()
-
-        off_main_thread(both)
+        self.etcd.start()
+        self.store.start()  # side by side with etcd's start: then wait for both
+        self.etcd.wait_ready()
+        self.store.wait_ready()
 
     def start(self, env: dict[str, str] | None = None, timeout: float = 300) -> None:
         """First call: the whole cluster. Later calls: whatever is down (services first, so
@@ -446,7 +415,7 @@ class ClusterTarget(Target):
                 if name in self.down or not self._service(name).alive:
                     if name not in self.down:
                         self._note(f"{name} had exited by itself; restarted")
-                    off_main_thread(self._service(name).restart)
+                    self._service(name).restart()
                     self.down.discard(name)
             self.etcd.wait_ready()
             self.store.wait_ready()

@@ -218,8 +218,11 @@ def churner(rows: int, span: int, dim: int, first_batch: int) -> Callable[[Worke
         if ok:
             state["live"] = not state["live"]
         elif op.outcome == UNKNOWN:
-            # We cannot know whether the keys are live now; move to a fresh group.
-            state["b"] = b + 2
+            # We cannot know whether the keys are live now; move to a fresh group. Groups are
+            # numbered b // 2 (insert at an even b, delete at the odd b + 1 after it), so
+            # the fresh one starts at the next even number, not at b + 2: from an odd b
+            # that would pair each insert with the delete of the group after it.
+            state["b"] = (b // 2 + 1) * 2
             state["live"] = False
             return
         state["b"] = b + 1

@@ -14,15 +14,15 @@ Rules every process here follows:
 * it keeps its ports and data directory across :meth:`restart`, which is what "the server
   came back" means to a client holding its URL;
 * it runs in its own session, so a Ctrl-C aimed at the test runner's terminal does not kill
-  it mid-test, and :meth:`kill` can reach everything it started; it gets SIGKILL if the
-  thread that started it dies (PR_SET_PDEATHSIG, main thread only — see ``_preexec``), and
-  an atexit hook stops whatever is still running on an orderly exit. Together: no strays.
+  it mid-test, and :meth:`kill` can reach everything it started; an atexit hook stops
+  whatever is still running when the process exits (a runner that is SIGKILLed can leave
+  services behind: a parent-death signal would need a ``preexec_fn``, which is unsafe in a
+  process with threads — see ``start``).
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import re
 import secrets
@@ -30,11 +30,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Self
 
@@ -104,32 +102,6 @@ def weed_version(binary: str) -> tuple[int, int]:
 
 
 # -- process plumbing -----------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-_prctl: Callable[..., int] | None = None
-if sys.platform.startswith("linux"):
-    try:
-        # Resolved now, not in the forked child: after fork only async-signal-safe work is
-        # safe, and loading a library is not.
-        _prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        _prctl = None
-
-
-def _pdeathsig() -> None:
-    assert _prctl is not None
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _preexec() -> Callable[[], None] | None:
-    """PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the
-    process. From the main thread that is the process dying (a SIGKILLed test runner);
-    from any other thread it would kill the service when that thread ends, so then we rely
-    on the atexit hook alone."""
-    if _prctl is not None and threading.current_thread() is threading.main_thread():
-        return _pdeathsig
-    return None
-
 
 _running: set[_Service] = set()
 _running_lock = threading.Lock()
@@ -203,8 +175,11 @@ class _Service:
             stderr=subprocess.STDOUT,
             env=self.environment(),
             cwd=self.data_dir,
+            # Its own session, so signals meant for the test runner's group miss it. No
+            # preexec_fn (e.g. PR_SET_PDEATHSIG): Python code between fork and exec is not
+            # safe in a process with threads — gRPC's made etcd abort before exec. A
+            # runner that dies uncleanly can leave services behind; atexit stops the rest.
             start_new_session=True,
-            preexec_fn=_preexec(),  # see _preexec for when, and why it is safe
         )
         with _running_lock:
             _running.add(self)
