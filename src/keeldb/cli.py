@@ -120,10 +120,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         if not (args.cluster and args.storage):
             raise SystemExit("keeldb serve: --cluster and --storage go together")
+        roles = {r for r in args.roles.split(",") if r}
+        if not roles or roles - {"write", "read"}:
+            raise SystemExit(f"keeldb serve: --roles must be write, read or write,read (not {args.roles!r})")
         cluster = ClusterOptions(
             etcd=args.cluster,
             storage=args.storage,
             s3_endpoint=args.s3_endpoint,
+            s3_access_key=args.s3_access_key,
+            s3_secret_key=args.s3_secret_key,
             node_id=args.node_id,
             roles=tuple(r for r in args.roles.split(",") if r),
             lease_ttl=args.lease_ttl,
@@ -255,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     g = s.add_argument_group("cluster mode (docs/cluster.md)")
     g.add_argument("--cluster", metavar="etcd://HOST:PORT", help="join the cluster whose metadata is in this etcd")
     g.add_argument("--storage", metavar="s3://BUCKET/PREFIX", help="object storage for segments, indexes and the log")
-    g.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS_ENDPOINT_URL; keys from AWS_*)")
+    g.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS_ENDPOINT_URL)")
+    g.add_argument("--s3-access-key", default=None, help="default: AWS_ACCESS_KEY_ID")
+    g.add_argument("--s3-secret-key", default=None,
+                   help="default: AWS_SECRET_ACCESS_KEY (prefer the variable: flags show in ps)")
     g.add_argument("--node-id", default=None, help="this node's name in the cluster (default: host:port)")
     g.add_argument("--roles", default="write,read", help="write (own shards), read (serve reads), or both")
     g.add_argument("--lease-ttl", type=int, default=5, help="seconds a dead writer keeps its shards")

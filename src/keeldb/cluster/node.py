@@ -267,11 +267,15 @@ class Node:
         roles: tuple[str, ...] = ROLES,
         lease_ttl: int = 5,
         s3_endpoint: str | None = None,
+        s3_access_key: str | None = None,
+        s3_secret_key: str | None = None,
         cluster: str | None = None,
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
     ) -> None:
         self.etcd = Etcd(etcd, timeout=3)
-        self.objects = ObjectStore.from_url(storage, endpoint=s3_endpoint)
+        self.objects = ObjectStore.from_url(
+            storage, endpoint=s3_endpoint, access_key=s3_access_key, secret_key=s3_secret_key
+        )
         self.objects.ensure_bucket()
         # One etcd can hold several clusters; by default the storage URL names the cluster.
         self.cluster = cluster or storage.removeprefix("s3://").replace("/", "_").strip("_")

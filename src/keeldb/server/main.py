@@ -31,6 +31,8 @@ class ClusterOptions:
     etcd: str
     storage: str
     s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
     node_id: str | None = None
     roles: tuple[str, ...] = ("write", "read")
     lease_ttl: int = 5
@@ -120,6 +122,8 @@ def _cluster_server(
         etcd=opts.etcd,
         storage=opts.storage,
         s3_endpoint=opts.s3_endpoint,
+        s3_access_key=opts.s3_access_key,
+        s3_secret_key=opts.s3_secret_key,
         data_dir=data,
         address=address,
         node_id=opts.node_id or address,
