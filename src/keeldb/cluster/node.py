@@ -65,7 +65,10 @@ class ClusterDatabase(Database):
         self._collections: dict[str, Collection] = {}
         self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
         self._replicas: dict[str, tuple[int, ClusterStore, Collection]] = {}  # name -> (id, store, replica)
-        self._replica_lock = threading.Lock()
+        self._replica_cond = threading.Condition()
+        self._catching_up: set[str] = set()
+        self._catchups_started: dict[str, int] = {}
+        self._catchups_done: dict[str, int] = {}
         self.reading = threading.local()  # set by routing while it serves a read here
 
     # -- ownership ------------------------------------------------------------------------
@@ -152,31 +155,60 @@ class ClusterDatabase(Database):
     def replica(self, name: str) -> Collection:
         """This node's read replica of ``name``, brought up to date first: every write the
         writer has acknowledged is in a log chunk or a segment by now, so after this the
-        replica answers as the writer would (Strong included). A new manifest (a flush,
-        compaction or index build committed) means a reload — from the local cache plus
-        whatever new files the manifest names; otherwise only the log's new chunks are read
-        (one LIST, one GET per chunk)."""
-        with self._replica_lock:
-            entry = self.catalog.get(name)
-            held = self._replicas.get(name)
-            if entry is None:
-                if held is not None:
-                    self._replicas.pop(name)[2].close()
-                raise CollectionNotFound(f"collection '{name}' does not exist")
-            if held is not None and held[0] == entry["id"] and held[2].index_specs == index_specs_of(entry, held[2].schema):
-                _, store, coll = held
-                try:
-                    if not store.manifest_moved():
-                        coll.follow(store.tail())
-                        return coll
-                except StorageError as e:  # the logs it was following were collected: reload
-                    log.info("replica of %s reloads: %s", name, e)
-            fresh = self._open_replica(entry)
-            self._replicas[name] = (entry["id"], fresh._store, fresh)  # noqa: SLF001
+        replica answers as the writer would (Strong included).
 
+        Concurrent reads share a catch-up, like writes share a group commit: a read waits
+        for one that *started* after it arrived (one already running may have listed the
+        log before a write the reader saw acknowledged), so a burst of reads costs at most
+        two catch-ups, not one each."""
+        with self._replica_cond:
+            need = self._catchups_started.get(name, 0) + 1
+            while True:
+                if self._catchups_done.get(name, 0) >= need:
+                    held = self._replicas.get(name)
+                    if held is None:
+                        raise CollectionNotFound(f"collection '{name}' does not exist")
+                    return held[2]
+                if name not in self._catching_up:
+                    self._catching_up.add(name)
+                    gen = self._catchups_started[name] = self._catchups_started.get(name, 0) + 1
+                    break
+                self._replica_cond.wait()
+        done = False
+        try:
+            coll = self._catch_up(name)
+            done = True
+            return coll
+        finally:
+            with self._replica_cond:
+                self._catching_up.discard(name)
+                if done:  # a failed one satisfies nobody: a waiter starts the next
+                    self._catchups_done[name] = gen
+                self._replica_cond.notify_all()
+
+    def _catch_up(self, name: str) -> Collection:
+        """A new manifest (a flush, compaction or index build committed) means a reload —
+        from the local cache plus whatever new files the manifest names; otherwise only the
+        log's new chunks are read (one LIST, one GET per chunk)."""
+        entry = self.catalog.get(name)
+        held = self._replicas.get(name)
+        if entry is None:
             if held is not None:
-                held[2].close()
-            return fresh
+                self._replicas.pop(name)[2].close()
+            raise CollectionNotFound(f"collection '{name}' does not exist")
+        if held is not None and held[0] == entry["id"] and held[2].index_specs == index_specs_of(entry, held[2].schema):
+            _, store, coll = held
+            try:
+                if not store.manifest_moved():
+                    coll.follow(store.tail())
+                    return coll
+            except StorageError as e:  # the logs it was following were collected: reload
+                log.info("replica of %s reloads: %s", name, e)
+        fresh = self._open_replica(entry)
+        self._replicas[name] = (entry["id"], fresh._store, fresh)  # noqa: SLF001
+        if held is not None:
+            held[2].close()
+        return fresh
 
     def _open_replica(self, entry: dict[str, Any]) -> Collection:
         """Open a replica at the current manifest. If that manifest was superseded while
@@ -246,7 +278,7 @@ class ClusterDatabase(Database):
     def close(self) -> None:
         for name in list(self._collections):
             self.let_go(name, "node stopping")
-        with self._replica_lock:
+        with self._replica_cond:
             for _, _, coll in self._replicas.values():
                 coll.close()
             self._replicas.clear()
