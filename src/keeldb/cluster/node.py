@@ -143,7 +143,16 @@ class ClusterDatabase(Database):
         if self.owns(name):
             return self._collections[name]
         if getattr(self.reading, "active", False) and self.node.can_read:
-            return self.replica(name)
+            # One catch-up per call: a handler looks the collection up several times
+            # (schema, load state, snapshot); the first look, made after the call arrived,
+            # is what Strong needs.
+            caught_up: set[str] = self.reading.caught_up
+            held = self._replicas.get(name)
+            if name in caught_up and held is not None:
+                return held[2]
+            coll = self.replica(name)
+            caught_up.add(name)
+            return coll
         if self.catalog.get(name) is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         if self.node.can_write and self.try_open(name):

@@ -96,11 +96,12 @@ class RoutingInterceptor(grpc.ServerInterceptor):
         def route(request: Any, context: grpc.ServicerContext) -> Any:
             name = _collection_of(request)
             if name and rpc in _READS and self.node.can_read:
-                self.node.db.reading.active = True
+                reading = self.node.db.reading
+                reading.active, reading.caught_up = True, set()
                 try:
                     return inner(request, context)
                 finally:
-                    self.node.db.reading.active = False
+                    reading.active = False
             if name and not forwarded:
                 try:
                     target = self.node.route(name)
