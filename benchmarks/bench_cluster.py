@@ -30,9 +30,9 @@ a node that does not write the collection are routed to the one that does:
 
 Caveats, also printed: everything shares this machine's cores (clients, nodes, etcd and
 the object store), so more nodes add processes, not hardware; the figures show what
-routing and coordination cost, not how a cluster on separate machines scales. In the
-version measured, reads are routed to the collection's writer too (so every consistency
-level means what it means on one node): one collection's search QPS is the writer's.
+routing and coordination cost, not how a cluster on separate machines scales. Searches
+on a node that does not write the collection are answered by that node's read replica,
+which catches up with the writer's log before every read (one etcd read and one LIST).
 
 Nothing here fails on time. A step that fails is reported with the reason and the script
 goes on; it exits 0.
