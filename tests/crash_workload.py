@@ -216,6 +216,43 @@ def observed_state(data: Path) -> dict[int, int] | None:
         close_client(client)
 
 
+def run_child(data: Path, journal: Path, crash_at: str | None, env_extra: dict[str, str] | None = None) -> int:
+    """Run the workload in a child process, optionally armed to die at ``crash_at``
+    (``point:nth``); return its exit code (0, or -9 when the crash point killed it)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, **(env_extra or {}))
+    env["PYTHONPATH"] = str(here.parent / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("KEELDB_CRASH_AT", None)
+    env["KEELDB_COMPACTION_RETENTION_MS"] = "0"  # compaction drops dead versions at once
+    env["KEELDB_INDEX_MIN_ROWS"] = "20"  # the workload's small segments get ANN indexes
+    if crash_at:
+        env["KEELDB_CRASH_AT"] = crash_at
+    proc = subprocess.run(
+        [sys.executable, str(here / "crash_workload.py"), str(data), str(journal)],
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
+    if proc.returncode not in (0, -9):
+        raise AssertionError(f"child failed ({proc.returncode}): {proc.stderr.decode()[-3000:]}")
+    return proc.returncode
+
+
+def check(data: Path, journal: Path) -> None:
+    """The reopened data must be one of the legal outcomes of the journal."""
+    states, _ = expected_states(journal)
+    got = observed_state(data)
+    want = states[0] or {}
+    assert got in states, (
+        f"recovered state is not a legal outcome.\n"
+        f"extra keys: {sorted(set(got or {}) - set(want))[:20]}\n"
+        f"missing keys: {sorted(set(want) - set(got or {}))[:20]}\n"
+        f"wrong values: {[(k, v, want.get(k)) for k, v in (got or {}).items() if want.get(k) not in (None, v)][:20]}"
+    )
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     run(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -11,9 +11,6 @@ over from the dead one (its lease expires first) and seal the dead writer's log.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from keeldb.cluster.etcd import Etcd
 from keeldb.cluster.testbed import ObjectStoreProcess
 from keeldb.storage.crash import CRASH_POINTS
 from tests.cluster_util import etcd_server, s3_server  # noqa: F401 - pytest fixtures
-from tests.crash_workload import expected_states, observed_state
+from tests.crash_workload import check, expected_states, observed_state, run_child
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,35 +43,6 @@ def cluster_env(etcd_server: Etcd, s3_server: ObjectStoreProcess, monkeypatch: p
     for k, v in env.items():
         monkeypatch.setenv(k, v)  # observed_state runs in this process
     return env
-
-
-def run_child(data: Path, journal: Path, crash_at: str | None, env_extra: dict[str, str]) -> int:
-    env = dict(os.environ, **env_extra)
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("KEELDB_CRASH_AT", None)
-    env["KEELDB_COMPACTION_RETENTION_MS"] = "0"
-    env["KEELDB_INDEX_MIN_ROWS"] = "20"
-    if crash_at:
-        env["KEELDB_CRASH_AT"] = crash_at
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "crash_workload.py"), str(data), str(journal)],
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
-    if proc.returncode not in (0, -9):
-        raise AssertionError(f"child failed ({proc.returncode}): {proc.stderr.decode()[-3000:]}")
-    return proc.returncode
-
-
-def check(data: Path, journal: Path) -> None:
-    states, _ = expected_states(journal)
-    got = observed_state(data)
-    assert got in states, (
-        f"recovered state is not a legal outcome.\n"
-        f"extra keys: {sorted(set(got or {}) - set(states[0] or {}))[:20]}\n"
-        f"missing keys: {sorted(set(states[0] or {}) - set(got or {}))[:20]}"
-    )
 
 
 @pytest.mark.parametrize("point", CLUSTER_POINTS)

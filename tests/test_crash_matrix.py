@@ -17,40 +17,10 @@ from pathlib import Path
 import pytest
 
 from keeldb.storage.crash import CRASH_POINTS
-from tests.crash_workload import expected_states, observed_state
+from tests.crash_workload import check, expected_states, observed_state, run_child
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def run_child(data: Path, journal: Path, crash_at: str | None) -> int:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("KEELDB_CRASH_AT", None)
-    env["KEELDB_COMPACTION_RETENTION_MS"] = "0"  # compaction drops dead versions at once
-    env["KEELDB_INDEX_MIN_ROWS"] = "20"  # the workload's small segments get ANN indexes
-    if crash_at:
-        env["KEELDB_CRASH_AT"] = crash_at
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "crash_workload.py"), str(data), str(journal)],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    if proc.returncode not in (0, -9):
-        raise AssertionError(f"child failed ({proc.returncode}): {proc.stderr.decode()[-3000:]}")
-    return proc.returncode
-
-
-def check(data: Path, journal: Path) -> None:
-    states, _ = expected_states(journal)
-    got = observed_state(data)
-    assert got in states, (
-        f"recovered state is not a legal outcome.\n"
-        f"extra keys: {sorted(set(got or {}) - set(states[0] or {}))[:20]}\n"
-        f"missing keys: {sorted(set(states[0] or {}) - set(got or {}))[:20]}\n"
-        f"wrong values: {[(k, v, (states[0] or {}).get(k)) for k, v in (got or {}).items() if (states[0] or {}).get(k) not in (None, v)][:20]}"
-    )
 
 
 @pytest.mark.parametrize("nth", [1, 2, 5])

@@ -31,7 +31,7 @@ from keeldb.cluster.oracle import EtcdReservation
 from keeldb.cluster.shard import ShardWriter, shard_prefix
 from keeldb.cluster.store import ClusterStore
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
-from keeldb.engine.database import Database, index_specs_of, partitions_of
+from keeldb.engine.database import Database, index_specs_of
 from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError, StorageError
 from keeldb.schema import CollectionSchema, check_name
 from keeldb.storage.fs import DirectoryLock, makedirs_durable
@@ -107,18 +107,7 @@ class ClusterDatabase(Database):
             return True
 
     def _open_with(self, entry: dict[str, Any], writer: ShardWriter) -> Collection:
-        schema = CollectionSchema.from_dict(entry["schema"])
-        store = ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer)
-        return Collection(
-            self._dir(entry["id"]),
-            schema,
-            self.oracle,
-            auto_flush_bytes=self.auto_flush_bytes,
-            partition_ids=partitions_of(entry).values(),
-            index_specs=index_specs_of(entry, schema),
-            store=store,
-            **self.collection_options,
-        )
+        return self._open(entry, store=ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer))
 
     def let_go(self, name: str, why: str) -> None:
         """Close a collection this node may no longer write, and give up its lease."""
@@ -224,21 +213,11 @@ class ClusterDatabase(Database):
         loading and what it named collected meanwhile (a writer committing faster than this
         node loads, past the GC grace), start over from the newer one — a few times, then
         give up (the read's outcome is unknown; the client retries)."""
-        schema = CollectionSchema.from_dict(entry["schema"])
         directory = self.collections_dir / f"{entry['id']:06d}-replica"
         for attempt in range(4):
             store = ClusterStore(directory, self.node.objects, entry["id"], self.shard(entry["id"]), writer=False)
             try:
-                return Collection(
-                    directory,
-                    schema,
-                    self.oracle,
-                    partition_ids=partitions_of(entry).values(),
-                    index_specs=index_specs_of(entry, schema),
-                    store=store,
-                    read_only=True,
-                    auto_compact=False,
-                )
+                return self._open(entry, directory, store=store, read_only=True, auto_compact=False)
             except StorageError as e:
                 if attempt == 3 or not store.manifest_moved():
                     raise

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
@@ -41,6 +40,7 @@ from keeldb.errors import CorruptionError, StorageError
 from keeldb.storage.crash import crash_point
 from keeldb.storage.framed import decode_framed, encode_framed
 from keeldb.storage.gc import collect_garbage
+from keeldb.storage.group_commit import GroupCommit
 from keeldb.storage.log_format import HEADER_SIZE, encode_record
 from keeldb.storage.log_reader import Record, iter_records
 from keeldb.storage.manifest import MAGIC, Manifest
@@ -91,32 +91,21 @@ def records_of(chunks: Iterable[bytes]) -> Iterator[Record]:
             yield item
 
 
-class ObjectLog:
-    """One log as a sequence of objects. ``append`` buffers; ``sync`` is group commit: the
-    leader puts everything buffered as ONE conditional object, so concurrent writers share
-    one request, and nobody returns before the object holding their record exists."""
+class ObjectLog(GroupCommit):
+    """One log as a sequence of objects. ``append`` buffers; ``sync`` is group commit
+    (``storage/group_commit.py``): the leader puts everything buffered as ONE conditional
+    object, so concurrent writers share one request, and nobody returns before the object
+    holding their record exists."""
 
     def __init__(self, objects: ObjectStore, base: str, number: int, next_chunk: int = 0) -> None:
+        super().__init__()
         self.number = number
         self._objects = objects
         self._base = base
         self._chunk = next_chunk
         self._buf = bytearray()
-        self._written = 0
-        self._synced = 0
-        self._cond = threading.Condition()
-        self._syncing = False
         self._ended = False
-        self._error: StorageError | None = None
         self.puts = 0  # objects this log wrote (measurements)
-
-    @property
-    def written(self) -> int:
-        return self._written
-
-    @property
-    def synced(self) -> int:
-        return self._synced
 
     def append(self, rtype: int, ts: int, payload: bytes) -> int:
         crash_point("wal.before_append")
@@ -132,45 +121,25 @@ class ObjectLog:
         crash_point("wal.after_append")
         return end
 
-    def sync(self, upto: int | None = None) -> None:
-        with self._cond:
-            target = self._written if upto is None else upto
-            while True:
-                if self._error:
-                    raise self._error
-                if self._synced >= target:
-                    return
-                if not self._syncing:
-                    break
-                self._cond.wait()
-            self._syncing = True
-            data = bytes(self._buf)
-            covering = self._written
-            key = chunk_key(self._base, self.number, self._chunk)
-        try:
-            crash_point("wal.before_fsync")
-            self._objects.put_if_absent(key, data)
-            crash_point("wal.after_fsync")
-        except PositionTaken as e:
-            self._fail(LogFenced(f"log position {key} was taken by another writer: this node no longer owns the shard ({e})"))
-        except ObjectStoreError as e:
-            # Whether the object landed is unknown: the caller's write is not acknowledged
-            # (and not refused either); the next owner's replay decides.
-            self._fail(StorageError(f"log put {key} failed, outcome unknown: {e}"))
-        with self._cond:
-            self.puts += 1
-            del self._buf[: len(data)]
-            self._chunk += 1
-            self._synced = max(self._synced, covering)
-            self._syncing = False
-            self._cond.notify_all()
+    def _take_batch(self) -> tuple[str, bytes]:
+        return chunk_key(self._base, self.number, self._chunk), bytes(self._buf)
 
-    def _fail(self, error: StorageError) -> None:
-        with self._cond:
-            self._error = error
-            self._syncing = False
-            self._cond.notify_all()
-        raise error
+    def _persist(self, batch: tuple[str, bytes]) -> None:
+        crash_point("wal.before_fsync")
+        self._objects.put_if_absent(*batch)
+        crash_point("wal.after_fsync")
+
+    def _persisted(self, batch: tuple[str, bytes]) -> None:
+        self.puts += 1
+        del self._buf[: len(batch[1])]
+        self._chunk += 1
+
+    def _failure(self, error: BaseException) -> StorageError:
+        if isinstance(error, PositionTaken):
+            return LogFenced(f"log position {error.key} was taken by another writer: this node no longer owns the shard ({error})")
+        # Whether the object landed is unknown: the caller's write is not acknowledged (and
+        # not refused either); the next owner's replay decides.
+        return StorageError(f"log put failed, outcome unknown: {error}")
 
     def end(self) -> None:
         """Put the end marker, so a reader tailing the logs knows to move to the next one.

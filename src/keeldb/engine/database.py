@@ -82,16 +82,18 @@ class Database:
     def _dir(self, cid: int) -> Path:
         return self.collections_dir / f"{cid:06d}"
 
-    def _open(self, entry: dict[str, Any]) -> Collection:
+    def _open(self, entry: dict[str, Any], directory: Path | None = None, **extra: Any) -> Collection:
+        """Open a catalog entry's collection. ``extra``: what a cluster node adds (its
+        store, read-only for a replica)."""
         schema = CollectionSchema.from_dict(entry["schema"])
         return Collection(
-            self._dir(entry["id"]),
+            directory or self._dir(entry["id"]),
             schema,
             self.oracle,
             auto_flush_bytes=self.auto_flush_bytes,
             partition_ids=partitions_of(entry).values(),
             index_specs=index_specs_of(entry, schema),
-            **self.collection_options,
+            **{**self.collection_options, **extra},
         )
 
     def _remove_orphans(self) -> None:

@@ -1,9 +1,8 @@
 """Appends records to one log file and makes them durable with group commit.
 
-Appends are cheap (a ``write`` into the page cache). Durability comes from ``sync``: the
-first caller that finds the log unsynced becomes the leader, fsyncs everything written so
-far, and wakes every caller whose record that fsync covered. Many concurrent writers thus
-share one fsync, and none returns before its own bytes are on disk.
+Appends are cheap (a ``write`` into the page cache). Durability comes from ``sync``
+(``group_commit.py``): one fdatasync covers every record written before it started, shared
+by every writer waiting, and none returns before its own bytes are on disk.
 
 After any I/O error the writer is poisoned: the kernel may already have dropped the dirty
 pages that failed to write (the "fsyncgate" lesson from PostgreSQL), so retrying fsync
@@ -13,11 +12,11 @@ could report success for data that is gone. The engine must reopen and recover i
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from keeldb.errors import StorageError
 from keeldb.storage.crash import before_fsync, crash_point
+from keeldb.storage.group_commit import GroupCommit
 from keeldb.storage.log_format import encode_record
 
 
@@ -25,24 +24,12 @@ def log_path(directory: Path, number: int) -> Path:
     return directory / f"{number:012d}.log"
 
 
-class LogWriter:
+class LogWriter(GroupCommit):
     def __init__(self, directory: Path, number: int) -> None:
         self.number = number
         self.path = log_path(directory, number)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._written = os.fstat(self._fd).st_size
-        self._synced = self._written
-        self._cond = threading.Condition()
-        self._syncing = False
-        self._error: StorageError | None = None
-
-    @property
-    def written(self) -> int:
-        return self._written
-
-    @property
-    def synced(self) -> int:
-        return self._synced
+        super().__init__(written=os.fstat(self._fd).st_size)
 
     def append(self, rtype: int, ts: int, payload: bytes) -> int:
         """Write one record; return the file offset just past it (to pass to ``sync``).
@@ -73,37 +60,16 @@ class LogWriter:
         crash_point("wal.after_append")
         return end
 
-    def sync(self, upto: int | None = None) -> None:
-        """Return once every byte before ``upto`` (default: all written) is on disk."""
-        with self._cond:
-            target = self._written if upto is None else upto
-            while True:
-                if self._error:
-                    raise self._error
-                if self._synced >= target:
-                    return
-                if not self._syncing:
-                    break
-                self._cond.wait()
-            self._syncing = True
-            # The leader's fsync covers everything appended so far, which includes ``target``
-            # (an offset ``append`` returned earlier), so one round always suffices.
-            covering = self._written
-        try:
-            crash_point("wal.before_fsync")
-            before_fsync()
-            os.fdatasync(self._fd)
-            crash_point("wal.after_fsync")
-        except OSError as e:
-            with self._cond:
-                self._error = StorageError(f"fsync of {self.path} failed: {e}")
-                self._syncing = False
-                self._cond.notify_all()
-            raise self._error from e
-        with self._cond:
-            self._synced = max(self._synced, covering)
-            self._syncing = False
-            self._cond.notify_all()
+    # sync() is GroupCommit's; one round is one fdatasync of everything written so far.
+
+    def _persist(self, batch: None) -> None:
+        crash_point("wal.before_fsync")
+        before_fsync()
+        os.fdatasync(self._fd)
+        crash_point("wal.after_fsync")
+
+    def _failure(self, error: BaseException) -> StorageError:
+        return StorageError(f"fsync of {self.path} failed: {error}")
 
     def end(self) -> None:
         """Nothing to do locally: the manifest's checkpoint says which logs are finished.
