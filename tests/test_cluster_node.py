@@ -224,3 +224,35 @@ def test_catalog_calls_and_bad_input_through_any_node(nodes: Nodes) -> None:
     assert count(r) == 0
     r.upsert("c", rows([1], 5))
     assert state(b) == {1: 5}
+
+
+def test_a_forward_broken_mid_call_is_an_unknown_outcome_not_a_retry(nodes: Nodes) -> None:
+    """The writer dies while a write forwarded to it is in flight: the forwarding node must
+    answer code 65535 (outcome unknown), which pymilvus does not retry — not UNAVAILABLE,
+    which it would retry into a double insert or a false "duplicate key" refusal."""
+    import threading
+
+    from pymilvus.exceptions import MilvusException
+
+    nodes.start("a")
+    create(nodes.client("a"))
+    nodes.start("b", "read")  # never takes the shard: the write can only be forwarded
+    b = nodes.client("b")
+    b.upsert("c", rows([1], 1))
+    nodes.procs["a"].send_signal(signal.SIGSTOP)
+    got: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            b.insert("c", rows([2], 2), timeout=20)
+            got.append(None)
+        except BaseException as e:  # noqa: BLE001 - inspected below
+            got.append(e)
+
+    t = threading.Thread(target=write)
+    t.start()
+    time.sleep(1.0)  # the insert is now waiting in the stopped writer
+    nodes.procs["a"].kill()
+    t.join(30)
+    assert len(got) == 1 and isinstance(got[0], MilvusException), got
+    assert got[0].code == 65535 and "outcome unknown" in got[0].message, got[0]

@@ -77,8 +77,9 @@ class ClusterDatabase(Database):
         return ShardWriter(self.node.etcd, self.node.cluster, str(cid), 0, self.node.node_id, ttl=self.node.lease_ttl)
 
     def owns(self, name: str) -> bool:
-        with self._lock:
-            c, w = self._collections.get(name), self._shards.get(name)
+        # No lock: single dict reads are atomic, and try_open holds the lock through a whole
+        # recovery, which must not stall every call on this node for other collections.
+        c, w = self._collections.get(name), self._shards.get(name)
         return c is not None and w is not None and w.lease_valid() and not c._failed  # noqa: SLF001
 
     def try_open(self, name: str) -> bool:
@@ -96,6 +97,14 @@ class ClusterDatabase(Database):
                 raise CollectionNotFound(f"collection '{name}' does not exist")
             writer = self.shard(entry["id"])
             if not writer.try_acquire():
+                return False
+            again = self.catalog.get(name)
+            if again is None or again["id"] != entry["id"]:
+                # Dropped (or dropped and created anew) between the read and the lease: the
+                # lease is for a collection that no longer exists under this name.
+                writer.release()
+                if again is None:
+                    raise CollectionNotFound(f"collection '{name}' does not exist")
                 return False
             try:
                 self._collections[name] = self._open_with(entry, writer)
@@ -127,6 +136,11 @@ class ClusterDatabase(Database):
     def owned(self) -> list[str]:
         with self._lock:
             return list(self._shards)
+
+    def owned_ids(self) -> dict[str, int]:
+        """Name -> collection id of what this node writes (the id its store was opened on)."""
+        with self._lock:
+            return {name: c._store.collection_id for name, c in self._collections.items()}  # type: ignore[attr-defined]  # noqa: SLF001
 
     def collection(self, name: str) -> Collection:
         if self.owns(name):
@@ -198,7 +212,16 @@ class ClusterDatabase(Database):
             _, store, coll = held
             try:
                 if not store.manifest_moved():
-                    coll.follow(store.tail())
+                    records, position = store.tail()
+                    try:
+                        coll.follow(records)
+                    except BaseException:
+                        # Half-applied: this replica's memory is no longer a prefix of the
+                        # log. Drop it; the next read loads a fresh one.
+                        self._replicas.pop(name, None)
+                        coll.close()
+                        raise
+                    store.advance(position)
                     return coll
             except StorageError as e:  # the logs it was following were collected: reload
                 log.info("replica of %s reloads: %s", name, e)
@@ -371,9 +394,12 @@ class Node:
         for name in list(self.db.owned()):
             if not self.db.owns(name):
                 self.db.let_go(name, "lease not certainly valid, or log fenced")
+        catalog = self.db.catalog.snapshot()
+        for name, cid in self.db.owned_ids().items():
+            if catalog.get(name, {}).get("id") != cid:
+                self.db.let_go(name, "dropped, renamed or created anew through another node")
         if not self.can_write:
             return
-        catalog = self.db.catalog.snapshot()
         if not catalog:
             return
         holders: dict[str, int] = {}

@@ -12,9 +12,10 @@ A forwarded call is marked (``keeldb-forwarded`` metadata) and never forwarded a
 ownership moved in between, the receiving node answers "not the owner" (code 65535,
 outcome unknown) and the client's retry routes afresh — no loops.
 
-When the forward itself fails (the writer died mid-call), the call is aborted with
-UNAVAILABLE, not answered with a status: the write may have reached the log before the
-writer died, so the client must treat it as unknown, and pymilvus retries UNAVAILABLE.
+When no node can be found to serve a call, it is aborted with UNAVAILABLE (nothing was
+sent anywhere; pymilvus retries). When a forward breaks mid-call, the outcome is unknown:
+reads are aborted with UNAVAILABLE too, but writes are answered with code 65535, which
+pymilvus does not retry (see ``_forward``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from pymilvus.grpc_gen import milvus_pb2
+from google.protobuf import message_factory
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from keeldb.cluster.node import Node, NotOwner
 from keeldb.server import convert
@@ -37,7 +39,16 @@ _WRITES = {"Insert", "Upsert", "Delete"}
 # Data reads a node with the read role answers from its own replica (node.py, "read
 # replicas") instead of forwarding them; everything else about a collection goes to its writer.
 _READS = {"Search", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
+_READ_PREFIXES = ("Describe", "Has", "Show", "Get", "List")
+_SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+
+
+def _unknown_outcome(rpc: str, reason: str) -> Any:
+    """``rpc``'s reply type carrying code 65535 (Milvus's "unexpected error")."""
+    reply = message_factory.GetMessageClass(_SERVICE.methods_by_name[rpc].output_type)
+    status = common_pb2.Status(code=65535, error_code=common_pb2.UnexpectedError, reason=reason)
+    return status if reply is common_pb2.Status else reply(status=status)
 
 
 def _collection_of(request: Any) -> str:
@@ -123,7 +134,12 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             route, request_deserializer=handler.request_deserializer, response_serializer=serialize_any
         )
 
-    def _forward(self, address: str, method: str, request: Any, context: grpc.ServicerContext) -> bytes:
+    def _forward(self, address: str, method: str, request: Any, context: grpc.ServicerContext) -> Any:
+        """The writer's reply, as bytes. If the forward breaks, the outcome is unknown: a
+        read is aborted with UNAVAILABLE (pymilvus retries it, harmlessly); anything that
+        changes state is answered with code 65535 instead, which pymilvus does not retry —
+        its retry of an insert the writer had applied would insert the rows twice (auto_id)
+        or be refused as a duplicate key, a false "no"."""
         call = self._channel(address).unary_unary(method, request_serializer=lambda r: r.SerializeToString())
         metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
         metadata.append((FORWARDED, self.node.node_id))
@@ -134,11 +150,11 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             return reply
         except grpc.RpcError as e:
             self.drop_channel(address)
-            context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown, retry",
-            )
-            raise  # not reached: abort raises
+            why = f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown"
+            rpc = method.rsplit("/", 1)[-1]
+            if rpc in _READS or rpc.startswith(_READ_PREFIXES):
+                context.abort(grpc.StatusCode.UNAVAILABLE, why + ", retry")
+            return _unknown_outcome(rpc, why)
 
     def _flush_all(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Every collection is flushed by its writer, wherever that is."""
@@ -149,8 +165,8 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 if target is None or target == self.node.address:
                     self.node.client.flush(name)
                 else:
-                    raw = self._forward(target, flush, milvus_pb2.FlushRequest(collection_names=[name]), context)
-                    status = milvus_pb2.FlushResponse.FromString(raw).status
+                    reply = self._forward(target, flush, milvus_pb2.FlushRequest(collection_names=[name]), context)
+                    status = (milvus_pb2.FlushResponse.FromString(reply) if isinstance(reply, bytes) else reply).status
                     if status.code:
                         return milvus_pb2.FlushAllResponse(status=status)
         except Exception as e:  # noqa: BLE001 - answered as a status, like every handler

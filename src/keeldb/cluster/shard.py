@@ -94,12 +94,18 @@ class ShardWriter:
             time.sleep(0.1)
 
     def _keep_alive(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
+        # Its own client with a short timeout, and a quick retry after a failure: one slow
+        # request must not outlast the lease (reads stop at ttl - 0.5 s without a renewal).
+        etcd = Etcd(self.etcd.endpoint, timeout=max(0.5, self.ttl / 4))
+        wait = self.ttl / 3
+        while not self._stop.wait(wait):
             asked = time.monotonic()
             try:
-                ttl = self.etcd.lease_keepalive(self.lease)
+                ttl = etcd.lease_keepalive(self.lease)
             except EtcdError:
-                continue  # etcd briefly unreachable: the lease may still be alive; retry
+                wait = 0.25  # etcd briefly unreachable: the lease may still be alive; retry soon
+                continue
+            wait = self.ttl / 3
             if ttl <= 0:
                 self._lost.set()
                 return

@@ -817,8 +817,10 @@ class Collection:
     def build_indexes(self) -> int:
         """Build and commit every missing index now, in the caller's thread; return how
         many. The background builder runs this after flushes, compactions, create_index and
-        open; ``Client.wait_for_index`` calls it to wait (it queues behind a running build)."""
-        self._check_writable()
+        open; ``Client.wait_for_index`` calls it to wait (it queues behind a running build).
+        A replica builds nothing: its writer does, and the next manifest brings the files."""
+        if self.read_only:
+            return 0
         built = 0
         with self._index_lock:
             while not (self._closing or self._failed):
