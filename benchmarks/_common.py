@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -104,3 +105,46 @@ def bench_main(
         log(f"wrote {cfg.out}")
     print_report(report)
     return 0
+
+
+def add_run_options(p: argparse.ArgumentParser, seed: int, what: str) -> None:
+    """``--seed``, ``--out`` and ``--workdir``, the same in every script; ``what``: what
+    the work directory holds."""
+    p.add_argument("--seed", type=int, default=seed, help="numpy seed for the data")
+    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
+    p.add_argument("--workdir", type=Path, help=f"where {what} go (default: a temp dir, deleted at the end)")
+
+
+def fill_defaults(a: argparse.Namespace, quick: dict[str, Any], full: dict[str, Any]) -> None:
+    """Options left unset take the ``--quick`` or the full default (explicit options win)."""
+    for key, value in (quick if a.quick else full).items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+
+
+def quiet_pymilvus() -> None:
+    """pymilvus logs every failed call with a traceback; the scripts report failures in
+    their results. (Import it first: it installs its logging configuration on import.)"""
+    import logging
+
+    try:
+        import pymilvus  # noqa: F401
+    except ImportError:
+        return
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _unwind(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def prepare_client_run() -> None:
+    """For the scripts that start servers and drive them through pymilvus: SIGTERM/SIGHUP
+    unwind through the ``finally`` blocks that stop the servers (no strays), and pymilvus
+    stays quiet about failed calls (they are in the results)."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _unwind)
+    quiet_pymilvus()

@@ -47,9 +47,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import random
-import signal
 import statistics
 import sys
 import threading
@@ -61,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import bench_main, machine_info
+from _common import add_run_options, bench_main, fill_defaults, machine_info, prepare_client_run
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
@@ -606,15 +604,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help=f"writer SIGKILLs per size (default {F['failover_repeats']})")  # fmt: skip
     p.add_argument("--lease-ttl", type=int, default=None,
                    help="the nodes' --lease-ttl in seconds (default: the node's own)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy seed for the data")
-    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
-    p.add_argument("--workdir", type=Path,
-                   help="where cluster data and logs go (default: a temp dir, deleted at the end)")  # fmt: skip
+    add_run_options(p, DEFAULT_SEED, "cluster data and logs")
     a = p.parse_args(argv)
-    defaults = QUICK_DEFAULTS if a.quick else FULL_DEFAULTS
-    for key, value in defaults.items():
-        if getattr(a, key) is None:
-            setattr(a, key, value)
+    fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
     a.nodes = _ints(a.nodes, "--nodes", p)
     a.write_concurrency = _ints(a.write_concurrency, "--write-concurrency", p)
     for name in ("rows", "dim", "batch", "insert_threads", "search_threads", "write_rows"):
@@ -671,24 +663,10 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
     }
 
 
-def _on_signal(signum: int, _frame: Any) -> None:
-    """SIGTERM/SIGHUP: unwind through the finally blocks, which stop the clusters."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    try:
-        import pymilvus  # noqa: F401 - installs its logging configuration on import
-    except ImportError:
-        pass
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + [
-        "pymilvus"
-    ]:
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # failed calls are in the results
+    prepare_client_run()
     return bench_main(argv, cfg, "keeldb-bench-cluster-", run, print_report, cleanup=_stop_live)
 
 

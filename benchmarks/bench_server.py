@@ -70,7 +70,6 @@ import atexit
 import ctypes
 import gc
 import itertools
-import logging
 import math
 import os
 import re
@@ -89,7 +88,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import bench_main, machine_info, target_cell
+from _common import (
+    add_run_options,
+    bench_main,
+    fill_defaults,
+    machine_info,
+    prepare_client_run,
+    target_cell,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "bench_server"
@@ -1204,16 +1210,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default="keeldb,milvus-lite",
         help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)",
     )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy seed for the data")
-    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
-    p.add_argument("--workdir", type=Path,
-                   help="where server data and logs go (default: a temp dir, deleted at the end)")  # fmt: skip
+    add_run_options(p, DEFAULT_SEED, "server data and logs")
     a = p.parse_args(argv)
-
-    defaults = QUICK_DEFAULTS if a.quick else FULL_DEFAULTS
-    for key, value in defaults.items():
-        if getattr(a, key) is None:
-            setattr(a, key, value)
+    fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
     a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
     unknown = [s for s in a.systems if s not in SYSTEMS]
     if unknown or not a.systems:
@@ -1232,11 +1231,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if a.search_budget <= 0 or a.concurrent_budget <= 0:
         p.error("budgets must be > 0")
     return a
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    """SIGTERM/SIGHUP: unwind through the finally blocks, which stop the servers."""
-    raise SystemExit(128 + signum)
 
 
 def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -1304,15 +1298,7 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    # pymilvus logs every failed RPC with a traceback; failures are reported in the results.
-    # (Importing pymilvus first: it installs its logging configuration on import.)
-    try:
-        import pymilvus  # noqa: F401
-    except ImportError:
-        pass
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    prepare_client_run()
     return bench_main(argv, cfg, "keeldb-bench-server-", run, print_report, cleanup=_kill_live_servers)
 
 

@@ -120,8 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         if not (args.cluster and args.storage):
             raise SystemExit("keeldb serve: --cluster and --storage go together")
-        roles = {r for r in args.roles.split(",") if r}
-        if not roles or roles - {"write", "read"}:
+        roles = tuple(r for r in args.roles.split(",") if r)
+        if not roles or set(roles) - {"write", "read"}:
             raise SystemExit(f"keeldb serve: --roles must be write, read or write,read (not {args.roles!r})")
         cluster = ClusterOptions(
             etcd=args.cluster,
@@ -130,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
             s3_access_key=args.s3_access_key,
             s3_secret_key=args.s3_secret_key,
             node_id=args.node_id,
-            roles=tuple(r for r in args.roles.split(",") if r),
+            roles=roles,
             lease_ttl=args.lease_ttl,
             advertise=args.advertise,
         )
