@@ -394,8 +394,9 @@ class Node:
         for name in list(self.db.owned()):
             if not self.db.owns(name):
                 self.db.let_go(name, "lease not certainly valid, or log fenced")
+        owned = self.db.owned_ids()  # before the catalog read: a create lands in the catalog first
         catalog = self.db.catalog.snapshot()
-        for name, cid in self.db.owned_ids().items():
+        for name, cid in owned.items():
             if catalog.get(name, {}).get("id") != cid:
                 self.db.let_go(name, "dropped, renamed or created anew through another node")
         if not self.can_write:
