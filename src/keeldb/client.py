@@ -134,6 +134,7 @@ class Client:
             path, auto_flush_bytes=auto_flush_bytes, collection_options=opts
         )
         self._lock = threading.Lock()
+        self._borrowed = False
 
     @classmethod
     def over(cls, db: database.Database) -> Client:
@@ -173,7 +174,7 @@ class Client:
         return c.snapshot(snapshot_ts)
 
     def close(self) -> None:
-        if self._db is not None and not getattr(self, "_borrowed", False):
+        if self._db is not None and not self._borrowed:
             database.release(self._db)
         self._db = None
 

@@ -46,6 +46,16 @@ class NotOwner(KeelError):
     know whether a write it sent reached the log before ownership moved."""
 
 
+def _store_of(c: Collection) -> ClusterStore:
+    store = c.store
+    assert isinstance(store, ClusterStore)
+    return store
+
+
+def _id_of(c: Collection) -> int:
+    return _store_of(c).collection_id
+
+
 class ClusterDatabase(Database):
     """``Database`` whose catalog is in etcd and whose collections are opened only while
     this node holds their writer lease."""
@@ -64,7 +74,7 @@ class ClusterDatabase(Database):
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
-        self._replicas: dict[str, tuple[int, ClusterStore, Collection]] = {}  # name -> (id, store, replica)
+        self._replicas: dict[str, Collection] = {}  # name -> read replica (over a ClusterStore)
         self._replica_cond = threading.Condition()
         self._catching_up: set[str] = set()
         self._catchups_started: dict[str, int] = {}
@@ -107,16 +117,14 @@ class ClusterDatabase(Database):
                     raise CollectionNotFound(f"collection '{name}' does not exist")
                 return False
             try:
-                self._collections[name] = self._open_with(entry, writer)
+                store = ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer)
+                self._collections[name] = self._open(entry, store=store)
             except BaseException:
                 writer.release()
                 raise
             self._shards[name] = writer
             log.info("node %s now writes collection %s (id %d)", self.node.node_id, name, entry["id"])
             return True
-
-    def _open_with(self, entry: dict[str, Any], writer: ShardWriter) -> Collection:
-        return self._open(entry, store=ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer))
 
     def let_go(self, name: str, why: str) -> None:
         """Close a collection this node may no longer write, and give up its lease."""
@@ -133,14 +141,10 @@ class ClusterDatabase(Database):
         if w is not None:
             w.release()
 
-    def owned(self) -> list[str]:
-        with self._lock:
-            return list(self._shards)
-
-    def owned_ids(self) -> dict[str, int]:
+    def owned(self) -> dict[str, int]:
         """Name -> collection id of what this node writes (the id its store was opened on)."""
         with self._lock:
-            return {name: c._store.collection_id for name, c in self._collections.items()}  # type: ignore[attr-defined]  # noqa: SLF001
+            return {name: _id_of(c) for name, c in self._collections.items()}
 
     def collection(self, name: str) -> Collection:
         if self.owns(name):
@@ -152,7 +156,7 @@ class ClusterDatabase(Database):
             caught_up: set[str] = self.reading.caught_up
             held = self._replicas.get(name)
             if name in caught_up and held is not None:
-                return held[2]
+                return held
             coll = self.replica(name)
             caught_up.add(name)
             return coll
@@ -180,7 +184,7 @@ class ClusterDatabase(Database):
                     held = self._replicas.get(name)
                     if held is None:
                         raise CollectionNotFound(f"collection '{name}' does not exist")
-                    return held[2]
+                    return held
                 if name not in self._catching_up:
                     self._catching_up.add(name)
                     gen = self._catchups_started[name] = self._catchups_started.get(name, 0) + 1
@@ -206,10 +210,10 @@ class ClusterDatabase(Database):
         held = self._replicas.get(name)
         if entry is None:
             if held is not None:
-                self._replicas.pop(name)[2].close()
+                self._replicas.pop(name).close()
             raise CollectionNotFound(f"collection '{name}' does not exist")
-        if held is not None and held[0] == entry["id"] and held[2].index_specs == index_specs_of(entry, held[2].schema):
-            _, store, coll = held
+        if held is not None and _id_of(held) == entry["id"] and held.index_specs == index_specs_of(entry, held.schema):
+            coll, store = held, _store_of(held)
             try:
                 if not store.manifest_moved():
                     records, position = store.tail()
@@ -226,9 +230,9 @@ class ClusterDatabase(Database):
             except StorageError as e:  # the logs it was following were collected: reload
                 log.info("replica of %s reloads: %s", name, e)
         fresh = self._open_replica(entry)
-        self._replicas[name] = (entry["id"], fresh._store, fresh)  # noqa: SLF001
+        self._replicas[name] = fresh
         if held is not None:
-            held[2].close()
+            held.close()
         return fresh
 
     def _open_replica(self, entry: dict[str, Any]) -> Collection:
@@ -290,7 +294,7 @@ class ClusterDatabase(Database):
         for name in list(self._collections):
             self.let_go(name, "node stopping")
         with self._replica_cond:
-            for _, _, coll in self._replicas.values():
+            for coll in self._replicas.values():
                 coll.close()
             self._replicas.clear()
         self._dirlock.release()
@@ -391,10 +395,10 @@ class Node:
                 self._register()
         except EtcdError:
             pass
-        for name in list(self.db.owned()):
+        for name in self.db.owned():
             if not self.db.owns(name):
                 self.db.let_go(name, "lease not certainly valid, or log fenced")
-        owned = self.db.owned_ids()  # before the catalog read: a create lands in the catalog first
+        owned = self.db.owned()  # before the catalog read: a create lands in the catalog first
         catalog = self.db.catalog.snapshot()
         for name, cid in owned.items():
             if catalog.get(name, {}).get("id") != cid:

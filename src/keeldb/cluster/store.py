@@ -170,8 +170,8 @@ class ObjectLog(GroupCommit):
 class ClusterStore:
     """``CollectionStore`` over etcd (manifest) and object storage (files, log).
 
-    ``shard`` is the writer lease when this node writes the collection; ``None`` opens it
-    read-only (a reader replica), which never seals, commits or deletes anything."""
+    ``shard`` holds the writer lease when ``writer``; otherwise (a read replica) it is only
+    used to read the manifest, and the store never seals, commits or deletes anything."""
 
     def __init__(
         self,
@@ -236,28 +236,34 @@ class ClusterStore:
         not in the object store."""
         for name in names:
             try:
-                self.objects.upload_file(self.dir / name, f"{self.base}files/{name}")
+                self.objects.upload_file(self.dir / name, self._file_key(name))
             except PositionTaken as e:
                 raise LogFenced(f"file {name} already exists in the object store: {e}") from e
 
     def local(self, name: str) -> Path:
         path = self.dir / name
-        if not path.exists():
-            if not self.objects.download(f"{self.base}files/{name}", path):
-                raise CorruptionError(f"{self.base}files/{name} is named by the manifest but missing from the object store")
+        if not path.exists() and not self.objects.download(self._file_key(name), path):
+            raise CorruptionError(f"{self._file_key(name)} is named by the manifest but missing from the object store")
         return path
+
+    def _file_key(self, name: str) -> str:
+        return f"{self.base}files/{name}"
 
     # -- the log ----------------------------------------------------------------------------
 
     def open_log(self, number: int) -> ObjectLog:
         return ObjectLog(self.objects, self.base, number)
 
+    def _wal_positions(self) -> set[tuple[int, int]]:
+        """(log, chunk) of every log object there is: one LIST."""
+        parsed = (parse_chunk_key(self.base, k) for k in self.objects.list(self.base + "wal/"))
+        return {p for p in parsed if p is not None}
+
     def _chunks(self, checkpoint: int) -> dict[int, list[int]]:
         by_log: dict[int, list[int]] = {}
-        for key in self.objects.list(self.base + "wal/"):
-            parsed = parse_chunk_key(self.base, key)
-            if parsed is not None and parsed[0] >= checkpoint:
-                by_log.setdefault(parsed[0], []).append(parsed[1])
+        for number, chunk in self._wal_positions():
+            if number >= checkpoint:
+                by_log.setdefault(number, []).append(chunk)
         return by_log
 
     def replay(self, checkpoint: int, apply: Callable[[Record], None], out: Replay) -> None:
@@ -325,7 +331,7 @@ class ClusterStore:
         out: list[bytes] = []
         deadline = time.monotonic() + wait
         while True:
-            present = {p for p in (parse_chunk_key(self.base, k) for k in self.objects.list(self.base + "wal/")) if p}
+            present = self._wal_positions()
             while (number, chunk) in present:
                 data = self._get(chunk_key(self.base, number, chunk))
                 if data == END:
@@ -391,7 +397,7 @@ class ClusterStore:
         keep = set().union(*(m.files() for m in retained)) if retained else set()
         doomed = []
         for key in self.objects.list(self.base + "files/"):
-            name = key[len(self.base) + 6 :]
+            name = key.rsplit("/", 1)[1]
             if name in keep or name in in_progress:
                 continue
             if at_open:
@@ -399,10 +405,11 @@ class ClusterStore:
             if name in self._orphans or name in self._seen or name.rsplit(".", 1)[0].endswith(f"-{self.tag}"):
                 doomed.append(key)
         keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
-        for key in self.objects.list(self.base + "wal/"):
-            parsed = parse_chunk_key(self.base, key)
-            if parsed is not None and parsed[0] < keep_logs_from and parsed[0] < active_log:
-                doomed.append(key)
+        doomed += [
+            chunk_key(self.base, number, chunk)
+            for number, chunk in self._wal_positions()
+            if number < keep_logs_from and number < active_log
+        ]
         now = time.monotonic()
         since = {k: self._doomed_since.get(k, now) for k in doomed}
         self._doomed_since = since
@@ -413,8 +420,9 @@ class ClusterStore:
             except ObjectStoreError as e:
                 log.warning("object-store GC failed (%s); retried after the next commit", e)
                 return removed
-            self._seen -= {k[len(self.base) + 6 :] for k in doomed}
-            self._orphans -= {k[len(self.base) + 6 :] for k in doomed}
+            names = {k.rsplit("/", 1)[1] for k in doomed}
+            self._seen -= names
+            self._orphans -= names
             for k in doomed:
                 self._doomed_since.pop(k, None)
         return removed + doomed

@@ -452,15 +452,14 @@ class Collection:
         """A replica applies records its writer logged after the ones it has, making them
         visible at once: they are durable already (read back from where the writer made
         them durable), in log order. Returns how many."""
-        n, top = 0, self._applied_ts
+        n = 0
         with self._write_lock:
             for rec in records:
-                self._apply_record(rec.rtype, rec.ts, rec.payload)
-                top = max(top, rec.ts)
+                self._apply_record(rec.rtype, rec.ts, rec.payload)  # advances _applied_ts
                 n += 1
             if n:
                 with self._state_lock:
-                    self._visible_ts = max(self._visible_ts, top)
+                    self._visible_ts = max(self._visible_ts, self._applied_ts)
                     self._visible_count = len(self._live)
         return n
 
@@ -751,6 +750,10 @@ class Collection:
     # segment it was built from: the manifest names it next to its segment id, the commit
     # that adds it checks that the segment is still in the manifest, and a compaction's
     # commit drops its inputs' indexes in the same version that drops the inputs.
+
+    @property
+    def store(self) -> CollectionStore:
+        return self._store
 
     @property
     def index_specs(self) -> dict[str, IndexSpec]:
