@@ -22,23 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (all bound at once, so none is handed out twice)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+from keeldb.cluster.testbed import EtcdProcess, ObjectStoreProcess, free_port, free_ports
 
 
 def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -325,8 +309,8 @@ class ClusterTarget(Target):
         self.bucket, self.prefix = bucket, prefix
         self.ready_timeout = ready_timeout
         self.picker = VictimPicker(self.node_ids, victims, seed)
-        self.etcd: Any = None
-        self.store: Any = None
+        self.etcd: Any = None  # an EtcdProcess once started
+        self.store: Any = None  # an ObjectStoreProcess once started
         self.down: set[str] = set()
         self.paused: str | None = None
         self.last_victim = ""
@@ -391,8 +375,6 @@ class ClusterTarget(Target):
             )  # fmt: skip
 
     def _start_services(self) -> None:
-        from keeldb.cluster.testbed import EtcdProcess, ObjectStoreProcess
-
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.etcd = EtcdProcess(self.workdir / "etcd")
         self.store = ObjectStoreProcess(self.workdir / "s3", self.bucket)
