@@ -19,6 +19,7 @@ from typing import Any
 
 from keeldb.cluster.etcd import Compare, Etcd, put_op
 from keeldb.errors import InvalidArgument
+from keeldb.storage.catalog import apply_changes
 
 
 class EtcdCatalog:
@@ -63,14 +64,7 @@ class EtcdCatalog:
         return int(self._change(lambda s: s.__setitem__("next_id", int(s["next_id"]) + 1))["next_id"]) - 1
 
     def update(self, changes: dict[str, dict[str, Any] | None]) -> None:
-        def apply(state: dict[str, Any]) -> None:
-            for name, entry in changes.items():
-                if entry is None:
-                    state["collections"].pop(name, None)
-                else:
-                    state["collections"][name] = entry
-
-        self._change(apply)
+        self._change(lambda state: apply_changes(state, changes))
 
     def create(self, name: str, entry: dict[str, Any]) -> None:
         """Add ``name`` unless it exists (also if a racing create on another node won)."""

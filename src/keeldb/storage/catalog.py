@@ -21,6 +21,15 @@ from keeldb.storage.fs import atomic_replace
 MAGIC = b"KEELCAT1"
 
 
+def apply_changes(state: dict[str, Any], changes: dict[str, dict[str, Any] | None]) -> None:
+    """``{name: entry}`` into ``state``'s collections; ``None`` removes the name."""
+    for name, entry in changes.items():
+        if entry is None:
+            state["collections"].pop(name, None)
+        else:
+            state["collections"][name] = entry
+
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -58,11 +67,7 @@ class Catalog:
         """Apply ``{name: entry}`` (``None`` removes) and make it durable, atomically."""
         with self._lock:
             new = copy.deepcopy(self._state)
-            for name, entry in changes.items():
-                if entry is None:
-                    new["collections"].pop(name, None)
-                else:
-                    new["collections"][name] = entry
+            apply_changes(new, changes)
             atomic_replace(
                 self.path,
                 encode_framed(MAGIC, new),
