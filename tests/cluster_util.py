@@ -18,9 +18,9 @@ from keeldb.cluster.testbed import (
     EtcdProcess,
     ObjectStoreProcess,
     etcd_binary,
-    free_port,
     weed_binary,
 )
+from keeldb.testing.ports import free_port
 
 __all__ = ["etcd_server", "free_port", "object_store", "s3_server"]
 

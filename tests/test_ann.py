@@ -245,6 +245,40 @@ def test_drop_and_recreate_index_with_other_params(tmp_path: Path) -> None:
     c.close()
 
 
+def test_create_index_and_load_return_when_searches_use_the_index(tmp_path: Path) -> None:
+    """As pymilvus's: the first search after create_index (or load) already uses the index;
+    ``sync=False`` / ``_async=True`` leave the build to the background."""
+    c = keeldb.Client(str(tmp_path / "db"))
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    c.create_collection("c", schema=s)
+    for part in range(2):  # two sealed segments, both needing an index
+        ids = np.arange(part * N // 2, (part + 1) * N // 2)
+        c.insert_columns("c", {"id": ids, "v": BASE[ids]}, len(ids))
+        c.flush("c")
+    ip = c.prepare_index_params()
+    ip.add_index("v", "HNSW", metric_type="L2", params={"M": 8, "efConstruction": 32})
+    c.create_index("c", ip)
+    d = c.describe_index("c", "v")
+    assert (d["pending_index_rows"], d["indexed_rows"], d["state"]) == (0, N, "Finished")
+    assert len(c._coll("c")._manifest.indexes) == 2  # noqa: SLF001 - committed, not only built
+    c.load_collection("c")
+    assert index_in_use(c)
+    # The opt-out: create_index returns before the build; load_collection then waits for it.
+    c.release_collection("c")
+    c.drop_index("c", "v")
+    ip = c.prepare_index_params()
+    ip.add_index("v", "IVF_FLAT", metric_type="L2", params={"nlist": 16})
+    coll = c._coll("c")  # noqa: SLF001
+    with coll._index_lock:  # noqa: SLF001 - hold the builder so the call cannot finish it
+        c.create_index("c", ip, sync=False)
+        assert c.describe_index("c", "v")["pending_index_rows"] == N
+    c.load_collection("c")
+    assert c.describe_index("c", "v")["pending_index_rows"] == 0 and index_in_use(c)
+    c.close()
+
+
 @pytest.mark.parametrize(
     ("index_type", "params", "message"),
     [

@@ -855,9 +855,8 @@ def test_bad_query_vector(env: Env, data: Any, words: tuple[str, ...]) -> None:
         ({"anns_field": "nope"}, ("'nope'",)),
         ({"search_params": {"metric_type": "IP"}}, ("IP", "L2")),
         ({"search_params": {"metric_type": "HAMMING"}}, ("HAMMING",)),
-        ({"partition_names": ["p1"]}, ("'p1'",)),
     ],
-    ids=["anns_scalar", "anns_unknown", "metric_mismatch", "metric_unknown", "partition"],
+    ids=["anns_scalar", "anns_unknown", "metric_mismatch", "metric_unknown"],
 )
 def test_bad_search_arguments(env: Env, kwargs: dict[str, Any], words: tuple[str, ...]) -> None:
     expect(
@@ -865,6 +864,16 @@ def test_bad_search_arguments(env: Env, kwargs: dict[str, Any], words: tuple[str
         InvalidArgument,
         lambda c: c.search(COLL, V, limit=3, output_fields=["id"], **kwargs),
         *words,
+    )
+
+
+def test_search_in_an_unknown_partition(env: Env) -> None:
+    """Milvus's code 200, partition not found."""
+    expect(
+        env,
+        keeldb.PartitionNotFound,
+        lambda c: c.search(COLL, V, limit=3, output_fields=["id"], partition_names=["p1"]),
+        "partition=p1",
     )
 
 

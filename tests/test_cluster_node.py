@@ -19,7 +19,8 @@ import pytest
 from pymilvus import DataType, MilvusClient
 
 from keeldb.cluster.etcd import Etcd
-from keeldb.cluster.testbed import ObjectStoreProcess, free_port
+from keeldb.cluster.testbed import ObjectStoreProcess
+from keeldb.testing.ports import free_port
 from tests.cluster_util import etcd_server, s3_server  # noqa: F401 - pytest fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,8 @@ def test_every_node_answers_every_call_and_replicas_read_the_writes_they_did_not
         assert state(clients["r"]) == model
     clients["r"].flush_all()  # each collection flushed by its writer, wherever that is
     assert state(clients["b"]) == model
+    job = clients["r"].compact("c")  # run by the writer; any node knows the job
+    assert all(c.get_compaction_state(job) == "Completed" for c in clients.values())
     hits = clients["r"].search("c", [[30.0, 5.0, 0.0, 1.0]], limit=3, output_fields=["v"])[0]
     assert all(model.get(h["id"]) == h["entity"]["v"] for h in hits)
     owners = {name: metrics(nodes, name)["shards"] for name in clients}

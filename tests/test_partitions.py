@@ -43,7 +43,7 @@ def test_reads_restricted_to_partitions(client: keeldb.Client) -> None:
     assert [h["id"] for h in hits] == [10, 11, 12]
     assert client.get("c", ids=[1, 11], partition_names=["p1"]) == [{"id": 11}]
     assert client.get_partition_stats("c", "p1") == {"row_count": 5}
-    with pytest.raises(keeldb.InvalidArgument, match="does not exist"):
+    with pytest.raises(keeldb.PartitionNotFound, match="partition not found"):
         client.query("c", filter="", partition_names=["nope"])
 
 
@@ -65,7 +65,7 @@ def test_drop_partition_deletes_its_rows_durably(client: keeldb.Client, tmp_path
     client.insert("c", [{"id": 20, "vector": [2, 0]}], partition_name="p1")
     client.drop_partition("c", "p1")
     assert count(client) == 10 and client.list_partitions("c") == ["_default"]
-    with pytest.raises(keeldb.InvalidArgument, match="does not exist"):
+    with pytest.raises(keeldb.PartitionNotFound, match="partition not found"):
         client.insert("c", [{"id": 99, "vector": [0, 0]}], partition_name="p1")
     with pytest.raises(keeldb.InvalidArgument, match="cannot be dropped"):
         client.drop_partition("c", "_default")
@@ -76,3 +76,22 @@ def test_drop_partition_deletes_its_rows_durably(client: keeldb.Client, tmp_path
     c.create_partition("c", "p1")  # a new p1 is a new, empty partition
     assert count(c, partition_names=["p1"]) == 0
     c.close()
+
+
+def test_load_and_release_partitions(client: keeldb.Client) -> None:
+    """Reads see the loaded partitions only; naming an unloaded one is refused."""
+    client.release_collection("c")
+    with pytest.raises(keeldb.CollectionNotLoaded):
+        count(client)
+    client.load_partitions("c", ["p1"])
+    assert count(client) == 5
+    assert [h["id"] for h in client.search("c", [[0, 0]], limit=2)[0]] == [10, 11]
+    with pytest.raises(keeldb.PartitionNotLoaded, match="_default"):
+        client.get("c", ids=[1], partition_names=["_default"])
+    assert str(client.get_load_state("c", partition_name="_default")["state"]) == "NotLoad"
+    client.load_partitions("c", ["_default"])
+    assert count(client) == 15
+    client.release_partitions("c", ["p1", "_default"])
+    assert str(client.get_load_state("c")["state"]) == "NotLoad"
+    with pytest.raises(keeldb.PartitionNotFound):
+        client.load_partitions("c", ["nope"])

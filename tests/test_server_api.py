@@ -408,8 +408,8 @@ def test_partitions(mc: MilvusClient) -> None:
     mc.drop_partition("parts", "p2")
     assert not mc.has_partition("parts", "p2") and mc.list_partitions("parts") == ["_default", "p1"]
     assert count(mc, "parts") == 5
-    expect_error(lambda: mc.insert("parts", [{"id": 99, "vector": [0, 0, 0, 0]}], partition_name="p2"), 1100, "p2")
-    expect_error(lambda: mc.query("parts", filter="", partition_names=["p2"]), 1100, "p2")
+    expect_error(lambda: mc.insert("parts", [{"id": 99, "vector": [0, 0, 0, 0]}], partition_name="p2"), 200, "p2")
+    expect_error(lambda: mc.query("parts", filter="", partition_names=["p2"]), 200, "p2")
     expect_error(lambda: mc.create_partition("parts", "p1"), 1100, "p1")
     expect_error(lambda: mc.drop_partition("parts", "_default"), 1100, "default")
     assert count(mc, "parts") == 5
@@ -673,6 +673,64 @@ def test_search_iterator_returns_tied_rows_once(mc: MilvusClient, metric: str) -
 # ---------------------------------------------------------------------------------------------
 # Flush, indexes, load state
 # ---------------------------------------------------------------------------------------------
+
+
+def test_partition_load_state_ids_and_reads(mc: MilvusClient, stub: milvus_pb2_grpc.MilvusServiceStub) -> None:
+    """Loading and releasing partitions is real: reads see exactly the loaded ones, a read
+    naming an unloaded one is refused (201), releasing all of them releases the collection,
+    and ShowPartitions reports the ids partitions really have (not positions)."""
+    mc.create_collection("pload", dimension=DIM, metric_type="L2")
+    for p in ("p1", "p2", "p3"):
+        mc.create_partition("pload", p)
+    for i, p in enumerate(("_default", "p1", "p2", "p3")):
+        mc.insert("pload", [{"id": i * 10 + k, "vector": [float(k), 0, 0, 0]} for k in range(i + 1)], partition_name=p)
+    mc.drop_partition("pload", "p1")
+    reply = stub.ShowPartitions(milvus_pb2.ShowPartitionsRequest(collection_name="pload"))
+    assert list(reply.partition_names) == ["_default", "p2", "p3"]
+    assert list(reply.partitionIDs) == [0, 2, 3]  # p1 was 1, and is gone
+    mc.release_collection("pload")
+    mc.load_partitions("pload", ["p2"])
+    assert str(mc.get_load_state("pload")["state"]) == "Loaded"
+    assert str(mc.get_load_state("pload", partition_name="p3")["state"]) == "NotLoad"
+    assert count(mc, "pload") == 3
+    assert sorted(h["id"] for h in mc.search("pload", [[0, 0, 0, 0]], limit=10)[0]) == [20, 21, 22]
+    expect_error(lambda: mc.query("pload", filter="", partition_names=["p3"]), 201, "p3")
+    mc.load_partitions("pload", ["p3"])
+    assert count(mc, "pload") == 7 and count(mc, "pload", partition_names=["p3"]) == 4
+    mc.release_partitions("pload", ["p2"])
+    assert count(mc, "pload") == 4
+    mc.release_partitions("pload", ["p3"])
+    assert str(mc.get_load_state("pload")["state"]) == "NotLoad"
+    expect_error(lambda: mc.query("pload", filter="", output_fields=["count(*)"]), 101)
+    mc.load_collection("pload")
+    mc.create_partition("pload", "p4")  # a loaded collection's new partition is loaded too
+    mc.insert("pload", [{"id": 99, "vector": [0, 0, 0, 0]}], partition_name="p4")
+    assert count(mc, "pload") == 9  # 1 + 3 + 4 + 1 (p1 was dropped)
+    mc.release_partitions("pload", ["_default"])
+    assert count(mc, "pload") == 8
+
+
+def test_flush_and_compaction_states_are_true(mc: MilvusClient, stub: milvus_pb2_grpc.MilvusServiceStub) -> None:
+    """GetFlushState answers from the data (not always "flushed"); GetCompactionState knows
+    the jobs it ran and refuses ids it never handed out."""
+    mc.create_collection("fstate", dimension=DIM)
+    mc.insert("fstate", data_rows(10))
+    flushed = stub.Flush(milvus_pb2.FlushRequest(collection_names=["fstate"]))
+    ts = flushed.coll_flush_ts["fstate"]
+    assert ts > 0
+    state = lambda t: stub.GetFlushState(  # noqa: E731
+        milvus_pb2.GetFlushStateRequest(collection_name="fstate", flush_ts=t)
+    ).flushed
+    assert state(ts)
+    mc.insert("fstate", [{"id": 100, "vector": [1.0, 0, 0, 0]}])
+    after = stub.AllocTimestamp(milvus_pb2.AllocTimestampRequest()).timestamp
+    assert state(ts) and not state(after)  # the new row is only in the log
+    mc.flush("fstate")
+    assert state(after)
+    job = mc.compact("fstate")
+    assert job > 0 and mc.get_compaction_state(job) == "Completed"
+    reply = stub.GetCompactionState(milvus_pb2.GetCompactionStateRequest(compactionID=job + 12345))
+    assert reply.status.code == 1100 and "unknown" in reply.status.reason
 
 
 def test_flush_returns(mc: MilvusClient) -> None:

@@ -13,6 +13,9 @@ from keeldb.errors import (
     IndexNotFound,
     InvalidArgument,
     KeelError,
+    MissingExtra,
+    PartitionNotFound,
+    PartitionNotLoaded,
     PrimaryKeyExists,
     StorageError,
 )
@@ -34,6 +37,9 @@ __all__ = [
     "InvalidArgument",
     "KeelError",
     "LoadState",
+    "MissingExtra",
+    "PartitionNotFound",
+    "PartitionNotLoaded",
     "PrimaryKeyExists",
     "StorageError",
 ]

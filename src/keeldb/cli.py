@@ -1,9 +1,9 @@
-"""The ``keeldb`` command.
+"""The ``keeldb`` command: ``chaos`` (the main job), ``serve`` and ``demo``.
 
-``keeldb demo`` is the main job for now: it writes a collection, runs upserts in a child
-process that SIGKILLs itself in the middle of one, reopens the directory and shows that
-``count(*)`` is exact and every acknowledged batch is there. Later issues add ``serve`` and
-``chaos`` here.
+``keeldb chaos`` runs the seed scenario of the Milvus incident against a server and checks it
+(``keeldb.chaos``); ``keeldb serve`` serves a data directory over Milvus's gRPC protocol
+(``keeldb.server``); ``keeldb demo`` shows the embedded engine surviving a kill -9 in seconds.
+Each command imports what it needs when it runs, so ``keeldb --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -119,10 +119,10 @@ def _serve(args: argparse.Namespace) -> int:
         from keeldb.server.main import ClusterOptions
 
         if not (args.cluster and args.storage):
-            raise SystemExit("keeldb serve: --cluster and --storage go together")
+            raise ValueError("--cluster and --storage go together")
         roles = tuple(r for r in args.roles.split(",") if r)
         if not roles or set(roles) - {"write", "read"}:
-            raise SystemExit(f"keeldb serve: --roles must be write, read or write,read (not {args.roles!r})")
+            raise ValueError(f"--roles must be write, read or write,read (not {args.roles!r})")
         cluster = ClusterOptions(
             etcd=args.cluster,
             storage=args.storage,
@@ -155,13 +155,22 @@ def _chaos(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
     lo, _, hi = args.interval.partition("-")
+    try:
+        interval = (float(lo), float(hi or lo))
+    except ValueError:
+        raise ValueError(f"--interval must be MIN-MAX seconds, not {args.interval!r}") from None
+    faults = tuple(x.strip() for x in args.faults.split(",") if x.strip())
+    unknown = [f for f in faults if f not in FAULT_KINDS_HELP]
+    if unknown or not faults:
+        raise ValueError(f"--faults: unknown fault kinds {unknown}; choose from {', '.join(FAULT_KINDS_HELP)}")
+    out = Path(args.out) if args.out else Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = Config(
         target=args.target,
         rows=args.rows,
         dim=args.dim,
-        faults=tuple(x.strip() for x in args.faults.split(",") if x.strip()),
+        faults=faults,
         count=args.count,
-        interval=(float(lo), float(hi or lo)),
+        interval=interval,
         pause=args.pause,
         crash_points=tuple(x.strip() for x in args.crash_points.split(",") if x.strip()),
         crash_wait=args.crash_wait,
@@ -169,7 +178,8 @@ def _chaos(args: argparse.Namespace) -> int:
         flush_interval=args.flush_interval,
         compact_interval=args.compact_interval,
         index_type=args.index_type,
-        out=Path(args.out) if args.out else None,
+        out=out,
+        keep_data=args.keep_data,
         uri=args.uri,
         kill_cmd=args.kill_cmd,
         restart_cmd=args.restart_cmd,
@@ -237,77 +247,134 @@ def _chaos_finish(result: Any) -> int:
     for v in result.violations[:30]:
         console.print(f"[red]VIOLATION[/] {v}")
     console.print(f"history: {hist}\nreport:  {page}")
+    if result.kept:
+        console.print(f"data:    {', '.join(str(p) for p in result.kept)} (--keep-data)")
     console.print("[green]no violations[/]" if not result.violations else f"[red]{len(result.violations)} violations[/]")
     return 0 if not result.violations else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="keeldb", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="write, kill -9 mid-upsert, recover, check count(*)")
-    d.add_argument("--dir", help="data directory (default: a temporary one, removed after)")
-    d.add_argument("--rows", type=int, default=10_000)
-    d.add_argument("--batch", type=int, default=200)
-    d.add_argument("--dim", type=int, default=32)
-    d.add_argument("--seed", type=int, default=None)
-    d.set_defaults(func=_demo)
-    s = sub.add_parser("serve", help="serve a data directory over Milvus's gRPC protocol")
-    s.add_argument("--data", required=True, help="data directory (created if missing)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    s.add_argument("--port", type=int, default=19530, help="port (0 picks a free one)")
-    s.add_argument("--auth", default=None, help="require user:password or a token on every call")
-    s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response")
-    g = s.add_argument_group("cluster mode (docs/cluster.md)")
-    g.add_argument("--cluster", metavar="etcd://HOST:PORT", help="join the cluster whose metadata is in this etcd")
-    g.add_argument("--storage", metavar="s3://BUCKET/PREFIX", help="object storage for segments, indexes and the log")
-    g.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS_ENDPOINT_URL)")
-    g.add_argument("--s3-access-key", default=None, help="default: AWS_ACCESS_KEY_ID")
-    g.add_argument("--s3-secret-key", default=None,
-                   help="default: AWS_SECRET_ACCESS_KEY (prefer the variable: flags show in ps)")
-    g.add_argument("--node-id", default=None, help="this node's name in the cluster (default: host:port)")
-    g.add_argument("--roles", default="write,read", help="write (own shards), read (serve reads), or both")
-    g.add_argument("--lease-ttl", type=int, default=5, help="seconds a dead writer keeps its shards")
-    g.add_argument("--advertise", default=None, help="address other nodes reach this one at (default: host:port)")
-    s.set_defaults(func=_serve)
-    c = sub.add_parser(
-        "chaos",
-        help="the seed scenario: concurrent upserts, searches, flushes and counts under kill -9, checked",
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default."""
+
+
+def _command(sub: Any, name: str, func: Any, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, formatter_class=_Help, help=summary, description=description)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keeldb",
+        description="keeldb: a vector database that speaks Milvus's protocol and keeps count(*) "
+        "exact through kill -9.",
+        epilog="Run 'keeldb COMMAND --help' for a command's flags.",
+        formatter_class=_Help,
     )
-    c.add_argument("--target", choices=["keeldb", "milvus-lite", "cluster", "external"], default="keeldb")
-    c.add_argument("--uri", help="endpoint of an external target (with --kill-cmd/--restart-cmd or --pid)")
-    c.add_argument("--kill-cmd", help="command that kills the external target")
-    c.add_argument("--restart-cmd", help="command that starts the external target again")
-    c.add_argument("--pid", type=int, help="pid of the external target (SIGKILL / SIGSTOP it directly)")
-    c.add_argument("--rows", type=int, default=100_000, help="base rows, keys 0..rows-1 (the seed: 10000000)")
-    c.add_argument("--dim", type=int, default=32)
-    c.add_argument("--faults", default="sigkill", help=f"comma list from {','.join(FAULT_KINDS_HELP)}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    c = _command(
+        sub, "chaos", _chaos,
+        "the seed scenario: concurrent upserts, searches, flushes and counts under kill -9, checked",
+        "Start a server, load ROWS base rows, run concurrent upserts of 200 cycling from "
+        "key 0, searches, flushes and count(*) while injecting faults, and check every read and "
+        "every restart against the history of acknowledged writes (docs/chaos.md).",
+    )  # fmt: skip
+    c.add_argument("--target", choices=["keeldb", "milvus-lite", "cluster", "external"], default="keeldb",
+                   help="what to judge: a keeldb serve this command starts, a milvus-lite server, three "
+                        "keeldb cluster nodes with etcd and an object store, or an endpoint you run (--uri)")
+    c.add_argument("--rows", type=int, default=100_000,
+                   help="base rows, keys 0..ROWS-1 (the Milvus incident used 10,000,000)")
+    c.add_argument("--dim", type=int, default=32, help="vector dimension of the collection")
+    c.add_argument("--faults", default="sigkill", help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)}")
     c.add_argument("--count", type=int, default=5, help="number of faults to inject")
     c.add_argument("--interval", default="1-5", help="seconds of workload between faults, MIN-MAX")
     c.add_argument("--pause", type=float, default=8.0, help="SIGSTOP length in seconds")
-    c.add_argument("--crash-points", default="", help="comma list of crash points to arm (default: all live ones)")
+    c.add_argument("--crash-points", default="",
+                   help="comma list of crash points to arm for the crash-point fault (empty: every live one)")
     c.add_argument("--crash-wait", type=float, default=30.0,
                    help="seconds an armed crash point has to be reached before the server is SIGKILLed instead")
     c.add_argument("--flush-interval", type=float, default=0.25, help="seconds between the flusher's flushes")
     c.add_argument("--compact-interval", type=float, default=1.0,
                    help="seconds between the compactor's compactions (0: no compactor)")
     c.add_argument("--index-type", default=None, choices=("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX"),
-                   help="the collection's vector index (default IVF_FLAT nlist=64, searched with nprobe=16; "
+                   help="the collection's vector index (None: IVF_FLAT nlist=64 searched with nprobe=16; "
                         "AUTOINDEX against milvus-lite)")
     c.add_argument("--no-churn", action="store_true", help="upserts only (no inserts/deletes of extra keys)")
-    c.add_argument("--nodes", type=int, default=3,
-                   help="--target cluster: keeldb nodes (besides etcd and a SeaweedFS object store)")
-    c.add_argument("--empty-disk-restarts", action="store_true",
-                   help="--target cluster: a killed node comes back with its local data dir deleted")
-    c.add_argument("--victims", choices=("random", "cover"), default="random",
-                   help="--target cluster: SIGKILL a component uniformly at random, or cover "
-                        "node / etcd / object store once in every three faults")
-    c.add_argument("--lease-ttl", type=int, default=None,
-                   help="--target cluster: the nodes' --lease-ttl in seconds (default: the node's)")
-    c.add_argument("--out", help="directory for history.json, report.html and the server's data")
-    c.add_argument("--seed", type=int, default=0)
-    c.set_defaults(func=_chaos)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    c.add_argument("--seed", type=int, default=0, help="seed of the fault schedule and the workload's choices")
+    c.add_argument("--out", default=None,
+                   help="directory for history.json, report.html and server logs (None: ./keeldb-chaos-<time>)")
+    c.add_argument("--keep-data", action="store_true",
+                   help="keep the servers' data directories under --out (removed after the run otherwise)")
+    e = c.add_argument_group("--target external")
+    e.add_argument("--uri", help="endpoint of the external target, e.g. http://127.0.0.1:19530")
+    e.add_argument("--kill-cmd", help="shell command that kills the external target")
+    e.add_argument("--restart-cmd", help="shell command that starts the external target again")
+    e.add_argument("--pid", type=int, help="pid of the external target (SIGKILL / SIGSTOP it directly)")
+    g = c.add_argument_group("--target cluster")
+    g.add_argument("--nodes", type=int, default=3, help="keeldb nodes (besides etcd and a SeaweedFS object store)")
+    g.add_argument("--empty-disk-restarts", action="store_true",
+                   help="a killed node comes back with its local data directory deleted")
+    g.add_argument("--victims", choices=("random", "cover"), default="random",
+                   help="SIGKILL a component uniformly at random, or cover node / etcd / object store "
+                        "once in every three faults")
+    g.add_argument("--lease-ttl", type=int, default=None,
+                   help="the nodes' --lease-ttl in seconds (None: the node's default)")
+
+    s = _command(
+        sub, "serve", _serve,
+        "serve a data directory over Milvus's gRPC protocol",
+        "Serve a data directory to unmodified pymilvus programs. SIGTERM finishes the calls "
+        "in flight and closes cleanly; after SIGKILL nothing acknowledged is lost.",
+    )
+    s.add_argument("--data", required=True, help="data directory (created if missing)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (the default is loopback only)")
+    s.add_argument("--port", type=int, default=19530, help="port to listen on (0 picks a free one)")
+    s.add_argument("--auth", default=None, help="require this user:password (or token) on every call")
+    s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response, in MiB")
+    g = s.add_argument_group("cluster mode (docs/cluster.md; needs pip install 'keeldb[cluster]')")
+    g.add_argument("--cluster", metavar="etcd://HOST:PORT", help="join the cluster whose metadata is in this etcd")
+    g.add_argument("--storage", metavar="s3://BUCKET/PREFIX", help="object storage for segments, indexes and the log")
+    g.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (None: AWS_ENDPOINT_URL)")
+    g.add_argument("--s3-access-key", default=None, help="S3 access key (None: AWS_ACCESS_KEY_ID)")
+    g.add_argument("--s3-secret-key", default=None,
+                   help="S3 secret key (None: AWS_SECRET_ACCESS_KEY; prefer the variable: flags show in ps)")
+    g.add_argument("--node-id", default=None, help="this node's name in the cluster (None: host:port)")
+    g.add_argument("--roles", default="write,read", help="write (own shards), read (serve reads), or both")
+    g.add_argument("--lease-ttl", type=int, default=5, help="seconds a dead writer keeps its shards")
+    g.add_argument("--advertise", default=None, help="address other nodes reach this one at (None: host:port)")
+
+    d = _command(
+        sub, "demo", _demo,
+        "embedded, in seconds: write, kill -9 mid-upsert, recover, check count(*)",
+        "Write a collection with the embedded client, SIGKILL a child process in the middle "
+        "of an upsert, reopen and show that count(*) is exact and every acknowledged batch is there.",
+    )
+    d.add_argument("--dir", help="data directory (None: a temporary one, removed after)")
+    d.add_argument("--rows", type=int, default=10_000, help="base rows, keys 0..ROWS-1")
+    d.add_argument("--batch", type=int, default=200, help="rows per upsert batch")
+    d.add_argument("--dim", type=int, default=32, help="vector dimension")
+    d.add_argument("--seed", type=int, default=None, help="seed of the kill point (None: random)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. A failure to start (a busy port, an unusable data directory, a missing
+    extra, a bad flag value) is one line on stderr and exit code 2, not a traceback: the
+    user did nothing wrong that a stack would explain. ``--debug`` shows the traceback."""
+    from keeldb.errors import KeelError
+
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (KeelError, OSError, ValueError) as e:
+        if args.debug:
+            raise
+        print(f"keeldb {args.cmd}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Milvus rather than Milvus Lite. This module is only translation: validation of r
 from __future__ import annotations
 
 import json
-import threading
 import time
 from enum import Enum
 from typing import Any
@@ -21,7 +20,7 @@ import pyarrow.compute as pc
 
 from keeldb.engine import database
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
-from keeldb.engine.database import partitions_of
+from keeldb.engine.database import loaded_partitions, partitions_of
 from keeldb.engine.expr import parse_filter
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
@@ -33,6 +32,8 @@ from keeldb.errors import (
     CollectionNotLoaded,
     IndexNotFound,
     InvalidArgument,
+    PartitionNotFound,
+    PartitionNotLoaded,
 )
 from keeldb.index.params import index_spec
 from keeldb.schema import (
@@ -77,13 +78,28 @@ def _partition_ids(entry: dict[str, Any], names: Any) -> list[int]:
     out = []
     for n in _partition_names(names):
         if n not in parts:
-            raise InvalidArgument(f"partition '{n}' does not exist")
+            check_name("partition", n)  # Milvus: an invalid name is a bad argument (1100)
+            raise PartitionNotFound(f"partition not found[partition={n}]")
         out.append(parts[n])
     return out
 
 
-def _partition_selector(entry: dict[str, Any], names: Any) -> Selector | None:
-    ids = _partition_ids(entry, names)
+def _read_partitions(entry: dict[str, Any], names: Any) -> Selector | None:
+    """The rows a read may see: the named partitions, each of which must be loaded, or, with
+    no names, every loaded partition (Milvus reads only what is loaded)."""
+    loaded = loaded_partitions(entry)
+    named = _partition_ids(entry, names)
+    for n, pid in zip(_partition_names(names), named, strict=True):
+        if pid not in loaded:
+            raise PartitionNotLoaded(f"partition not loaded[partition={n}]")
+    if named:
+        return _partition_selector(named)
+    if set(partitions_of(entry).values()) <= loaded:
+        return None  # everything is loaded: no partition filter at all
+    return _partition_selector(sorted(loaded))
+
+
+def _partition_selector(ids: list[int]) -> Selector | None:
     if not ids:
         return None
     values = pa.array(ids, type=pa.int64())
@@ -133,7 +149,6 @@ class Client:
         self._db: database.Database | None = database.acquire(
             path, auto_flush_bytes=auto_flush_bytes, collection_options=opts
         )
-        self._lock = threading.Lock()
         self._borrowed = False
 
     @classmethod
@@ -142,7 +157,6 @@ class Client:
         leaves the database to its owner."""
         self = cls.__new__(cls)
         self._db = db
-        self._lock = threading.Lock()
         self._borrowed = True
         return self
 
@@ -159,7 +173,7 @@ class Client:
 
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
-        if not self.db.peek(name).get("loaded"):
+        if not loaded_partitions(self.db.peek(name)):
             raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
         return c
 
@@ -300,21 +314,31 @@ class Client:
 
     # -- load / release -----------------------------------------------------------------
 
-    def load_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+    def load_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        """Make the collection readable. Returns once every sealed segment's index is
+        committed, so the first searches already use the indexes (pymilvus waits the same
+        way); ``_async=True`` returns at once and the indexes arrive in the background."""
         e = self.db.entry(collection_name)
+        self._check_loadable(e)
+        if not e.get("loaded") or e.get("loaded_partitions"):
+            self.db.update(collection_name, loaded=True, loaded_partitions=[])
+        if not kwargs.get("_async"):
+            self._coll(collection_name).build_indexes()
+
+    @staticmethod
+    def _check_loadable(e: dict[str, Any]) -> None:
         s = CollectionSchema.from_dict(e["schema"])
-        indexes = [IndexParam(**{k: v for k, v in i.items()}) for i in e["indexes"]]
-        missing = [f.name for f in s.vector_fields if not any(i.field_name == f.name for i in indexes)]
+        indexed = {i["field_name"] for i in e["indexes"]}
+        missing = [f.name for f in s.vector_fields if f.name not in indexed]
         if missing:
             raise InvalidArgument(
                 f"there is no vector index on field {missing}; create an index before loading"
             )
-        if not e.get("loaded"):
-            self.db.update(collection_name, loaded=True)
 
     def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
-        if self.db.entry(collection_name).get("loaded"):
-            self.db.update(collection_name, loaded=False)
+        e = self.db.entry(collection_name)
+        if e.get("loaded") or e.get("loaded_partitions"):
+            self.db.update(collection_name, loaded=False, loaded_partitions=[])
 
     def get_load_state(
         self, collection_name: str, partition_name: str = "", timeout: float | None = None, **_: Any
@@ -322,7 +346,27 @@ class Client:
         e = self.db.catalog.get(collection_name)
         if e is None:
             return {"state": LoadState.NotExist}
-        return {"state": LoadState.Loaded if e.get("loaded") else LoadState.NotLoad}
+        loaded = loaded_partitions(e)
+        if partition_name:
+            pid = partitions_of(e).get(partition_name)
+            if pid is None:
+                raise PartitionNotFound(f"partition not found[partition={partition_name}]")
+            return {"state": LoadState.Loaded if pid in loaded else LoadState.NotLoad}
+        return {"state": LoadState.Loaded if loaded else LoadState.NotLoad}
+
+    def loading_progress(self, collection_name: str) -> int:
+        """Percent of the loaded collection's segment rows whose indexes are in use: below
+        100 only while the builder is still working on them (a builder that gave up, e.g. on
+        a full disk, leaves those segments searched exactly, and a client polling for 100
+        must not wait forever)."""
+        c = self._loaded(collection_name)
+        indexed = pending = 0
+        for i in self.db.peek(collection_name)["indexes"]:
+            done, todo = c.index_progress(i["field_name"])
+            indexed, pending = indexed + done, pending + todo
+        if not pending or not c.index_building:
+            return 100
+        return min(99, 100 * indexed // (indexed + pending))
 
     def refresh_load(self, collection_name: str, **_: Any) -> None:
         self._loaded(collection_name)
@@ -349,8 +393,11 @@ class Client:
         return all(any(i.field_name == f.name for i in indexes) for f in schema.vector_fields)
 
     def create_index(
-        self, collection_name: str, index_params: IndexParams, timeout: float | None = None, **_: Any
+        self, collection_name: str, index_params: IndexParams, timeout: float | None = None, **kwargs: Any
     ) -> None:
+        """Define indexes and, as pymilvus does, return once every sealed segment's index is
+        built and committed; ``sync=False`` (or ``_async=True``) returns at once and the
+        builder works in the background (``wait_for_index`` waits for it later)."""
         e = self.db.entry(collection_name)
         schema = CollectionSchema.from_dict(e["schema"])
         current = [IndexParam(**i) for i in e["indexes"]]
@@ -368,6 +415,8 @@ class Client:
             merged.append(p)
         _check_unique_indexes(merged)
         self.db.update(collection_name, indexes=[i.to_dict() for i in merged])
+        if kwargs.get("sync", True) and not kwargs.get("_async"):
+            self._coll(collection_name).build_indexes()
 
     def list_indexes(self, collection_name: str, field_name: str | None = "", **_: Any) -> list[str]:
         e = self.db.entry(collection_name)
@@ -411,7 +460,7 @@ class Client:
         e = self.db.entry(collection_name)
         if not any(i["index_name"] == index_name for i in e["indexes"]):
             raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
-        if e.get("loaded"):
+        if loaded_partitions(e):
             raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
         self.db.update(collection_name, indexes=[i for i in e["indexes"] if i["index_name"] != index_name])
 
@@ -430,19 +479,39 @@ class Client:
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
         return list(partitions_of(self.db.entry(collection_name)))
 
+    def partition_ids(self, collection_name: str) -> dict[str, int]:
+        """Partition name -> id (what ShowPartitions reports)."""
+        return partitions_of(self.db.entry(collection_name))
+
     def get_partition_stats(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> dict[str, int]:
         c = self._coll(collection_name)
-        sel = _partition_selector(self.db.entry(collection_name), [partition_name])
+        sel = _partition_selector(_partition_ids(self.db.entry(collection_name), [partition_name]))
         return {"row_count": sum(int(r.size) for _, r in select(c.snapshot(), None, sel))}
 
     def load_partitions(self, collection_name: str, partition_names: Any = None, **kwargs: Any) -> None:
-        """Loading is per collection in keeldb: this loads the whole collection."""
-        _partition_ids(self.db.entry(collection_name), partition_names)
-        self.load_collection(collection_name, **kwargs)
+        """Load some partitions: reads without partition names see only loaded partitions,
+        and reads naming an unloaded one are refused (PartitionNotLoaded), as in Milvus."""
+        e = self.db.entry(collection_name)
+        ids = _partition_ids(e, partition_names)
+        if not ids:
+            raise InvalidArgument("load_partitions needs at least one partition name")
+        self._check_loadable(e)
+        if not e.get("loaded"):
+            now = set(e.get("loaded_partitions") or ())
+            if not set(ids) <= now:
+                self.db.update(collection_name, loaded_partitions=sorted(now | set(ids)))
+        if not kwargs.get("_async"):
+            self._coll(collection_name).build_indexes()
 
     def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
-        """Loading is per collection in keeldb: partitions cannot be released one by one."""
-        _partition_ids(self.db.entry(collection_name), partition_names)
+        """Release some partitions; releasing every loaded one releases the collection."""
+        e = self.db.entry(collection_name)
+        ids = set(_partition_ids(e, partition_names))
+        if not ids:
+            raise InvalidArgument("release_partitions needs at least one partition name")
+        now = loaded_partitions(e)
+        if now & ids:
+            self.db.update(collection_name, loaded=False, loaded_partitions=sorted(now - ids))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -495,7 +564,7 @@ class Client:
         if ids is None:
             ids = kwargs.get("pks")
         c = self._coll(collection_name)
-        part = _partition_selector(self.db.peek(collection_name), partition_name)
+        part = _partition_selector(_partition_ids(self.db.peek(collection_name), partition_name))
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to delete, not both")
         if ids is not None:
@@ -554,14 +623,25 @@ class Client:
 
     def compact(self, collection_name: str, timeout: float | None = None, **_: Any) -> int:
         """Merge small segments now (compaction also runs by itself after flushes). Returns
-        a job id like pymilvus's, 0 when there was nothing to merge; it is already done."""
-        return int(self._coll(collection_name).compact(force=True))
+        a job id like pymilvus's; the job has finished when it returns."""
+        return self.db.compact(collection_name)
 
     def get_compaction_state(self, job_id: int, timeout: float | None = None, **_: Any) -> str:
+        self.db.compaction_plans(job_id)  # refuses an id this database did not hand out
         return "Completed"
 
-    def flush(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
-        self._coll(collection_name).flush()
+    def compaction_plans(self, job_id: int) -> int:
+        """How many merges a compaction job made (GetCompactionState's plan counts)."""
+        return self.db.compaction_plans(job_id)
+
+    def flush(self, collection_name: str, timeout: float | None = None, **_: Any) -> int:
+        """Seal what was written into segment files; returns the flush timestamp (every
+        write at or below it is in committed files; pymilvus's returns None)."""
+        return self._coll(collection_name).flush()
+
+    def flushed(self, collection_name: str, ts: int) -> bool:
+        """Whether every write at or below ``ts`` is in committed files (GetFlushState)."""
+        return self._coll(collection_name).flushed(ts)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -585,7 +665,7 @@ class Client:
     ) -> list[dict[str, Any]]:
         self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
-        part = _partition_selector(self.db.peek(collection_name), partition_names)
+        part = _read_partitions(self.db.peek(collection_name), partition_names)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to query, not both")
         flt = parse_filter(filter, c.schema)
@@ -607,7 +687,7 @@ class Client:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         c = self._loaded(collection_name)
-        part = _partition_selector(self.db.peek(collection_name), partition_names)
+        part = _read_partitions(self.db.peek(collection_name), partition_names)
         keys = pk_array(c.schema, ids)
         if not keys:
             return []
@@ -635,7 +715,7 @@ class Client:
         self._refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
-        part = _partition_selector(e, partition_names)
+        part = _read_partitions(e, partition_names)
         vfields = c.schema.vector_fields
         if not anns_field:
             if len(vfields) != 1:

@@ -53,6 +53,14 @@ class CollectionNotLoaded(KeelError):
     code = 101
 
 
+class PartitionNotFound(KeelError):
+    code = 200
+
+
+class PartitionNotLoaded(KeelError):
+    code = 201
+
+
 class IndexNotFound(KeelError):
     code = 700
 
@@ -85,6 +93,13 @@ class ClientClosed(KeelError):
     code = 1
 
 
+class MissingExtra(KeelError):
+    """An optional feature was asked for without the package that provides it (see
+    ``keeldb.extras``). Nothing was changed."""
+
+    code = 65535
+
+
 __all__ = [
     "ClientClosed",
     "CollectionNotFound",
@@ -95,6 +110,9 @@ __all__ = [
     "IndexNotFound",
     "InvalidArgument",
     "KeelError",
+    "MissingExtra",
+    "PartitionNotFound",
+    "PartitionNotLoaded",
     "PrimaryKeyExists",
     "StorageError",
 ]

@@ -9,8 +9,8 @@ consistency: two counts, a full ``query_iterator`` scan, and searches.
 from __future__ import annotations
 
 import random
+import shutil
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -91,7 +91,8 @@ class Config:
     compact_interval: float = 1.0  # seconds between compactions; 0 turns the compactor off
     index_type: str | None = None  # None: IVF_FLAT, or AUTOINDEX against milvus-lite
     crash_wait: float = CRASH_WAIT
-    out: Path | None = None
+    out: Path | None = None  # None: a new ./keeldb-chaos-<time> directory
+    keep_data: bool = False  # keep the servers' data directories under ``out`` after the run
     uri: str | None = None
     kill_cmd: str | None = None
     restart_cmd: str | None = None
@@ -114,6 +115,7 @@ class Result:
     out: Path
     wall_seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
+    kept: list[Path] = field(default_factory=list)  # data directories left behind (--keep-data)
 
 
 def make_target(cfg: Config, workdir: Path) -> Target:
@@ -361,7 +363,7 @@ class Run:
     def execute(self) -> Result:
         cfg = self.cfg
         t_start = time.monotonic()
-        workdir = cfg.out or Path(tempfile.mkdtemp(prefix="keeldb-chaos-"))
+        workdir = cfg.out or Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
         workdir.mkdir(parents=True, exist_ok=True)
         target = make_target(cfg, workdir)
         kinds = [k for k in cfg.faults if k in FAULT_KINDS]
@@ -396,9 +398,16 @@ class Run:
             target.stop()
             if target.events:
                 self.history.meta["target_events"] = target.events
+            kept = [p for p in target.data_paths if p.exists()]
+            if not cfg.keep_data:
+                # The data is only evidence while the run is going on: the history and the
+                # report say what happened. Hundreds of MB per run would pile up otherwise.
+                for p in kept:
+                    shutil.rmtree(p, ignore_errors=True)
+                kept = []
         wall = time.monotonic() - t_start
         summary = summarize(self.history, self.violations, wall, target.name, cfg)
-        return Result(self.history, self.violations, workdir, wall, summary)
+        return Result(self.history, self.violations, workdir, wall, summary, kept)
 
 
 def is_hit(fault: Fault) -> bool:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keeldb.cluster.testbed import EtcdProcess, ObjectStoreProcess, free_port, free_ports
+from keeldb.errors import MissingExtra
+from keeldb.testing.ports import free_port, free_ports
 
 
 def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -46,6 +47,7 @@ class Target:
     supports_io_faults = False
     last_victim = ""  # which component the last fault hit, where there is a choice (cluster)
     events: Sequence[str] = ()  # what happened to which component (a cluster's own list)
+    data_paths: Sequence[Path] = ()  # the servers' data, removed after a run unless kept
 
     @property
     def uris(self) -> list[str]:
@@ -112,6 +114,7 @@ class KeelTarget(Target):
     def __init__(self, data: Path) -> None:
         super().__init__()
         self.data = data
+        self.data_paths = (data,)
         self.log_path = data.parent / "server.log"
 
     def command(self) -> list[str]:
@@ -124,9 +127,13 @@ class MilvusLiteTarget(Target):
     def __init__(self, data: Path) -> None:
         super().__init__()
         self.data = data
+        self.data_paths = (data,)
         self.log_path = data.parent / "server.log"
 
     def command(self) -> list[str]:
+        if shutil.which("milvus-lite") is None:
+            raise MissingExtra("--target milvus-lite needs the 'bench' extra (milvus-lite is not "
+                               "installed): pip install 'keeldb[bench]'")
         return ["milvus-lite", "server", "--data-dir", str(self.data), "--host", "127.0.0.1", "--port", str(self.port)]
 
 
@@ -302,6 +309,7 @@ class ClusterTarget(Target):
         self.ports = dict(zip(self.node_ids, free_ports(nodes), strict=True))
         self.port = self.ports[self.node_ids[0]]
         self.procs: dict[str, subprocess.Popen[bytes] | None] = dict.fromkeys(self.node_ids)
+        self.data_paths = (*(self.node_dir(n) for n in self.node_ids), workdir / "etcd", workdir / "s3")
         self.proc = None  # no single server process: crash-point faults do not apply
         self.log_path = workdir / "cluster.log"
         self.lease_ttl = lease_ttl
@@ -375,6 +383,11 @@ class ClusterTarget(Target):
             )  # fmt: skip
 
     def _start_services(self) -> None:
+        from keeldb.cluster.testbed import (  # needs the cluster extra
+            EtcdProcess,
+            ObjectStoreProcess,
+        )
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.etcd = EtcdProcess(self.workdir / "etcd")
         self.store = ObjectStoreProcess(self.workdir / "s3", self.bucket)

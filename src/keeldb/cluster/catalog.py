@@ -53,7 +53,7 @@ class EtcdCatalog:
         """This node's copy, re-read when it lacks the entry or has it not loaded (a
         replica's node learns of a load made through another node here)."""
         entry = self._state["collections"].get(name)
-        if entry is None or not entry.get("loaded"):
+        if entry is None or not (entry.get("loaded") or entry.get("loaded_partitions")):
             entry = self._refresh()["collections"].get(name)
         return entry
 

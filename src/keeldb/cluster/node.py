@@ -73,6 +73,7 @@ class ClusterDatabase(Database):
         self.collection_options = dict(collection_options or {})
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
+        self._compactions: dict[int, int] = {}
         self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
         self._replicas: dict[str, Collection] = {}  # name -> read replica (over a ClusterStore)
         self._replica_cond = threading.Condition()
@@ -379,6 +380,14 @@ class Node:
                 return str(json.loads(info.value)["address"])
             time.sleep(0.2)  # the holder is not registered (dying or restarting)
         raise NotOwner(f"no live node writes collection '{name}' right now; retry")
+
+    def peers(self) -> list[str]:
+        """The addresses of the other live nodes."""
+        return [
+            str(json.loads(kv.value)["address"])
+            for kv in self.etcd.get_prefix(self._node_key(""))
+            if kv.key.decode().rsplit("/", 1)[1] != self.node_id
+        ]
 
     # -- the background duties --------------------------------------------------------------
 

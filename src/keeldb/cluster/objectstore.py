@@ -30,11 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from keeldb.errors import InvalidArgument, KeelError
+from keeldb.extras import require
+
+boto3 = require("boto3", extra="cluster", feature="cluster mode's object storage")
+from botocore.config import Config  # noqa: E402 - installed with boto3, checked just above
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 _CHUNK = 1 << 20  # bytes per read when streaming a body to or from disk
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request

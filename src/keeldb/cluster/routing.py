@@ -97,9 +97,21 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 request_deserializer=milvus_pb2.FlushAllRequest.FromString,
                 response_serializer=milvus_pb2.FlushAllResponse.SerializeToString,
             )
+        if rpc == "GetFlushAllState":
+            return grpc.unary_unary_rpc_method_handler(
+                self._flush_all_state,
+                request_deserializer=milvus_pb2.GetFlushAllStateRequest.FromString,
+                response_serializer=milvus_pb2.GetFlushAllStateResponse.SerializeToString,
+            )
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
+        if rpc == "GetCompactionState":
+            return grpc.unary_unary_rpc_method_handler(
+                lambda request, context: self._compaction_state(handler.unary_unary, request, context),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         inner = handler.unary_unary
         serialize = handler.response_serializer
         forwarded = any(k == FORWARDED for k, _ in details.invocation_metadata or ())
@@ -156,22 +168,70 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.UNAVAILABLE, why + ", retry")
             return _unknown_outcome(rpc, why)
 
+    def _at_writer(self, name: str, rpc: str, request: Any, reply_type: Any, local: Callable[[], Any], context: grpc.ServicerContext) -> Any:
+        """``local()`` if this node writes ``name`` (or nobody does), else ``rpc`` at the
+        writer; either way the reply message."""
+        target = self.node.route(name)
+        if target is None or target == self.node.address:
+            return local()
+        reply = self._forward(target, f"/milvus.proto.milvus.MilvusService/{rpc}", request, context)
+        return reply_type.FromString(reply) if isinstance(reply, bytes) else reply
+
     def _flush_all(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Every collection is flushed by its writer, wherever that is."""
-        flush = "/milvus.proto.milvus.MilvusService/Flush"
+        """Every collection is flushed by its writer, wherever that is; the reply's timestamp
+        is the smallest of their flush timestamps (see Service.FlushAll)."""
+        stamps = []
         try:
             for name in self.node.client.list_collections():
-                target = self.node.route(name)
-                if target is None or target == self.node.address:
-                    self.node.client.flush(name)
-                else:
-                    reply = self._forward(target, flush, milvus_pb2.FlushRequest(collection_names=[name]), context)
-                    status = (milvus_pb2.FlushResponse.FromString(reply) if isinstance(reply, bytes) else reply).status
-                    if status.code:
-                        return milvus_pb2.FlushAllResponse(status=status)
+                req = milvus_pb2.FlushRequest(collection_names=[name])
+                reply = self._at_writer(
+                    name, "Flush", req, milvus_pb2.FlushResponse,
+                    lambda n=name: milvus_pb2.FlushResponse(coll_flush_ts={n: self.node.client.flush(n)}), context,
+                )  # fmt: skip
+                if reply.status.code:
+                    return milvus_pb2.FlushAllResponse(status=reply.status)
+                stamps.append(reply.coll_flush_ts[name])
         except Exception as e:  # noqa: BLE001 - answered as a status, like every handler
             return milvus_pb2.FlushAllResponse(status=convert.status(e))
-        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=self.node.db.oracle.last())
+        ts = min(stamps) if stamps else self.node.db.oracle.last()
+        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=ts)
+
+    def _flush_all_state(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Flushed when every collection's writer says so."""
+        try:
+            for name in self.node.client.list_collections():
+                req = milvus_pb2.GetFlushStateRequest(collection_name=name, flush_ts=request.flush_all_ts)
+                reply = self._at_writer(
+                    name, "GetFlushState", req, milvus_pb2.GetFlushStateResponse,
+                    lambda n=name: milvus_pb2.GetFlushStateResponse(flushed=self.node.client.flushed(n, request.flush_all_ts)),
+                    context,
+                )  # fmt: skip
+                if reply.status.code or not reply.flushed:
+                    return milvus_pb2.GetFlushAllStateResponse(status=reply.status, flushed=False)
+        except Exception as e:  # noqa: BLE001
+            return milvus_pb2.GetFlushAllStateResponse(status=convert.status(e))
+        return milvus_pb2.GetFlushAllStateResponse(status=convert.status(), flushed=True)
+
+    def _compaction_state(self, local: Callable[..., Any], request: Any, context: grpc.ServicerContext) -> Any:
+        """A job is known to the writer that ran it, which need not be this node: ask the
+        others when this one does not know the id (the request names no collection)."""
+        reply = local(request, context)
+        if reply.status.code == 0 or any(k == FORWARDED for k, _ in context.invocation_metadata() or ()):
+            return reply
+        for address in self.node.peers():
+            call = self._channel(address).unary_unary(
+                "/milvus.proto.milvus.MilvusService/GetCompactionState",
+                request_serializer=lambda r: r.SerializeToString(),
+                response_deserializer=milvus_pb2.GetCompactionStateResponse.FromString,
+            )
+            try:
+                other = call(request, timeout=10, metadata=[(FORWARDED, self.node.node_id)])
+            except grpc.RpcError:  # a peer going away: ask the next one
+                self.drop_channel(address)
+                continue
+            if other.status.code == 0:
+                return other
+        return reply
 
     def _metrics(self, request: Any, context: grpc.ServicerContext) -> Any:
         return milvus_pb2.GetMetricsResponse(

@@ -38,35 +38,11 @@ from typing import IO, Self
 
 from keeldb.cluster.etcd import Etcd, EtcdError
 from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError
-
-HOST = "127.0.0.1"
+from keeldb.testing.ports import HOST, free_ports
 
 # SeaweedFS before 4.48 let two racing `If-None-Match: *` PUTs to one key both succeed,
 # which breaks the one-writer-per-log-position guarantee; refuse to test against it.
 MIN_WEED_VERSION = (4, 48)
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports free on 127.0.0.1 right now.
-
-    All sockets stay bound until every port is chosen, so the kernel cannot hand out the
-    same port twice within one call (it may, across calls, once a socket is closed).
-    """
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            socks.append(s)
-            s.bind((HOST, 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (another process may take it before you do)."""
-    return free_ports(1)[0]
 
 
 def etcd_binary() -> str | None:

@@ -196,6 +196,7 @@ class Collection:
         for t in deletes:
             if t.num_rows:
                 max_ts = max(max_ts, int(pc.max(t[TS_COLUMN]).as_py()))
+        flushed_max = max_ts
         replay = Replay()
 
         def apply(rec: Record) -> None:
@@ -215,6 +216,9 @@ class Collection:
         self._visible_ts = max_ts
         self._applied_ts = max_ts
         self._visible_count = len(self._live)
+        # Every write at or below this is in a committed segment or delete file: the replayed
+        # tail's records all come later than anything flushed (they follow the checkpoint).
+        self._committed_through = flushed_max
         self.report.garbage_removed = self._store.collect_garbage(retained, next_log, (), at_open=True)  # no writer yet
 
     def _rebuild_visibility(self, deletes: list[pa.Table]) -> None:
@@ -498,8 +502,17 @@ class Collection:
 
     # -- flush ------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Persist everything written so far into segment files and commit one manifest.
+    def flushed(self, ts: int) -> bool:
+        """Whether every write of this collection at or below ``ts`` is in committed segment
+        and delete files (Milvus's GetFlushState): yes if nothing waits for a flush at all,
+        else if ``ts`` is at or below the last flush's timestamp."""
+        with self._write_lock:
+            idle = self._growing.num_rows == 0 and not self._delete_pks and self._frozen is None
+            return idle or ts <= self._committed_through
+
+    def flush(self) -> int:
+        """Persist everything written so far into segment files and commit one manifest;
+        return the flush's timestamp: every write at or below it is now in committed files.
 
         Step by step (each step's crash safety is argued in docs/crash-safety.md):
         1. under the write lock, rotate: new writes go to a new log and a new growing
@@ -516,8 +529,14 @@ class Collection:
         with self._flush_lock:
             with self._write_lock:
                 self._check_writable()
+                # Writes get their timestamps and are applied under the write lock, so every
+                # write of this collection at or below the oracle's newest timestamp is in the
+                # segment (or deletes) frozen here, and every later one goes to the new
+                # growing segment.
+                through = max(self.oracle.last(), self._applied_ts)
                 if self._growing.num_rows == 0 and not self._delete_pks:
-                    return
+                    self._committed_through = through
+                    return through
                 old_log = self._log
                 self._log = self._store.open_log(old_log.number + 1)
                 with self._state_lock:
@@ -530,6 +549,8 @@ class Collection:
                 self._next_id += 1
             try:
                 self._flush_frozen(old_log, frozen, del_pks, del_ts, del_id)
+                self._committed_through = through
+                return through
             except OSError as e:
                 self._failed = StorageError(f"flush failed: {e}")
                 raise self._failed from e

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
-from keeldb.errors import CollectionNotFound, InvalidArgument
+from keeldb.errors import CollectionNotFound, InvalidArgument, PartitionNotFound, StorageError
 from keeldb.index.params import IndexSpec, index_spec
 from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, check_name
 from keeldb.storage.catalog import Catalog
@@ -29,11 +29,20 @@ from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
 from keeldb.storage.oracle import TimestampOracle
 
 MAX_PARTITIONS = 1024
+MAX_REMEMBERED_JOBS = 10_000  # compaction job ids kept for get_compaction_state
 
 
 def partitions_of(entry: dict[str, Any]) -> dict[str, int]:
     """Partition name -> id; every collection has ``_default`` (id 0)."""
     return dict(entry.get("partitions") or {DEFAULT_PARTITION: 0})
+
+
+def loaded_partitions(entry: dict[str, Any]) -> set[int]:
+    """Partition ids that reads see: every partition (also those created later) after
+    ``load_collection``, the ones ``load_partitions`` named otherwise, none when released."""
+    if entry.get("loaded"):
+        return set(partitions_of(entry).values())
+    return set(entry.get("loaded_partitions") or ())
 
 
 def index_specs_of(entry: dict[str, Any], schema: CollectionSchema) -> dict[str, IndexSpec]:
@@ -61,7 +70,12 @@ class Database:
         collection_options: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
-        makedirs_durable(root)
+        if root.exists() and not root.is_dir():
+            raise InvalidArgument(f"the data directory {root} is not a directory")
+        try:
+            makedirs_durable(root)
+        except PermissionError:
+            raise StorageError(f"cannot create the data directory {root}: permission denied") from None
         self._dirlock = DirectoryLock(root)
         try:
             self.oracle = TimestampOracle(root / "TSO")
@@ -72,6 +86,9 @@ class Database:
             self.collection_options = dict(collection_options or {})  # compaction policy knobs
             self._lock = threading.RLock()
             self._collections: dict[str, Collection] = {}
+            # Manual compaction jobs of this process: id -> segments merged. A job runs to
+            # completion before its id is returned, so a known id is always Completed.
+            self._compactions: dict[int, int] = {}
             self._remove_orphans()
             for name, entry in self.catalog.snapshot().items():
                 self._collections[name] = self._open(entry)
@@ -178,10 +195,12 @@ class Database:
             if partition == DEFAULT_PARTITION:
                 raise InvalidArgument("the default partition cannot be dropped")
             if partition not in parts:
-                raise InvalidArgument(f"partition '{partition}' does not exist")
+                raise PartitionNotFound(f"partition not found[partition={partition}]")
             self._collections[name].drop_partition(parts[partition])
-            del parts[partition]
+            pid = parts.pop(partition)
             e["partitions"] = parts
+            if pid in (e.get("loaded_partitions") or ()):
+                e["loaded_partitions"] = [i for i in e["loaded_partitions"] if i != pid]
             self.catalog.update({name: e})
 
     def rename(self, old: str, new: str) -> None:
@@ -203,6 +222,28 @@ class Database:
             c.close()
             shutil.rmtree(self._dir(e["id"]), ignore_errors=True)
             fsync_dir(self.collections_dir)
+
+    def compact(self, name: str) -> int:
+        """Run a manual compaction of ``name`` to completion; return its job id (a fresh
+        timestamp: unique, also across restarts)."""
+        merged = self.collection(name).compact(force=True)
+        job = self.oracle.next()
+        with self._lock:
+            self._compactions[job] = int(merged)
+            while len(self._compactions) > MAX_REMEMBERED_JOBS:
+                del self._compactions[next(iter(self._compactions))]
+        return job
+
+    def compaction_plans(self, job: int) -> int:
+        """How many merges job ``job`` made; unknown ids are refused, never guessed."""
+        with self._lock:
+            plans = self._compactions.get(job)
+        if plans is None:
+            raise InvalidArgument(
+                f"compaction {job} is unknown here: keeldb remembers the jobs this server ran "
+                "(each finished before its id was returned) until it restarts"
+            )
+        return plans
 
     def close(self) -> None:
         with self._lock:

@@ -7,8 +7,10 @@ acknowledged is ever only in memory.
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,11 +21,35 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from keeldb.client import Client
+from keeldb.errors import KeelError
 from keeldb.server.auth import AuthInterceptor
 from keeldb.server.service import Service
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_MB = 64  # Milvus's proxy default (proxy.grpc.serverMaxRecvSize)
+
+
+class StartupError(KeelError):
+    """The server cannot start (a busy port, ...); ``keeldb serve`` prints it as one line."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before opening any data.
+
+    grpcio sets SO_REUSEPORT on its listening sockets by default, so a second server on the
+    same port would start silently and the kernel would hand it a share of the new
+    connections: clients would see two different databases at one address. Our servers turn
+    SO_REUSEPORT off (``build_server``), and this check gives the one clear line; a bind
+    with SO_REUSEADDR still succeeds over connections lingering in TIME_WAIT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(f"port {port} is already in use") from None
+            raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -57,13 +83,19 @@ def build_server(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.http2.max_ping_strikes", 0),
+        # One server per port: never share it with another process (see check_port_free).
+        ("grpc.so_reuseport", 0),
     ]
     interceptors = ([AuthInterceptor(auth)] if auth else []) + list(extra_interceptors)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), interceptors=interceptors, options=options)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(Service(client), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio: "Failed to bind to address ..."
+        bound = 0
     if not bound:
-        raise OSError(f"cannot listen on {host}:{port}")
+        # check_port_free passed a moment ago, so another process has just taken it.
+        raise StartupError(f"port {port} is already in use" if port else f"cannot listen on {host}")
     return server, bound
 
 
@@ -80,10 +112,16 @@ def serve(
     # grpc logs every UNIMPLEMENTED call (aliases, compaction, ...) with a traceback; the
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    if port:
+        check_port_free(host, port)
     node = None
     if cluster is None:
         client = Client(str(data))
-        server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
+        try:
+            server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
+        except BaseException:
+            client.close()
+            raise
     else:
         node, client, server, bound = _cluster_server(data, host, port, cluster, auth, max_message_mb)
     stop = threading.Event()
@@ -108,8 +146,6 @@ def _cluster_server(
     data: Path, host: str, port: int, opts: ClusterOptions, auth: str | None, max_message_mb: int
 ) -> tuple[Any, Client, grpc.Server, int]:
     """Bind first (the node registers the address it is reachable at), then join."""
-    import socket
-
     from keeldb.cluster.node import Node
     from keeldb.cluster.routing import RoutingInterceptor
 
@@ -130,7 +166,12 @@ def _cluster_server(
         roles=opts.roles,
         lease_ttl=opts.lease_ttl,
     )
-    server, bound = build_server(
-        node.client, host, port, auth=auth, max_message_mb=max_message_mb, extra_interceptors=(RoutingInterceptor(node),)
-    )
+    try:
+        server, bound = build_server(
+            node.client, host, port, auth=auth, max_message_mb=max_message_mb,
+            extra_interceptors=(RoutingInterceptor(node),),
+        )
+    except BaseException:
+        node.close()
+        raise
     return node, node.client, server, bound

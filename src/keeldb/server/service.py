@@ -254,9 +254,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.ShowPartitionsResponse)
     def ShowPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
-        names = self.client.list_partitions(request.collection_name)
+        parts = self.client.partition_ids(request.collection_name)
         return milvus_pb2.ShowPartitionsResponse(
-            status=convert.status(), partition_names=names, partitionIDs=list(range(len(names)))
+            status=convert.status(), partition_names=list(parts), partitionIDs=list(parts.values())
         )
 
     @_rpc(milvus_pb2.GetPartitionStatisticsResponse)
@@ -268,7 +268,8 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def LoadPartitions(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.client.load_partitions(request.collection_name, list(request.partition_names))
+        # pymilvus polls GetLoadingProgress until 100, which waits for the index builds.
+        self.client.load_partitions(request.collection_name, list(request.partition_names), _async=True)
         return convert.status()
 
     @_rpc(common_pb2.Status)
@@ -295,7 +296,8 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             metric_type=params.get("metric_type", ""),
             params=extra,
         )
-        self.client.create_index(request.collection_name, ip)
+        # pymilvus polls DescribeIndex until the state is Finished: build in the background.
+        self.client.create_index(request.collection_name, ip, sync=False)
         return convert.status()
 
     @_rpc(milvus_pb2.DescribeIndexResponse)
@@ -343,7 +345,8 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def LoadCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.client.load_collection(request.collection_name)
+        # pymilvus polls GetLoadingProgress until 100, which waits for the index builds.
+        self.client.load_collection(request.collection_name, _async=True)
         return convert.status()
 
     @_rpc(common_pb2.Status)
@@ -353,18 +356,28 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.GetLoadingProgressResponse)
     def GetLoadingProgress(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Loading is instant in keeldb: 100 when loaded. An unloaded collection answers an
-        error rather than 0, so a client polling for progress can never wait forever."""
-        state = self.client.get_load_state(request.collection_name)["state"]
+        """100 once searches use every index (the builds after a load or create_index).
+        An unloaded collection answers an error rather than 0, so a client polling for
+        progress can never wait forever."""
+        name = request.collection_name
+        state = self.client.get_load_state(name)["state"]
         if state == LoadState.NotExist:
-            raise CollectionNotFound(f"collection not found[collection={request.collection_name}]")
+            raise CollectionNotFound(f"collection not found[collection={name}]")
+        for p in request.partition_names:
+            if self.client.get_load_state(name, partition_name=p)["state"] != LoadState.Loaded:
+                raise InvalidArgument(f"partition '{p}' of collection '{name}' is not being loaded")
         if state != LoadState.Loaded:
-            raise InvalidArgument(f"collection '{request.collection_name}' is not being loaded")
-        return milvus_pb2.GetLoadingProgressResponse(status=convert.status(), progress=100, refresh_progress=100)
+            raise InvalidArgument(f"collection '{name}' is not being loaded")
+        progress = self.client.loading_progress(name)
+        return milvus_pb2.GetLoadingProgressResponse(status=convert.status(), progress=progress, refresh_progress=progress)
 
     @_rpc(milvus_pb2.GetLoadStateResponse)
     def GetLoadState(self, request: Any, context: grpc.ServicerContext) -> Any:
-        state = self.client.get_load_state(request.collection_name)["state"]
+        name = request.collection_name
+        states = [self.client.get_load_state(name, partition_name=p)["state"] for p in request.partition_names]
+        state = self.client.get_load_state(name)["state"]
+        if state != LoadState.NotExist and states:
+            state = LoadState.Loaded if all(s == LoadState.Loaded for s in states) else LoadState.NotLoad
         return milvus_pb2.GetLoadStateResponse(status=convert.status(), state=_LOAD_STATE[state])
 
     # -- writes (§9) ------------------------------------------------------------------
@@ -420,9 +433,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     def Flush(self, request: Any, context: grpc.ServicerContext) -> Any:
         resp = milvus_pb2.FlushResponse(status=convert.status(), db_name="default")
         for name in request.collection_names:
-            self.client.flush(name)
+            resp.coll_flush_ts[name] = self.client.flush(name)
+            # No segment ids: GetFlushState answers from the flush timestamp alone.
             resp.coll_segIDs[name].SetInParent()
-            resp.coll_flush_ts[name] = self.client.db.oracle.last()
         return resp
 
     @_rpc(milvus_pb2.ManualCompactionResponse)
@@ -431,29 +444,38 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             (n for n in self.client.list_collections() if self.client.db.entry(n)["id"] == request.collectionID), ""
         )
         job = self.client.compact(name)
-        return milvus_pb2.ManualCompactionResponse(status=convert.status(), compactionID=job, compactionPlanCount=job)
+        plans = self.client.compaction_plans(job)
+        return milvus_pb2.ManualCompactionResponse(status=convert.status(), compactionID=job, compactionPlanCount=plans)
 
     @_rpc(milvus_pb2.GetCompactionStateResponse)
     def GetCompactionState(self, request: Any, context: grpc.ServicerContext) -> Any:
-        # Compaction runs to completion inside ManualCompaction.
+        """A job runs to completion inside ManualCompaction, so a job this server ran is
+        Completed; an id it did not hand out is refused (Client.get_compaction_state)."""
+        plans = self.client.compaction_plans(request.compactionID)
         return milvus_pb2.GetCompactionStateResponse(
-            status=convert.status(), state=common_pb2.CompactionState.Completed
+            status=convert.status(), state=common_pb2.CompactionState.Completed, completedPlanNo=plans
         )
 
     @_rpc(milvus_pb2.GetFlushStateResponse)
     def GetFlushState(self, request: Any, context: grpc.ServicerContext) -> Any:
-        # Flush returns only when the segment and manifest are durable.
-        return milvus_pb2.GetFlushStateResponse(status=convert.status(), flushed=True)
+        """Flushed when every write of the collection at or below ``flush_ts`` is in
+        committed segment files (the Flush reply's timestamp is exactly such a point)."""
+        names = [request.collection_name] if request.collection_name else self.client.list_collections()
+        flushed = all(self.client.flushed(n, request.flush_ts) for n in names)
+        return milvus_pb2.GetFlushStateResponse(status=convert.status(), flushed=flushed)
 
     @_rpc(milvus_pb2.GetFlushAllStateResponse)
     def GetFlushAllState(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.GetFlushAllStateResponse(status=convert.status(), flushed=True)
+        flushed = all(self.client.flushed(n, request.flush_all_ts) for n in self.client.list_collections())
+        return milvus_pb2.GetFlushAllStateResponse(status=convert.status(), flushed=flushed)
 
     @_rpc(milvus_pb2.FlushAllResponse)
     def FlushAll(self, request: Any, context: grpc.ServicerContext) -> Any:
-        for name in self.client.list_collections():
-            self.client.flush(name)
-        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=self.client.db.oracle.last())
+        # Each collection is flushed up to its own flush timestamp; all of them up to the
+        # smallest, which is what GetFlushAllState will be asked about.
+        stamps = [self.client.flush(name) for name in self.client.list_collections()]
+        ts = min(stamps) if stamps else self.client.db.oracle.last()
+        return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=ts)
 
     # -- reads (§10-§13) --------------------------------------------------------------
 

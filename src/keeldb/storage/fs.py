@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from keeldb.errors import DatabaseLocked
+from keeldb.errors import DatabaseLocked, StorageError
 from keeldb.storage.crash import before_fsync
 
 
@@ -119,15 +119,20 @@ class DirectoryLock:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "LOCK"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise StorageError(f"cannot open the data directory {directory}: permission denied") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             os.close(self._fd)
             if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                holder = self.path.read_text().strip() if self.path.exists() else ""
                 raise DatabaseLocked(
-                    f"{directory} is open in another process (pid in {self.path}); "
-                    "close it there first"
+                    f"the data directory {directory} is open in another process"
+                    + (f" (pid {holder})" if holder.isdigit() else "")
+                    + "; stop it or use another directory"
                 ) from None
             raise
         os.ftruncate(self._fd, 0)
