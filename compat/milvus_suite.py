@@ -324,6 +324,8 @@ _NAME = re.compile(r"\b[A-Za-z0-9_]*_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{8}\b")
 """Names the suite generates: `cf.gen_unique_str(prefix)` appends '_' and 8 random letters or
 digits. The look-ahead skips all-lowercase words such as `json_contains` (real words in
 messages); a random suffix is all lowercase once in ~1,000."""
+_RUN = re.compile(r"(\w)\1{15,}")
+"""Over-long names ('a' * 256) are written as a{256}, so the limit they break is legible."""
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"-?\d+\.\d{3,}(?:e[-+]?\d+)?")
 _LONGINT = re.compile(r"\b\d{6,}\b")
@@ -337,6 +339,7 @@ def normalise(text: str, limit: int = 240) -> str:
     because they are what distinguishes one Milvus rule from another.
     """
     s = " ".join(text.split())
+    s = _RUN.sub(lambda m: f"{m.group(1)}{{{len(m.group(0))}}}", s)
     s = _NAME.sub("<name>", s)
     s = _HEX.sub("0x..", s)
     s = _FLOAT.sub("<f>", s)
@@ -405,13 +408,56 @@ def read_junit(path: Path, folder_hint: str = "") -> list[TestResult]:
     return results
 
 
+def _param_values(nodeid: str) -> list[str]:
+    """The values in a test id's '[...]' parametrisation, longest first.
+
+    pytest joins parameters with '-', and a value may itself hold '-' ('12-s'), so both the
+    whole id and its pieces are candidates. Single letters and digits are left out: masking
+    them would eat codes and dimensions out of the messages.
+    """
+    m = re.search(r"\[(.*)\]$", nodeid)
+    if not m:
+        return []
+    whole = m.group(1)
+    if "\\u" in whole:  # pytest escapes non-ASCII parameters in ids
+        try:
+            whole = whole.encode("ascii").decode("unicode_escape")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            pass
+    pieces = {whole, *whole.split("-")}
+    keep = [v for v in pieces if len(v) >= 2 or (v and not v.isalnum())]
+    return sorted(keep, key=len, reverse=True)
+
+
+_QUOTED = re.compile(r"'[^'\n]{1,80}'")
+
+
+def _mask(text: str, nodeid: str) -> str:
+    """Mask what varies per parametrisation: the test's parameter values and quoted names.
+
+    Milvus echoes the offending value ("Invalid collection name: 12-s. ..."), keeldb quotes
+    names ("field 'tags': data type ARRAY ..."); without this each parameter would be its own
+    cluster and one rule would show up as a dozen.
+    """
+    text = _QUOTED.sub("'<v>'", text)
+    for value in _param_values(nodeid):
+        if value in ("True", "False", "None"):
+            continue
+        # Whole tokens only: the parameter '100' must not eat the '100' inside code 1100.
+        pattern = rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])"
+        text = re.sub(pattern, "<p>", text)
+    return text
+
+
 def signature(r: TestResult) -> dict[str, str]:
     """The failure's cluster key and its readable parts: call, expected, keeldb's answer.
 
     Checker failures are described by the suite's own intent (the API wrapper name, the
     expected error code and message, or 'success') against keeldb's answer. Failures outside
     the checker (plain asserts, TypeErrors) are described by the exception, the test function
-    and line, and the last API call that failed before it.
+    and line, and the last API call that failed before it. When keeldb refuses a feature it
+    lacks, the expectation is left out of the key: whatever the test wanted, the missing
+    feature is the one cause.
     """
     info = r.info or {}
     chk = info.get("checker")
@@ -421,7 +467,9 @@ def signature(r: TestResult) -> dict[str, str]:
         api = chk.get("api", "?")
         if chk.get("check_task") == "error_response" or "expected_code" in chk:
             expected = f"error {chk.get('expected_code')}: {chk.get('expected_message', '')}"
-        elif chk.get("check_task") in (None, "None"):
+        elif chk.get("check_task") in (None, "None") or "actual_code" in chk:
+            # A result check (check_search_results, ...) on a call that failed: what was
+            # expected first of all is that the call succeeds.
             expected = "success"
         else:
             expected = f"{chk.get('check_task')} ({chk.get('checker')})"
@@ -430,7 +478,7 @@ def signature(r: TestResult) -> dict[str, str]:
         elif chk.get("checker") == "assert_exception":
             actual = "success (no error)"
         else:
-            actual = info.get("message", r.message)
+            actual = info.get("message", r.message) or f"assert at {info.get('raised_at', '?')}"
         kind = "checker"
     else:
         api = str(last.get("api", "")) or "-"
@@ -439,16 +487,75 @@ def signature(r: TestResult) -> dict[str, str]:
         if last:
             actual = f"{actual} | last failed call: {last.get('message', '')}"
         kind = "assert" if info.get("exception") == "AssertionError" else "exception"
-    expected_n, actual_n = normalise(expected), normalise(_grpc_status(str(actual)))
-    key = f"{kind} | {api} | expected {expected_n} | got {actual_n}"
+    raw_actual = normalise(_grpc_status(str(actual)), 400)
+    expected_n = normalise(_mask(expected, r.nodeid))
+    actual_n = normalise(_mask(_grpc_status(str(actual)), r.nodeid))
+    feat = feature(api, raw_actual, r.nodeid)
+    cat = "a" if feat else category(expected_n, actual_n)
+    if cat == "a":
+        key = f"{kind} | {api} | missing {feat} | {actual_n}"
+    else:
+        key = f"{kind} | {api} | expected {expected_n} | got {actual_n}"
     return {
         "kind": kind,
         "api": api,
         "expected": expected_n,
         "actual": actual_n,
-        "category": category(expected_n, actual_n),
+        "raw_actual": raw_actual,
+        "category": cat,
+        "feature": feat,
         "key": key,
     }
+
+
+_FEATURE_BY_MESSAGE = [
+    (r"data type ARRAY is not supported", "ARRAY fields"),
+    (r"data type SPARSE_FLOAT_VECTOR", "sparse vectors"),
+    (r"data type BINARY_VECTOR", "binary vectors"),
+    (r"data type B?FLOAT16_VECTOR", "float16/bfloat16 vectors"),
+    (r"data type INT8_VECTOR", "int8 vectors"),
+    (r"hybrid search and function scores", "rankers / function scores"),
+    (r"partial updates are not supported", "partial update"),
+    (r"filter templates", "filter templates (filter_params)"),
+    (r"search by primary keys", "search by primary keys"),
+    (r"unexpected token '\(' at column \d+ (\w+)\(", "filter function {0}()"),
+    (r"unknown vector index type '(\w+)'", "vector index type {0}"),
+    (r"auto_id needs an INT64 primary key", "auto_id on VARCHAR primary keys"),
+]
+_FEATURE_BY_RPC = [
+    (r"alias", "aliases"),
+    (r"database", "databases"),
+    (r"add_collection_field", "add_field"),
+    (r"analyzer", "run_analyzer"),
+    (r"collection_(properties|field)", "alter/drop collection properties"),
+    (r"index_properties", "alter/drop index properties"),
+    (r"hybrid_search", "hybrid search"),
+]
+
+
+def feature(api: str, actual: str, nodeid: str) -> str:
+    """The keeldb feature a failure is waiting for, if the answer says one is missing.
+
+    keeldb names what it lacks ("data type ARRAY is not supported", gRPC UNIMPLEMENTED for a
+    whole RPC); JSON path indexes are recognised from an index refused on a JSON test's
+    field, since keeldb takes `field['path']` for an unknown field name. Empty if none.
+    """
+    for pattern, name in _FEATURE_BY_MESSAGE:
+        m = re.search(pattern, actual)
+        if m:
+            # Milvus's filter functions are case-insensitive: one feature per function.
+            values = [g.lower() if name.startswith("filter") else g for g in m.groups()]
+            return name.format(*values)
+    if "UNIMPLEMENTED" in actual:
+        for pattern, name in _FEATURE_BY_RPC:
+            if re.search(pattern, api):
+                return name
+        return f"{api} RPC"
+    if "json" in nodeid.lower() and re.search(
+        r"cannot create an index on unknown field|already has index", actual
+    ):
+        return "JSON path indexes"
+    return ""
 
 
 _MISSING = re.compile(
@@ -463,7 +570,7 @@ def category(expected: str, actual: str) -> str:
     (c) keeldb accepts what Milvus refuses, (e) keeldb's deliberate refusal of an insert of an
     existing primary key, (d) anything else.
     """
-    if "already exists; use upsert" in actual:
+    if "already exists; use upsert" in actual or "appears twice in one batch" in actual:
         return "e"
     if _MISSING.search(actual):
         return "a"
@@ -488,10 +595,21 @@ def _grpc_status(text: str) -> str:
     return _GRPC.sub(lambda m: f"gRPC {m.group(1)}: {m.group(2)}", text)
 
 
+CATEGORIES = {
+    "a": "feature keeldb does not have",
+    "b": "both refuse, code or message differs",
+    "c": "keeldb accepts what Milvus refuses",
+    "d": "other behaviour difference",
+    "e": "insert of an existing primary key refused (deliberate)",
+}
+
+
 def summarise(results: list[TestResult]) -> dict[str, Any]:
     """Per-file counts, totals and failure clusters (largest first), JSON-ready."""
     files: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     totals: collections.Counter[str] = collections.Counter()
+    by_category: collections.Counter[str] = collections.Counter()
+    by_feature: collections.Counter[str] = collections.Counter()
     clusters: dict[str, dict[str, Any]] = {}
     for r in results:
         files[r.file][r.status] += 1
@@ -501,14 +619,30 @@ def summarise(results: list[TestResult]) -> dict[str, Any]:
         if r.status not in ("failed", "error"):
             continue
         sig = signature(r)
-        c = clusters.setdefault(sig["key"], {**sig, "count": 0, "files": {}, "tests": []})
+        by_category[sig["category"]] += 1
+        if sig["feature"]:
+            by_feature[sig["feature"]] += 1
+        c = clusters.setdefault(
+            sig["key"],
+            {
+                **{k: sig[k] for k in ("kind", "api", "category", "feature", "actual", "key")},
+                "sample_actual": sig["raw_actual"],
+                "count": 0,
+                "expected": {},
+                "files": {},
+                "tests": [],
+            },
+        )
         c["count"] += 1
+        c["expected"][sig["expected"]] = c["expected"].get(sig["expected"], 0) + 1
         c["files"][r.file] = c["files"].get(r.file, 0) + 1
         c["tests"].append(r.nodeid)
     cols = ("tests", "passed", "failed", "error", "skipped")
     ordered = sorted(clusters.values(), key=lambda c: (-c["count"], c["key"]))
     return {
         "totals": {k: totals.get(k, 0) for k in cols},
+        "by_category": {k: by_category.get(k, 0) for k in CATEGORIES},
+        "by_feature": dict(by_feature.most_common()),
         "files": {f: {k: n.get(k, 0) for k in cols} for f, n in sorted(files.items())},
         "clusters": ordered,
         "tests": {r.nodeid: r.status for r in results},
@@ -530,11 +664,24 @@ def render(summary: dict[str, Any], examples: int = 3, max_clusters: int | None 
     clusters = summary["clusters"]
     lines.append("")
     lines.append(f"{len(clusters)} failure clusters ({t['failed']} failed, {t['error']} errors)")
+    for cat, label in CATEGORIES.items():
+        lines.append(f"  ({cat}) {label}: {summary.get('by_category', {}).get(cat, 0)} tests")
+        if cat == "a":
+            for name, n in summary.get("by_feature", {}).items():
+                lines.append(f"        {n:>5}  {name}")
     for i, c in enumerate(clusters[:max_clusters] if max_clusters else clusters, 1):
         lines.append("")
-        lines.append(f"#{i} x{c['count']}  ({c['category']}) [{c['kind']}] {c['api']}")
-        lines.append(f"    expected: {c['expected']}")
+        what = f" -- missing: {c['feature']}" if c.get("feature") else ""
+        lines.append(f"#{i} x{c['count']}  ({c['category']}) [{c['kind']}] {c['api']}{what}")
+        expected = sorted(c["expected"].items(), key=lambda kv: -kv[1])
+        if len(expected) == 1:
+            lines.append(f"    expected: {expected[0][0]}")
+        else:
+            lines.append(f"    expected ({len(expected)} variants):")
+            lines += [f"      x{n} {e}" for e, n in expected[:examples]]
         lines.append(f"    keeldb:   {c['actual']}")
+        if c["sample_actual"] != c["actual"]:
+            lines.append(f"    (e.g.     {c['sample_actual']})")
         for nodeid in c["tests"][:examples]:
             lines.append(f"    e.g. {nodeid}")
     return "\n".join(lines)
@@ -719,4 +866,8 @@ def run(args: argparse.Namespace, opts: RunOptions, out: Path, junit: Path) -> d
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # pytest and keeldb were stopped on the way out
+        log("interrupted")
+        sys.exit(130)

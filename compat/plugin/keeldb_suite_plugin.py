@@ -130,6 +130,20 @@ def _checker_frame(excinfo: pytest.ExceptionInfo[BaseException]) -> dict[str, An
     return found
 
 
+def _innermost(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """'function:line: source' where the exception was raised.
+
+    A result check in `check/func_check.py` fails on a bare `assert` with no message; the
+    failing line is then the only description of what differed.
+    """
+    try:
+        entry = excinfo.traceback[-1]
+        src = str(entry.statement).strip().splitlines()[0]
+        return f"{entry.name}:{entry.lineno + 1}: {_short(src, 200)}"
+    except Exception:  # noqa: BLE001 - source may be unavailable
+        return ""
+
+
 def _test_frame(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
     """'file:line: source' of the innermost traceback entry inside the test's own module."""
     path = str(getattr(item, "path", ""))
@@ -165,6 +179,7 @@ def pytest_runtest_makereport(
         "exception": type(excinfo.value).__name__,
         "message": _short(str(excinfo.value)),
         "where": _test_frame(item, excinfo),
+        "raised_at": _innermost(excinfo),
     }
     checker = _checker_frame(excinfo)
     if checker is not None:
