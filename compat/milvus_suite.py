@@ -88,8 +88,10 @@ def _digest(path: Path) -> str:
 def patch_suite(root: Path) -> list[str]:
     """Apply the numpy-2 import fix to the extracted copy; idempotent.
 
-    This is the only change made to the suite: without it `base/` does not import under
-    numpy 2 (which pymilvus 3 and keeldb use). Returns the files changed.
+    This is the only change made to the suite. Without it `base/` does not import under
+    numpy 2. requirements-suite.txt pins the suite's own numpy 1.26.4 (under numpy 2 its data
+    generators overflow), where the patched line means the same, so the patch costs nothing
+    and keeps a numpy 2 set usable. Returns the files changed.
     """
     changed = []
     for rel in PATCHED_FILES:
@@ -280,26 +282,46 @@ def pytest_argv(py: Path, opts: RunOptions, port: int, junit: Path) -> list[str]
 def run_pytest(
     argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, overall_timeout: int
 ) -> tuple[int, bool]:
-    """Run pytest with its output in `log_path`; return (exit code, timed out).
+    """Run pytest with its output in `log_path`; return (exit code, stopped early).
 
-    On the overall timeout pytest gets SIGINT first: it then stops, still writes the junit
-    XML for what ran, and exits; only if it does not do so within a minute is its process
-    group terminated (and then killed).
+    On the overall timeout, or when the runner is interrupted, pytest gets SIGINT first: it
+    then stops, still writes the junit XML for what ran, and exits; only if it does not do so
+    within a minute is its process group terminated (and then killed). Either way the caller
+    goes on to report what ran.
     """
     log(f"pytest: {shlex.join(argv)}")
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
         )
         try:
             return proc.wait(overall_timeout), False
         except subprocess.TimeoutExpired:
             log(f"overall timeout ({overall_timeout}s): interrupting pytest")
         except KeyboardInterrupt:
-            log("interrupted: stopping pytest")
-            _stop_pytest(proc)
-            raise
+            log("interrupted: stopping pytest (results so far are still reported)")
         return _stop_pytest(proc), True
+
+
+def _default_sigint() -> None:
+    """In the pytest child: SIGINT back to its default before exec.
+
+    A shell starts background jobs (`... &`, nohup) with SIGINT ignored, and an ignored signal
+    stays ignored across exec; Python then installs no KeyboardInterrupt handler, and the
+    SIGINT meant to make pytest stop and write its junit XML would do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM to the runner: unwind like Ctrl-C, so pytest and keeldb are stopped too."""
+    raise KeyboardInterrupt
 
 
 def _stop_pytest(proc: subprocess.Popen[bytes]) -> int:
@@ -360,12 +382,16 @@ class TestResult:
 
 
 def _file_of(classname: str, folder_hint: str) -> tuple[str, str]:
-    """Split a junit classname 'dir.test_mod.TestClass' into ('dir/test_mod.py', 'TestClass')."""
-    parts = classname.split(".")
+    """Split a junit classname 'dir.test_mod.TestClass' into ('dir/test_mod.py', 'TestClass').
+
+    An interrupted run leaves a testcase without a classname; it is filed under
+    '<folder> (interrupted)' rather than under a file that does not exist.
+    """
+    parts = [p for p in classname.split(".") if p]
     cls = ""
     if parts and parts[-1][:1].isupper():
         cls = parts.pop()
-    path = "/".join(parts) + ".py" if parts else folder_hint
+    path = "/".join(parts) + ".py" if parts else f"{folder_hint} (interrupted)"
     return path, cls
 
 
@@ -778,6 +804,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Prepare, run, stop, report. Exit 0 when the run completed (whatever failed), else 2."""
     args = parse_args(argv)
+    # Ctrl-C, `kill -INT` and `kill` all stop the run cleanly, even when started in the
+    # background (where the shell leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     levels = [lv.strip() for lv in args.level.split(",") if lv.strip()]
     opts = RunOptions(
         args.folder,
@@ -819,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         print("\nchanges against", args.compare)
         print(compare(json.loads(args.compare.read_text()), summary))
-    return 2 if meta.get("timed_out") else 0
+    return 2 if meta.get("stopped_early") else 0
 
 
 def run(args: argparse.Namespace, opts: RunOptions, out: Path, junit: Path) -> dict[str, Any]:
@@ -844,7 +874,7 @@ def run(args: argparse.Namespace, opts: RunOptions, out: Path, junit: Path) -> d
     server = start_keeldb(cmd, data, out / "keeldb.log")
     argv = pytest_argv(py, opts, server.port, junit)
     try:
-        code, timed_out = run_pytest(argv, suite, env, out / "pytest.log", opts.overall_timeout)
+        code, stopped_early = run_pytest(argv, suite, env, out / "pytest.log", opts.overall_timeout)
     finally:
         rc = server.stop()
         log(f"keeldb stopped (exit {rc})")
@@ -858,7 +888,7 @@ def run(args: argparse.Namespace, opts: RunOptions, out: Path, junit: Path) -> d
         "keeldb": shlex.join(cmd),
         "pytest_argv": shlex.join(argv),
         "pytest_exit": code,
-        "timed_out": timed_out,
+        "stopped_early": stopped_early,
         "seconds": round(elapsed, 1),
         "pytest_summary": _summary_line(out / "pytest.log"),
         "suite_tgz_sha256_12": _digest(args.tgz),
