@@ -24,7 +24,7 @@ from keeldb.index.params import IndexSpec, index_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CollectionEntry:
     """What the catalog knows about one collection. ``partitions`` maps partition names to
     ids (every collection has ``_default``, id 0); ``loaded`` is ``load_collection`` (every
@@ -48,6 +48,12 @@ class CollectionEntry:
         object.__setattr__(self, "loaded_partitions", tuple(self.loaded_partitions))
         object.__setattr__(self, "partitions", MappingProxyType(dict(self.partitions)))
         object.__setattr__(self, "properties", MappingProxyType(dict(self.properties)))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the catalog would store the same JSON (schemas compare by value)."""
+        return isinstance(other, CollectionEntry) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # equal values, mutable parts: not hashable
 
     # -- load state -----------------------------------------------------------------------
 
