@@ -46,11 +46,13 @@ class ReadCall:
 
 
 class Database:
-    """``root`` is this process's directory (its lock). What differs in a cluster node is
-    injected: ``catalog`` and ``oracle`` are made once the lock is held (defaults: the
-    ``CATALOG`` and ``TSO`` files under ``root``), ``collections_dir`` is where collections
-    keep their files, and ``_open_catalogued``/``_prepare``/``_adopt`` say when a collection
-    is opened."""
+    """``root`` is this process's directory, held by its lock. What a cluster node
+    (``cluster/node.py``) does differently is injected rather than copied: ``catalog`` and
+    ``oracle`` are made once the lock is held (defaults: the ``CATALOG`` and ``TSO`` files
+    under ``root``; a failure releases the lock), ``collections_dir`` is where collections
+    keep their files, ``_open(entry, store)`` takes the store a collection runs on (default:
+    its directory), and ``_open_catalogued``/``_prepare``/``_adopt`` say when collections
+    are opened. The engine uses the catalog through the ``Catalog`` protocol only."""
 
     def __init__(
         self,
