@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -19,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keeldb.engine import database
+from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
-from keeldb.engine.database import loaded_partitions, partitions_of
+from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
@@ -37,6 +39,7 @@ from keeldb.errors import (
 )
 from keeldb.index.params import index_spec
 from keeldb.schema import (
+    DEFAULT_METRIC,
     INDEX_TYPES,
     METRICS,
     PARTITION_FIELD,
@@ -64,6 +67,21 @@ class LoadState(Enum):
         return self.value
 
 
+# Search and query parameters keeldb does not implement. Grouping and ordering would change
+# results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
+# rows), so they are refused until implemented: by the embedded client's keyword arguments
+# and by the server's request parameters alike.
+UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by", "filter_params")
+
+
+def refuse_unsupported(params: Mapping[str, Any]) -> None:
+    """InvalidArgument if ``params`` sets any of UNSUPPORTED_READ_PARAMS (blank = unset)."""
+    for key in UNSUPPORTED_READ_PARAMS:
+        value = params.get(key)
+        if value.strip() if isinstance(value, str) else value:
+            raise InvalidArgument(f"{key} is not supported by keeldb")
+
+
 def _partition_names(names: Any) -> list[str]:
     if names in (None, "", [], ()):
         return []
@@ -73,8 +91,8 @@ def _partition_names(names: Any) -> list[str]:
     return names
 
 
-def _partition_ids(entry: dict[str, Any], names: Any) -> list[int]:
-    parts = partitions_of(entry)
+def _partition_ids(entry: CollectionEntry, names: Any) -> list[int]:
+    parts = entry.partitions
     out = []
     for n in _partition_names(names):
         if n not in parts:
@@ -84,17 +102,17 @@ def _partition_ids(entry: dict[str, Any], names: Any) -> list[int]:
     return out
 
 
-def _read_partitions(entry: dict[str, Any], names: Any) -> Selector | None:
+def _read_partitions(entry: CollectionEntry, names: Any) -> Selector | None:
     """The rows a read may see: the named partitions, each of which must be loaded, or, with
     no names, every loaded partition (Milvus reads only what is loaded)."""
-    loaded = loaded_partitions(entry)
+    loaded = entry.visible_partitions
     named = _partition_ids(entry, names)
     for n, pid in zip(_partition_names(names), named, strict=True):
         if pid not in loaded:
             raise PartitionNotLoaded(f"partition not loaded[partition={n}]")
     if named:
         return _partition_selector(named)
-    if set(partitions_of(entry).values()) <= loaded:
+    if set(entry.partitions.values()) <= loaded:
         return None  # everything is loaded: no partition filter at all
     return _partition_selector(sorted(loaded))
 
@@ -150,15 +168,26 @@ class Client:
             path, auto_flush_bytes=auto_flush_bytes, collection_options=opts
         )
         self._borrowed = False
+        self._read: ReadCall | None = None
 
     @classmethod
-    def over(cls, db: database.Database) -> Client:
+    def over(cls, db: database.Database, read: ReadCall | None = None) -> Client:
         """A client over a database opened elsewhere (a cluster node's); ``close`` then
-        leaves the database to its owner."""
+        leaves the database to its owner. ``read``: see ``for_read``."""
         self = cls.__new__(cls)
         self._db = db
         self._borrowed = True
+        self._read = read
         return self
+
+    def for_read(self) -> Client:
+        """A client for one read call (the gRPC server makes one per search, query and
+        statistics call): every collection lookup it makes belongs to that call, so on a
+        cluster node with the read role the call is answered by a read replica brought up
+        to date once, at its first lookup. Embedded it reads exactly as this client does.
+        Use it for that call only, and leave it unclosed (it borrows this client's
+        database)."""
+        return Client.over(self.db, ReadCall())
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -169,13 +198,35 @@ class Client:
         return self._db
 
     def _coll(self, name: str) -> Collection:
-        return self.db.collection(name)
+        return self.db.collection(name, self._read)
 
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
-        if not loaded_partitions(self.db.peek(name)):
+        if not self.db.peek(name).is_loaded:
             raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
         return c
+
+    def check_loaded(self, collection_name: str) -> None:
+        """CollectionNotLoaded (code 101) unless reads of the collection are allowed now,
+        CollectionNotFound if it does not exist: what every read checks first."""
+        self._loaded(collection_name)
+
+    def collection_entry(self, collection_name: str) -> CollectionEntry:
+        """The collection's catalog entry: id, schema, index definitions, partitions, load
+        state, creation timestamp. An immutable value; treat what it holds as read-only."""
+        return self.db.entry(collection_name)
+
+    def collection_schema(self, collection_name: str) -> CollectionSchema:
+        """The schema of the open collection (what reads and writes are checked against)."""
+        return self._coll(collection_name).schema
+
+    def alloc_timestamp(self) -> int:
+        """A fresh timestamp, later than every one handed out before (AllocTimestamp)."""
+        return self.db.oracle.next()
+
+    def last_timestamp(self) -> int:
+        """The newest timestamp handed out: every write acknowledged so far is at or below it."""
+        return self.db.oracle.last()
 
     def snapshot(self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None) -> Snapshot:
         """A read snapshot of a collection, for callers that need several reads to agree or
@@ -220,7 +271,7 @@ class Client:
         primary_field_name: str = "id",
         id_type: str = "int",
         vector_field_name: str = "vector",
-        metric_type: str = "COSINE",
+        metric_type: str = DEFAULT_METRIC,
         auto_id: bool = False,
         timeout: float | None = None,
         schema: CollectionSchema | None = None,
@@ -257,19 +308,16 @@ class Client:
         _check_unique_indexes(indexes)
         if self.db.catalog.get(collection_name) is not None:
             existing = self.db.entry(collection_name)
-            if existing["schema"] == CollectionSchema.from_dict(schema.to_dict()).to_dict():
+            if existing.schema.to_dict() == CollectionSchema.from_dict(schema.to_dict()).to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
             raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
         loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
         self.db.create(
             collection_name,
-            schema,
-            {
-                "indexes": [i.to_dict() for i in indexes],
-                "loaded": loaded,
-                "properties": {},
-                "created_ts": self.db.oracle.next(),
-            },
+            CollectionSchema.from_dict(schema.to_dict()),  # the catalog's own copy
+            indexes=[IndexParam.from_dict(i.to_dict()) for i in indexes],
+            loaded=loaded,
+            created_ts=self.db.oracle.next(),
         )
 
     def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
@@ -286,7 +334,7 @@ class Client:
 
     def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
-        s = CollectionSchema.from_dict(e["schema"])
+        s = e.schema
         fields = []
         for i, f in enumerate(s.fields):
             d = f.to_dict()
@@ -301,11 +349,11 @@ class Client:
             "fields": fields,
             "functions": [],
             "aliases": [],
-            "collection_id": e["id"],
+            "collection_id": e.id,
             "consistency_level": 0,
             "consistency_level_name": "Strong",
-            "properties": e.get("properties", {}),
-            "num_partitions": len(partitions_of(e)),
+            "properties": dict(e.properties),
+            "num_partitions": len(e.partitions),
             "enable_dynamic_field": s.enable_dynamic_field,
         }
 
@@ -320,16 +368,15 @@ class Client:
         way); ``_async=True`` returns at once and the indexes arrive in the background."""
         e = self.db.entry(collection_name)
         self._check_loadable(e)
-        if not e.get("loaded") or e.get("loaded_partitions"):
-            self.db.update(collection_name, loaded=True, loaded_partitions=[])
+        if not e.loaded or e.loaded_partitions:
+            self.db.update(collection_name, loaded=True, loaded_partitions=())
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
     @staticmethod
-    def _check_loadable(e: dict[str, Any]) -> None:
-        s = CollectionSchema.from_dict(e["schema"])
-        indexed = {i["field_name"] for i in e["indexes"]}
-        missing = [f.name for f in s.vector_fields if f.name not in indexed]
+    def _check_loadable(e: CollectionEntry) -> None:
+        indexed = {i.field_name for i in e.indexes}
+        missing = [f.name for f in e.schema.vector_fields if f.name not in indexed]
         if missing:
             raise InvalidArgument(
                 f"there is no vector index on field {missing}; create an index before loading"
@@ -337,8 +384,8 @@ class Client:
 
     def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
-        if e.get("loaded") or e.get("loaded_partitions"):
-            self.db.update(collection_name, loaded=False, loaded_partitions=[])
+        if e.is_loaded:
+            self.db.update(collection_name, loaded=False, loaded_partitions=())
 
     def get_load_state(
         self, collection_name: str, partition_name: str = "", timeout: float | None = None, **_: Any
@@ -346,9 +393,9 @@ class Client:
         e = self.db.catalog.get(collection_name)
         if e is None:
             return {"state": LoadState.NotExist}
-        loaded = loaded_partitions(e)
+        loaded = e.visible_partitions
         if partition_name:
-            pid = partitions_of(e).get(partition_name)
+            pid = e.partitions.get(partition_name)
             if pid is None:
                 raise PartitionNotFound(f"partition not found[partition={partition_name}]")
             return {"state": LoadState.Loaded if pid in loaded else LoadState.NotLoad}
@@ -361,8 +408,8 @@ class Client:
         must not wait forever)."""
         c = self._loaded(collection_name)
         indexed = pending = 0
-        for i in self.db.peek(collection_name)["indexes"]:
-            done, todo = c.index_progress(i["field_name"])
+        for i in self.db.peek(collection_name).indexes:
+            done, todo = c.index_progress(i.field_name)
             indexed, pending = indexed + done, pending + todo
         if not pending or not c.index_building:
             return 100
@@ -399,9 +446,8 @@ class Client:
         built and committed; ``sync=False`` (or ``_async=True``) returns at once and the
         builder works in the background (``wait_for_index`` waits for it later)."""
         e = self.db.entry(collection_name)
-        schema = CollectionSchema.from_dict(e["schema"])
-        current = [IndexParam(**i) for i in e["indexes"]]
-        new = [self._check_index(schema, index_param_from_any(p)) for p in index_params]
+        current = list(e.indexes)
+        new = [self._check_index(e.schema, index_param_from_any(p)) for p in index_params]
         merged = list(current)
         for p in new:
             same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
@@ -414,26 +460,26 @@ class Client:
                 )
             merged.append(p)
         _check_unique_indexes(merged)
-        self.db.update(collection_name, indexes=[i.to_dict() for i in merged])
+        self.db.update(collection_name, indexes=tuple(IndexParam.from_dict(i.to_dict()) for i in merged))
         if kwargs.get("sync", True) and not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
     def list_indexes(self, collection_name: str, field_name: str | None = "", **_: Any) -> list[str]:
         e = self.db.entry(collection_name)
-        return [i["index_name"] for i in e["indexes"] if not field_name or i["field_name"] == field_name]
+        return [i.index_name for i in e.indexes if not field_name or i.field_name == field_name]
 
     def describe_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
-        for i in e["indexes"]:
-            if i["index_name"] == index_name:
+        for i in e.indexes:
+            if i.index_name == index_name:
                 coll = self._coll(collection_name)
-                indexed, pending = coll.index_progress(i["field_name"])
+                indexed, pending = coll.index_progress(i.field_name)
                 return {
-                    **{k: str(v) for k, v in i["params"].items()},
-                    "index_type": i["index_type"],
-                    "metric_type": i["metric_type"],
-                    "field_name": i["field_name"],
-                    "index_name": i["index_name"],
+                    **{k: str(v) for k, v in i.params.items()},
+                    "index_type": i.index_type,
+                    "metric_type": i.metric_type,
+                    "field_name": i.field_name,
+                    "index_name": i.index_name,
                     # Row versions held by segments (Milvus counts segment rows too).
                     "total_rows": indexed + pending,
                     "indexed_rows": indexed,
@@ -452,17 +498,17 @@ class Client:
         c = self._coll(collection_name)
         t0 = time.perf_counter()
         built = c.build_indexes()
-        fields = [i["field_name"] for i in self.db.peek(collection_name)["indexes"] if not index_name or i["index_name"] == index_name]
+        fields = [i.field_name for i in self.db.peek(collection_name).indexes if not index_name or i.index_name == index_name]
         progress = {f: c.index_progress(f) for f in fields}
         return {"built": built, "seconds": time.perf_counter() - t0, "pending_rows": sum(p[1] for p in progress.values())}
 
     def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
-        if not any(i["index_name"] == index_name for i in e["indexes"]):
+        if e.index_named(index_name) is None:
             raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
-        if loaded_partitions(e):
+        if e.is_loaded:
             raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
-        self.db.update(collection_name, indexes=[i for i in e["indexes"] if i["index_name"] != index_name])
+        self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
 
     # -- partitions ---------------------------------------------------------------------
 
@@ -474,14 +520,14 @@ class Client:
         self.db.drop_partition(collection_name, partition_name)
 
     def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
-        return partition_name in partitions_of(self.db.entry(collection_name))
+        return partition_name in self.db.entry(collection_name).partitions
 
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
-        return list(partitions_of(self.db.entry(collection_name)))
+        return list(self.db.entry(collection_name).partitions)
 
     def partition_ids(self, collection_name: str) -> dict[str, int]:
         """Partition name -> id (what ShowPartitions reports)."""
-        return partitions_of(self.db.entry(collection_name))
+        return dict(self.db.entry(collection_name).partitions)
 
     def get_partition_stats(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> dict[str, int]:
         c = self._coll(collection_name)
@@ -496,10 +542,10 @@ class Client:
         if not ids:
             raise InvalidArgument("load_partitions needs at least one partition name")
         self._check_loadable(e)
-        if not e.get("loaded"):
-            now = set(e.get("loaded_partitions") or ())
+        if not e.loaded:
+            now = set(e.loaded_partitions)
             if not set(ids) <= now:
-                self.db.update(collection_name, loaded_partitions=sorted(now | set(ids)))
+                self.db.update(collection_name, loaded_partitions=tuple(sorted(now | set(ids))))
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
@@ -509,9 +555,9 @@ class Client:
         ids = set(_partition_ids(e, partition_names))
         if not ids:
             raise InvalidArgument("release_partitions needs at least one partition name")
-        now = loaded_partitions(e)
+        now = e.visible_partitions
         if now & ids:
-            self.db.update(collection_name, loaded=False, loaded_partitions=sorted(now - ids))
+            self.db.update(collection_name, loaded=False, loaded_partitions=tuple(sorted(now - ids)))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -645,14 +691,6 @@ class Client:
 
     # -- reads --------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse_unsupported(kwargs: dict[str, Any]) -> None:
-        """Grouping and ordering would change results; silently ignoring them would return
-        plausible wrong answers, so they are refused until implemented."""
-        for key in ("group_by_field", "group_by_fields", "order_by_fields", "order_by", "filter_params"):
-            if kwargs.get(key):
-                raise InvalidArgument(f"{key} is not supported by keeldb")
-
     def query(
         self,
         collection_name: str,
@@ -663,7 +701,7 @@ class Client:
         partition_names: list[str] | None = None,
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        self._refuse_unsupported(kwargs)
+        refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         part = _read_partitions(self.db.peek(collection_name), partition_names)
         if ids is not None and filter:
@@ -712,7 +750,7 @@ class Client:
         anns_field: str | None = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
-        self._refuse_unsupported(kwargs)
+        refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
         part = _read_partitions(e, partition_names)
@@ -724,13 +762,13 @@ class Client:
         vf = c.schema.field(anns_field)
         if vf is None or vf.dtype != DataType.FLOAT_VECTOR:
             raise InvalidArgument(f"anns_field {anns_field!r} is not a vector field of the collection")
-        index = next((i for i in e["indexes"] if i["field_name"] == anns_field), None)
+        index = e.index_on(anns_field)
         sp = dict(search_params or {})
-        metric = (sp.get("metric_type") or (index or {}).get("metric_type") or "COSINE").upper()
-        if index is not None and metric != index["metric_type"]:
+        metric = e.search_metric(anns_field, sp.get("metric_type"))
+        if index is not None and metric != index.metric_type:
             raise InvalidArgument(
                 f"metric type not match: search asks for {metric}, the index on {anns_field!r} "
-                f"uses {index['metric_type']}"
+                f"uses {index.metric_type}"
             )
         params = dict(sp.get("params") or {})
         for knob in ("nprobe", "ef"):  # pymilvus also accepts them at the top level

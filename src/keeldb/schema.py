@@ -296,10 +296,6 @@ class CollectionSchema:
     def vector_fields(self) -> list[FieldSchema]:
         return [f for f in self.fields if f.dtype == DataType.FLOAT_VECTOR]
 
-    @property
-    def scalar_fields(self) -> list[FieldSchema]:
-        return [f for f in self.fields if f.dtype != DataType.FLOAT_VECTOR]
-
     def field(self, name: str) -> FieldSchema | None:
         for f in self.fields:
             if f.name == name:
@@ -344,12 +340,19 @@ class CollectionSchema:
         return s
 
 
+METRICS = ("L2", "IP", "COSINE")
+# Milvus's default metric, wherever none is named: an index defined without one, and a
+# search on a field that has no index and names none.
+DEFAULT_METRIC = "COSINE"
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
+
+
 @dataclass
 class IndexParam:
     field_name: str
     index_type: str = "AUTOINDEX"
     index_name: str = ""
-    metric_type: str = "COSINE"
+    metric_type: str = DEFAULT_METRIC
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -361,9 +364,16 @@ class IndexParam:
             "params": dict(self.params),
         }
 
-
-METRICS = ("L2", "IP", "COSINE")
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IndexParam:
+        """An index definition as the catalog stores it (``to_dict``)."""
+        return cls(
+            field_name=d["field_name"],
+            index_type=d["index_type"],
+            index_name=d.get("index_name") or d["field_name"],
+            metric_type=d["metric_type"],
+            params=dict(d.get("params") or {}),
+        )
 
 
 class IndexParams:
@@ -388,7 +398,7 @@ class IndexParams:
                 field_name=field_name,
                 index_type=(index_type or "AUTOINDEX").upper(),
                 index_name=index_name,
-                metric_type=(metric_type or "COSINE").upper(),
+                metric_type=(metric_type or DEFAULT_METRIC).upper(),
                 params=extra,
             )
         )
@@ -417,6 +427,6 @@ def index_param_from_any(p: Any) -> IndexParam:
         field_name=p.field_name,
         index_type=(getattr(p, "index_type", "") or "AUTOINDEX").upper(),
         index_name=getattr(p, "index_name", "") or "",
-        metric_type=(metric or "COSINE").upper(),
+        metric_type=(metric or DEFAULT_METRIC).upper(),
         params=params,
     )

@@ -12,76 +12,70 @@ there), so that node's copy of its own entries is current.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
 
 from keeldb.cluster.etcd import Compare, Etcd, put_op
-from keeldb.errors import InvalidArgument
-from keeldb.storage.catalog import apply_changes
+from keeldb.engine.catalog import CollectionEntry
+from keeldb.storage.catalog import CatalogState
+
+State = CatalogState[CollectionEntry]
 
 
 class EtcdCatalog:
+    """The ``Catalog`` protocol (engine/catalog.py) over one etcd key."""
+
     def __init__(self, etcd: Etcd, cluster: str) -> None:
         self.etcd = etcd
         self.key = f"/keeldb/{cluster}/catalog"
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"next_id": 1, "collections": {}}
+        self._state: State = CatalogState()
         self._refresh()
 
-    def _read(self) -> tuple[dict[str, Any], int]:
+    def _read(self) -> tuple[State, int]:
         kv = self.etcd.get(self.key)
         if kv is None:
-            return {"next_id": 1, "collections": {}}, 0
-        return json.loads(kv.value), kv.mod_revision
+            return CatalogState(), 0
+        return CatalogState.from_dict(json.loads(kv.value), CollectionEntry.from_dict), kv.mod_revision
 
-    def _refresh(self) -> dict[str, Any]:
+    def _refresh(self) -> State:
         state, _ = self._read()
         with self._lock:
             self._state = state
         return state
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(self._refresh()["collections"])
+    def snapshot(self) -> dict[str, CollectionEntry]:
+        return dict(self._refresh().collections)
 
-    def get(self, name: str) -> dict[str, Any] | None:
-        entry = self._refresh()["collections"].get(name)
-        return copy.deepcopy(entry) if entry else None
+    def get(self, name: str) -> CollectionEntry | None:
+        return self._refresh().collections.get(name)
 
-    def peek(self, name: str) -> dict[str, Any] | None:
+    def peek(self, name: str) -> CollectionEntry | None:
         """This node's copy, re-read when it lacks the entry or has it not loaded (a
         replica's node learns of a load made through another node here)."""
-        entry = self._state["collections"].get(name)
-        if entry is None or not (entry.get("loaded") or entry.get("loaded_partitions")):
-            entry = self._refresh()["collections"].get(name)
+        entry = self._state.collections.get(name)
+        if entry is None or not entry.is_loaded:
+            entry = self._refresh().collections.get(name)
         return entry
 
     def names(self) -> list[str]:
-        return list(self._refresh()["collections"])
+        return list(self._refresh().collections)
 
     def allocate_id(self) -> int:
-        return int(self._change(lambda s: s.__setitem__("next_id", int(s["next_id"]) + 1))["next_id"]) - 1
+        return self._change(lambda state: state.allocated()).next_id - 1
 
-    def update(self, changes: dict[str, dict[str, Any] | None]) -> None:
-        self._change(lambda state: apply_changes(state, changes))
+    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
+        """One compare-and-swap, retried on conflict; a name in ``new`` that a racing create
+        on another node took fails (checked against the state the swap is compared on)."""
+        self._change(lambda state: state.changed(changes, new))
 
-    def create(self, name: str, entry: dict[str, Any]) -> None:
-        """Add ``name`` unless it exists (also if a racing create on another node won)."""
-
-        def apply(state: dict[str, Any]) -> None:
-            if name in state["collections"]:
-                raise InvalidArgument(f"collection '{name}' already exists")
-            state["collections"][name] = entry
-
-        self._change(apply)
-
-    def _change(self, apply: Any) -> dict[str, Any]:
+    def _change(self, apply: Callable[[State], State]) -> State:
         while True:
             state, revision = self._read()
-            apply(state)
-            r = self.etcd.txn([Compare(self.key, "MOD", revision)], [put_op(self.key, json.dumps(state))])
-            if r.succeeded:
+            state = apply(state)
+            put = put_op(self.key, json.dumps(state.to_dict()))
+            if self.etcd.txn([Compare(self.key, "MOD", revision)], [put]).succeeded:
                 with self._lock:
                     self._state = state
                 return state

@@ -10,7 +10,7 @@ etcd catalog, plus three duties:
   died, its lease expires and the key goes), preferring the least-loaded node, and drops a
   shard as soon as its lease is not certainly valid or its log was fenced;
 - **routing**: ``route`` tells the gRPC layer whether to serve a call here or forward it to
-  the writer's address (``cluster/routing.py``).
+  the writer's address (``server/routing.py``).
 """
 
 from __future__ import annotations
@@ -25,25 +25,20 @@ from typing import Any
 
 from keeldb.client import Client
 from keeldb.cluster.catalog import EtcdCatalog
+from keeldb.cluster.errors import NotOwner
 from keeldb.cluster.etcd import Etcd, EtcdError
 from keeldb.cluster.objectstore import ObjectStore
 from keeldb.cluster.oracle import EtcdReservation
 from keeldb.cluster.shard import ShardWriter, shard_prefix
 from keeldb.cluster.store import ClusterStore
+from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
-from keeldb.engine.database import Database, index_specs_of
-from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError, StorageError
-from keeldb.schema import CollectionSchema, check_name
-from keeldb.storage.fs import DirectoryLock, makedirs_durable
+from keeldb.engine.database import Database, ReadCall
+from keeldb.errors import CollectionNotFound, KeelError, StorageError
 from keeldb.storage.oracle import TimestampOracle
 
 log = logging.getLogger(__name__)
 ROLES = ("write", "read")
-
-
-class NotOwner(KeelError):
-    """This node does not write the collection (any more). Code 65535: the caller cannot
-    know whether a write it sent reached the log before ownership moved."""
 
 
 def _store_of(c: Collection) -> ClusterStore:
@@ -57,30 +52,30 @@ def _id_of(c: Collection) -> int:
 
 
 class ClusterDatabase(Database):
-    """``Database`` whose catalog is in etcd and whose collections are opened only while
-    this node holds their writer lease."""
+    """``Database`` whose catalog and oracle are in etcd, whose collections keep only a
+    cache on this disk (``<data>/cache``), and whose collections are opened only while
+    this node holds their writer lease (none at start: the tick and the first calls take
+    them)."""
 
     def __init__(self, node: Node, *, auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES, collection_options: dict[str, Any] | None = None) -> None:  # noqa: E501
         self.node = node
-        self.root = node.data_dir
-        makedirs_durable(self.root)
-        self._dirlock = DirectoryLock(self.root)
-        self.oracle = TimestampOracle(EtcdReservation(node.etcd, f"/keeldb/{node.cluster}/tso"))
-        self.catalog = EtcdCatalog(node.etcd, node.cluster)  # type: ignore[assignment]
-        self.collections_dir = self.root / "cache"
-        makedirs_durable(self.collections_dir)
-        self.auto_flush_bytes = auto_flush_bytes
-        self.collection_options = dict(collection_options or {})
-        self._lock = threading.RLock()
-        self._collections: dict[str, Collection] = {}
-        self._compactions: dict[int, int] = {}
         self._shards: dict[str, ShardWriter] = {}  # name -> its writer lease, while open here
         self._replicas: dict[str, Collection] = {}  # name -> read replica (over a ClusterStore)
         self._replica_cond = threading.Condition()
         self._catching_up: set[str] = set()
         self._catchups_started: dict[str, int] = {}
         self._catchups_done: dict[str, int] = {}
-        self.reading = threading.local()  # set by routing while it serves a read here
+        super().__init__(
+            node.data_dir,
+            auto_flush_bytes=auto_flush_bytes,
+            collection_options=collection_options,
+            catalog=lambda: EtcdCatalog(node.etcd, node.cluster),
+            oracle=lambda: TimestampOracle(EtcdReservation(node.etcd, f"/keeldb/{node.cluster}/tso")),
+            collections_dir="cache",
+        )
+
+    def _open_catalogued(self) -> None:
+        """Nothing at open: a collection is opened when this node takes its writer lease."""
 
     # -- ownership ------------------------------------------------------------------------
 
@@ -106,11 +101,11 @@ class ClusterDatabase(Database):
             entry = self.catalog.get(name)  # fresh: the previous writer may have changed it
             if entry is None:
                 raise CollectionNotFound(f"collection '{name}' does not exist")
-            writer = self.shard(entry["id"])
+            writer = self.shard(entry.id)
             if not writer.try_acquire():
                 return False
             again = self.catalog.get(name)
-            if again is None or again["id"] != entry["id"]:
+            if again is None or again.id != entry.id:
                 # Dropped (or dropped and created anew) between the read and the lease: the
                 # lease is for a collection that no longer exists under this name.
                 writer.release()
@@ -118,13 +113,13 @@ class ClusterDatabase(Database):
                     raise CollectionNotFound(f"collection '{name}' does not exist")
                 return False
             try:
-                store = ClusterStore(self._dir(entry["id"]), self.node.objects, entry["id"], writer)
-                self._collections[name] = self._open(entry, store=store)
+                store = ClusterStore(self._dir(entry.id), self.node.objects, entry.id, writer)
+                self._collections[name] = self._open(entry, store)
             except BaseException:
                 writer.release()
                 raise
             self._shards[name] = writer
-            log.info("node %s now writes collection %s (id %d)", self.node.node_id, name, entry["id"])
+            log.info("node %s now writes collection %s (id %d)", self.node.node_id, name, entry.id)
             return True
 
     def let_go(self, name: str, why: str) -> None:
@@ -147,19 +142,18 @@ class ClusterDatabase(Database):
         with self._lock:
             return {name: _id_of(c) for name, c in self._collections.items()}
 
-    def collection(self, name: str) -> Collection:
+    def collection(self, name: str, read: ReadCall | None = None) -> Collection:
+        """What this node writes; for a read call on a node with the read role, else, its
+        replica (caught up at the call's first lookup); otherwise the collection is taken
+        over if nobody writes it, or NotOwner (routing sends the call to the writer)."""
         if self.owns(name):
             return self._collections[name]
-        if getattr(self.reading, "active", False) and self.node.can_read:
-            # One catch-up per call: a handler looks the collection up several times
-            # (schema, load state, snapshot); the first look, made after the call arrived,
-            # is what Strong needs.
-            caught_up: set[str] = self.reading.caught_up
+        if read is not None and self.node.can_read:
             held = self._replicas.get(name)
-            if name in caught_up and held is not None:
+            if name in read.caught_up and held is not None:
                 return held
             coll = self.replica(name)
-            caught_up.add(name)
+            read.caught_up.add(name)
             return coll
         if self.catalog.get(name) is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
@@ -213,7 +207,7 @@ class ClusterDatabase(Database):
             if held is not None:
                 self._replicas.pop(name).close()
             raise CollectionNotFound(f"collection '{name}' does not exist")
-        if held is not None and _id_of(held) == entry["id"] and held.index_specs == index_specs_of(entry, held.schema):
+        if held is not None and _id_of(held) == entry.id and held.index_specs == entry.index_specs():
             coll, store = held, _store_of(held)
             try:
                 if not store.manifest_moved():
@@ -236,41 +230,39 @@ class ClusterDatabase(Database):
             held.close()
         return fresh
 
-    def _open_replica(self, entry: dict[str, Any]) -> Collection:
+    def _open_replica(self, entry: CollectionEntry) -> Collection:
         """Open a replica at the current manifest. If that manifest was superseded while
         loading and what it named collected meanwhile (a writer committing faster than this
         node loads, past the GC grace), start over from the newer one — a few times, then
         give up (the read's outcome is unknown; the client retries)."""
-        directory = self.collections_dir / f"{entry['id']:06d}-replica"
+        writer = self._dir(entry.id)
+        directory = writer.with_name(f"{writer.name}-replica")
         for attempt in range(4):
-            store = ClusterStore(directory, self.node.objects, entry["id"], self.shard(entry["id"]), writer=False)
+            store = ClusterStore(directory, self.node.objects, entry.id, self.shard(entry.id), writer=False)
             try:
-                return self._open(entry, directory, store=store, read_only=True, auto_compact=False)
+                return self._open(entry, store, read_only=True, auto_compact=False)
             except StorageError as e:
                 if attempt == 3 or not store.manifest_moved():
                     raise
-                log.info("replica of %s starts over at a newer manifest: %s", entry["id"], e)
+                log.info("replica of %s starts over at a newer manifest: %s", entry.id, e)
         raise AssertionError("not reached")
 
     # -- catalog operations that differ from one directory --------------------------------
 
-    def create(self, name: str, schema: CollectionSchema, entry: dict[str, Any]) -> None:
-        check_name("collection", name)
-        cid = self.catalog.allocate_id()
-        self.catalog.create(name, {**entry, "id": cid, "schema": schema.to_dict()})  # type: ignore[attr-defined]
+    def _prepare(self, entry: CollectionEntry) -> None:
+        """Nothing before a create commits: the collection's files go to object storage, and
+        this disk only caches them once a writer opens it."""
+
+    def _adopt(self, name: str, entry: CollectionEntry) -> None:
+        """After a create committed: write it here if this node writes at all (otherwise the
+        tick of a node that does takes it)."""
         if self.node.can_write:
             self.try_open(name)
 
     def rename(self, old: str, new: str) -> None:
-        check_name("collection", new)
         with self._lock:
-            e = self.entry(old)
-            if self.catalog.get(new) is not None:
-                raise InvalidArgument(f"collection '{new}' already exists")
-            self.collection(old)
-            self.catalog.update({old: None, new: e})
-            if old in self._collections:
-                self._collections[new] = self._collections.pop(old)
+            super().rename(old, new)
+            if old in self._shards:
                 self._shards[new] = self._shards.pop(old)
 
     def drop(self, name: str) -> None:
@@ -279,17 +271,17 @@ class ClusterDatabase(Database):
         e = self.catalog.get(name)
         if e is None:
             return
-        self.catalog.update({name: None})
+        self.catalog.commit({name: None})
         self.let_go(name, "dropped")
-        prefix = shard_prefix(self.node.cluster, str(e["id"]), 0)
+        prefix = shard_prefix(self.node.cluster, str(e.id), 0)
         try:
             for kv in self.node.etcd.get_prefix(prefix):
                 self.node.etcd.delete(kv.key)
             objs = self.node.objects
-            objs.delete_many(objs.list(f"collections/{e['id']}/"))
+            objs.delete_many(objs.list(f"collections/{e.id}/"))
         except KeelError as err:
             log.warning("cleanup after dropping %s left garbage: %s", name, err)
-        shutil.rmtree(self._dir(e["id"]), ignore_errors=True)
+        shutil.rmtree(self._dir(e.id), ignore_errors=True)
 
     def close(self) -> None:
         for name in list(self._collections):
@@ -298,7 +290,7 @@ class ClusterDatabase(Database):
             for coll in self._replicas.values():
                 coll.close()
             self._replicas.clear()
-        self._dirlock.release()
+        super().close()
 
 
 class Node:
@@ -367,7 +359,7 @@ class Node:
         if entry is None:
             return None  # the local handler answers "collection not found"
         for _ in range(3):
-            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry["id"])))
+            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry.id)))
             holder = kv.value.decode() if kv else None
             if holder is None or holder == self.node_id:
                 if self.can_write and self.db.try_open(name):
@@ -410,7 +402,8 @@ class Node:
         owned = self.db.owned()  # before the catalog read: a create lands in the catalog first
         catalog = self.db.catalog.snapshot()
         for name, cid in owned.items():
-            if catalog.get(name, {}).get("id") != cid:
+            entry = catalog.get(name)
+            if entry is None or entry.id != cid:
                 self.db.let_go(name, "dropped, renamed or created anew through another node")
         if not self.can_write:
             return
@@ -419,7 +412,7 @@ class Node:
         holders: dict[str, int] = {}
         unowned = []
         for name, entry in catalog.items():
-            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry["id"])))
+            kv = self.etcd.get(ShardWriter.writer_key_of(self.cluster, str(entry.id)))
             if kv is None:
                 unowned.append(name)
             else:

@@ -17,57 +17,52 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from keeldb.engine.catalog import Catalog, CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument, PartitionNotFound, StorageError
-from keeldb.index.params import IndexSpec, index_spec
-from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, check_name
-from keeldb.storage.catalog import Catalog
+from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, IndexParam, check_name
+from keeldb.storage.catalog import FileCatalog
 from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
 from keeldb.storage.oracle import TimestampOracle
+from keeldb.storage.store import CollectionStore
 
 MAX_PARTITIONS = 1024
 MAX_REMEMBERED_JOBS = 10_000  # compaction job ids kept for get_compaction_state
 
 
-def partitions_of(entry: dict[str, Any]) -> dict[str, int]:
-    """Partition name -> id; every collection has ``_default`` (id 0)."""
-    return dict(entry.get("partitions") or {DEFAULT_PARTITION: 0})
+class ReadCall:
+    """One read call (a search, a query, a statistics call), passed with each collection
+    lookup it makes. A cluster node with the read role answers such lookups from a replica
+    brought up to date once per call, at its first lookup (Strong needs no more, and a
+    handler looks a collection up several times); one directory has nothing to catch up."""
 
-
-def loaded_partitions(entry: dict[str, Any]) -> set[int]:
-    """Partition ids that reads see: every partition (also those created later) after
-    ``load_collection``, the ones ``load_partitions`` named otherwise, none when released."""
-    if entry.get("loaded"):
-        return set(partitions_of(entry).values())
-    return set(entry.get("loaded_partitions") or ())
-
-
-def index_specs_of(entry: dict[str, Any], schema: CollectionSchema) -> dict[str, IndexSpec]:
-    """Vector field -> how its segments' indexes are built, from the catalog's index list.
-    A definition the current code cannot build (checked at create_index, so only possible
-    for a catalog written by other code) means exact search for that field, not an error."""
-    specs = {}
-    for i in entry.get("indexes") or ():
-        f = schema.field(i["field_name"])
-        if f is None or f.dim is None:
-            continue
-        try:
-            specs[f.name] = index_spec(i["index_type"], i["metric_type"], f.dim, i.get("params") or {})
-        except InvalidArgument:
-            continue
-    return specs
+    def __init__(self) -> None:
+        self.caught_up: set[str] = set()
 
 
 class Database:
+    """``root`` is this process's directory, held by its lock. What a cluster node
+    (``cluster/node.py``) does differently is injected rather than copied: ``catalog`` and
+    ``oracle`` are made once the lock is held (defaults: the ``CATALOG`` and ``TSO`` files
+    under ``root``; a failure releases the lock), ``collections_dir`` is where collections
+    keep their files, ``_open(entry, store)`` takes the store a collection runs on (default:
+    its directory), and ``_open_catalogued``/``_prepare``/``_adopt`` say when collections
+    are opened. The engine uses the catalog through the ``Catalog`` protocol only."""
+
     def __init__(
         self,
         root: Path,
         *,
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
         collection_options: dict[str, Any] | None = None,
+        catalog: Callable[[], Catalog] | None = None,
+        oracle: Callable[[], TimestampOracle] | None = None,
+        collections_dir: str = "collections",
     ) -> None:
         self.root = root
         if root.exists() and not root.is_dir():
@@ -78,9 +73,9 @@ class Database:
             raise StorageError(f"cannot create the data directory {root}: permission denied") from None
         self._dirlock = DirectoryLock(root)
         try:
-            self.oracle = TimestampOracle(root / "TSO")
-            self.catalog = Catalog(root / "CATALOG")
-            self.collections_dir = root / "collections"
+            self.oracle = oracle() if oracle else TimestampOracle(root / "TSO")
+            self.catalog: Catalog = catalog() if catalog else FileCatalog(root / "CATALOG", CollectionEntry.from_dict)
+            self.collections_dir = root / collections_dir
             makedirs_durable(self.collections_dir)
             self.auto_flush_bytes = auto_flush_bytes
             self.collection_options = dict(collection_options or {})  # compaction policy knobs
@@ -89,9 +84,7 @@ class Database:
             # Manual compaction jobs of this process: id -> segments merged. A job runs to
             # completion before its id is returned, so a known id is always Completed.
             self._compactions: dict[int, int] = {}
-            self._remove_orphans()
-            for name, entry in self.catalog.snapshot().items():
-                self._collections[name] = self._open(entry)
+            self._open_catalogued()
         except BaseException:
             self._dirlock.release()
             raise
@@ -99,23 +92,29 @@ class Database:
     def _dir(self, cid: int) -> Path:
         return self.collections_dir / f"{cid:06d}"
 
-    def _open(self, entry: dict[str, Any], directory: Path | None = None, **extra: Any) -> Collection:
-        """Open a catalog entry's collection. ``extra``: what a cluster node adds (its
-        store, read-only for a replica)."""
-        schema = CollectionSchema.from_dict(entry["schema"])
+    def _open_catalogued(self) -> None:
+        """At open: remove what no entry names, then open every collection the catalog has."""
+        self._remove_orphans()
+        for name, entry in self.catalog.snapshot().items():
+            self._collections[name] = self._open(entry)
+
+    def _open(self, entry: CollectionEntry, store: CollectionStore | None = None, **extra: Any) -> Collection:
+        """Open a catalog entry's collection, in ``store``'s directory if one is given (a
+        cluster node's), else in ``collections_dir``. ``extra``: a replica's options."""
         return Collection(
-            directory or self._dir(entry["id"]),
-            schema,
+            store.dir if store is not None else self._dir(entry.id),
+            entry.schema,
             self.oracle,
             auto_flush_bytes=self.auto_flush_bytes,
-            partition_ids=partitions_of(entry).values(),
-            index_specs=index_specs_of(entry, schema),
+            partition_ids=entry.partitions.values(),
+            index_specs=entry.index_specs(),
+            store=store,
             **{**self.collection_options, **extra},
         )
 
     def _remove_orphans(self) -> None:
         """Directories of collections whose create never committed or whose drop did."""
-        known = {f"{e['id']:06d}" for e in self.catalog.snapshot().values()}
+        known = {self._dir(e.id).name for e in self.catalog.snapshot().values()}
         removed = False
         for name in os.listdir(self.collections_dir):
             if name not in known:
@@ -129,61 +128,74 @@ class Database:
     def names(self) -> list[str]:
         return self.catalog.names()
 
-    def entry(self, name: str) -> dict[str, Any]:
-        """A copy of the catalog entry, safe to change and pass to ``update``."""
+    def entry(self, name: str) -> CollectionEntry:
+        """The collection's catalog entry, current (in a cluster: as etcd has it now)."""
         e = self.catalog.get(name)
         if e is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         return e
 
-    def peek(self, name: str) -> dict[str, Any]:
-        """The catalog entry for reading only (no copy): the per-call path of reads."""
+    def peek(self, name: str) -> CollectionEntry:
+        """The catalog entry from memory where the catalog can (the per-call path of reads)."""
         e = self.catalog.peek(name)
         if e is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         return e
 
-    def collection(self, name: str) -> Collection:
+    def collection(self, name: str, read: ReadCall | None = None) -> Collection:
+        """The open collection ``name``. ``read``: the read call this lookup serves, if any
+        (one directory answers reads and writes from the same collection)."""
         with self._lock:
             c = self._collections.get(name)
         if c is None:
             raise CollectionNotFound(f"collection '{name}' does not exist")
         return c
 
-    def create(self, name: str, schema: CollectionSchema, entry: dict[str, Any]) -> None:
+    def create(
+        self, name: str, schema: CollectionSchema, *, indexes: Sequence[IndexParam], loaded: bool, created_ts: int
+    ) -> None:
         check_name("collection", name)
         with self._lock:
             if name in self._collections:
                 raise InvalidArgument(f"collection '{name}' already exists")
-            cid = self.catalog.allocate_id()
-            makedirs_durable(self._dir(cid))
-            full = {**entry, "id": cid, "schema": schema.to_dict()}
+            entry = CollectionEntry(
+                id=self.catalog.allocate_id(), schema=schema, indexes=tuple(indexes), loaded=loaded, created_ts=created_ts
+            )
+            self._prepare(entry)
             # The catalog commit is the moment the collection exists; a crash before it
-            # leaves an orphan directory that the next open removes.
-            self.catalog.update({name: full})
-            self._collections[name] = self._open(full)
+            # leaves an orphan directory that the next open removes. A create of the same
+            # name that won a race (another node) makes it fail.
+            self.catalog.commit({name: entry}, new=(name,))
+            self._adopt(name, entry)
+
+    def _prepare(self, entry: CollectionEntry) -> None:
+        """Before a create commits: the collection's directory exists and is durable."""
+        makedirs_durable(self._dir(entry.id))
+
+    def _adopt(self, name: str, entry: CollectionEntry) -> None:
+        """After a create committed: open the new collection."""
+        self._collections[name] = self._open(entry)
 
     def update(self, name: str, **changes: Any) -> None:
+        """Replace fields of ``name``'s entry (``CollectionEntry`` field names)."""
         with self._lock:
-            e = self.entry(name)
-            e.update(changes)
-            self.catalog.update({name: e})
+            e = replace(self.entry(name), **changes)
+            self.catalog.commit({name: e})
             if "indexes" in changes:
-                self.collection(name).set_index_specs(index_specs_of(e, CollectionSchema.from_dict(e["schema"])))
+                self.collection(name).set_index_specs(e.index_specs())
 
     def create_partition(self, name: str, partition: str) -> None:
         check_name("partition", partition)
         with self._lock:
             e = self.entry(name)
-            parts = partitions_of(e)
-            if partition in parts:
+            if partition in e.partitions:
                 raise InvalidArgument(f"partition '{partition}' already exists")
-            if len(parts) >= MAX_PARTITIONS:
+            if len(e.partitions) >= MAX_PARTITIONS:
                 raise InvalidArgument(f"a collection can have at most {MAX_PARTITIONS} partitions")
-            pid = int(e.get("next_partition_id", 1))
-            e["partitions"] = {**parts, partition: pid}
-            e["next_partition_id"] = pid + 1
-            self.catalog.update({name: e})
+            pid = e.next_partition_id
+            self.catalog.commit(
+                {name: replace(e, partitions={**e.partitions, partition: pid}, next_partition_id=pid + 1)}
+            )
             self._collections[name].add_partition(pid)
 
     def drop_partition(self, name: str, partition: str) -> None:
@@ -191,36 +203,38 @@ class Database:
         an empty partition that still exists, never rows that count but cannot be named."""
         with self._lock:
             e = self.entry(name)
-            parts = partitions_of(e)
             if partition == DEFAULT_PARTITION:
                 raise InvalidArgument("the default partition cannot be dropped")
-            if partition not in parts:
+            if partition not in e.partitions:
                 raise PartitionNotFound(f"partition not found[partition={partition}]")
-            self._collections[name].drop_partition(parts[partition])
-            pid = parts.pop(partition)
-            e["partitions"] = parts
-            if pid in (e.get("loaded_partitions") or ()):
-                e["loaded_partitions"] = [i for i in e["loaded_partitions"] if i != pid]
-            self.catalog.update({name: e})
+            pid = e.partitions[partition]
+            self._collections[name].drop_partition(pid)
+            self.catalog.commit({name: replace(
+                e,
+                partitions={n: i for n, i in e.partitions.items() if n != partition},
+                loaded_partitions=tuple(i for i in e.loaded_partitions if i != pid),
+            )})  # fmt: skip
 
     def rename(self, old: str, new: str) -> None:
         check_name("collection", new)
         with self._lock:
             e = self.entry(old)
-            if new in self._collections:
+            if self.catalog.get(new) is not None:
                 raise InvalidArgument(f"collection '{new}' already exists")
-            self.catalog.update({old: None, new: e})
-            self._collections[new] = self._collections.pop(old)
+            self.collection(old)  # a cluster node renames only what it writes
+            self.catalog.commit({old: None, new: e}, new=(new,))
+            if old in self._collections:
+                self._collections[new] = self._collections.pop(old)
 
     def drop(self, name: str) -> None:
         with self._lock:
             e = self.catalog.get(name)
             if e is None:
                 return
-            self.catalog.update({name: None})
+            self.catalog.commit({name: None})
             c = self._collections.pop(name)
             c.close()
-            shutil.rmtree(self._dir(e["id"]), ignore_errors=True)
+            shutil.rmtree(self._dir(e.id), ignore_errors=True)
             fsync_dir(self.collections_dir)
 
     def compact(self, name: str) -> int:

@@ -147,7 +147,7 @@ def _cluster_server(
 ) -> tuple[Any, Client, grpc.Server, int]:
     """Bind first (the node registers the address it is reachable at), then join."""
     from keeldb.cluster.node import Node
-    from keeldb.cluster.routing import RoutingInterceptor
+    from keeldb.server.routing import RoutingInterceptor
 
     if port == 0:
         with socket.socket() as s:

@@ -1,6 +1,9 @@
 """``MilvusService`` over keeldb: each RPC becomes one call on the embedded ``Client``.
 
-No storage logic lives here. Every handler runs inside ``_rpc``, which turns any exception
+No storage logic lives here, and only ``Client``'s public methods are used: the same
+client serves a single directory and a cluster node. The data reads (``READS``) each run on
+one ``Client.for_read()``, so a cluster node answers them from a replica caught up once per
+call. Every handler runs inside ``_rpc``, which turns any exception
 into a ``common.Status`` in the response: an exception escaping a gRPC servicer becomes
 status UNKNOWN, which pymilvus retries for minutes (docs/research/pymilvus-wire.md §3).
 """
@@ -21,11 +24,11 @@ import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from keeldb import __version__
-from keeldb.client import Client, LoadState
+from keeldb.client import Client, LoadState, refuse_unsupported
 from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
-from keeldb.schema import CollectionSchema, IndexParams
+from keeldb.schema import IndexParams
 from keeldb.server import convert
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,9 @@ _LOAD_STATE = {
     LoadState.Loading: common_pb2.LoadState.LoadStateLoading,
     LoadState.Loaded: common_pb2.LoadState.LoadStateLoaded,
 }
+# The RPCs that read a collection's data. Each handler reads through one
+# ``Client.for_read()``; cluster routing answers them on a node with the read role.
+READS = frozenset({"Search", "Query", "GetCollectionStatistics", "GetPartitionStatistics"})
 
 
 class DatabaseNotFound(KeelError):
@@ -48,18 +54,6 @@ class SchemaMismatch(InvalidArgument):
     answers it by dropping its cached schema and retrying once (wire notes §9)."""
 
     code = 109
-
-
-# Search parameters keeldb does not implement. Ignoring them would return plausible but
-# wrong results (ungrouped hits, unordered rows), so they are refused.
-_UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "order_by_fields")
-_UNSUPPORTED_QUERY = ("group_by_fields", "order_by_fields")
-
-
-def _refuse_unsupported(params: dict[str, str], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if params.get(key, "").strip():
-            raise InvalidArgument(f"{key} is not supported by keeldb")
 
 
 class _IteratorCursors:
@@ -139,9 +133,6 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             if key == "dbname" and value not in ("", "default"):
                 raise DatabaseNotFound(f"database not found[database={value}]")
 
-    def _schema(self, name: str) -> CollectionSchema:
-        return self.client._coll(name).schema  # noqa: SLF001 - same package, read-only
-
     # -- connection -------------------------------------------------------------------
 
     @_rpc(milvus_pb2.ConnectResponse)
@@ -161,7 +152,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.AllocTimestampResponse)
     def AllocTimestamp(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.AllocTimestampResponse(status=convert.status(), timestamp=self.client.db.oracle.next())
+        return milvus_pb2.AllocTimestampResponse(status=convert.status(), timestamp=self.client.alloc_timestamp())
 
     @_rpc(milvus_pb2.ListDatabasesResponse)
     def ListDatabases(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -198,13 +189,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.DescribeCollectionResponse)
     def DescribeCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
-        entry = self.client.db.entry(name)
-        schema = CollectionSchema.from_dict(entry["schema"])
-        created = int(entry.get("created_ts", 0))
+        entry = self.client.collection_entry(name)
+        created = entry.created_ts
         return milvus_pb2.DescribeCollectionResponse(
             status=convert.status(),
-            schema=convert.schema_to_proto(name, schema),
-            collectionID=int(entry["id"]),
+            schema=convert.schema_to_proto(name, entry.schema),
+            collectionID=entry.id,
             collection_name=name,
             shards_num=1,
             consistency_level=common_pb2.ConsistencyLevel.Strong,
@@ -230,7 +220,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.GetCollectionStatisticsResponse)
     def GetCollectionStatistics(self, request: Any, context: grpc.ServicerContext) -> Any:
-        n = self.client.get_collection_stats(request.collection_name)["row_count"]
+        n = self.client.for_read().get_collection_stats(request.collection_name)["row_count"]
         resp = milvus_pb2.GetCollectionStatisticsResponse(status=convert.status())
         resp.stats.add(key="row_count", value=str(n))
         return resp
@@ -261,7 +251,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.GetPartitionStatisticsResponse)
     def GetPartitionStatistics(self, request: Any, context: grpc.ServicerContext) -> Any:
-        n = self.client.get_partition_stats(request.collection_name, request.partition_name)["row_count"]
+        n = self.client.for_read().get_partition_stats(request.collection_name, request.partition_name)["row_count"]
         resp = milvus_pb2.GetPartitionStatisticsResponse(status=convert.status())
         resp.stats.add(key="row_count", value=str(n))
         return resp
@@ -384,13 +374,13 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     def _write(self, request: Any, upsert: bool) -> Any:
         name = request.collection_name
-        schema = self._schema(name)
+        schema = self.client.collection_schema(name)
         # pymilvus builds rows from its cached schema and sends that schema's
         # update_timestamp. If the collection was dropped and re-created (by another
         # process) the rows may be shaped for the old schema: a value for a now-declared
         # field would land in $meta and the column would silently be NULL. Milvus's proxy
         # answers SchemaMismatch here, and pymilvus refreshes its cache and retries.
-        created = int(self.client.db.entry(name).get("created_ts", 0))
+        created = self.client.collection_entry(name).created_ts
         if request.schema_timestamp and request.schema_timestamp != created:
             raise SchemaMismatch(f"collection schema mismatch[collection={name}]")
         cols, meta = convert.columns_from_proto(schema, request.fields_data, request.num_rows)
@@ -426,7 +416,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         if request.expr_template_values:
             raise InvalidArgument("filter templates (filter_params) are not supported")
         n = self.client.delete(request.collection_name, filter=request.expr, partition_name=request.partition_name)
-        ts = self.client.db.oracle.last()
+        ts = self.client.last_timestamp()
         return milvus_pb2.MutationResult(status=convert.status(), delete_cnt=n["delete_count"], timestamp=ts)
 
     @_rpc(milvus_pb2.FlushResponse)
@@ -441,7 +431,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.ManualCompactionResponse)
     def ManualCompaction(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name or next(
-            (n for n in self.client.list_collections() if self.client.db.entry(n)["id"] == request.collectionID), ""
+            (n for n in self.client.list_collections() if self.client.collection_entry(n).id == request.collectionID), ""
         )
         job = self.client.compact(name)
         plans = self.client.compaction_plans(job)
@@ -474,12 +464,13 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         # Each collection is flushed up to its own flush timestamp; all of them up to the
         # smallest, which is what GetFlushAllState will be asked about.
         stamps = [self.client.flush(name) for name in self.client.list_collections()]
-        ts = min(stamps) if stamps else self.client.db.oracle.last()
+        ts = min(stamps) if stamps else self.client.last_timestamp()
         return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=ts)
 
     # -- reads (§10-§13) --------------------------------------------------------------
 
-    def _snapshot(self, name: str, request: Any, iterator: bool) -> Any:
+    @staticmethod
+    def _snapshot(client: Client, name: str, request: Any, iterator: bool) -> Any:
         """Consistency levels through the guarantee timestamp pymilvus computes (§10):
         0 (Strong) = every write logged so far becomes visible first; a write's timestamp
         (Session, and pymilvus's default) = that write and all before it are visible — an
@@ -489,15 +480,15 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         collection."""
         g = int(request.guarantee_timestamp)
         if iterator and g > 2:
-            return self.client.snapshot(name, guarantee_ts=g, snapshot_ts=g)
-        return self.client.snapshot(name, guarantee_ts=g)
+            return client.snapshot(name, guarantee_ts=g, snapshot_ts=g)
+        return client.snapshot(name, guarantee_ts=g)
 
     def _session_ts(self, snap: Any) -> int:
         """The snapshot timestamp iterators pin their pages to. A never-written collection's
         snapshot is at 0, which pymilvus takes for "no snapshot": it warns and pins the
         client's own clock instead, which need not agree with ours. Any current timestamp
         reads the same empty state, so answer the oracle's."""
-        return int(snap.ts) or self.client.db.oracle.last()
+        return int(snap.ts) or self.client.last_timestamp()
 
     @_rpc(milvus_pb2.QueryResults)
     def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -505,24 +496,25 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         if request.expr_template_values:
             raise InvalidArgument("filter templates (filter_params) are not supported")
         params = convert.kv(request.query_params)
-        _refuse_unsupported(params, _UNSUPPORTED_QUERY)
+        refuse_unsupported(params)
         iterator = _param_bool(params.get("iterator"))
-        schema = self._schema(name)
-        self.client._loaded(name)  # noqa: SLF001 - the same not-loaded error as embedded
-        snap = self._snapshot(name, request, iterator)
+        client = self.client.for_read()
+        schema = client.collection_schema(name)
+        client.check_loaded(name)  # the same not-loaded error as embedded
+        snap = self._snapshot(client, name, request, iterator)
         requested = list(request.output_fields)
         resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=self._session_ts(snap))
         resp.primary_field_name = schema.primary.name
         if [n.strip() for n in requested] == [COUNT]:
-            rows = self.client.query(name, filter=request.expr, output_fields=[COUNT],
-                                     partition_names=list(request.partition_names), snapshot=snap)
+            rows = client.query(name, filter=request.expr, output_fields=[COUNT],
+                                partition_names=list(request.partition_names), snapshot=snap)
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
             return resp
         limit = int(params["limit"]) if params.get("limit") else None
         offset = int(params.get("offset") or 0)
         out = resolve_output(schema, requested)
-        rows = self.client.query(
+        rows = client.query(
             name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
             limit=limit, offset=offset, snapshot=snap,
         )
@@ -540,9 +532,10 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             raise InvalidArgument("hybrid search and function scores are not supported")
         if request.WhichOneof("search_input") != "placeholder_group":
             raise InvalidArgument("search by primary keys is not supported; send query vectors")
-        schema = self._schema(name)
+        client = self.client.for_read()
+        schema = client.collection_schema(name)
         sp = convert.kv(request.search_params)
-        _refuse_unsupported(sp, _UNSUPPORTED_SEARCH)
+        refuse_unsupported(sp)
         params = convert.parse_param(sp.get("params", "{}")) or {}
         if not isinstance(params, dict):
             raise InvalidArgument("search params must be a JSON object")
@@ -554,8 +547,8 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                                   else f"anns_field {anns!r} is not a vector field")
         queries = convert.query_vectors(request.placeholder_group, field.dim)
         iterator = _param_bool(sp.get("iterator"))
-        self.client._loaded(name)  # noqa: SLF001
-        snap = self._snapshot(name, request, iterator)
+        client.check_loaded(name)
+        snap = self._snapshot(client, name, request, iterator)
         try:
             limit = int(sp.get("topk", "10"))
             offset = int(sp.get("offset") or 0)
@@ -574,7 +567,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 raise InvalidArgument("search_iter_last_bound must be a number") from None
         token = (sp.get("search_iter_id") or uuid.uuid4().hex) if v2 else ""
         seen: dict[Any, float] | None = None  # hits already returned near the bound (ties)
-        larger_better = self._larger_better(name, field.name, metric) if v2 else False
+        # Larger scores rank first for IP and COSINE; L2 is ascending.
+        asked = str(metric) if metric else None
+        larger_better = v2 and client.collection_entry(name).search_metric(field.name, asked) != "L2"
         query_limit = limit
         if v2 and after is not None and len(queries) == 1:
             seen = self._cursors.get(token, after)
@@ -585,7 +580,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 query_limit = min(MAX_TOPK, limit + len(seen))
         requested = list(request.output_fields)
         out = resolve_output(schema, requested)
-        hits = self.client.search(
+        hits = client.search(
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
             anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
@@ -621,10 +616,3 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         return milvus_pb2.SearchResults(
             status=convert.status(), results=data, collection_name=name, session_ts=self._session_ts(snap)
         )
-
-    def _larger_better(self, name: str, field: str, metric: str | None) -> bool:
-        """Whether larger scores rank first (IP, COSINE) for this search; L2 is ascending."""
-        if not metric:
-            index = next((i for i in self.client.db.entry(name)["indexes"] if i["field_name"] == field), None)
-            metric = (index or {}).get("metric_type") or "COSINE"
-        return str(metric).upper() != "L2"

@@ -1,10 +1,15 @@
 """Any node accepts any call: a gRPC interceptor serves it here or forwards it to the writer.
 
+Server-level code for cluster mode (it speaks gRPC and builds replies with ``convert``):
+``cluster/`` never imports ``server/``, and this module imports no more of the cluster than
+its errors, so ``keeldb.server`` imports without the cluster extra.
+
 Every Milvus RPC about one collection carries ``collection_name``. Data reads (search,
-query, statistics) on a node with the read role are answered here, by the writer's own
-collection if this node writes it, else by a read replica brought up to date with the log
-first (``ClusterDatabase.replica``), so every consistency level means on a cluster what it
-means on one node. Any other call runs here if this node writes the collection (or can
+query, statistics: ``service.READS``) on a node with the read role are answered here, by
+the writer's own collection if this node writes it, else by a read replica brought up to
+date with the log first (each such handler reads through one ``Client.for_read()``, and
+``ClusterDatabase.collection`` serves that call's lookups from a caught-up replica), so
+every consistency level means on a cluster what it means on one node. Any other call runs here if this node writes the collection (or can
 take it, because nobody does); otherwise it is forwarded, as is, to the writer's address
 and its reply passed back.
 
@@ -24,21 +29,24 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import message_factory
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from keeldb.cluster.node import Node, NotOwner
+from keeldb.cluster.errors import NotOwner
 from keeldb.server import convert
+from keeldb.server.service import READS
+
+if TYPE_CHECKING:  # the node needs the cluster extra; routing is handed one
+    from keeldb.cluster.node import Node
 
 log = logging.getLogger(__name__)
 FORWARDED = "keeldb-forwarded"
 _WRITES = {"Insert", "Upsert", "Delete"}
-# Data reads a node with the read role answers from its own replica (node.py, "read
+# Data reads (READS) a node with the read role answers from its own replica (node.py, "read
 # replicas") instead of forwarding them; everything else about a collection goes to its writer.
-_READS = {"Search", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
 _READ_PREFIXES = ("Describe", "Has", "Show", "Get", "List")
 _SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
@@ -118,13 +126,8 @@ class RoutingInterceptor(grpc.ServerInterceptor):
 
         def route(request: Any, context: grpc.ServicerContext) -> Any:
             name = _collection_of(request)
-            if name and rpc in _READS and self.node.can_read:
-                reading = self.node.db.reading
-                reading.active, reading.caught_up = True, set()
-                try:
-                    return inner(request, context)
-                finally:
-                    reading.active = False
+            if name and rpc in READS and self.node.can_read:
+                return inner(request, context)
             if name and not forwarded:
                 try:
                     target = self.node.route(name)
@@ -164,7 +167,7 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             self.drop_channel(address)
             why = f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown"
             rpc = method.rsplit("/", 1)[-1]
-            if rpc in _READS or rpc.startswith(_READ_PREFIXES):
+            if rpc in READS or rpc.startswith(_READ_PREFIXES):
                 context.abort(grpc.StatusCode.UNAVAILABLE, why + ", retry")
             return _unknown_outcome(rpc, why)
 
@@ -193,7 +196,7 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 stamps.append(reply.coll_flush_ts[name])
         except Exception as e:  # noqa: BLE001 - answered as a status, like every handler
             return milvus_pb2.FlushAllResponse(status=convert.status(e))
-        ts = min(stamps) if stamps else self.node.db.oracle.last()
+        ts = min(stamps) if stamps else self.node.client.last_timestamp()
         return milvus_pb2.FlushAllResponse(status=convert.status(), flush_all_ts=ts)
 
     def _flush_all_state(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -1,0 +1,153 @@
+"""A collection's catalog entry, typed, and the catalog protocol the engine depends on.
+
+Two catalogs implement :class:`Catalog`: a file per data directory (``storage/catalog.py``)
+and one etcd key per cluster (``cluster/catalog.py``). Both store :class:`CollectionEntry`
+values and change only through ``commit``, so the rules of a catalog change (atomic, durable
+before it is visible, a create never overwrites a racing one) live in one method each.
+
+Entries are immutable values, replaced whole (``dataclasses.replace``): a reader holding an
+entry (the per-call ``peek``) never sees it change under it, and nobody needs a copy.
+The JSON form (``to_dict``/``from_dict``) is the ``CATALOG`` body of docs/formats.md;
+``from_dict`` reads every entry written since the catalog existed (keys added later have
+defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from keeldb.errors import InvalidArgument
+from keeldb.index.params import IndexSpec, index_spec
+from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
+
+
+@dataclass(frozen=True, eq=False)
+class CollectionEntry:
+    """What the catalog knows about one collection. ``partitions`` maps partition names to
+    ids (every collection has ``_default``, id 0); ``loaded`` is ``load_collection`` (every
+    partition, also those created later), ``loaded_partitions`` the ids ``load_partitions``
+    named otherwise; ``created_ts`` is the oracle timestamp of the create (pymilvus's
+    schema cache key)."""
+
+    id: int
+    schema: CollectionSchema
+    indexes: tuple[IndexParam, ...] = ()
+    loaded: bool = False
+    loaded_partitions: tuple[int, ...] = ()
+    partitions: Mapping[str, int] = field(default_factory=lambda: {DEFAULT_PARTITION: 0})
+    next_partition_id: int = 1
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    created_ts: int = 0
+
+    def __post_init__(self) -> None:
+        # Read-only views and tuples, so "immutable" holds for what callers can reach too.
+        object.__setattr__(self, "indexes", tuple(self.indexes))
+        object.__setattr__(self, "loaded_partitions", tuple(self.loaded_partitions))
+        object.__setattr__(self, "partitions", MappingProxyType(dict(self.partitions)))
+        object.__setattr__(self, "properties", MappingProxyType(dict(self.properties)))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the catalog would store the same JSON (schemas compare by value)."""
+        return isinstance(other, CollectionEntry) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # equal values, mutable parts: not hashable
+
+    # -- load state -----------------------------------------------------------------------
+
+    @property
+    def visible_partitions(self) -> set[int]:
+        """Partition ids that reads see: every partition after ``load_collection``, the
+        ones ``load_partitions`` named otherwise, none when released."""
+        if self.loaded:
+            return set(self.partitions.values())
+        return set(self.loaded_partitions)
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether reads are allowed at all (some partition is loaded)."""
+        return self.loaded or bool(self.loaded_partitions)
+
+    # -- indexes --------------------------------------------------------------------------
+
+    def index_on(self, field_name: str) -> IndexParam | None:
+        return next((i for i in self.indexes if i.field_name == field_name), None)
+
+    def index_named(self, index_name: str) -> IndexParam | None:
+        return next((i for i in self.indexes if i.index_name == index_name), None)
+
+    def search_metric(self, field_name: str, asked: str | None = None) -> str:
+        """The metric a search of ``field_name`` ranks by: the one it asks for, else its
+        index's, else Milvus's default. (A search asking for another metric than its index
+        has is refused by the caller; this only resolves the name.)"""
+        index = self.index_on(field_name)
+        return (asked or (index.metric_type if index is not None else "") or DEFAULT_METRIC).upper()
+
+    def index_specs(self) -> dict[str, IndexSpec]:
+        """Vector field -> how its segments' indexes are built. A definition the current
+        code cannot build (checked at create_index, so only possible for a catalog written
+        by other code) means exact search for that field, not an error."""
+        specs = {}
+        for i in self.indexes:
+            f = self.schema.field(i.field_name)
+            if f is None or f.dim is None:
+                continue
+            try:
+                specs[f.name] = index_spec(i.index_type, i.metric_type, f.dim, i.params)
+            except InvalidArgument:
+                continue
+        return specs
+
+    # -- the JSON form ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "schema": self.schema.to_dict(),
+            "indexes": [i.to_dict() for i in self.indexes],
+            "loaded": self.loaded,
+            "loaded_partitions": list(self.loaded_partitions),
+            "partitions": dict(self.partitions),
+            "next_partition_id": self.next_partition_id,
+            "properties": dict(self.properties),
+            "created_ts": self.created_ts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CollectionEntry:
+        """An entry as any keeldb wrote it: ``partitions``, ``next_partition_id`` and
+        ``loaded_partitions`` appear only once partitions were used, ``created_ts`` and
+        ``properties`` may be missing in early catalogs."""
+        return cls(
+            id=int(d["id"]),
+            schema=CollectionSchema.from_dict(d["schema"]),
+            indexes=tuple(IndexParam.from_dict(i) for i in d.get("indexes") or ()),
+            loaded=bool(d.get("loaded", False)),
+            loaded_partitions=tuple(int(p) for p in d.get("loaded_partitions") or ()),
+            partitions={str(n): int(p) for n, p in (d.get("partitions") or {DEFAULT_PARTITION: 0}).items()},
+            next_partition_id=int(d.get("next_partition_id", 1)),
+            properties=dict(d.get("properties") or {}),
+            created_ts=int(d.get("created_ts", 0)),
+        )
+
+
+class Catalog(Protocol):
+    """Which collections exist. ``get``/``snapshot``/``names`` see every committed change
+    (also other nodes'); ``peek`` is the per-call read path and may answer from memory."""
+
+    def snapshot(self) -> dict[str, CollectionEntry]: ...
+
+    def get(self, name: str) -> CollectionEntry | None: ...
+
+    def peek(self, name: str) -> CollectionEntry | None: ...
+
+    def names(self) -> list[str]: ...
+
+    def allocate_id(self) -> int: ...
+
+    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
+        """Apply ``{name: entry}`` (``None`` removes) atomically and durably; every name in
+        ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step."""
+        ...
