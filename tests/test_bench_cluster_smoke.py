@@ -33,7 +33,7 @@ METRICS = (
 
 def test_bench_cluster_smoke(tmp_path: Path) -> None:
     pytest.importorskip("pymilvus")
-    from keeldb.cluster.testbed import etcd_binary, weed_binary
+    from keeldb.testing.testbed import etcd_binary, weed_binary
 
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (.ci/run installs Debian's etcd-server)")
