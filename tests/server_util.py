@@ -47,7 +47,13 @@ class KeelServer(server.KeelServer):
 
     @property
     def stdout_path(self) -> Path:
-        """Everything the server printed, stdout and stderr, every incarnation in order."""
+        """Everything the server printed, stdout and stderr together (one log), every
+        incarnation in order."""
+        return self.log_path
+
+    @property
+    def stderr_path(self) -> Path:
+        """The same log: stderr is in it (a check for tracebacks reads it)."""
         return self.log_path
 
     def __exit__(

@@ -132,7 +132,10 @@ class MilvusLiteTarget(ServerTarget):
 
     def __init__(self, data: Path) -> None:
         self.port = free_port()
-        super().__init__(data, MilvusLiteServer(data, log_path=data.parent / "server.log", port=self.port))
+        server = MilvusLiteServer(
+            data, log_path=data.parent / "server.log", port=self.port, stop_signal=signal.SIGTERM
+        )
+        super().__init__(data, server)
 
 
 class ExternalTarget(Target):

@@ -28,7 +28,19 @@ READY = re.compile(r"keeldb serve listening on (\S+):(\d+)")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
-class KeelServer(Process):
+class MilvusServer(Process):
+    """A server that pymilvus reaches at ``uri`` (``host`` and ``port`` are set by the
+    subclass)."""
+
+    host = HOST
+    port = 0
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class KeelServer(MilvusServer):
     """``python -m keeldb.cli serve`` on ``data_dir``, ready when it prints that it listens.
 
     ``port=0`` lets the server pick a free port the first time; later starts reuse it.
@@ -68,10 +80,6 @@ class KeelServer(Process):
         if stop_timeout is not None:
             self.stop_timeout = stop_timeout
 
-    @property
-    def uri(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "keeldb.cli", "serve", "--data", str(self.data_dir),
                "--host", self.host, "--port", str(self.port)]  # fmt: skip
@@ -89,10 +97,13 @@ class KeelServer(Process):
         return True
 
 
-class MilvusLiteServer(Process):
+class MilvusLiteServer(MilvusServer):
     """``python -m milvus_lite server`` on ``data_dir`` and a fixed port (a free one unless
     given), ready when the port accepts connections. It shuts down gracefully on SIGINT
-    only (a KeyboardInterrupt); SIGTERM would kill it outright."""
+    only (a KeyboardInterrupt), the default ``stop_signal``; SIGTERM kills it outright,
+    which is all a run that deletes its data afterwards needs. (A child inherits an ignored
+    SIGINT, e.g. from a shell's background job: then a stop waits ``stop_timeout`` and
+    SIGKILLs.)"""
 
     name = "milvus-lite server"
     stop_signal = signal.SIGINT
@@ -105,18 +116,15 @@ class MilvusLiteServer(Process):
         port: int | None = None,
         env: Mapping[str, str | None] | None = None,
         cwd: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGINT,
         stop_timeout: float | None = None,
     ) -> None:
         super().__init__(log_path, env={"PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd)
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.host = HOST
+        self.stop_signal = stop_signal
         if stop_timeout is not None:
             self.stop_timeout = stop_timeout
-
-    @property
-    def uri(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         if importlib.util.find_spec("milvus_lite") is None:
