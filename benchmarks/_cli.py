@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from _common import json_default
+from _common import json_default, machine_info
 from _workers import WORKER_COMMAND, exit_worker
+
+RESULT_SCHEMA = 1  # every report's "schema": bumped when a report's layout changes
 
 Log = Callable[[str], None]
 Run = Callable[[argparse.Namespace, Path, Log], dict]
@@ -48,6 +50,24 @@ def fill_defaults(a: argparse.Namespace, quick: dict[str, Any], full: dict[str, 
     for key, value in (quick if a.quick else full).items():
         if getattr(a, key) is None:
             setattr(a, key, value)
+
+
+def add_sizes(p: argparse.ArgumentParser, full: dict[str, Any], texts: dict[str, str]) -> None:
+    """An option per ``texts`` key (``concurrent_queries`` -> ``--concurrent-queries``) of
+    the type of its value in ``full``, which the help shows as the default; the option
+    itself defaults to None, for :func:`fill_defaults`."""
+    for key, text in texts.items():
+        value = full[key]
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        p.add_argument(f"--{key.replace('_', '-')}", type=type(value), help=f"{text} (default {shown})")
+
+
+def settings(cfg: argparse.Namespace, *options: str, **renamed: str) -> dict[str, Any]:
+    """The report's record of the options a run used: ``options`` under their own names,
+    then each of ``renamed`` (report name -> option name)."""
+    out = {name: getattr(cfg, name) for name in options}
+    out.update({name: getattr(cfg, option) for name, option in renamed.items()})
+    return out
 
 
 def add_child_timeout(p: argparse.ArgumentParser, default: float) -> None:
@@ -87,8 +107,8 @@ def main(
     client_run: bool = False,
 ) -> int:
     """Every script's ``main``. ``run(cfg, workdir, log) -> report`` in ``--workdir`` (else a
-    temporary directory, removed afterwards); the report gets the command and the wall
-    time, goes to ``--out`` as JSON and is printed. ``client_run``: the script starts
+    temporary directory, removed afterwards); the report gets the schema, the machine, the
+    command and the wall time, goes to ``--out`` as JSON and is printed. ``client_run``: the script starts
     servers and drives them through pymilvus (see :func:`prepare_client_run`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if worker_main is not None and argv[:1] == [WORKER_COMMAND]:
@@ -109,7 +129,8 @@ def main(
     workdir = Path(tempfile.mkdtemp(prefix=prefix)) if own_workdir else Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        report = run(cfg, workdir.resolve(), log)
+        report = {"schema": RESULT_SCHEMA, "machine": None, **run(cfg, workdir.resolve(), log)}
+        report["machine"] = machine_info()  # at the end: its load average is the run's
     finally:
         stop_started_servers()
         if own_workdir:

@@ -79,9 +79,18 @@ def peer_ratios(systems: Mapping[str, dict], metrics: Mapping[str, Mapping[str, 
     return out
 
 
-def complete_metrics(entry: dict, metrics: Mapping[str, Mapping[str, Any]], why: str) -> None:
-    """Every figure present for a system, even if only to say ``why`` it is missing; each
-    with its unit and direction; a non-finite value is no value."""
+def finish(systems: Mapping[str, dict], metrics: Mapping[str, Mapping[str, Any]]) -> dict:
+    """Every figure present for every system (even if only to say why it is missing: the
+    system's errors, or why it is unavailable), each with its unit and direction; then
+    keeldb's ratios to Milvus Lite (see :func:`peer_ratios`)."""
+    for entry in systems.values():
+        why = "; ".join(entry.get("errors", [])) or entry.get("unavailable_reason") or "not measured"
+        _complete(entry, metrics, why)
+    return peer_ratios(systems, metrics)
+
+
+def _complete(entry: dict, metrics: Mapping[str, Mapping[str, Any]], why: str) -> None:
+    """A non-finite value is no value."""
     for metric in metrics:
         entry["metrics"].setdefault(metric, figure(None, why))
     for metric, fig in entry["metrics"].items():

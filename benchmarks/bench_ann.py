@@ -76,7 +76,6 @@ from _common import (
     NPROBE_SWEEP,
     TOP_K,
     json_default,
-    machine_info,
     package_version,
     recall_at_k,
 )
@@ -85,7 +84,6 @@ from _workers import measure, progress, read_result, run_worker, write_json
 COLLECTION = "bench"
 BATCH_NQ = 100
 DEFAULT_SEED = 20240615
-RESULT_SCHEMA = 1
 
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
 MILVUS_LITE_EXTRA_TYPES = ("HNSW_SQ", "AUTOINDEX")  # Milvus Lite only: more chances for it
@@ -1347,8 +1345,6 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
         compare_index(entry, cfg.recall_target)
     summary = summarize(indexes, cfg)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
             **{k: v for k, v in vars(cfg).items() if k not in ("out", "workdir")},
             "workdir": str(workdir),

@@ -61,7 +61,7 @@ from typing import Any
 import _cli
 import _report
 import numpy as np
-from _common import TOP_K, error_text, figure, machine_info
+from _common import TOP_K, error_text, figure
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
@@ -70,7 +70,6 @@ if str(ROOT / "src") not in sys.path:
 COLLECTION = "bench_cluster"
 METRIC_TYPE = "L2"
 DEFAULT_SEED = 20240611
-RESULT_SCHEMA = 1
 RPC_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 3.0  # one upsert attempt while the shard moves
 FAILOVER_GIVE_UP_S = 120.0
@@ -556,26 +555,22 @@ def _ints(text: str, name: str, p: argparse.ArgumentParser) -> list[int]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="A keeldb cluster of 1, 2, 3 nodes through pymilvus.")
-    F = FULL_DEFAULTS
     _cli.add_quick_option(p)
     p.add_argument("--nodes", default="1,2,3", help="cluster sizes to measure (default 1,2,3)")
-    p.add_argument("--rows", type=int, help=f"rows inserted (default {F['rows']:,})")
-    p.add_argument("--dim", type=int, help=f"vector dimension (default {F['dim']})")
-    p.add_argument("--batch", type=int, help=f"rows per insert call (default {F['batch']:,})")
-    p.add_argument("--insert-threads", type=int,
-                   help=f"insert clients (default {F['insert_threads']})")
-    p.add_argument("--search-threads", type=int,
-                   help=f"search clients (default {F['search_threads']})")
-    p.add_argument("--search-seconds", type=float,
-                   help=f"search run (default {F['search_seconds']:g})")
+    _cli.add_sizes(p, FULL_DEFAULTS, {
+        "rows": "rows inserted",
+        "dim": "vector dimension",
+        "batch": "rows per insert call",
+        "insert_threads": "insert clients",
+        "search_threads": "search clients",
+        "search_seconds": "search run",
+        "write_seconds": "seconds per write-cost run",
+        "write_rows": "rows per upsert there",
+        "failover_repeats": "writer SIGKILLs per size",
+    })  # fmt: skip
     p.add_argument("--index-type", default="FLAT", choices=("FLAT", "IVF_FLAT"))
     p.add_argument("--write-concurrency", default="1,8",
                    help="writer threads for the object-store cost (default 1,8)")
-    p.add_argument("--write-seconds", type=float,
-                   help=f"seconds per write-cost run (default {F['write_seconds']:g})")
-    p.add_argument("--write-rows", type=int, help=f"rows per upsert there (default {F['write_rows']})")
-    p.add_argument("--failover-repeats", type=int,
-                   help=f"writer SIGKILLs per size (default {F['failover_repeats']})")
     p.add_argument("--lease-ttl", type=int, default=None,
                    help="the nodes' --lease-ttl in seconds (default: the node's own)")
     _cli.add_run_options(p, DEFAULT_SEED, "cluster data and logs")
@@ -609,26 +604,13 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
         entry["wall_s"] = time.perf_counter() - t0
         clusters[str(n)] = entry
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "nodes": cfg.nodes,
-            "rows": cfg.rows,
-            "dim": cfg.dim,
-            "batch": cfg.batch,
-            "insert_threads": cfg.insert_threads,
-            "search_threads": cfg.search_threads,
-            "search_seconds": cfg.search_seconds,
-            "index_type": cfg.index_type,
-            "write_concurrency": cfg.write_concurrency,
-            "write_seconds": cfg.write_seconds,
-            "write_rows": cfg.write_rows,
-            "failover_repeats": cfg.failover_repeats,
-            "lease_ttl": cfg.lease_ttl,
+            **_cli.settings(cfg, "nodes", "rows", "dim", "batch", "insert_threads",
+                            "search_threads", "search_seconds", "index_type", "write_concurrency",
+                            "write_seconds", "write_rows", "failover_repeats", "lease_ttl"),
             "top_k": TOP_K,
             "metric_type": METRIC_TYPE,
-            "seed": cfg.seed,
-            "quick": cfg.quick,
+            **_cli.settings(cfg, "seed", "quick"),
             "data": "uniform [0,1)^dim float32, ids 0..rows-1; queries from the same distribution",
         },
         "clusters": clusters,

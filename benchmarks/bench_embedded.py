@@ -55,14 +55,13 @@ from typing import Any, NoReturn, Protocol
 import _cli
 import _report
 import numpy as np
-from _common import figure, machine_info, package_version
+from _common import figure, package_version
 from _workers import WORKER_COMMAND, measure, read_result, run_worker, write_json
 
 COLLECTION = "bench"
 DEFAULT_SEED = 20240607
 WARMUP_CALLS = 3
 MIN_COUNT_CALLS = 10  # below this a "p99" would just be the maximum of a handful of calls
-RESULT_SCHEMA = 1
 
 # The four headline figures, per system. The smoke test checks all of them are present.
 METRICS: dict[str, dict[str, str]] = {
@@ -626,6 +625,38 @@ def _ratio_cell(_metric: str, ratio: dict) -> str:
     return f"{_report.times(ratio['value'])}\n({ratio['computed_as']})"
 
 
+def _insert_detail(d: dict) -> list[str]:
+    return [f"  insert: batch median {d['batch_median_ms']:.1f} ms, p99 {d['batch_p99_ms']:.1f} "
+            f"ms; flush afterwards {d['flush_after_s']:.3f} s (insert+flush "
+            f"{d['insert_then_flush_rows_per_s']:,.0f} rows/s)"]  # fmt: skip
+
+
+def _count_detail(d: dict) -> list[str]:
+    cut = f" (cut short by the {d['budget_s']:g} s budget)" if d["calls"] < d["calls_requested"] else ""
+    return [f"  count(*): {d['calls']} timed calls{cut}, min {d['min_ms']:.3f} / mean "
+            f"{d['mean_ms']:.3f} / max {d['max_ms']:.3f} ms; loading the {d['rows']:,} rows took "
+            f"{d['load_insert_s']:.1f} s in insert + {d['flush_s']:.1f} s flush"]  # fmt: skip
+
+
+def _reopen_detail(d: dict) -> list[str]:
+    parts = ", ".join(
+        f"{s['reopen_s']:.3f}s (open {s['open_s']:.3f} + count {s['first_count_s']:.3f};"
+        f" process {s['process_wall_s']:.2f})"
+        for s in d["samples"]
+    )
+    logs = d["log_files_at_crash"]
+    sizes = ", ".join(f"{Path(k).name} {_fmt_bytes(v)}" for k, v in logs.items())
+    return [f"  reopen samples: {parts}", f"  log files under wal/ at the SIGKILL: {sizes or 'none'}"]
+
+
+# The lines under the table that explain a system's figure, when it has one.
+DETAILS: dict[str, Callable[[dict], list[str]]] = {
+    "insert_rows_per_s": _insert_detail,
+    "count_median_ms": _count_detail,
+    "reopen_s": _reopen_detail,
+}
+
+
 def print_report(report: dict) -> None:
     console = _report.console(140)
     cfg = report["config"]
@@ -651,38 +682,11 @@ def print_report(report: dict) -> None:
     for key, info in systems.items():
         console.print(f"[bold]{labels[key]}[/bold] {info.get('version', '')}")
         console.print(f"  durability: {info.get('durability', 'unknown')}")
-        ins = info["metrics"]["insert_rows_per_s"]
-        if ins["value"]:
-            d = ins["detail"]
-            console.print(
-                f"  insert: batch median {d['batch_median_ms']:.1f} ms, p99 "
-                f"{d['batch_p99_ms']:.1f} ms; flush afterwards {d['flush_after_s']:.3f} s "
-                f"(insert+flush {d['insert_then_flush_rows_per_s']:,.0f} rows/s)"
-            )
-        cnt = info["metrics"]["count_median_ms"]
-        if cnt["value"]:
-            d = cnt["detail"]
-            cut = (
-                f" (cut short by the {d['budget_s']:g} s budget)"
-                if d["calls"] < d["calls_requested"]
-                else ""
-            )
-            console.print(
-                f"  count(*): {d['calls']} timed calls{cut}, min {d['min_ms']:.3f} / mean "
-                f"{d['mean_ms']:.3f} / max {d['max_ms']:.3f} ms; loading the {d['rows']:,} rows "
-                f"took {d['load_insert_s']:.1f} s in insert + {d['flush_s']:.1f} s flush"
-            )
-        reo = info["metrics"]["reopen_s"]
-        if reo["value"]:
-            parts = ", ".join(
-                f"{s['reopen_s']:.3f}s (open {s['open_s']:.3f} + count {s['first_count_s']:.3f};"
-                f" process {s['process_wall_s']:.2f})"
-                for s in reo["detail"]["samples"]
-            )
-            console.print(f"  reopen samples: {parts}")
-            logs = reo["detail"]["log_files_at_crash"]
-            sizes = ", ".join(f"{Path(k).name} {_fmt_bytes(v)}" for k, v in logs.items())
-            console.print(f"  log files under wal/ at the SIGKILL: {sizes or 'none'}")
+        for metric, lines in DETAILS.items():
+            fig = info["metrics"][metric]
+            if fig["value"]:
+                for line in lines(fig["detail"]):
+                    console.print(line)
     console.print(
         "Row dicts are built from numpy before the insert timer starts: that is the caller's "
         "cost, equal for both systems, so insert rows/s is the database's own cost."
@@ -783,26 +787,12 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
                 )
             log(f"  ({time.perf_counter() - t0:.1f}s)")
 
-    # Every system gets every metric, even if only to say why it is missing.
-    for entry in systems.values():
-        why = entry.get("unavailable_reason") or "; ".join(entry.get("errors", [])) or "not run"
-        _report.complete_metrics(entry, METRICS, why)
-
-    ratios = _report.peer_ratios(systems, METRICS)
+    ratios = _report.finish(systems, METRICS)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "rows": cfg.rows,
-            "insert_rows": cfg.insert_rows,
-            "unflushed_rows": cfg.unflushed_rows,
-            "dim": cfg.dim,
-            "batch": cfg.batch,
-            "count_calls": cfg.count_calls,
-            "count_budget_s": cfg.count_budget,
-            "reopen_repeats": cfg.reopen_repeats,
-            "seed": cfg.seed,
-            "systems": cfg.systems,
+            **_cli.settings(cfg, "rows", "insert_rows", "unflushed_rows", "dim", "batch",
+                            "count_calls", count_budget_s="count_budget"),
+            **_cli.settings(cfg, "reopen_repeats", "seed", "systems"),
             "workdir": str(workdir),
             "workdir_kept": cfg.workdir is not None,
             "vectors": "numpy default_rng(seed).random((n, dim), float32), ids 0..n-1",

@@ -89,7 +89,6 @@ from _common import (
     TOP_K,
     error_text,
     figure,
-    machine_info,
     package_version,
     recall_at_k,
 )
@@ -104,7 +103,6 @@ if str(ROOT / "src") not in sys.path:  # keeldb.testing from this checkout if no
 COLLECTION = "bench_server"
 METRIC_TYPE = "L2"
 DEFAULT_SEED = 20240611
-RESULT_SCHEMA = 1
 
 # Seconds. pymilvus would otherwise wait forever on some calls; these are generous on purpose.
 RPC_TIMEOUT_S = 120.0  # insert, search, describe, release, drop
@@ -948,22 +946,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Compare `keeldb serve` with `milvus-lite server` through pymilvus.MilvusClient.",
     )
-    F = FULL_DEFAULTS
     _cli.add_quick_option(p)
-    p.add_argument("--rows", type=int, help=f"vectors in the collection (default {F['rows']:,})")
-    p.add_argument("--dim", type=int, help=f"vector dimension (default {F['dim']})")
-    p.add_argument("--queries", type=int, help=f"held-out query vectors (default {F['queries']})")
-    p.add_argument("--threads", type=int,
-                   help=f"client threads for the latency test (default {F['threads']})")
-    p.add_argument("--concurrent-queries", type=int,
-                   help=f"searches shared by the threads (default {F['concurrent_queries']:,})")
-    p.add_argument("--batch", type=int, help=f"rows per insert call (default {F['batch']:,})")
-    p.add_argument("--clusters", type=int,
-                   help=f"Gaussian clusters in the data (default {F['clusters']:,})")
-    p.add_argument("--search-budget", type=float, help="seconds per sweep step before it is cut "
-                   f"short (default {F['search_budget']:g})")
-    p.add_argument("--concurrent-budget", type=float, help="seconds before the concurrent run "
-                   f"is cut short (default {F['concurrent_budget']:g})")
+    _cli.add_sizes(p, FULL_DEFAULTS, {
+        "rows": "vectors in the collection",
+        "dim": "vector dimension",
+        "queries": "held-out query vectors",
+        "threads": "client threads for the latency test",
+        "concurrent_queries": "searches shared by the threads",
+        "batch": "rows per insert call",
+        "clusters": "Gaussian clusters in the data",
+        "search_budget": "seconds per sweep step before it is cut short",
+        "concurrent_budget": "seconds before the concurrent run is cut short",
+    })  # fmt: skip
     p.add_argument("--recall-target", type=float, default=0.95,
                    help="recall@10 a configuration must reach (default 0.95)")
     p.add_argument("--index-types", default=",".join(ALL_INDEX_TYPES),
@@ -1012,33 +1006,19 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
             entry = bench_system(spec, cfg, data, queries, truth, workdir, log)
             entry["available"] = True
         entry["wall_s"] = time.perf_counter() - t0
-        # Every metric present for the system, even if only to say why it is missing.
-        why = "; ".join(entry.get("errors", [])) or entry.get("unavailable_reason") or "not measured"
-        _report.complete_metrics(entry, METRICS, why)
         systems[key] = entry
         gc.collect()
 
-    ratios = _report.peer_ratios(systems, METRICS)
+    ratios = _report.finish(systems, METRICS)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "rows": cfg.rows,
-            "dim": cfg.dim,
-            "queries": cfg.queries,
-            "clusters": cfg.clusters,
-            "threads": cfg.threads,
-            "concurrent_queries": cfg.concurrent_queries,
-            "batch": cfg.batch,
+            **_cli.settings(cfg, "rows", "dim", "queries", "clusters", "threads",
+                            "concurrent_queries", "batch"),
             "top_k": TOP_K,
             "metric_type": METRIC_TYPE,
-            "recall_target": cfg.recall_target,
-            "index_types": cfg.index_types,
-            "search_budget_s": cfg.search_budget,
-            "concurrent_budget_s": cfg.concurrent_budget,
-            "seed": cfg.seed,
-            "quick": cfg.quick,
-            "systems": cfg.systems,
+            **_cli.settings(cfg, "recall_target", "index_types", search_budget_s="search_budget",
+                            concurrent_budget_s="concurrent_budget"),
+            **_cli.settings(cfg, "seed", "quick", "systems"),
             "ground_truth": how,
             "data": "centres ~ N(0,1)^dim, points = centre + N(0, 0.5^2)^dim, float32; ids 0..rows-1;"
             " queries held out from the same distribution",

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from keeldb.testing.cluster import ETCD, OBJECT_STORE, LocalCluster
 from keeldb.testing.ports import free_port
@@ -260,22 +261,10 @@ class ClusterTarget(LocalCluster, Target):
     name = "cluster"
 
     def __init__(
-        self,
-        workdir: Path,
-        nodes: int = 3,
-        *,
-        lease_ttl: int | None = None,
-        empty_disk_restarts: bool = False,
-        victims: str = "random",
-        seed: int = 0,
-        bucket: str = "keeldb",
-        prefix: str = "cluster",
-        ready_timeout: float = 180.0,
+        self, workdir: Path, nodes: int = 3, *, victims: str = "random", seed: int = 0, **options: Any
     ) -> None:
-        super().__init__(
-            workdir, nodes, lease_ttl=lease_ttl, empty_disk_restarts=empty_disk_restarts,
-            bucket=bucket, prefix=prefix, ready_timeout=ready_timeout,
-        )  # fmt: skip
+        """``options``: :class:`LocalCluster`'s (lease_ttl, empty_disk_restarts, ...)."""
+        super().__init__(workdir, nodes, **options)
         self.port = self.ports[self.node_ids[0]]
         self.log_path = workdir / "cluster.log"
         self.picker = VictimPicker(self.node_ids, victims, seed)

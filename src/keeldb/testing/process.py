@@ -166,14 +166,8 @@ class Process:
     def environment(self, env: Mapping[str, str | None] | None = None) -> dict[str, str]:
         """This process's environment: ours, then ``self.env``, then ``env`` (one start's
         extras); a None value removes the variable."""
-        out = dict(os.environ)
-        for layer in (self.env, env or {}):
-            for key, value in layer.items():
-                if value is None:
-                    out.pop(key, None)
-                else:
-                    out[key] = value
-        return out
+        merged: dict[str, str | None] = {**os.environ, **self.env, **(env or {})}
+        return {key: value for key, value in merged.items() if value is not None}
 
     # -- lifecycle ----------------------------------------------------------------------
 
