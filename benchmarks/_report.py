@@ -142,8 +142,9 @@ def times(r: float | None) -> str:
 
 
 def print_machine(out: Console, m: Mapping[str, Any]) -> None:
+    load = " ".join(f"{x:.2f}" for x in m["loadavg_at_end"] or ()) or "?"
     out.print(
         f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
-        f"{m['platform']}, {m['python']}; load average at the end {m['loadavg_at_end']}",
+        f"{m['platform']}, {m['python']}; load average at the end {load}",
         highlight=False,
     )
