@@ -29,6 +29,21 @@ def bench_env() -> dict[str, str]:
     return env
 
 
+def check_peer_ratios(report: dict, metrics: tuple[str, ...], lower: tuple[str, ...]) -> None:
+    """keeldb's ratio to Milvus Lite, oriented so that > 1 means keeldb is better (``lower``:
+    the figures where less is better), from the figures in the same report; None where
+    either system lacks the figure."""
+    systems = report["systems"]
+    for metric in metrics:
+        ratio = report["ratios"][metric]["value"]
+        k = systems["keeldb"]["metrics"][metric]["value"]
+        m = systems.get("milvus-lite", {}).get("metrics", {}).get(metric, {}).get("value")
+        if k is None or m is None:
+            assert ratio is None, (metric, ratio)
+        else:
+            assert ratio == (m / k if metric in lower else k / m), (metric, ratio, k, m)
+
+
 def printed_from_json(script: str, results: Path) -> str:
     """What ``benchmarks/<script>.py``'s ``print_report`` prints for the JSON in ``results``,
     in a child whose stdout is a pipe, as the script's own was. Equal to what the run

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bench_util import bench_env, peer_systems, printed_from_json
+from tests.bench_util import bench_env, check_peer_ratios, peer_systems, printed_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_server.py"
@@ -37,20 +37,6 @@ METRICS = (
 INDEX_TYPES = ["FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ"]
 SPEEDS = tuple(m for m in METRICS if "recall" not in m)
 GOALS = {"insert_rows_per_s": 3.0, "flat_qps": 10.0, "best_qps": 10.0}  # the issue's targets
-
-
-def _check_ratios(report: dict, metrics: tuple[str, ...], lower: tuple[str, ...]) -> None:
-    """keeldb's ratio to Milvus Lite, oriented so that > 1 means keeldb is better, from the
-    figures in the same report (None where either is missing)."""
-    systems = report["systems"]
-    for metric in metrics:
-        ratio = report["ratios"][metric]["value"]
-        k = systems["keeldb"]["metrics"][metric]["value"]
-        m = systems.get("milvus-lite", {}).get("metrics", {}).get(metric, {}).get("value")
-        if k is None or m is None:
-            assert ratio is None, (metric, ratio)
-        else:
-            assert ratio == (m / k if metric in lower else k / m), (metric, ratio, k, m)
 
 
 def test_bench_server_smoke(tmp_path: Path) -> None:
@@ -114,7 +100,7 @@ def test_bench_server_smoke(tmp_path: Path) -> None:
     assert k["concurrent_p50_ms"]["value"] <= k["concurrent_p99_ms"]["value"]
     for metric in METRICS:
         assert metric in report["ratios"]
-    _check_ratios(report, SPEEDS, lower=("flush_s", "concurrent_p50_ms", "concurrent_p99_ms"))
+    check_peer_ratios(report, SPEEDS, lower=("flush_s", "concurrent_p50_ms", "concurrent_p99_ms"))
     for metric in ("flat_recall", "best_recall"):
         assert report["ratios"][metric]["value"] is None  # a quality, not a speed
     assert set(report["targets"]) == set(GOALS)

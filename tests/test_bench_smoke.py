@@ -18,25 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bench_util import bench_env, peer_systems, printed_from_json
+from tests.bench_util import bench_env, check_peer_ratios, peer_systems, printed_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_embedded.py"
 METRICS = ("insert_rows_per_s", "count_median_ms", "count_p99_ms", "reopen_s")
-
-
-def _check_ratios(report: dict, metrics: tuple[str, ...], lower: tuple[str, ...]) -> None:
-    """keeldb's ratio to Milvus Lite, oriented so that > 1 means keeldb is better, from the
-    figures in the same report (None where either is missing)."""
-    systems = report["systems"]
-    for metric in metrics:
-        ratio = report["ratios"][metric]["value"]
-        k = systems["keeldb"]["metrics"][metric]["value"]
-        m = systems.get("milvus-lite", {}).get("metrics", {}).get(metric, {}).get("value")
-        if k is None or m is None:
-            assert ratio is None, (metric, ratio)
-        else:
-            assert ratio == (m / k if metric in lower else k / m), (metric, ratio, k, m)
 
 
 def test_bench_embedded_smoke(tmp_path: Path) -> None:
@@ -80,7 +66,7 @@ def test_bench_embedded_smoke(tmp_path: Path) -> None:
                 assert isinstance(error, str) and error
     for metric in METRICS:
         assert metric in report["ratios"]
-    _check_ratios(report, METRICS, lower=("count_median_ms", "count_p99_ms", "reopen_s"))
+    check_peer_ratios(report, METRICS, lower=("count_median_ms", "count_p99_ms", "reopen_s"))
     k = report["systems"]["keeldb"]["metrics"]
     insert = k["insert_rows_per_s"]["detail"]
     assert (insert["rows"], insert["batches"]) == (2000, 4), insert
