@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import sysconfig
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,9 +24,18 @@ from keeldb.testing.process import Process, port_open
 
 # What `keeldb serve` prints once it accepts calls (keeldb.server.main).
 READY = re.compile(r"keeldb serve listening on (\S+):(\d+)")
-# The directory this keeldb package is imported from (src/ in a checkout): first on the
-# child's PYTHONPATH, so the server runs the very code its parent runs.
+# The directory this keeldb package is imported from (src/ in a checkout).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_pythonpath() -> str | None:
+    """PYTHONPATH for a ``keeldb serve`` child: :data:`PACKAGE_ROOT` first, so the server runs
+    the very code its parent runs (a checkout's, not another installed keeldb) — unless it
+    is this interpreter's site-packages, which the child searches anyway (and which must
+    not go before the standard library)."""
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    own = [] if PACKAGE_ROOT in installed else [str(PACKAGE_ROOT)]
+    return os.pathsep.join(p for p in (*own, os.environ.get("PYTHONPATH", "")) if p) or None
 
 
 class MilvusServer(Process):
@@ -64,10 +74,7 @@ class KeelServer(MilvusServer):
         ready_timeout: float | None = None,
         stop_timeout: float | None = None,
     ) -> None:
-        pythonpath = os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
-        base: dict[str, str | None] = {"PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
+        base: dict[str, str | None] = {"PYTHONPATH": child_pythonpath(), "PYTHONUNBUFFERED": "1"}
         super().__init__(log_path, env={**base, **(env or {})}, cwd=cwd)
         self.data_dir = Path(data_dir)
         self.port = port
