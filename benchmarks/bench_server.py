@@ -66,18 +66,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import atexit
-import ctypes
 import gc
 import itertools
-import math
 import os
-import re
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -85,24 +78,31 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import _cli
+import _report
 import numpy as np
 from _common import (
-    add_run_options,
-    bench_main,
-    fill_defaults,
-    machine_info,
-    prepare_client_run,
-    target_cell,
+    EF_SWEEP,
+    NPROBE_SWEEP,
+    TOP_K,
+    error_text,
+    figure,
+    package_version,
+    recall_at_k,
 )
 
+if TYPE_CHECKING:
+    from keeldb.testing.server import MilvusServer
+
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:  # keeldb.testing from this checkout if not installed
+    sys.path.insert(1, str(ROOT / "src"))
+
 COLLECTION = "bench_server"
 METRIC_TYPE = "L2"
-TOP_K = 10
 DEFAULT_SEED = 20240611
-RESULT_SCHEMA = 1
 
 # Seconds. pymilvus would otherwise wait forever on some calls; these are generous on purpose.
 RPC_TIMEOUT_S = 120.0  # insert, search, describe, release, drop
@@ -138,8 +138,6 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 ALL_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ")
-NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128)
-EF_SWEEP = (16, 32, 64, 128, 256, 512)
 
 FULL_DEFAULTS: dict[str, Any] = {
     "rows": 100_000,
@@ -214,51 +212,9 @@ def exact_neighbours(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.
     return out, "numpy exact L2"
 
 
-def recall_at_k(got: Sequence[Sequence[int]], truth: np.ndarray) -> float:
-    """Mean over queries of |returned ids & true top-k| / k."""
-    k = truth.shape[1]
-    hits = [len(set(ids[:k]) & set(truth[i].tolist())) for i, ids in enumerate(got)]
-    return float(np.mean(hits)) / k if hits else float("nan")
-
-
 # --------------------------------------------------------------------------------------
 # Server processes
 # --------------------------------------------------------------------------------------
-
-_LIVE: set[ServerProcess] = set()
-
-
-def _kill_live_servers() -> None:
-    """atexit: no server outlives the benchmark, whatever path we leave by."""
-    for server in list(_LIVE):
-        server.stop()
-
-
-atexit.register(_kill_live_servers)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): SIGKILL it if the benchmark itself is SIGKILLed."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
 
 def cpu_seconds(pid: int) -> float | None:
     """user + system CPU seconds of a process (Linux /proc), or None where unavailable."""
@@ -279,180 +235,71 @@ def rss_peak_mb(pid: int) -> float | None:
     return None
 
 
+def wait_idle(pid: int) -> float:
+    """Block until the server uses < IDLE_CPU_FRACTION of a core over IDLE_WINDOW_S (or
+    IDLE_WAIT_MAX_S passed); returns the seconds waited. Not timed by any measurement."""
+    t0 = time.perf_counter()
+    last = cpu_seconds(pid)
+    if last is None:
+        return 0.0
+    while time.perf_counter() - t0 < IDLE_WAIT_MAX_S:
+        time.sleep(IDLE_WINDOW_S)
+        now = cpu_seconds(pid)
+        if now is None or now - last < IDLE_CPU_FRACTION * IDLE_WINDOW_S:
+            break
+        last = now
+    return time.perf_counter() - t0
+
+
 @dataclass(frozen=True)
 class SystemSpec:
-    """How to start one server. ``picks_port``: the server accepts ``--port 0`` and prints the
-    port it bound; otherwise a free port is chosen here and passed in."""
+    """One server: its name in the report, its distribution (for the version), and how to
+    make its process (``keeldb.testing.server``) for a data directory and a log."""
 
     key: str
     label: str
-    command: Callable[[Path, int], list[str]]
-    picks_port: bool
-    stop_signal: signal.Signals
     package: str
+    server: Callable[[Path, Path], MilvusServer]
 
 
-def _keeldb_command(data_dir: Path, port: int) -> list[str]:
-    return [sys.executable, "-m", "keeldb.cli", "serve", "--data", str(data_dir),
-            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+def _keeldb_server(data: Path, log: Path) -> MilvusServer:
+    """keeldb stops cleanly on SIGTERM (fsyncs its log, prints "stopped cleanly")."""
+    from keeldb.testing.server import KeelServer
+
+    return KeelServer(data, log_path=log, cwd=data.parent, ready_timeout=SERVER_READY_TIMEOUT_S)
 
 
-def _milvus_lite_command(data_dir: Path, port: int) -> list[str]:
-    # --host is always given: milvus-lite's default is 0.0.0.0.
-    return [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
-            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+def _milvus_lite_server(data: Path, log: Path) -> MilvusServer:
+    """milvus-lite's server shuts down gracefully on KeyboardInterrupt (SIGINT) only."""
+    from keeldb.testing.server import MilvusLiteServer
+
+    return MilvusLiteServer(data, log_path=log, cwd=data.parent)
 
 
 SYSTEMS: dict[str, SystemSpec] = {
-    # keeldb stops cleanly on SIGTERM (fsyncs its log, prints "stopped cleanly").
-    "keeldb": SystemSpec("keeldb", "keeldb", _keeldb_command, True, signal.SIGTERM, "keeldb"),
-    # milvus-lite's server shuts down gracefully on KeyboardInterrupt only; SIGTERM kills it.
-    "milvus-lite": SystemSpec(
-        "milvus-lite", "Milvus Lite", _milvus_lite_command, False, signal.SIGINT, "milvus-lite"
-    ),
+    "keeldb": SystemSpec("keeldb", "keeldb", "keeldb", _keeldb_server),
+    "milvus-lite": SystemSpec("milvus-lite", "Milvus Lite", "milvus-lite", _milvus_lite_server),
 }
 
-READY = re.compile(r"listening on (\S+):(\d+)")
 
-
-class ServerProcess:
-    """One server child process with its output in ``log_path``."""
-
-    def __init__(self, spec: SystemSpec, data_dir: Path, log_path: Path) -> None:
-        self.spec = spec
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.startup_s = 0.0
-        self.exit_code: int | None = None
-        self.stop_how = ""
-        self.rss_peak_mb: float | None = None
-        self.command: list[str] = []
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def start(self) -> ServerProcess:
-        port = 0 if self.spec.picks_port else free_loopback_port()
-        self.command = self.spec.command(self.data_dir, port)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        t0 = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.data_dir.parent,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-        _LIVE.add(self)
-        deadline = t0 + SERVER_READY_TIMEOUT_S
-        while True:
-            m = READY.search(self.log_tail(100_000))
-            if m:
-                # keeldb prints the port it bound; for milvus-lite we chose it ourselves.
-                self.port = port or int(m.group(2))
-                if _port_open(self.port):
-                    break
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.stop()
-                raise StepError(
-                    f"{self.spec.label} server exited with code {code} before it was ready: "
-                    f"{self.log_tail(600).strip()!r}"
-                )
-            if time.perf_counter() > deadline:
-                self.stop()
-                raise StepError(
-                    f"{self.spec.label} server not ready after {SERVER_READY_TIMEOUT_S:.0f}s: "
-                    f"{self.log_tail(600).strip()!r}"
-                )
-            time.sleep(0.05)
-        self.startup_s = time.perf_counter() - t0
-        return self
-
-    def stop(self) -> int | None:
-        """Graceful signal, then SIGKILL if it does not exit in time. Idempotent."""
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            self.rss_peak_mb = rss_peak_mb(p.pid)
-            sig = self.spec.stop_signal
-            try:
-                p.send_signal(sig)
-                p.wait(SERVER_STOP_TIMEOUT_S)
-                self.stop_how = sig.name
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(SERVER_STOP_TIMEOUT_S)
-                self.stop_how = f"{sig.name} ignored for {SERVER_STOP_TIMEOUT_S:.0f}s, SIGKILL"
-        self.exit_code = p.returncode
-        _LIVE.discard(self)
-        return self.exit_code
-
-    def wait_idle(self) -> float:
-        """Block until the server uses < IDLE_CPU_FRACTION of a core over IDLE_WINDOW_S (or
-        IDLE_WAIT_MAX_S passed); returns the seconds waited. Not timed by any measurement."""
-        t0 = time.perf_counter()
-        last = cpu_seconds(self.pid)
-        if last is None:
-            return 0.0
-        while time.perf_counter() - t0 < IDLE_WAIT_MAX_S:
-            time.sleep(IDLE_WINDOW_S)
-            now = cpu_seconds(self.pid)
-            if now is None or now - last < IDLE_CPU_FRACTION * IDLE_WINDOW_S:
-                break
-            last = now
-        return time.perf_counter() - t0
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "command": shlex.join(self.command),
-            "uri": self.uri,
-            "startup_s": self.startup_s,
-            "stopped_with": self.stop_how,
-            "exit_code": self.exit_code,
-            "rss_peak_mb": self.rss_peak_mb,
-        }
+def stop_server(server: MilvusServer) -> dict[str, Any]:
+    """Stop it (its stop signal, SIGKILL after SERVER_STOP_TIMEOUT_S); what the report says
+    of it: how it started, how it stopped, its peak memory."""
+    rss = rss_peak_mb(server.pid) if server.alive and server.pid else None
+    code = server.stop(SERVER_STOP_TIMEOUT_S)
+    return {
+        "command": shlex.join(server.command()),
+        "uri": server.uri,
+        "startup_s": server.startup_s or 0.0,
+        "stopped_with": server.stopped_with,
+        "exit_code": code,
+        "rss_peak_mb": rss,
+    }
 
 
 # --------------------------------------------------------------------------------------
 # Measurements: each written once against a pymilvus.MilvusClient
 # --------------------------------------------------------------------------------------
-
-
-def _fig(value: float | None, error: str | None = None, **detail: Any) -> dict[str, Any]:
-    return {"value": value, "error": error, "detail": detail}
-
-
-def _err(exc: BaseException) -> str:
-    """One line for the report; a server's refusal keeps its code and message only."""
-    code, message = getattr(exc, "code", None), getattr(exc, "message", None)
-    if message is not None and code is not None:
-        text = f"server said (code {code}): {message}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) < 600 else text[:600] + "..."
 
 
 def build_batches(data: np.ndarray, batch: int) -> list[list[dict[str, Any]]]:
@@ -469,7 +316,7 @@ def count_rows(client: Any) -> int:
     return int(res[0]["count(*)"])
 
 
-def measure_insert(client: Any, server: ServerProcess, data: np.ndarray, batch: int) -> dict:
+def measure_insert(client: Any, server: MilvusServer, data: np.ndarray, batch: int) -> dict:
     """Create the collection the quick way, insert every row in batches, then flush.
     ``gc.freeze`` keeps the ~rows prebuilt dicts out of the cyclic collector's scans, which
     would otherwise be billed to whichever system allocates while they are alive."""
@@ -483,7 +330,8 @@ def measure_insert(client: Any, server: ServerProcess, data: np.ndarray, batch: 
     gc.collect()
     gc.freeze()
     try:
-        idle_s = server.wait_idle()
+        assert server.pid is not None
+        idle_s = wait_idle(server.pid)
         cpu0 = cpu_seconds(server.pid)
         per_batch: list[float] = []
         t_start = time.perf_counter()
@@ -505,7 +353,7 @@ def measure_insert(client: Any, server: ServerProcess, data: np.ndarray, batch: 
     lat = np.asarray(per_batch) * 1e3
     server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     return {
-        "insert_rows_per_s": _fig(
+        "insert_rows_per_s": figure(
             n / insert_s,
             error,
             rows=n,
@@ -518,7 +366,7 @@ def measure_insert(client: Any, server: ServerProcess, data: np.ndarray, batch: 
             server_cpu_s_during_insert=server_cpu,
             insert_then_flush_rows_per_s=n / (insert_s + flush_s),
         ),
-        "flush_s": _fig(flush_s, error, rows=n),
+        "flush_s": figure(flush_s, error, rows=n),
     }
 
 
@@ -638,7 +486,7 @@ def run_queries(
 
 def sweep_indexes(
     client: Any,
-    server: ServerProcess,
+    server: MilvusServer,
     plan: list[IndexTrial],
     queries: list[list[float]],
     truth: np.ndarray,
@@ -661,16 +509,17 @@ def sweep_indexes(
             entry.update(set_index(client, trial))
         except Exception as exc:  # a type the server rejects is a finding, not a crash
             entry["status"] = "unsupported"
-            entry["error"] = _err(exc)
+            entry["error"] = error_text(exc)
             log(f"    {trial.index_type}: [yellow]unsupported[/yellow] ({entry['error'][:160]})")
             continue
-        entry["idle_wait_s_excluded"] = server.wait_idle()
+        assert server.pid is not None
+        entry["idle_wait_s_excluded"] = wait_idle(server.pid)
         for sp in trial.sweep:
             try:
                 res = run_queries(client, queries, truth, sp, cfg.search_budget)
             except Exception as exc:
                 entry["status"] = "error"
-                entry["error"] = f"search {describe_config(trial.index_type, sp)}: {_err(exc)}"
+                entry["error"] = f"search {describe_config(trial.index_type, sp)}: {error_text(exc)}"
                 log(f"    [red]{entry['error'][:200]}[/red]")
                 break
             entry["configs"].append(res)
@@ -727,7 +576,7 @@ def measure_concurrent(
             client = MilvusClient(uri=uri, dedicated=True, timeout=RPC_TIMEOUT_S)
             search_one(client, queries[slot % len(queries)], search_params)
         except Exception as exc:
-            errors.append(f"thread {slot} setup: {_err(exc)}")
+            errors.append(f"thread {slot} setup: {error_text(exc)}")
             client = None
         try:
             barrier.wait()
@@ -750,7 +599,7 @@ def measure_concurrent(
                     search_one(client, queries[i % len(queries)], search_params)
                 except Exception as exc:
                     fails += 1
-                    errors.append(f"thread {slot}: {_err(exc)}")
+                    errors.append(f"thread {slot}: {error_text(exc)}")
                     if fails >= MAX_ERRORS_PER_THREAD:
                         break
                     continue
@@ -807,17 +656,11 @@ def measure_concurrent(
 
 
 def _server_version(client: Any, spec: SystemSpec) -> str:
-    parts = []
-    try:
-        from importlib.metadata import version
-
-        parts.append(f"{spec.package} {version(spec.package)}")
-    except Exception:
-        pass  # keeldb run from a checkout (PYTHONPATH=src) is not an installed distribution
+    parts = [f"{spec.package} {package_version(spec.package)}"]
     try:
         parts.append(f"server reports {client.get_server_version(timeout=RPC_TIMEOUT_S)}")
     except Exception as exc:
-        parts.append(f"get_server_version failed ({_err(exc)})")
+        parts.append(f"get_server_version failed ({error_text(exc)})")
     return ", ".join(parts)
 
 
@@ -834,13 +677,13 @@ def bench_system(
     metrics: dict[str, dict] = entry["metrics"]
     data_dir = workdir / f"{spec.key}-data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    server = ServerProcess(spec, data_dir, workdir / f"{spec.key}-server.log")
+    server = spec.server(data_dir, workdir / f"{spec.key}-server.log")
     client: Any = None
     try:
         from pymilvus import MilvusClient
 
         log(f"{spec.label}: starting server ...")
-        server.start()
+        server.start(timeout=SERVER_READY_TIMEOUT_S)
         log(f"  listening on {server.uri} after {server.startup_s:.1f}s (pid {server.pid})")
         client = MilvusClient(uri=server.uri, timeout=RPC_TIMEOUT_S)
         entry["version"] = _server_version(client, spec)
@@ -854,7 +697,7 @@ def bench_system(
                 + (f"  [red]{m['error']}[/red]" if m["error"] else "")
             )
         except Exception as exc:
-            msg = f"insert: {_err(exc)}"
+            msg = f"insert: {error_text(exc)}"
             entry["errors"].append(msg)
             entry["insert_traceback"] = traceback.format_exc()
             log(f"  [red]{msg}[/red]")
@@ -869,20 +712,20 @@ def bench_system(
         flat = next((e for e in sweep if e["index_type"] == "FLAT"), None)
         if flat is None:
             err = "FLAT not in --index-types"
-            metrics["flat_qps"] = metrics["flat_recall"] = _fig(None, err)
+            metrics["flat_qps"] = metrics["flat_recall"] = figure(None, err)
         elif not flat["configs"]:
             err = f"FLAT {flat['status']}: {flat['error']}"
-            metrics["flat_qps"] = metrics["flat_recall"] = _fig(None, err)
+            metrics["flat_qps"] = metrics["flat_recall"] = figure(None, err)
         else:
             c = flat["configs"][0]
             detail = {"queries": c["queries"], "p50_ms": c["p50_ms"], "p99_ms": c["p99_ms"]}
-            metrics["flat_qps"] = _fig(c["qps"], None, recall=c["recall"], **detail)
-            metrics["flat_recall"] = _fig(c["recall"], None, **detail)
+            metrics["flat_qps"] = figure(c["qps"], None, recall=c["recall"], **detail)
+            metrics["flat_recall"] = figure(c["recall"], None, **detail)
 
         best, best_name = pick_best(sweep, cfg.recall_target)
         if best is None:
             err = f"no configuration reached recall@{TOP_K} >= {cfg.recall_target}"
-            metrics["best_qps"] = metrics["best_recall"] = _fig(None, err)
+            metrics["best_qps"] = metrics["best_recall"] = figure(None, err)
             tried = [(c["recall"], e, c) for e in sweep for c in e["configs"]]
             if not tried:
                 entry["errors"].append("search: no index configuration could be searched")
@@ -900,8 +743,8 @@ def bench_system(
                 "queries": conc_conf["queries"],
                 "p50_ms": conc_conf["p50_ms"],
             }
-            metrics["best_qps"] = _fig(conc_conf["qps"], None, recall=conc_conf["recall"], **detail)
-            metrics["best_recall"] = _fig(conc_conf["recall"], None, **detail)
+            metrics["best_qps"] = figure(conc_conf["qps"], None, recall=conc_conf["recall"], **detail)
+            metrics["best_recall"] = figure(conc_conf["recall"], None, **detail)
             conc_note = f"best configuration, {best_name}"
         entry["best_config"] = best_name
 
@@ -912,7 +755,8 @@ def bench_system(
         try:
             trial = next(t for t in plan if t.index_type == conc_entry["index_type"])
             set_index(client, trial)
-            idle = server.wait_idle()
+            assert server.pid is not None
+            idle = wait_idle(server.pid)
             res = measure_concurrent(
                 server.uri, q_lists, conc_conf["search_params"], cfg.threads,
                 cfg.concurrent_queries, cfg.concurrent_budget,
@@ -921,19 +765,19 @@ def bench_system(
             if res["error_count"]:
                 err = f"{res['error_count']} searches failed, e.g. {res['errors'][0]}"
             detail = {**res, "config": name, "note": conc_note, "idle_wait_s_excluded": idle}
-            metrics["concurrent_p50_ms"] = _fig(res["p50_ms"], err, **detail)
-            metrics["concurrent_p99_ms"] = _fig(res["p99_ms"], err, **detail)
-            metrics["concurrent_qps"] = _fig(res["qps"], err, **detail)
+            metrics["concurrent_p50_ms"] = figure(res["p50_ms"], err, **detail)
+            metrics["concurrent_p99_ms"] = figure(res["p99_ms"], err, **detail)
+            metrics["concurrent_qps"] = figure(res["qps"], err, **detail)
             cut = f" (cut at {res['completed']:,} by the budget)" if res["cut_by_budget"] else ""
             log(
                 f"  concurrent p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms, {res['qps']:.1f} QPS{cut}"
             )
         except Exception as exc:
-            msg = f"concurrent: {_err(exc)}"
+            msg = f"concurrent: {error_text(exc)}"
             entry["errors"].append(msg)
             log(f"  [red]{msg}[/red]")
     except Exception as exc:  # server start-up or connection: everything left is missing
-        msg = _err(exc)
+        msg = error_text(exc)
         entry["errors"].append(msg)
         entry["traceback"] = traceback.format_exc()
         log(f"  [red]{spec.label}: {msg}[/red]")
@@ -944,12 +788,11 @@ def bench_system(
             except Exception:
                 pass
         if server.proc is not None:
-            server.stop()
-            entry["server"] = server.info()
-            if server.exit_code not in (0, None, -spec.stop_signal):
-                entry["server"]["log_tail"] = server.log_tail()
+            entry["server"] = info = stop_server(server)
+            if info["exit_code"] not in (0, None, -server.stop_signal):
+                info["log_tail"] = server.log_tail(1500)
             log(
-                f"  server stopped with {server.stop_how or 'nothing (already exited)'}, exit code {server.exit_code}"
+                f"  server stopped with {info['stopped_with'] or 'nothing (already exited)'}, exit code {info['exit_code']}"
             )
         shutil.rmtree(data_dir, ignore_errors=True)
     return entry
@@ -960,47 +803,9 @@ def bench_system(
 # --------------------------------------------------------------------------------------
 
 
-def finish_metrics(entry: dict[str, Any]) -> None:
-    """Every metric present for the system, even if only to say why it is missing."""
-    why = "; ".join(entry.get("errors", [])) or entry.get("unavailable_reason") or "not measured"
-    for metric, info in METRICS.items():
-        fig = entry["metrics"].setdefault(metric, _fig(None, why))
-        fig["unit"] = info["unit"]
-        fig["better"] = info["better"]
-        v = fig["value"]
-        if v is not None and not math.isfinite(v):
-            fig["value"] = None
-            fig["error"] = fig["error"] or "non-finite value"
-
-
-def compute_ratios(systems: dict[str, dict]) -> dict[str, dict]:
-    """keeldb's advantage, oriented so > 1 means keeldb is better: keeldb / Milvus Lite for
-    throughput, Milvus Lite / keeldb for times. Recall gets no ratio."""
-    k = systems.get("keeldb", {}).get("metrics", {})
-    m = systems.get("milvus-lite", {}).get("metrics", {})
-    out: dict[str, dict] = {}
-    for metric, info in METRICS.items():
-        kv = k.get(metric, {}).get("value")
-        mv = m.get(metric, {}).get("value")
-        ratio = None
-        if info["ratio"] and kv and mv:
-            ratio = kv / mv if info["better"] == "higher" else mv / kv
-        how = "keeldb / Milvus Lite" if info["better"] == "higher" else "Milvus Lite / keeldb"
-        out[metric] = {
-            "value": ratio,
-            "computed_as": how if info["ratio"] else "not a speed: no ratio",
-            "greater_is_better_for_keeldb": True,
-        }
-    return out
-
-
 def compute_targets(ratios: dict[str, dict]) -> dict[str, dict]:
     return {
-        metric: {
-            "target": text,
-            "met": None if ratios[metric]["value"] is None else ratios[metric]["value"] >= need,
-            "asserted": False,
-        }
+        metric: _report.target(text, ratios[metric]["value"], need, asserted=False)
         for metric, (text, need) in TARGETS.items()
     }
 
@@ -1017,11 +822,23 @@ def _fmt(metric: str, value: float | None) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
 
 
+def _cell(metric: str, fig: dict) -> str:
+    text = _fmt(metric, fig["value"])
+    if metric == "best_qps" and fig["value"] is not None:
+        text += f"\n{fig['detail'].get('config', '')}"
+    return text
+
+
+def _ratio_cell(metric: str, ratio: dict) -> str:
+    if not METRICS[metric]["ratio"]:
+        return ""
+    return "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}x"
+
+
 def print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = _report.console(150)
     cfg = report["config"]
     systems = report["systems"]
     conc = f"{cfg['threads']} threads, {cfg['concurrent_queries']:,} searches"
@@ -1036,43 +853,14 @@ def print_report(report: dict[str, Any]) -> None:
         "concurrent_p99_ms": f"p99 ms ({conc})",
         "concurrent_qps": f"total QPS ({conc})",
     }
-    table = Table(
+    _report.print_comparison(
+        console, report, names=names, labels={key: e["label"] for key, e in systems.items()},
         title=f"keeldb serve vs milvus-lite server, pymilvus over loopback gRPC, same data "
         f"({cfg['rows']:,} x {cfg['dim']}-d, {cfg['clusters']:,} clusters)",
         caption="ratio > 1 means keeldb is better (throughput: keeldb / Milvus Lite; times: "
         "Milvus Lite / keeldb). Targets are the issue's, shown and never asserted.",
-    )
-    table.add_column("metric")
-    for key in systems:
-        table.add_column(systems[key]["label"], justify="right")
-    table.add_column("ratio (>1 = keeldb better)", justify="right")
-    table.add_column("target")
-    footnotes: dict[str, int] = {}
-    for metric in METRICS:
-        cells = []
-        for key in systems:
-            fig = systems[key]["metrics"][metric]
-            cell = _fmt(metric, fig["value"])
-            if metric == "best_qps" and fig["value"] is not None:
-                cell += f"\n{fig['detail'].get('config', '')}"
-            if fig["error"]:
-                n = footnotes.setdefault(
-                    f"{systems[key]['label']}: {fig['error']}", len(footnotes) + 1
-                )
-                cell += f"\n[red]{'see' if fig['value'] is None else 'but see'} [{n}][/red]"
-            cells.append(cell)
-        ratio = report["ratios"][metric]
-        if not METRICS[metric]["ratio"]:
-            rcell = ""
-        elif ratio["value"] is None:
-            rcell = "n/a"
-        else:
-            rcell = f"{ratio['value']:.2f}x"
-        tcell = target_cell(report["targets"].get(metric))
-        table.add_row(names[metric], *cells, rcell, tcell)
-    console.print(table)
-    for text, n in footnotes.items():
-        console.print(f"[red][{n}][/red] {text}", highlight=False)
+        cell=_cell, ratio_cell=_ratio_cell,
+    )  # fmt: skip
 
     for entry in systems.values():
         console.print(f"[bold]{entry['label']}[/bold]: {entry.get('version', '')}")
@@ -1144,12 +932,7 @@ def print_report(report: dict[str, Any]) -> None:
         "sends); the params used here equal its defaults. '*' = cut short by the time budget.",
         highlight=False,
     )
-    m = report["machine"]
-    console.print(
-        f"machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
-        f"{m['platform']}, {m['python']}; load average at the end {m['loadavg_at_end']}",
-        highlight=False,
-    )
+    _report.print_machine(console, report["machine"])
     console.print(f"ground truth: {cfg['ground_truth']}", highlight=False)
     console.print(f"command: {report['command']}", highlight=False)
 
@@ -1163,67 +946,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Compare `keeldb serve` with `milvus-lite server` through pymilvus.MilvusClient.",
     )
-    F = FULL_DEFAULTS
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny sizes for CI (options given explicitly still win)",
-    )
-    p.add_argument("--rows", type=int, help=f"vectors in the collection (default {F['rows']:,})")
-    p.add_argument("--dim", type=int, help=f"vector dimension (default {F['dim']})")
-    p.add_argument("--queries", type=int, help=f"held-out query vectors (default {F['queries']})")
-    p.add_argument(
-        "--threads", type=int, help=f"client threads for the latency test (default {F['threads']})"
-    )
-    p.add_argument(
-        "--concurrent-queries",
-        type=int,
-        help=f"searches shared by the threads (default {F['concurrent_queries']:,})",
-    )
-    p.add_argument("--batch", type=int, help=f"rows per insert call (default {F['batch']:,})")
-    p.add_argument(
-        "--clusters", type=int, help=f"Gaussian clusters in the data (default {F['clusters']:,})"
-    )
-    p.add_argument(
-        "--search-budget",
-        type=float,
-        help=f"seconds per sweep step before it is cut short (default {F['search_budget']:g})",
-    )
-    p.add_argument(
-        "--concurrent-budget",
-        type=float,
-        help=f"seconds before the concurrent run is cut short (default {F['concurrent_budget']:g})",
-    )
-    p.add_argument(
-        "--recall-target",
-        type=float,
-        default=0.95,
-        help="recall@10 a configuration must reach (default 0.95)",
-    )
-    p.add_argument(
-        "--index-types",
-        default=",".join(ALL_INDEX_TYPES),
-        help=f"comma-separated, tried in order (default {','.join(ALL_INDEX_TYPES)})",
-    )
-    p.add_argument(
-        "--systems",
-        default="keeldb,milvus-lite",
-        help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)",
-    )
-    add_run_options(p, DEFAULT_SEED, "server data and logs")
+    _cli.add_quick_option(p)
+    _cli.add_sizes(p, FULL_DEFAULTS, {
+        "rows": "vectors in the collection",
+        "dim": "vector dimension",
+        "queries": "held-out query vectors",
+        "threads": "client threads for the latency test",
+        "concurrent_queries": "searches shared by the threads",
+        "batch": "rows per insert call",
+        "clusters": "Gaussian clusters in the data",
+        "search_budget": "seconds per sweep step before it is cut short",
+        "concurrent_budget": "seconds before the concurrent run is cut short",
+    })  # fmt: skip
+    p.add_argument("--recall-target", type=float, default=0.95,
+                   help="recall@10 a configuration must reach (default 0.95)")
+    p.add_argument("--index-types", default=",".join(ALL_INDEX_TYPES),
+                   help=f"comma-separated, tried in order (default {','.join(ALL_INDEX_TYPES)})")
+    p.add_argument("--systems", default="keeldb,milvus-lite",
+                   help=f"comma-separated, from {', '.join(SYSTEMS)} (default both)")
+    _cli.add_run_options(p, DEFAULT_SEED, "server data and logs")
     a = p.parse_args(argv)
-    fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
-    a.systems = [s.strip() for s in a.systems.split(",") if s.strip()]
-    unknown = [s for s in a.systems if s not in SYSTEMS]
-    if unknown or not a.systems:
-        p.error(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
-    a.index_types = [t.strip().upper() for t in a.index_types.split(",") if t.strip()]
-    bad = [t for t in a.index_types if t not in ALL_INDEX_TYPES]
-    if bad or not a.index_types:
-        p.error(f"--index-types: unknown {bad}; choose from {', '.join(ALL_INDEX_TYPES)}")
-    for name in ("rows", "dim", "queries", "threads", "concurrent_queries", "batch", "clusters"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    _cli.fill_defaults(a, QUICK_DEFAULTS, FULL_DEFAULTS)
+    a.systems = _cli.names(p, "--systems", a.systems, list(SYSTEMS))
+    a.index_types = _cli.names(p, "--index-types", a.index_types, ALL_INDEX_TYPES, upper=True)
+    _cli.at_least_one(p, a, ("rows", "dim", "queries", "threads", "concurrent_queries", "batch", "clusters"))
     if a.rows < TOP_K:
         p.error(f"--rows must be >= {TOP_K}")
     if not 0 < a.recall_target <= 1:
@@ -1260,31 +1006,19 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
             entry = bench_system(spec, cfg, data, queries, truth, workdir, log)
             entry["available"] = True
         entry["wall_s"] = time.perf_counter() - t0
-        finish_metrics(entry)
         systems[key] = entry
         gc.collect()
 
-    ratios = compute_ratios(systems)
+    ratios = _report.finish(systems, METRICS)
     return {
-        "schema": RESULT_SCHEMA,
-        "machine": machine_info(),
         "config": {
-            "rows": cfg.rows,
-            "dim": cfg.dim,
-            "queries": cfg.queries,
-            "clusters": cfg.clusters,
-            "threads": cfg.threads,
-            "concurrent_queries": cfg.concurrent_queries,
-            "batch": cfg.batch,
+            **_cli.settings(cfg, "rows", "dim", "queries", "clusters", "threads",
+                            "concurrent_queries", "batch"),
             "top_k": TOP_K,
             "metric_type": METRIC_TYPE,
-            "recall_target": cfg.recall_target,
-            "index_types": cfg.index_types,
-            "search_budget_s": cfg.search_budget,
-            "concurrent_budget_s": cfg.concurrent_budget,
-            "seed": cfg.seed,
-            "quick": cfg.quick,
-            "systems": cfg.systems,
+            **_cli.settings(cfg, "recall_target", "index_types", search_budget_s="search_budget",
+                            concurrent_budget_s="concurrent_budget"),
+            **_cli.settings(cfg, "seed", "quick", "systems"),
             "ground_truth": how,
             "data": "centres ~ N(0,1)^dim, points = centre + N(0, 0.5^2)^dim, float32; ids 0..rows-1;"
             " queries held out from the same distribution",
@@ -1296,11 +1030,8 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_args(argv)
-    prepare_client_run()
-    return bench_main(argv, cfg, "keeldb-bench-server-", run, print_report, cleanup=_kill_live_servers)
+    return _cli.main(argv, parse_args, "keeldb-bench-server-", run, print_report, client_run=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run_script(main)

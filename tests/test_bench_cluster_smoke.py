@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench_util import bench_env
+from tests.bench_util import bench_env, printed_from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_cluster.py"
@@ -33,7 +33,7 @@ METRICS = (
 
 def test_bench_cluster_smoke(tmp_path: Path) -> None:
     pytest.importorskip("pymilvus")
-    from keeldb.cluster.testbed import etcd_binary, weed_binary
+    from keeldb.testing.testbed import etcd_binary, weed_binary
 
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (.ci/run installs Debian's etcd-server)")
@@ -73,10 +73,14 @@ def test_bench_cluster_smoke(tmp_path: Path) -> None:
             assert "error" not in cost, cost
             assert cost["acknowledged_calls"] > 0 and cost["object_store_requests"] > 0, cost
             assert cost["node_acknowledged_writes"] >= cost["acknowledged_calls"], cost
+            assert cost["object_store_requests"] == sum(cost["requests_by_verb"].values()), cost
+            per_write = cost["object_store_requests"] / cost["acknowledged_calls"]
+            assert cost["requests_per_write"] == per_write, cost
     move = report["clusters"]["2"]["metrics"]["shard_move_s"]["detail"]["moves"][0]
     assert move["via"] != move["killed"] and move["new_writer"] in ("node0", "node1"), move
     assert "bench_cluster.py" in report["command"]
     assert "shard move" in proc.stdout  # the rich table was printed
+    assert printed_from_json("bench_cluster", out) == proc.stdout
     # Every process the benchmark started is gone.
     leftovers = subprocess.run(
         ["pgrep", "-f", str(tmp_path / "work")], capture_output=True, text=True

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from keeldb.chaos.targets import ETCD, OBJECT_STORE, ClusterTarget, VictimPicker, node_metrics
+from keeldb.chaos.targets import ETCD, OBJECT_STORE, ClusterTarget, VictimPicker
+from keeldb.testing.cluster import node_metrics
 
 NODES = ["node0", "node1", "node2"]
 
@@ -44,7 +45,7 @@ def _quiet_pymilvus() -> Iterator[None]:
 
 def _services_or_skip() -> None:
     pytest.importorskip("pymilvus")
-    from keeldb.cluster.testbed import etcd_binary, weed_binary
+    from keeldb.testing.testbed import etcd_binary, weed_binary
 
     if etcd_binary() is None:
         pytest.skip("etcd is not installed (.ci/run installs Debian's etcd-server)")

@@ -51,7 +51,7 @@ def test_small_chaos_run_passes(tmp_path: Path) -> None:
 def test_external_target_with_kill_and_restart_commands(tmp_path: Path) -> None:
     """`--target external`: chaos against an endpoint it did not start, killed and restarted
     with the user's own commands."""
-    from keeldb.chaos.targets import free_port
+    from keeldb.testing.ports import free_port
 
     port = free_port()
     data = tmp_path / "ext-data"

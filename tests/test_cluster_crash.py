@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from keeldb.cluster.etcd import Etcd
-from keeldb.cluster.testbed import ObjectStoreProcess
 from keeldb.storage.crash import CRASH_POINTS
+from keeldb.testing.testbed import ObjectStoreProcess
 from tests.cluster_util import etcd_server, s3_server  # noqa: F401 - pytest fixtures
 from tests.crash_workload import check, expected_states, observed_state, run_child
 

@@ -19,8 +19,8 @@ import pytest
 from pymilvus import DataType, MilvusClient
 
 from keeldb.cluster.etcd import Etcd
-from keeldb.cluster.testbed import ObjectStoreProcess
 from keeldb.testing.ports import free_port
+from keeldb.testing.testbed import ObjectStoreProcess
 from tests.cluster_util import etcd_server, s3_server  # noqa: F401 - pytest fixtures
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import pytest
 
 from keeldb.cluster import objectstore as objectstore_module
 from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError, PositionTaken
-from keeldb.cluster.testbed import ObjectStoreProcess
 from keeldb.errors import InvalidArgument
+from keeldb.testing.testbed import ObjectStoreProcess
 from tests.cluster_util import object_store, s3_server  # noqa: F401 - pytest fixtures
 
 # -- no server needed ------------------------------------------------------------------------

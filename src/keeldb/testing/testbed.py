@@ -14,31 +14,32 @@ Rules every process here follows:
 * it keeps its ports and data directory across :meth:`restart`, which is what "the server
   came back" means to a client holding its URL;
 * it runs in its own session, so a Ctrl-C aimed at the test runner's terminal does not kill
-  it mid-test, and :meth:`kill` can reach everything it started; an atexit hook stops
-  whatever is still running when the process exits (a runner that is SIGKILLed can leave
-  services behind: a parent-death signal would need a ``preexec_fn``, which is unsafe in a
-  process with threads — see ``start``).
+  it mid-test, and :meth:`kill` can reach everything it started.
+
+Starting, signalling, stopping and the logs are :class:`keeldb.testing.process.Process`'s.
+Whoever starts a service stops it (the fixtures in ``tests/cluster_util.py``,
+``LocalCluster.stop``); importing this module starts nothing and registers nothing. It
+imports without the cluster extra: the object-store client (boto3) is loaded when a
+store's client is first asked for.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sysconfig
-import threading
-import time
 from pathlib import Path
-from typing import IO, Self
+from typing import TYPE_CHECKING
 
 from keeldb.cluster.etcd import Etcd, EtcdError
-from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError
 from keeldb.testing.ports import HOST, free_ports
+from keeldb.testing.process import Process, port_open
+
+if TYPE_CHECKING:
+    from keeldb.cluster.objectstore import ObjectStore
 
 # SeaweedFS before 4.48 let two racing `If-None-Match: *` PUTs to one key both succeed,
 # which breaks the one-writer-per-log-position guarantee; refuse to test against it.
@@ -77,173 +78,16 @@ def weed_version(binary: str) -> tuple[int, int]:
     return _weed_versions[binary]
 
 
-# -- process plumbing -----------------------------------------------------------------------
+class _Service(Process):
+    """A third-party server on ports fixed at construction and a fixed data directory, in
+    its own session; its log is ``<data_dir>/<name>.log``."""
 
-_running: set[_Service] = set()
-_running_lock = threading.Lock()
+    new_session = True
 
-
-@atexit.register
-def _stop_all() -> None:
-    with _running_lock:
-        services = list(_running)
-    for service in services:
-        try:
-            service.stop(timeout=5)
-        except Exception:  # best effort at interpreter exit: stop the others regardless
-            pass
-
-
-class _Service:
-    """A server process we start, kill and restart on fixed ports and a fixed data dir."""
-
-    name = "service"
-
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str | None] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    # subclasses ---------------------------------------------------------------------------
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def environment(self) -> dict[str, str]:
-        return dict(os.environ)
-
-    def _probe(self) -> bool:
-        """One readiness check; True when the service answers as it should."""
-        raise NotImplementedError
-
-    def _before_start(self) -> None:
-        """Hook: tidy up what a previous (killed) incarnation left behind."""
-
-    def _after_exit(self) -> None:
-        """Hook: tidy up after the process is gone."""
-
-    # lifecycle ----------------------------------------------------------------------------
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def start(self) -> Self:
-        """Launch the process and return without waiting; see :meth:`wait_ready`. Starting
-        and then waiting lets a test start etcd and the object store side by side."""
-        if self.alive:
-            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        self._before_start()
-        # Appending: the log of every incarnation, in order, is what explains a bad restart.
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap()
-        self._log.write(f"\n--- start {time.strftime('%H:%M:%S')} ---\n".encode())
-        self._log.flush()
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            cwd=self.data_dir,
-            # Its own session, so signals meant for the test runner's group miss it. No
-            # preexec_fn (e.g. PR_SET_PDEATHSIG): Python code between fork and exec is not
-            # safe in a process with threads — gRPC's made etcd abort before exec. A
-            # runner that dies uncleanly can leave services behind; atexit stops the rest.
-            start_new_session=True,
-        )
-        with _running_lock:
-            _running.add(self)
-        return self
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        """Block until the service answers a real request; raise with its log tail if it
-        exits or does not answer within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.alive:
-                code = self.proc.returncode if self.proc is not None else None
-                raise RuntimeError(
-                    f"{self.name} exited (code {code}) while starting:\n{self.log_tail()}"
-                )
-            if self._probe():
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}"
-                )
-            time.sleep(0.1)
-
-    def send_signal(self, sig: int) -> None:
-        """Signal the whole process group (e.g. SIGSTOP / SIGCONT for a pause fault)."""
-        if self.alive:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        """SIGKILL: the crash case. Returns once the process is gone."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._reap(timeout=30)
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM and wait (SIGKILL after ``timeout``). Idempotent: a no-op when stopped."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                # SIGCONT too, in case a pause fault left it stopped: a stopped process
-                # would sit on the SIGTERM until the timeout.
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                os.killpg(self.proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self._reap(timeout=30)
-
-    def restart(self, timeout: float = 30) -> None:
-        """Stop if running, start on the same ports and data dir, wait until ready."""
-        self.stop()
-        self.start()
-        self.wait_ready(timeout)
-
-    def _reap(self, timeout: float) -> None:
-        assert self.proc is not None
-        self.proc.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        with _running_lock:
-            _running.discard(self)
-        self._after_exit()
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(self.data_dir / f"{self.name}.log", env=env, cwd=self.data_dir)
 
 
 class EtcdProcess(_Service):
@@ -292,7 +136,7 @@ class EtcdProcess(_Service):
             "--log-level", "error",
         ]  # fmt: skip
 
-    def _probe(self) -> bool:
+    def ready(self) -> bool:
         try:
             Etcd(self.url, timeout=1).get("/keeldb-testbed-ping")
             return True
@@ -325,7 +169,12 @@ class ObjectStoreProcess(_Service):
     ) -> None:
         if not 3 <= len(bucket) <= 63:
             raise ValueError(f"bucket name must be 3-63 characters: {bucket!r}")
-        super().__init__(data_dir)
+        # weed mini takes the S3 identity from these variables at start; a random secret
+        # keeps one test bed's clients from talking to another's store by accident.
+        self.access_key = access_key
+        self.secret_key = secret_key or secrets.token_hex(16)
+        identity = {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        super().__init__(data_dir, env=identity)
         found = binary or weed_binary()
         if found is None:
             raise FileNotFoundError(
@@ -334,10 +183,6 @@ class ObjectStoreProcess(_Service):
             )
         self.binary = found
         self.bucket = bucket
-        self.access_key = access_key
-        # weed mini takes the S3 identity from these variables at start; a random secret
-        # keeps one test bed's clients from talking to another's store by accident.
-        self.secret_key = secret_key or secrets.token_hex(16)
         names = [
             "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
             "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
@@ -359,6 +204,9 @@ class ObjectStoreProcess(_Service):
         return self.endpoint
 
     def client(self, prefix: str = "") -> ObjectStore:
+        """A client for ``prefix`` in the bucket (needs the cluster extra: boto3)."""
+        from keeldb.cluster.objectstore import ObjectStore
+
         return ObjectStore(
             self.bucket,
             prefix,
@@ -405,12 +253,6 @@ class ObjectStoreProcess(_Service):
             f"-s3.localSocket={self._socket_paths()[6]}",
         ]
 
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["AWS_ACCESS_KEY_ID"] = self.access_key
-        env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
-        return env
-
     def _before_start(self) -> None:
         version = weed_version(self.binary)
         if version < MIN_WEED_VERSION:
@@ -434,13 +276,13 @@ class ObjectStoreProcess(_Service):
         for path in self._socket_paths():
             path.unlink(missing_ok=True)
 
-    def _probe(self) -> bool:
+    def ready(self) -> bool:
         """A real PUT + GET + DELETE: the S3 port answers before the filer and volume
         server behind it are ready, and the first write after a start allocates a volume."""
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex((HOST, self.s3_port)) != 0:
-                return False  # not listening yet: skip botocore's retries and backoff
+        from keeldb.cluster.objectstore import ObjectStoreError
+
+        if not port_open(self.s3_port):
+            return False  # not listening yet: skip botocore's retries and backoff
         if self._ready_client is None:
             self._ready_client = self.client(".keeldb-testbed")
         store = self._ready_client
