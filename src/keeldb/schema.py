@@ -7,70 +7,22 @@ works for the other. The schema is persisted in the catalog as plain JSON (``to_
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
 import pyarrow as pa
 
+from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
+from keeldb.fields import FieldKind, float_vector, kind_of, supported, varchar
 
-MAX_DIM = 32768
-MAX_VARCHAR_LENGTH = 65535
+MAX_DIM = float_vector.MAX_DIM
+MAX_VARCHAR_LENGTH = varchar.MAX_VARCHAR_LENGTH
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DYNAMIC_FIELD = "$meta"
 PARTITION_FIELD = "$partition"  # hidden int64 column: the id of the row's partition
 DEFAULT_PARTITION = "_default"
-FLOAT32_MAX = 3.4028234663852886e38
-
-
-class DataType(IntEnum):
-    NONE = 0
-    BOOL = 1
-    INT8 = 2
-    INT16 = 3
-    INT32 = 4
-    INT64 = 5
-    FLOAT = 10
-    DOUBLE = 11
-    STRING = 20
-    VARCHAR = 21
-    ARRAY = 22
-    JSON = 23
-    GEOMETRY = 24
-    TEXT = 25
-    TIMESTAMPTZ = 26
-    BINARY_VECTOR = 100
-    FLOAT_VECTOR = 101
-    FLOAT16_VECTOR = 102
-    BFLOAT16_VECTOR = 103
-    SPARSE_FLOAT_VECTOR = 104
-    INT8_VECTOR = 105
-    UNKNOWN = 999
-
-
-SUPPORTED = {
-    DataType.BOOL,
-    DataType.INT8,
-    DataType.INT16,
-    DataType.INT32,
-    DataType.INT64,
-    DataType.FLOAT,
-    DataType.DOUBLE,
-    DataType.VARCHAR,
-    DataType.JSON,
-    DataType.FLOAT_VECTOR,
-}
-INTEGER_TYPES = {DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64}
-FLOAT_TYPES = {DataType.FLOAT, DataType.DOUBLE}
-INT_RANGES = {
-    DataType.INT8: (-(2**7), 2**7 - 1),
-    DataType.INT16: (-(2**15), 2**15 - 1),
-    DataType.INT32: (-(2**31), 2**31 - 1),
-    DataType.INT64: (-(2**63), 2**63 - 1),
-}
 
 
 def check_name(kind: str, name: Any) -> str:
@@ -105,26 +57,10 @@ class FieldSchema:
     def __post_init__(self) -> None:
         check_name("field", self.name)
         self.dtype = _to_datatype(self.dtype)
-        if self.dtype not in SUPPORTED:
+        if self.dtype not in supported():
             raise InvalidArgument(f"field {self.name!r}: data type {self.dtype.name} is not supported")
-        if self.dtype == DataType.FLOAT_VECTOR:
-            if not isinstance(self.dim, int) or isinstance(self.dim, bool) or not 1 <= self.dim <= MAX_DIM:
-                raise InvalidArgument(
-                    f"field {self.name!r}: dim must be an integer in [1, {MAX_DIM}], got {self.dim!r}"
-                )
-            if self.nullable or self.default_value is not None:
-                raise InvalidArgument(f"vector field {self.name!r} cannot be nullable or have a default")
-        if self.dtype == DataType.VARCHAR:
-            if self.max_length is None:
-                raise InvalidArgument(f"VARCHAR field {self.name!r} needs max_length")
-            if (
-                not isinstance(self.max_length, int)
-                or isinstance(self.max_length, bool)
-                or not 1 <= self.max_length <= MAX_VARCHAR_LENGTH
-            ):
-                raise InvalidArgument(
-                    f"field {self.name!r}: max_length must be in [1, {MAX_VARCHAR_LENGTH}]"
-                )
+        kind = kind_of(self.dtype)
+        kind.check_field(self)
         if self.is_primary:
             if self.dtype not in (DataType.INT64, DataType.VARCHAR):
                 raise InvalidArgument("the primary key must be INT64 or VARCHAR")
@@ -133,11 +69,15 @@ class FieldSchema:
             if self.auto_id and self.dtype != DataType.INT64:
                 raise InvalidArgument("auto_id needs an INT64 primary key")
         if self.default_value is not None:
-            self.default_value = validate_scalar(self, self.default_value)
+            self.default_value = kind.check_value(self, self.default_value)
+
+    @property
+    def kind(self) -> FieldKind:
+        return kind_of(self.dtype)
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return arrow_type(self.dtype, self.dim)
+        return kind_of(self.dtype).arrow_type(self)
 
     def to_dict(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -175,76 +115,6 @@ class FieldSchema:
             default_value=d.get("default_value"),
             description=d.get("description", ""),
         )
-
-
-def arrow_type(dtype: DataType, dim: int | None = None) -> pa.DataType:
-    match dtype:
-        case DataType.BOOL:
-            return pa.bool_()
-        case DataType.INT8:
-            return pa.int8()
-        case DataType.INT16:
-            return pa.int16()
-        case DataType.INT32:
-            return pa.int32()
-        case DataType.INT64:
-            return pa.int64()
-        case DataType.FLOAT:
-            return pa.float32()
-        case DataType.DOUBLE:
-            return pa.float64()
-        case DataType.VARCHAR | DataType.JSON:
-            return pa.string()
-        case DataType.FLOAT_VECTOR:
-            assert dim is not None
-            return pa.list_(pa.float32(), dim)
-    raise InvalidArgument(f"data type {dtype!r} is not supported")
-
-
-def validate_scalar(f: FieldSchema, value: Any) -> Any:
-    """Check one non-null scalar value against its field; return it in canonical form.
-
-    Used for defaults and for the row path's slow error messages; the bulk of a batch is
-    converted column-wise in ``engine.rows``.
-    """
-    t = f.dtype
-    if t == DataType.BOOL:
-        if not isinstance(value, bool):
-            raise InvalidArgument(f"field {f.name!r} expects BOOL, got {type(value).__name__}")
-        return value
-    if t in INTEGER_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(f"field {f.name!r} expects {t.name}, got {type(value).__name__}")
-        lo, hi = INT_RANGES[t]
-        if not lo <= value <= hi:
-            raise InvalidArgument(f"field {f.name!r}: {value} is out of range for {t.name}")
-        return value
-    if t in FLOAT_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidArgument(f"field {f.name!r} expects {t.name}, got {type(value).__name__}")
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:  # an int beyond float64 (10**400) must be InvalidArgument too
-            finite = False
-        if not finite:
-            raise InvalidArgument(f"field {f.name!r}: NaN, infinity and values beyond {t.name} range are not allowed")
-        if t == DataType.FLOAT and abs(value) > FLOAT32_MAX:
-            # Otherwise the default is accepted here and every row that falls back on it fails.
-            raise InvalidArgument(f"field {f.name!r}: {value!r} is out of range for FLOAT")
-        return float(value)
-    if t == DataType.VARCHAR:
-        if not isinstance(value, str):
-            raise InvalidArgument(f"field {f.name!r} expects VARCHAR, got {type(value).__name__}")
-        assert f.max_length is not None
-        if len(value.encode("utf-8")) > f.max_length:
-            raise InvalidArgument(
-                f"field {f.name!r}: string of {len(value.encode('utf-8'))} bytes exceeds "
-                f"max_length {f.max_length}"
-            )
-        return value
-    if t == DataType.JSON:
-        return value
-    raise InvalidArgument(f"field {f.name!r} cannot take a scalar value")
 
 
 class CollectionSchema:
@@ -294,7 +164,7 @@ class CollectionSchema:
 
     @property
     def vector_fields(self) -> list[FieldSchema]:
-        return [f for f in self.fields if f.dtype == DataType.FLOAT_VECTOR]
+        return [f for f in self.fields if kind_of(f.dtype).is_vector]
 
     def field(self, name: str) -> FieldSchema | None:
         for f in self.fields:

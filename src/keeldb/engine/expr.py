@@ -41,13 +41,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from keeldb.errors import FilterError
-from keeldb.schema import (
-    DYNAMIC_FIELD,
-    FLOAT_TYPES,
-    INTEGER_TYPES,
-    CollectionSchema,
-    DataType,
-)
+from keeldb.fields.numeric import FLOAT_TYPES, INTEGER_TYPES
+from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 __all__ = ["ArrowColumnSource", "ColumnSource", "Filter", "parse_filter"]
 
@@ -1313,7 +1308,7 @@ class _Compiler:
                 raise self.error(f"unknown field '{name}'", pos)
             self.fields.add(DYNAMIC_FIELD)
             return _JsonRef(pos, Kind.JSON, DYNAMIC_FIELD, (name,))
-        if f.dtype == DataType.FLOAT_VECTOR:
+        if f.kind.is_vector:
             raise self.error(f"vector field '{name}' cannot be used in a filter", pos)
         self.fields.add(name)
         if f.dtype == DataType.JSON:
