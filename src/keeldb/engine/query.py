@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
 from keeldb.engine.rows import numpy_of
 from keeldb.engine.segment import SealedSegment, SegmentView
+from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 

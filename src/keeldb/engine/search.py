@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
 from keeldb.engine.query import Output, Selector, materialize
 from keeldb.engine.segment import SegmentView
+from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
-from keeldb.index.faiss_index import AnnIndex
+from keeldb.index.base import VectorIndex
 from keeldb.index.params import SearchKnobs, search_knobs
 from keeldb.schema import METRICS
 
@@ -163,7 +163,7 @@ def _selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector |
     return mask
 
 
-def _usable_index(view: SegmentView, req: SearchRequest) -> AnnIndex | None:
+def _usable_index(view: SegmentView, req: SearchRequest) -> VectorIndex | None:
     ann = view.segment.indexes.get(req.field)
     if ann is None or ann.spec.metric != req.metric or ann.ntotal != view.num_rows:
         return None
@@ -179,7 +179,7 @@ def _sort_key(d: np.ndarray, metric: str) -> np.ndarray:
 def _indexed(
     view: SegmentView,
     vi: int,
-    ann: AnnIndex,
+    ann: VectorIndex,
     mask: np.ndarray | None,
     nsel: int,
     q: np.ndarray,
