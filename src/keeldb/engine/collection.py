@@ -28,7 +28,7 @@ This module keeps what ties them together: the locks, the visible timestamp, the
 written, the flush (it moves the log checkpoint, so it is the write path's other half) and
 the background threads. The crash-safety argument is in ``docs/crash-safety.md``.
 
-Locks, always taken in this order: ``_compact_lock`` / the index builder's lock (one
+Locks, always taken in this order: the compactor's and the index builder's ``lock`` (one
 compaction, one build at a time) → ``_flush_lock`` (one flush at a time; serialises every
 manifest commit) → ``_write_lock`` (writes, log rotation, swaps of committed files into
 memory) → ``_state_lock`` (the segment lists and the visible timestamp: what a snapshot
@@ -113,7 +113,6 @@ class Collection:
         self.auto_compact = auto_compact
         self._write_lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._compact_lock = threading.Lock()
         self._pending: deque[_Pending] = deque()
         self._failed: KeelError | None = None
         self._closed = False
@@ -465,7 +464,7 @@ class Collection:
         """Merge small sealed segments (and the delete files) into one, dropping versions
         that every reader can do without; return whether anything was merged. What is
         merged is ``compaction.pick_compaction``'s call, how is ``Compactor.run``'s."""
-        with self._compact_lock:
+        with self._compactor.lock:
             if not self._compactor.run(self._horizon(), force):
                 return False
             self._collect_garbage()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -116,6 +116,7 @@ def segment_stats(seg: SealedSegment, file_bytes: int, horizon: int) -> SegmentS
 # -- the work -------------------------------------------------------------------------------
 
 
+@dataclass
 class Compactor:
     """Carries out picks, one at a time (``lock``), so a segment takes part in at most one
     compaction.
@@ -130,29 +131,17 @@ class Compactor:
     go: GC unlinks a name, the pages stay until the last mapping goes. The output's index is
     built afterwards like any new segment's; until then it is searched exactly."""
 
-    def __init__(
-        self,
-        schema: CollectionSchema,
-        mem: MemState,
-        versions: VersionSet,
-        flush_lock: threading.Lock,
-        write_lock: threading.Lock,
-        check_writable: Callable[[], None],
-        fail: Callable[[StorageError], None],
-        *,
-        target_bytes: int,
-        deleted_ratio: float,
-    ) -> None:
-        self.schema = schema
-        self.mem = mem
-        self.versions = versions
-        self.flush_lock = flush_lock
-        self.write_lock = write_lock
-        self.check_writable = check_writable
-        self.fail = fail
-        self.target_bytes = target_bytes
-        self.deleted_ratio = deleted_ratio
-        self.lock = threading.Lock()
+    schema: CollectionSchema
+    mem: MemState
+    versions: VersionSet
+    flush_lock: threading.Lock  # serialises every manifest commit
+    write_lock: threading.Lock
+    check_writable: Callable[[], None]
+    fail: Callable[[StorageError], None]  # the collection's failed state
+    _: KW_ONLY
+    target_bytes: int
+    deleted_ratio: float
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def pick(self, horizon: int, force: bool, delete_files: int) -> tuple[CompactionPick, list[SealedSegment]] | None:
         """The policy's pick over the current segments, with the segments it names."""
