@@ -11,7 +11,7 @@ import pytest
 
 import keeldb
 from keeldb import DataType
-from keeldb.engine import collection as collection_mod
+from keeldb.engine import index_builder as index_builder_mod
 
 DIM = 32
 N = 12_000
@@ -70,7 +70,7 @@ def recall(got: list[list[dict[str, Any]]], truth: list[list[int]]) -> float:
 
 
 def index_in_use(c: keeldb.Client) -> bool:
-    segs = c._coll("c")._sealed.values()  # noqa: SLF001 - the test checks the engine's state
+    segs = c._coll("c")._mem.sealed.values()  # noqa: SLF001 - the test checks the engine's state
     return bool(segs) and all(seg.indexes for seg in segs)
 
 
@@ -208,18 +208,18 @@ def test_compaction_drops_input_indexes_and_indexes_the_output(tmp_path: Path) -
         c.flush("c")
     c.wait_for_index("c")
     coll = c._coll("c")  # noqa: SLF001
-    assert len(coll._sealed) == 3 and index_in_use(c)  # noqa: SLF001
+    assert len(coll._mem.sealed) == 3 and index_in_use(c)  # noqa: SLF001
     c.delete("c", ids=list(range(0, N, 3)))
     c.flush("c")
     c.compact("c")  # may find the work done: with no retention the flush compacts by itself
     if coll._bg_compact is not None:  # noqa: SLF001
         coll._bg_compact.join()  # noqa: SLF001
-    m = coll._manifest  # noqa: SLF001
+    m = coll._versions.current  # noqa: SLF001
     assert len(m.segments) == 1
     assert {e.segment for e in m.indexes} <= {e.id for e in m.segments}, "an input's index survived the commit"
     c.wait_for_index("c")
     assert index_in_use(c)
-    assert {e.segment for e in coll._manifest.indexes} == {m.segments[0].id}  # noqa: SLF001
+    assert {e.segment for e in coll._versions.current.indexes} == {m.segments[0].id}  # noqa: SLF001
     got = c.search("c", QUERIES[:20], limit=10)
     assert all(len(g) == 10 and all(h["id"] % 3 for h in g) for g in got)
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == N - len(range(0, N, 3))
@@ -237,8 +237,8 @@ def test_drop_and_recreate_index_with_other_params(tmp_path: Path) -> None:
     c.load_collection("c")
     c.wait_for_index("c")
     coll = c._coll("c")  # noqa: SLF001
-    assert [a.spec.index_type for seg in coll._sealed.values() for a in seg.indexes.values()] == ["HNSW"]  # noqa: SLF001
-    assert len(coll._manifest.indexes) == 1  # noqa: SLF001
+    assert [a.spec.index_type for seg in coll._mem.sealed.values() for a in seg.indexes.values()] == ["HNSW"]  # noqa: SLF001
+    assert len(coll._versions.current.indexes) == 1  # noqa: SLF001
     c.close()
     c = keeldb.Client(str(tmp_path / "db"))
     assert c.recovery_report("c")["indexes_loaded"] == 1
@@ -262,7 +262,7 @@ def test_create_index_and_load_return_when_searches_use_the_index(tmp_path: Path
     c.create_index("c", ip)
     d = c.describe_index("c", "v")
     assert (d["pending_index_rows"], d["indexed_rows"], d["state"]) == (0, N, "Finished")
-    assert len(c._coll("c")._manifest.indexes) == 2  # noqa: SLF001 - committed, not only built
+    assert len(c._coll("c")._versions.current.indexes) == 2  # noqa: SLF001 - committed, not only built
     c.load_collection("c")
     assert index_in_use(c)
     # The opt-out: create_index returns before the build; load_collection then waits for it.
@@ -271,7 +271,7 @@ def test_create_index_and_load_return_when_searches_use_the_index(tmp_path: Path
     ip = c.prepare_index_params()
     ip.add_index("v", "IVF_FLAT", metric_type="L2", params={"nlist": 16})
     coll = c._coll("c")  # noqa: SLF001
-    with coll._index_lock:  # noqa: SLF001 - hold the builder so the call cannot finish it
+    with coll._indexer.lock:  # noqa: SLF001 - hold the builder so the call cannot finish it
         c.create_index("c", ip, sync=False)
         assert c.describe_index("c", "v")["pending_index_rows"] == N
     c.load_collection("c")
@@ -313,7 +313,7 @@ def test_bad_search_params(tmp_path: Path) -> None:
 
 
 def test_small_segments_are_not_indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(collection_mod, "INDEX_MIN_ROWS", 5000)
+    monkeypatch.setattr(index_builder_mod, "INDEX_MIN_ROWS", 5000)
     c = keeldb.Client(str(tmp_path / "db"))
     c.create_collection("c", dimension=DIM, metric_type="L2")
     c.insert_columns("c", {"id": np.arange(4000), "vector": BASE[:4000]}, 4000)
@@ -373,7 +373,7 @@ def test_index_build_on_a_full_disk_leaves_the_segment_exact(tmp_path: Path, mon
     c.load_collection("c")
     assert c.wait_for_index("c")["built"] == 0
     assert not index_in_use(c)
-    bg = c._coll("c")._bg_index  # noqa: SLF001 - let the background builder give up too
+    bg = c._coll("c")._indexer.thread  # noqa: SLF001 - let the background builder give up too
     if bg is not None:
         bg.join()
     d = c.describe_index("c", "v")  # the builder gave up: pending rows, but not "in progress"

@@ -188,7 +188,7 @@ def test_garbage_waits_out_its_grace_then_goes(env: dict[str, Any], monkeypatch:
         a.upsert(list(range(v * 10, v * 10 + 10)), v)
         a.coll.flush()
     assert a.coll.compact(force=True)
-    inputs = a.coll._retained[1].files() - a.coll._manifest.files()  # noqa: SLF001
+    inputs = a.coll._versions.retained[1].files() - a.coll._versions.current.files()  # noqa: SLF001
 
     def stored() -> set[str]:
         return {k.rsplit("/", 1)[1] for k in objects.list("collections/1/files/")}
@@ -200,8 +200,8 @@ def test_garbage_waits_out_its_grace_then_goes(env: dict[str, Any], monkeypatch:
     a.upsert([99], 9)
     a.coll.flush()  # the first collection after the grace deletes them
     assert not inputs & stored()
-    assert stored() == set().union(*(m.files() for m in a.coll._retained))  # noqa: SLF001
+    assert stored() == set().union(*(m.files() for m in a.coll._versions.retained))  # noqa: SLF001
     logs = {int(k.split("/")[3]) for k in objects.list("collections/1/wal/")}
-    assert min(logs) >= min(m.log_checkpoint for m in a.coll._retained) - 1  # noqa: SLF001
+    assert min(logs) >= min(m.log_checkpoint for m in a.coll._versions.retained) - 1  # noqa: SLF001
     b = writer_after(a, env, "b")
     assert b.state() == {**{k: k // 10 for k in range(40)}, 98: 8, 99: 9}

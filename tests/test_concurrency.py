@@ -11,6 +11,8 @@ import pytest
 
 import keeldb
 from keeldb.engine import collection as collection_mod
+from keeldb.engine import compaction as compaction_mod
+from keeldb.engine import index_builder as index_builder_mod
 
 N = 1000
 
@@ -128,8 +130,8 @@ def test_count_exact_while_upserts_flushes_index_builds_and_compactions_run(
     """The issue's concurrency test: upsert batches of 200, flushes, background index builds
     and forced compactions all at once, with count(*) sampled in a loop — every sample must
     equal the true count, and every search must return k live rows through the indexes."""
-    monkeypatch.setattr(collection_mod, "INDEX_MIN_ROWS", 100)
-    monkeypatch.setattr(collection_mod, "COMPACTION_RETENTION_MS", 0)
+    monkeypatch.setattr(index_builder_mod, "INDEX_MIN_ROWS", 100)
+    monkeypatch.setattr(compaction_mod, "COMPACTION_RETENTION_MS", 0)
     rows = 4000
     c = keeldb.Client(str(tmp_path / "db"), auto_flush_bytes=1 << 30)
     c.create_collection("c", dimension=8, metric_type="L2", auto_id=False)
@@ -190,11 +192,11 @@ def test_count_exact_while_upserts_flushes_index_builds_and_compactions_run(
         t.join()
     c.wait_for_index("c")
     coll = c._coll("c")  # noqa: SLF001 - the test checks the engine did build and commit indexes
-    indexed = sum(1 for seg in coll._sealed.values() if seg.indexes)  # noqa: SLF001
+    indexed = sum(1 for seg in coll._mem.sealed.values() if seg.indexes)  # noqa: SLF001
     assert not bad, bad[:10]
     assert samples > 20 and searches > 2
     assert done["upserts"] > 5 and done["flushes"] > 5 and done["compactions"] >= 1, done
-    assert indexed >= 1 and len(coll._manifest.indexes) >= 1  # noqa: SLF001
+    assert indexed >= 1 and len(coll._versions.current.indexes) >= 1  # noqa: SLF001
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == rows
     # Every key's newest acknowledged version is the one visible.
     got = {r["id"]: r["b"] for r in c.query("c", filter="", output_fields=["b"])}

@@ -17,10 +17,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import keeldb
 from keeldb import DataType
-from keeldb.engine import collection as collection_mod
+from keeldb.engine import compaction as compaction_mod
+from keeldb.engine import index_builder as index_builder_mod
 
 # Compaction drops dead versions at once here, so the model checks that path too.
-collection_mod.COMPACTION_RETENTION_MS = 0
+compaction_mod.COMPACTION_RETENTION_MS = 0
 
 DIM = 4
 KEYS = st.integers(min_value=0, max_value=40)
@@ -40,8 +41,8 @@ class Model(RuleBasedStateMachine):
         self.auto_flush = 2048  # tiny: background flushes happen inside sequences too
         # Index even these tiny segments, so searches go through FAISS with deletes as
         # selectors. nprobe = nlist makes IVF_FLAT exhaustive: its answers must be exact.
-        self._min_rows = collection_mod.INDEX_MIN_ROWS
-        collection_mod.INDEX_MIN_ROWS = 4
+        self._min_rows = index_builder_mod.INDEX_MIN_ROWS
+        index_builder_mod.INDEX_MIN_ROWS = 4
         self.client = self._open()
         schema = self.client.create_schema(enable_dynamic_field=True)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -174,7 +175,7 @@ class Model(RuleBasedStateMachine):
             assert set(h["id"] for h in res) <= set(ids.tolist())
 
     def teardown(self) -> None:
-        collection_mod.INDEX_MIN_ROWS = self._min_rows
+        index_builder_mod.INDEX_MIN_ROWS = self._min_rows
         self.client.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -157,7 +157,7 @@ class Client:
         **_: Any,
     ) -> None:
         """``segment_target_bytes`` / ``compaction_deleted_ratio``: compaction policy (see
-        ``engine/collection.py``); None keeps the defaults (or the KEELDB_* environment)."""
+        ``engine/compaction.py``); None keeps the defaults (or the KEELDB_* environment)."""
         path = uri[len("file://") :] if uri.startswith("file://") else uri
         opts: dict[str, Any] = {}
         if segment_target_bytes is not None:

@@ -35,6 +35,7 @@ from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.engine.database import Database, ReadCall
 from keeldb.errors import CollectionNotFound, KeelError, StorageError
+from keeldb.storage.filenames import replica_dir_name
 from keeldb.storage.oracle import TimestampOracle
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class ClusterDatabase(Database):
         # No lock: single dict reads are atomic, and try_open holds the lock through a whole
         # recovery, which must not stall every call on this node for other collections.
         c, w = self._collections.get(name), self._shards.get(name)
-        return c is not None and w is not None and w.lease_valid() and not c._failed  # noqa: SLF001
+        return c is not None and w is not None and w.lease_valid() and not c.failed
 
     def try_open(self, name: str) -> bool:
         """Take the collection's writer lease and open it (recovery from the manifest and
@@ -235,8 +236,7 @@ class ClusterDatabase(Database):
         loading and what it named collected meanwhile (a writer committing faster than this
         node loads, past the GC grace), start over from the newer one — a few times, then
         give up (the read's outcome is unknown; the client retries)."""
-        writer = self._dir(entry.id)
-        directory = writer.with_name(f"{writer.name}-replica")
+        directory = self.collections_dir / replica_dir_name(entry.id)
         for attempt in range(4):
             store = ClusterStore(directory, self.node.objects, entry.id, self.shard(entry.id), writer=False)
             try:

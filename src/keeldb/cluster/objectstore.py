@@ -32,6 +32,8 @@ from typing import IO, Any
 
 from keeldb.errors import InvalidArgument, KeelError
 from keeldb.extras import require
+from keeldb.storage.filenames import tmp_name
+from keeldb.storage.fs import fsync_dir
 
 boto3 = require("boto3", extra="cluster", feature="cluster mode's object storage")
 from botocore.config import Config  # noqa: E402 - installed with boto3, checked just above
@@ -411,7 +413,7 @@ class ObjectStore:
         """
         full = self._full(key)
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(tmp_name(path.name))
         with self._errors("GET", full):
             try:
                 resp = self._s3.get_object(Bucket=self.bucket, Key=full)
@@ -432,7 +434,7 @@ class ObjectStore:
                 raise
             finally:
                 body.close()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return True
 
     def list(self, prefix: str = "", start_after: str = "") -> list[str]:
@@ -516,15 +518,3 @@ def _streams_equal(a: Any, b: IO[bytes]) -> bool:
             pending = pending[_CHUNK:]
     rest = b.read()
     return rest == pending
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (Linux: the directory entry lives in the directory's blocks)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # e.g. a platform without directory fds; the rename itself already happened
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

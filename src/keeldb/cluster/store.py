@@ -39,8 +39,15 @@ from keeldb.cluster.objectstore import ObjectStore, ObjectStoreError, PositionTa
 from keeldb.cluster.shard import ShardWriter
 from keeldb.errors import CorruptionError, StorageError
 from keeldb.storage.crash import crash_point
+from keeldb.storage.filenames import (
+    data_file_name,
+    has_tag,
+    parse_wal_chunk_name,
+    wal_chunk_name,
+    wal_log_label,
+)
 from keeldb.storage.framed import decode_framed, encode_framed
-from keeldb.storage.gc import collect_garbage
+from keeldb.storage.gc import KeepSet, collect_garbage
 from keeldb.storage.group_commit import GroupCommit
 from keeldb.storage.log_format import HEADER_SIZE, encode_record
 from keeldb.storage.log_reader import Record, iter_records
@@ -71,15 +78,11 @@ class LogFenced(StorageError):
 
 
 def chunk_key(base: str, number: int, chunk: int) -> str:
-    return f"{base}wal/{number:012d}/{chunk:08d}"
+    return f"{base}wal/{wal_chunk_name(number, chunk)}"
 
 
 def parse_chunk_key(base: str, key: str) -> tuple[int, int] | None:
-    rest = key[len(base) + 4 :] if key.startswith(base + "wal/") else ""
-    number, _, chunk = rest.partition("/")
-    if not (number.isdigit() and chunk.isdigit()):
-        return None
-    return int(number), int(chunk)
+    return parse_wal_chunk_name(key[len(base) + 4 :] if key.startswith(base + "wal/") else "")
 
 
 def records_of(chunks: Iterable[bytes]) -> Iterator[Record]:
@@ -228,7 +231,7 @@ class ClusterStore:
     # -- files ------------------------------------------------------------------------------
 
     def file_name(self, kind: str, fid: int, ext: str) -> str:
-        return f"{kind}-{fid:012d}-{self.tag}.{ext}"
+        return data_file_name(kind, fid, ext, self.tag)
 
     def publish(self, names: Iterable[str]) -> None:
         """Upload each file (conditionally: a name is never written twice). A manifest
@@ -301,7 +304,7 @@ class ClusterStore:
                 apply(record)
                 out.records += 1
             if contents:
-                out.logs.append(f"wal/{number:012d} ({len(contents)} objects)")
+                out.logs.append(wal_log_label(number, len(contents)))
         out.next_log = last + 3
 
     # -- following the log (replicas) -------------------------------------------------------
@@ -394,21 +397,20 @@ class ClusterStore:
         removed = collect_garbage(self.dir, self.dir / "wal", retained, active_log, in_progress, at_open=at_open)
         if not self.writer:
             return removed
-        keep = set().union(*(m.files() for m in retained)) if retained else set()
+        keep = KeepSet.of(retained)
         doomed = []
         for key in self.objects.list(self.base + "files/"):
             name = key.rsplit("/", 1)[1]
-            if name in keep or name in in_progress:
+            if name in keep.files or name in in_progress:
                 continue
             if at_open:
                 self._orphans.add(name)  # other writers' leftovers: garbage at every later pass too
-            if name in self._orphans or name in self._seen or name.rsplit(".", 1)[0].endswith(f"-{self.tag}"):
+            if name in self._orphans or name in self._seen or has_tag(name, self.tag):
                 doomed.append(key)
-        keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
         doomed += [
             chunk_key(self.base, number, chunk)
             for number, chunk in self._wal_positions()
-            if number < keep_logs_from and number < active_log
+            if not keep.keeps_log(number, active_log)
         ]
         now = time.monotonic()
         since = {k: self._doomed_since.get(k, now) for k in doomed}

@@ -27,6 +27,7 @@ from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument, PartitionNotFound, StorageError
 from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, IndexParam, check_name
 from keeldb.storage.catalog import FileCatalog
+from keeldb.storage.filenames import collection_dir_name
 from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
 from keeldb.storage.oracle import TimestampOracle
 from keeldb.storage.store import CollectionStore
@@ -90,7 +91,7 @@ class Database:
             raise
 
     def _dir(self, cid: int) -> Path:
-        return self.collections_dir / f"{cid:06d}"
+        return self.collections_dir / collection_dir_name(cid)
 
     def _open_catalogued(self) -> None:
         """At open: remove what no entry names, then open every collection the catalog has."""

@@ -49,6 +49,11 @@ _SMALL = 8
 # Default floor for the automatic merge (see the module docstring).
 AUTO_MERGE_MIN = 1 << 16
 
+# A location packs a segment id and a row: ``segment_id << ROW_BITS | row`` (one int64 per
+# key instead of two arrays; 2**40 rows per segment, 2**23 segment ids).
+ROW_BITS = 40
+ROW_MASK = (1 << ROW_BITS) - 1
+
 
 class LiveIndex:
     """Live primary key -> packed location (``segment_id << 40 | row``), compactly."""

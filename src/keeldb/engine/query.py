@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine.collection import Snapshot
 from keeldb.engine.expr import Filter
 from keeldb.engine.rows import numpy_of
 from keeldb.engine.segment import SealedSegment, SegmentView
+from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
@@ -101,18 +101,30 @@ def assemble(out: Output, values: dict[str, list[Any]], n: int) -> list[dict[str
 Selector = Callable[[SegmentView], np.ndarray]
 
 
+def selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector | None) -> np.ndarray | None:
+    """The rows of ``view`` a read may return: visible at ``ts``, selected by ``extra``
+    (partitions, ids) and matching the filter — as a mask, or None for every row.
+
+    None is the common case worth a shortcut: a sealed segment nobody deleted from, read
+    without a filter, needs no mask at all (a search then passes no bitmap to its index)."""
+    if flt is None and extra is None and view.all_visible(ts):
+        return None
+    mask = view.visible(ts)
+    if extra is not None:
+        mask &= extra(view)
+    if flt is not None and mask.any():
+        mask &= flt.evaluate(view)
+    return mask
+
+
 def select(snap: Snapshot, flt: Filter | None, extra: Selector | None = None) -> list[tuple[int, np.ndarray]]:
     """For each view, the row indices visible at the snapshot and matching the filter."""
     out = []
     for i, view in enumerate(snap.views):
         if view.num_rows == 0:
             continue
-        mask = view.visible(snap.ts)
-        if extra is not None:
-            mask &= extra(view)
-        if flt is not None and mask.any():
-            mask &= flt.evaluate(view)
-        rows = np.flatnonzero(mask)
+        mask = selection(view, snap.ts, flt, extra)
+        rows = np.arange(view.num_rows) if mask is None else np.flatnonzero(mask)
         if rows.size:
             out.append((i, rows))
     return out

@@ -1,74 +1,44 @@
-"""Vector search over a snapshot: per segment through its ANN index, or exactly.
+"""Vector search over a snapshot, as a pipeline of four stages.
 
-The filter (and MVCC visibility) is applied *before* ranking — as a FAISS selector inside an
-index search, as a mask in an exact one — so a filtered search returns k hits whenever at
-least k rows qualify, and a deleted or overwritten version can never rank. Each segment
-yields its own best candidates; they are merged into one top-k. The growing segment, small
-segments and segments whose index is not built (or not committed) yet are searched exactly.
-Distances follow Milvus: L2 is the squared Euclidean distance (smaller is closer); IP and
-COSINE are similarities (larger is closer). Segments are scanned in row blocks so that the
-(nq x block) score matrix stays small whatever the segment size.
+(a) **selection**, per segment: the rows the search may return — MVCC visibility at the
+    snapshot AND the partition selector AND the filter (``query.selection``, the same rule
+    queries use). It is applied *before* ranking, so a filtered search returns k hits
+    whenever at least k rows qualify, and a deleted or overwritten version never ranks;
+(b) **candidates**, per segment: the executor for the searched field's kind turns (segment
+    view, selection, request) into each query's best candidates in that segment
+    (``executor.py``; dense float vectors through an index or exactly, ``dense_search.py``);
+(c) **merge**: every segment's candidates into each query's top offset + limit, then the
+    offset is cut;
+(d) **materialise**: the hits' ids and output fields.
+
+A reranker would be a stage between (c) and (d): it sees each query's merged hits with
+their distances and (view, row) handles, and can fetch what it needs before (d) does.
+Everything stays vectorised per segment; Python loops only over queries and returned hits.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from keeldb.engine.collection import Snapshot
+from keeldb.engine.dense_search import DenseSearch
+from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest
 from keeldb.engine.expr import Filter
-from keeldb.engine.query import Output, Selector, materialize
-from keeldb.engine.segment import SegmentView
+from keeldb.engine.query import Output, Selector, materialize, selection
+from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
-from keeldb.index.faiss_index import AnnIndex
-from keeldb.index.params import SearchKnobs, search_knobs
-from keeldb.schema import METRICS
+from keeldb.schema import METRICS, DataType
 
-BLOCK_ROWS = 1 << 17
-SCORE_CELLS = 1 << 22  # per block of an exact scan: nq x rows float32 scores (16 MB)
-# A segment where fewer than this fraction of rows pass the filter is searched exactly over
-# just those rows: scanning them is cheaper than an index walk that keeps meeting rejects.
-EXACT_BELOW = 0.02
+__all__ = ["EXECUTORS", "MAX_TOPK", "SearchRequest", "parse_queries", "search"]
+
 MAX_TOPK = 16384
 
-
-@dataclass(frozen=True)
-class SearchRequest:
-    field: str
-    queries: np.ndarray  # (nq, dim) float32
-    metric: str
-    limit: int
-    offset: int = 0
-    radius: float | None = None
-    range_filter: float | None = None
-    after: float | None = None  # iterator cursor: only hits strictly worse than this
-    params: dict[str, Any] = field(default_factory=dict)  # nprobe, ef (Milvus's names)
-
-
-def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "COSINE":
-        norms = np.linalg.norm(q, axis=1, keepdims=True)
-        return q / np.where(norms == 0, 1, norms)
-    return q
-
-
-def _scores(x: np.ndarray, q: np.ndarray, metric: str, x_sq: np.ndarray | None) -> np.ndarray:
-    """Distances as Milvus reports them, shape (nq, len(x)). ``x_sq``: the rows' squared
-    norms if already known (sealed segments cache them: recomputing them cost more than
-    the matrix product itself)."""
-    dots = q @ x.T
-    if metric == "IP":
-        return dots
-    xn = np.einsum("ij,ij->i", x, x) if x_sq is None else x_sq
-    if metric == "L2":
-        qn = np.einsum("ij,ij->i", q, q)
-        return np.maximum(qn[:, None] + xn[None, :] - 2 * dots, 0)
-    norms = np.sqrt(xn)
-    return dots / np.where(norms == 0, 1, norms)[None, :]
+# The executor for each searchable field kind. A new kind (sparse, binary vectors) is a new
+# module implementing executor.SegmentSearch, and one line here.
+EXECUTORS: dict[DataType, FieldExecutor] = {DataType.FLOAT_VECTOR: DenseSearch}
 
 
 def search(
@@ -79,6 +49,24 @@ def search(
     pk: str,
     extra: Selector | None = None,
 ) -> list[list[dict[str, Any]]]:
+    _check(req)
+    plan = _executor(snap, req.field)(req)
+    cands: list[Candidates] = []
+    for vi, view in enumerate(snap.views):
+        if view.num_rows == 0:
+            continue
+        mask = selection(view, snap.ts, flt, extra)  # (a)
+        nsel = view.num_rows if mask is None else int(np.count_nonzero(mask))
+        if nsel == 0:
+            continue
+        cands.append(plan.candidates(view, vi, mask, nsel))  # (b)
+    if not cands:
+        return [[] for _ in range(plan.nq)]
+    hits = _merge(cands, plan.nq, req)  # (c)
+    return _materialise(snap, out, pk, hits)  # (d)
+
+
+def _check(req: SearchRequest) -> None:
     if req.metric not in METRICS:
         raise InvalidArgument(f"unknown metric type {req.metric!r}; use one of {METRICS}")
     # Type checks first: a str offset or radius used to escape as TypeError / numpy's
@@ -97,25 +85,28 @@ def search(
         raise InvalidArgument(f"limit (top-k) must be in [1, {MAX_TOPK}], got {req.limit}")
     if req.offset < 0 or req.offset + req.limit > MAX_TOPK:
         raise InvalidArgument(f"offset + limit must be in [1, {MAX_TOPK}]")
-    knobs = search_knobs(req.params, req.offset + req.limit)
-    q = _prepare(np.ascontiguousarray(req.queries, dtype=np.float32), req.metric)
-    nq = q.shape[0]
-    want = req.offset + req.limit
-    cands: list[_Cands] = []
-    for vi, view in enumerate(snap.views):
-        if view.num_rows == 0:
-            continue
-        mask = _selection(view, snap.ts, flt, extra)
-        nsel = view.num_rows if mask is None else int(np.count_nonzero(mask))
-        if nsel == 0:
-            continue
-        ann = _usable_index(view, req)
-        if ann is None or nsel < EXACT_BELOW * view.num_rows or nsel <= want:
-            cands.append(_exact(view, vi, mask, q, req, want))
-        else:
-            cands.append(_indexed(view, vi, ann, mask, nsel, q, req, knobs, want))
-    if not cands:
-        return [[] for _ in range(nq)]
+
+
+def _executor(snap: Snapshot, name: str) -> FieldExecutor:
+    """The executor for the searched field's kind (a snapshot without a schema is taken to
+    search dense float vectors, the only kind there was before executors)."""
+    kind = DataType.FLOAT_VECTOR
+    if snap.schema is not None:
+        f = snap.schema.field(name)
+        if f is None:
+            raise InvalidArgument(f"field {name!r} does not exist in the collection")
+        kind = f.dtype
+    executor = EXECUTORS.get(kind)
+    if executor is None:
+        raise InvalidArgument(f"field {name!r} ({kind.name}) cannot be searched")
+    return executor
+
+
+_Hits = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per query: (distances, views, rows)
+
+
+def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> _Hits:
+    """Each query's hits in rank order, from ``offset`` to ``offset + limit``."""
     if len(cands) == 1:  # one segment (the common case of a big collection): no merge
         keys, dists, views, rowsx = cands[0].key, cands[0].dist, cands[0].view, cands[0].row
     else:
@@ -123,174 +114,25 @@ def search(
         dists = np.concatenate([c.dist for c in cands], axis=1)
         views = np.concatenate([c.view for c in cands], axis=1)
         rowsx = np.concatenate([c.row for c in cands], axis=1)
-    order = np.argsort(keys, axis=1, kind="stable")[:, req.offset : want]
-    results: list[list[dict[str, Any]]] = []
+    order = np.argsort(keys, axis=1, kind="stable")[:, req.offset : req.want]
+    hits: _Hits = []
     for qi in range(nq):
         o = order[qi]
         o = o[np.isfinite(keys[qi, o])]
-        ents = materialize(snap, out, pk, views[qi, o], rowsx[qi, o], include_pk=True)
-        hits = []
-        for ent, dist in zip(ents, dists[qi, o].tolist(), strict=True):
+        hits.append((dists[qi, o], views[qi, o], rowsx[qi, o]))
+    return hits
+
+
+def _materialise(snap: Snapshot, out: Output, pk: str, hits: _Hits) -> list[list[dict[str, Any]]]:
+    results: list[list[dict[str, Any]]] = []
+    for dist, views, rows in hits:
+        ents = materialize(snap, out, pk, views, rows, include_pk=True)
+        found = []
+        for ent, d in zip(ents, dist.tolist(), strict=True):
             ident = ent[pk] if pk in out.fields else ent.pop(pk)
-            hits.append({"id": ident, "distance": float(dist), "entity": ent})
-        results.append(hits)
+            found.append({"id": ident, "distance": float(d), "entity": ent})
+        results.append(found)
     return results
-
-
-@dataclass
-class _Cands:
-    """One segment's best candidates per query, shape (nq, m) each; key = +inf marks an
-    empty slot (fewer hits than m)."""
-
-    key: np.ndarray  # sort key: distance for L2, -similarity for IP/COSINE
-    dist: np.ndarray
-    view: np.ndarray
-    row: np.ndarray
-
-
-def _selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector | None) -> np.ndarray | None:
-    """The rows a search may return (visible at ``ts`` and selected), or None for all.
-
-    None is the common case worth a shortcut: a sealed segment nobody deleted from, read by
-    a filterless search, needs no mask at all, so the index searches without a selector."""
-    if flt is None and extra is None and view.all_visible(ts):
-        return None
-    mask = view.visible(ts)
-    if extra is not None:
-        mask &= extra(view)
-    if flt is not None and mask.any():
-        mask &= flt.evaluate(view)
-    return mask
-
-
-def _usable_index(view: SegmentView, req: SearchRequest) -> AnnIndex | None:
-    ann = view.segment.indexes.get(req.field)
-    if ann is None or ann.spec.metric != req.metric or ann.ntotal != view.num_rows:
-        return None
-    if req.after is not None or (req.radius is None and req.range_filter is not None):
-        return None  # iterator cursors and a lone range_filter: exact (see _exact)
-    return ann
-
-
-def _sort_key(d: np.ndarray, metric: str) -> np.ndarray:
-    return -d if metric != "L2" else d.copy()
-
-
-def _indexed(
-    view: SegmentView,
-    vi: int,
-    ann: AnnIndex,
-    mask: np.ndarray | None,
-    nsel: int,
-    q: np.ndarray,
-    req: SearchRequest,
-    knobs: SearchKnobs,
-    want: int,
-) -> _Cands:
-    """Search one segment through its ANN index, the allowed rows passed as a FAISS bitmap.
-
-    A query for which the index found fewer hits than ``min(want, nsel)`` (its probes or
-    its graph walk met too few allowed rows) is answered exactly instead, so a search never
-    returns fewer than k hits when k rows qualify."""
-    allowed = None if mask is None else np.packbits(mask, bitorder="little")
-    nq = q.shape[0]
-    if req.radius is not None:
-        lims, dr, ir = ann.range_search(q, req.radius, knobs, allowed)
-        d = np.full((nq, want), np.nan, dtype=np.float32)
-        rows = np.full((nq, want), -1, dtype=np.int64)
-        for qi in range(nq):
-            dq, iq = dr[lims[qi] : lims[qi + 1]], ir[lims[qi] : lims[qi + 1]]
-            if req.range_filter is not None:
-                keep = _in_range(dq, None, req.range_filter, req.metric != "L2")
-                dq, iq = dq[keep], iq[keep]
-            top = np.argsort(_sort_key(dq, req.metric), kind="stable")[:want]
-            d[qi, : top.size], rows[qi, : top.size] = dq[top], iq[top]
-        key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
-        return _Cands(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
-    d, rows = ann.search(q, want, knobs, allowed)
-    key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
-    short = np.flatnonzero((rows >= 0).sum(axis=1) < min(want, nsel))
-    if short.size:
-        fix = _exact(view, vi, mask, q[short], req, want)
-        m = fix.key.shape[1]
-        key[short], d[short], rows[short] = np.inf, np.nan, 0
-        key[short, :m], d[short, :m], rows[short, :m] = fix.key, fix.dist, fix.row
-    return _Cands(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
-
-
-def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, req: SearchRequest, want: int) -> _Cands:
-    """Exact top-``want`` over the selected rows of one segment, in row blocks so that the
-    (nq x block) score matrix stays small whatever the segment size. A block where most
-    rows are selected is scored whole with the others masked out (no copy of the vectors);
-    a sparse selection gathers just its rows."""
-    vecs = view.vectors(req.field)
-    sq_all = view.segment.squared_norms(req.field)
-    larger_better = req.metric != "L2"
-    ranged = req.radius is not None or req.range_filter is not None or req.after is not None
-    nq = q.shape[0]
-    # Rows per block so that each (nq x block) temporary stays ~16 MB: with a fixed block, a
-    # batch of 100 queries over 1M rows peaked at several times the vectors' own size.
-    step = max(4096, min(BLOCK_ROWS, SCORE_CELLS // nq))
-    keys, dists, rows_out = [], [], []
-    for b in range(0, view.num_rows, step):
-        e = min(b + step, view.num_rows)
-        m = None if mask is None else mask[b:e]
-        if m is not None and not m.any():
-            continue
-        if m is None or np.count_nonzero(m) * 2 > m.size:
-            r = np.arange(b, e)
-            x = vecs[b:e]
-            sq = None if sq_all is None else sq_all[b:e]
-            drop = None if m is None else ~m
-        else:
-            r = b + np.flatnonzero(m)
-            x = vecs[r]
-            sq = None if sq_all is None else sq_all[r]
-            drop = None
-        d = _scores(x, q, req.metric, sq)
-        key = _sort_key(d, req.metric)
-        if drop is not None:
-            key[:, drop] = np.inf
-        if ranged:
-            keep = _in_range(d, req.radius, req.range_filter, larger_better)
-            if req.after is not None:
-                keep &= (d < req.after) if larger_better else (d > req.after)
-            key[~keep] = np.inf
-        k = min(want, r.size)
-        if k < r.size:
-            part = np.argpartition(key, k - 1, axis=1)[:, :k]
-        else:
-            part = np.broadcast_to(np.arange(r.size), (nq, r.size))
-        keys.append(np.take_along_axis(key, part, axis=1))
-        dists.append(np.take_along_axis(d, part, axis=1))
-        rows_out.append(r[part])
-    if not keys:
-        empty = np.zeros((nq, 0))
-        return _Cands(empty, empty, empty.astype(np.int64), empty.astype(np.int64))
-    key = np.concatenate(keys, axis=1)
-    dist = np.concatenate(dists, axis=1)
-    rows = np.concatenate(rows_out, axis=1)
-    if key.shape[1] > want:  # several blocks: keep each query's best ``want``
-        part = np.argpartition(key, want - 1, axis=1)[:, :want]
-        key, dist, rows = (np.take_along_axis(a, part, axis=1) for a in (key, dist, rows))
-    return _Cands(key, dist, np.full(key.shape, vi, dtype=np.int64), rows)
-
-
-def _in_range(d: np.ndarray, radius: float | None, range_filter: float | None, larger_better: bool) -> np.ndarray:
-    """Milvus range search: for L2 keep range_filter <= d < radius; for IP/COSINE keep
-    radius < d <= range_filter."""
-    ok = np.ones(d.shape, dtype=bool)
-    if larger_better:
-        if radius is not None:
-            ok &= d > radius
-        if range_filter is not None:
-            ok &= d <= range_filter
-    else:
-        if radius is not None:
-            ok &= d < radius
-        if range_filter is not None:
-            ok &= d >= range_filter
-    return ok
 
 
 def parse_queries(data: Any, dim: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from keeldb.engine.rows import Batch, numpy_of, vector_column, vectors_of
-from keeldb.index.faiss_index import AnnIndex
+from keeldb.index.base import VectorIndex
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
 
@@ -116,7 +116,7 @@ class Segment(ABC):
         self.min_stamped = NEVER
         # Per vector field, the committed ANN index over this segment's rows (sealed only).
         # Replaced whole, never mutated: a search holds whichever one it picked up.
-        self.indexes: dict[str, AnnIndex] = {}
+        self.indexes: dict[str, VectorIndex] = {}
 
     def json_cache(self, name: str, n: int) -> list[Any] | None:
         hit = self._json_cache.get(name)

@@ -1,4 +1,5 @@
-"""One segment's ANN index, built, saved, loaded and searched with FAISS.
+"""One segment's ANN index, built, saved, loaded and searched with FAISS: the
+``IndexKind`` (``index/base.py``) behind every index type keeldb builds today.
 
 The index's labels are the segment's row numbers, so a hit maps straight back to the row
 and MVCC visibility stays the segment's business: the index covers *every* version the
@@ -23,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from keeldb.index.base import IndexKind
 from keeldb.index.params import AUTO_PROBE_FRACTION, DEFAULT_NPROBE, IndexSpec, SearchKnobs
 from keeldb.storage.crash import before_segment_write
 from keeldb.storage.fs import file_crc32, fsync_file
@@ -48,8 +50,11 @@ def normalized(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
 
 
-class AnnIndex:
-    """A FAISS index over one segment's vectors, plus what searching it needs to know."""
+class FaissIndex:
+    """A FAISS index over one segment's vectors, plus what searching it needs to know.
+    Implements ``VectorIndex``; the class itself is the ``IndexKind`` (``build``/``load``)."""
+
+    file_ext = "faiss"  # FAISS's own serialisation
 
     def __init__(self, spec: IndexSpec, index: faiss.Index) -> None:
         self.spec = spec
@@ -63,7 +68,7 @@ class AnnIndex:
     # -- building and files ---------------------------------------------------------------
 
     @classmethod
-    def build(cls, spec: IndexSpec, vectors: np.ndarray, seed: int = 1234) -> AnnIndex:
+    def build(cls, spec: IndexSpec, vectors: np.ndarray, seed: int = 1234) -> FaissIndex:
         """Train and fill an index over ``vectors`` (row i gets label i). COSINE is inner
         product over normalised vectors, as Milvus defines it."""
         n = len(vectors)
@@ -95,7 +100,7 @@ class AnnIndex:
         return file_crc32(path)
 
     @classmethod
-    def load(cls, spec: IndexSpec, path: Path) -> AnnIndex:
+    def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
         """Open a saved index memory-mapped. The caller has verified its size and CRC."""
         return cls(spec, faiss.read_index(str(path), _LOAD_FLAGS if _MMAP else 0))
 
@@ -157,3 +162,6 @@ class AnnIndex:
             return None
         assert allowed.dtype == np.uint8 and allowed.flags.c_contiguous and allowed.size * 8 >= self.ntotal
         return faiss.IDSelectorBitmap(self.ntotal, faiss.swig_ptr(allowed))
+
+
+FAISS: IndexKind = FaissIndex  # what index/base.py's registry names

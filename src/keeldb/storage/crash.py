@@ -27,18 +27,18 @@ CRASH_POINTS: dict[str, str] = {
     "flush.after_rotate": "the growing segment is frozen and new writes go to the next log",
     "flush.after_segment_write": "segment files written, not yet fsynced",
     "flush.after_segment_fsync": "segment files durable, the manifest does not name them yet",
-    # manifest commit (storage/manifest.py)
+    # manifest commit (storage/manifest.py, through engine/versions.py's log_and_apply)
     "manifest.before_rename": "the new manifest is fsynced under its temporary name",
     "manifest.after_rename": "the new manifest is in place; the directory is not yet fsynced",
-    # compaction (engine/collection.py)
+    # compaction (engine/compaction.py)
     "compaction.after_write": "the merged segment is written and fsynced, no manifest names it",
     "compaction.after_commit": "the manifest swapped inputs for output; memory not yet swapped",
-    # index build (engine/collection.py)
+    # index build (engine/index_builder.py)
     "index.after_write": "a segment's index file is written and fsynced, no manifest names it",
     "index.after_commit": "the manifest names the index; the segment in memory does not use it yet",
     # garbage collection (storage/gc.py)
     "gc.during": "garbage collection has deleted some, not all, obsolete files",
-    # recovery (engine/collection.py)
+    # recovery (engine/recovery.py)
     "recovery.during_replay": "recovery has replayed part of the log tail",
     # catalog (storage/catalog.py)
     "catalog.before_rename": "a catalog change is fsynced under its temporary name",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from keeldb.errors import DatabaseLocked, StorageError
 from keeldb.storage.crash import before_fsync
+from keeldb.storage.filenames import tmp_name
 
 
 def fsync_dir(path: Path) -> None:
@@ -84,7 +85,7 @@ def atomic_replace(
     ``.tmp`` (ignored and removed by the next open); after it, the new content.
     The hooks exist for crash points.
     """
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(tmp_name(path.name))
     write_durable(tmp, data)
     if before_rename:
         before_rename()

@@ -15,11 +15,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from keeldb.storage.crash import crash_point
+from keeldb.storage.filenames import is_data_file, is_tmp, parse_log_name
 from keeldb.storage.fs import fsync_dir
 from keeldb.storage.manifest import Manifest, list_versions, manifest_path
+
+
+@dataclass(frozen=True)
+class KeepSet:
+    """What the retained manifest versions need: their files, and every log from the oldest
+    checkpoint among them on. One definition for the local GC and the object-store GC
+    (``cluster/store.py``), so the two can never disagree on what is garbage."""
+
+    files: frozenset[str]
+    logs_from: int
+    versions: frozenset[int]
+
+    @classmethod
+    def of(cls, retained: Iterable[Manifest]) -> KeepSet:
+        retained = list(retained)
+        return cls(
+            files=frozenset().union(*(m.files() for m in retained)),
+            logs_from=min((m.log_checkpoint for m in retained), default=0),
+            versions=frozenset(m.version for m in retained),
+        )
+
+    def keeps_log(self, number: int, active_log: int) -> bool:
+        """The current log and anything newer hold writes in flight; older ones are kept
+        while a retained version's replay starts at or before them."""
+        return number >= self.logs_from or number >= active_log
 
 
 def collect_garbage(
@@ -38,29 +65,22 @@ def collect_garbage(
     manifest commit in flight on another thread (GC runs outside the lock that serialises
     commits), and unlinking it between its fsync and its rename failed that commit. Only a
     crash leaves a ``.tmp`` behind, and a crash is always followed by an open."""
-    retained = list(retained)
-    keep_files = set().union(*(m.files() for m in retained)) if retained else set()
-    keep_logs_from = min((m.log_checkpoint for m in retained), default=0)
-    keep_versions = {m.version for m in retained}
+    keep = KeepSet.of(retained)
     doomed: list[Path] = []
     for name in os.listdir(directory):
         p = directory / name
-        if name.endswith(".tmp"):
+        if is_tmp(name):
             if at_open:
                 doomed.append(p)
-        elif name.startswith(("seg-", "del-", "idx-")) and name not in keep_files and name not in in_progress:
+        elif is_data_file(name) and name not in keep.files and name not in in_progress:
             doomed.append(p)
     for v in list_versions(directory):
-        if v not in keep_versions and retained and v < max(keep_versions):
+        if keep.versions and v not in keep.versions and v < max(keep.versions):
             doomed.append(manifest_path(directory, v))
     for name in os.listdir(wal_dir):
-        if name.endswith(".log"):
-            try:
-                n = int(name[:-4])
-            except ValueError:
-                continue
-            if n < keep_logs_from and n < active_log:
-                doomed.append(wal_dir / name)
+        n = parse_log_name(name)
+        if n is not None and not keep.keeps_log(n, active_log):
+            doomed.append(wal_dir / name)
     removed = []
     for i, p in enumerate(sorted(doomed)):
         try:

@@ -34,10 +34,6 @@ class GroupCommit:
         self._error: StorageError | None = None
 
     @property
-    def written(self) -> int:
-        return self._written
-
-    @property
     def synced(self) -> int:
         return self._synced
 

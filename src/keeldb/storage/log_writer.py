@@ -16,12 +16,13 @@ from pathlib import Path
 
 from keeldb.errors import StorageError
 from keeldb.storage.crash import before_fsync, crash_point
+from keeldb.storage.filenames import log_name
 from keeldb.storage.group_commit import GroupCommit
 from keeldb.storage.log_format import encode_record
 
 
 def log_path(directory: Path, number: int) -> Path:
-    return directory / f"{number:012d}.log"
+    return directory / log_name(number)
 
 
 class LogWriter(GroupCommit):

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from keeldb.errors import CorruptionError
 from keeldb.storage.crash import crash_point
+from keeldb.storage.filenames import manifest_name, parse_manifest_name
 from keeldb.storage.framed import encode_framed, read_framed
 from keeldb.storage.fs import atomic_replace
 
 MAGIC = b"KEELMAN1"
-PREFIX = "MANIFEST-"
 RETAINED = 2
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,21 @@ class IndexEntry:
 
 
 @dataclass(frozen=True)
+class ManifestEdit:
+    """What one commit changes (LevelDB's ``VersionEdit``): files added and dropped, and
+    the new log checkpoint if it moves. A flush adds a segment and a delete file and moves
+    the checkpoint; a compaction drops its inputs and adds its outputs; an index build adds
+    one index entry. ``Manifest.apply`` turns an edit into the next version."""
+
+    add_segments: tuple[FileEntry, ...] = ()
+    drop_segments: frozenset[int] = frozenset()
+    add_deletes: tuple[FileEntry, ...] = ()
+    drop_deletes: frozenset[int] = frozenset()
+    add_indexes: tuple[IndexEntry, ...] = ()
+    log_checkpoint: int | None = None  # None: unchanged
+
+
+@dataclass(frozen=True)
 class Manifest:
     version: int = 0
     log_checkpoint: int = 0  # first log number whose records are not in any segment
@@ -74,6 +89,31 @@ class Manifest:
 
     def files(self) -> set[str]:
         return {e.file for e in self.segments} | {e.file for e in self.deletes} | {e.file for e in self.indexes}
+
+    def apply(self, edit: ManifestEdit, *, version: int, next_id: int) -> Manifest:
+        """The version after ``edit`` (LevelDB's ``VersionSet::Builder``): a pure function,
+        so what a commit writes can be checked without files or threads.
+
+        Dropped entries go first, added ones are appended (the order a listing shows). An
+        index entry lives only as long as its segment: entries for segments the new
+        version no longer names are dropped with them (a compaction's inputs), and an added
+        entry replaces the one for the same (segment, field) (a rebuilt index)."""
+        segments = tuple(e for e in self.segments if e.id not in edit.drop_segments) + edit.add_segments
+        deletes = tuple(e for e in self.deletes if e.id not in edit.drop_deletes) + edit.add_deletes
+        live = {e.id for e in segments}
+        replaced = {(e.segment, e.field) for e in edit.add_indexes}
+        indexes = tuple(
+            e for e in self.indexes if e.segment in live and (e.segment, e.field) not in replaced
+        ) + edit.add_indexes
+        return replace(
+            self,
+            version=version,
+            log_checkpoint=self.log_checkpoint if edit.log_checkpoint is None else edit.log_checkpoint,
+            next_id=next_id,
+            segments=segments,
+            deletes=deletes,
+            indexes=indexes,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,18 +140,11 @@ class Manifest:
 
 
 def manifest_path(directory: Path, version: int) -> Path:
-    return directory / f"{PREFIX}{version:012d}"
+    return directory / manifest_name(version)
 
 
 def list_versions(directory: Path) -> list[int]:
-    out = []
-    for name in os.listdir(directory):
-        if name.startswith(PREFIX) and not name.endswith(".tmp"):
-            try:
-                out.append(int(name[len(PREFIX) :]))
-            except ValueError:
-                continue
-    return sorted(out)
+    return sorted(v for v in map(parse_manifest_name, os.listdir(directory)) if v is not None)
 
 
 class ManifestStore:

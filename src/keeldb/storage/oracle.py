@@ -73,7 +73,6 @@ class FileReservation:
 class TimestampOracle:
     def __init__(self, store: Path | ReservationStore) -> None:
         self.store: ReservationStore = FileReservation(store) if isinstance(store, Path) else store
-        self.path = store if isinstance(store, Path) else None
         reserved = self.store.load()
         self._lock = threading.Lock()
         self._physical = max(reserved, self._now())
@@ -84,7 +83,6 @@ class TimestampOracle:
     @staticmethod
     def _now() -> int:
         return time.time_ns() // 1_000_000
-
 
     def next(self) -> int:
         """A timestamp greater than every one handed out before, in this life or an earlier."""

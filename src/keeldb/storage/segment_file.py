@@ -39,6 +39,12 @@ def write_table(path: Path, table: pa.Table) -> tuple[int, int]:
 def read_table(path: Path, size: int, crc32: int) -> pa.Table:
     """Memory-map ``path``, verify it against the manifest's record, return its table."""
     verify_file(path, size, crc32)
+    return map_table(path)
+
+
+def map_table(path: Path) -> pa.Table:
+    """Memory-map a file this process has just written (and so need not verify): columns
+    are served from the page cache, not the heap."""
     return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from keeldb.errors import CorruptionError
+from keeldb.storage.filenames import data_file_name, log_name, parse_log_name
 from keeldb.storage.fs import fsync_dir, makedirs_durable
 from keeldb.storage.gc import collect_garbage
 from keeldb.storage.log_reader import Record, read_log, truncate_log
@@ -112,10 +113,10 @@ class LocalStore:
         return max([current.version, *list_versions(self.dir)]) + 1
 
     def file_name(self, kind: str, fid: int, ext: str) -> str:
-        return f"{kind}-{fid:012d}.{ext}"
+        return data_file_name(kind, fid, ext)
 
     def publish(self, names: Iterable[str]) -> None:
-        # write_table / AnnIndex.save fsynced each file; its directory entry needs one too.
+        # write_table / VectorIndex.save fsynced each file; its directory entry needs one too.
         fsync_dir(self.dir)
 
     def local(self, name: str) -> Path:
@@ -131,16 +132,14 @@ class LocalStore:
         off only from the last log that holds records: damage followed by later records is
         not a crash's torn write but corruption, and skipping it would lose acknowledged
         writes."""
-        numbers = sorted(
-            int(n[:-4]) for n in os.listdir(self.wal_dir) if n.endswith(".log") and n[:-4].isdigit()
-        )
+        numbers = sorted(n for n in map(parse_log_name, os.listdir(self.wal_dir)) if n is not None)
         tail = [n for n in numbers if n >= checkpoint]
         for i, number in enumerate(tail):
-            path = self.wal_dir / f"{number:012d}.log"
+            path = self.wal_dir / log_name(number)
             result = read_log(path)
             if result.reason:
                 if i != len(tail) - 1 and any(
-                    (self.wal_dir / f"{m:012d}.log").stat().st_size for m in tail[i + 1 :]
+                    (self.wal_dir / log_name(m)).stat().st_size for m in tail[i + 1 :]
                 ):
                     raise CorruptionError(
                         f"{path}: {result.reason}, and later logs hold records: refusing to "

@@ -1,0 +1,103 @@
+"""What the engine needs from a per-segment index, and which implementation serves a type.
+
+The engine (the collection, the index builder, search) imports this module and nothing
+below it: it builds, saves, loads and searches indexes through ``VectorIndex`` and the
+registry, and never names FAISS. A new index kind — a sparse inverted index, a scalar
+index — is then a new module implementing ``IndexKind`` plus one line in ``_KINDS``, not new
+branches in the collection or in search.
+
+The contract every kind keeps (docs/crash-safety.md, "An index build"):
+
+- labels are the segment's row numbers, and the index covers *every* row of its segment,
+  live or not: visibility and filters are the engine's business, passed to ``search`` as a
+  bitmap of the rows that may be returned;
+- an index is derived data: ``save`` writes and fsyncs one file and returns its (size,
+  CRC-32); ``load`` opens a file whose size and CRC the caller has verified; a file that
+  does not load raises (the engine then searches the segment exactly);
+- a search never returns a row outside the bitmap, and returns -1 labels where it found
+  fewer than k; the engine then answers that query exactly, so a short index answer costs
+  speed, never hits.
+
+Implementations are imported on first use: FAISS takes a good part of a second to import,
+and a process that never builds or loads an index (a client of ``keeldb chaos``, a
+collection without ANN indexes) should not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from keeldb.index.params import ANN_TYPES, IndexSpec, SearchKnobs
+
+
+class VectorIndex(Protocol):
+    """One segment's index over one vector field. Immutable once built or loaded: a search
+    holds whichever index object it picked up, and a rebuild replaces the object."""
+
+    spec: IndexSpec
+    ntotal: int  # rows covered: equal to the segment's rows, or the index is not used
+
+    def save(self, path: Path) -> tuple[int, int]:
+        """Write and fsync the index file; return (size, crc32). The caller fsyncs the dir."""
+        ...
+
+    def search(
+        self, q: np.ndarray, k: int, knobs: SearchKnobs, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (distances, rows) per query, shape (nq, k); rows are -1 where fewer than k
+        allowed rows were found. ``allowed``: the rows that may be returned as a
+        little-endian packed bitmap (``np.packbits(mask, bitorder="little")``), or None
+        for every row."""
+        ...
+
+    def range_search(
+        self, q: np.ndarray, radius: float, knobs: SearchKnobs, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every allowed row within ``radius`` (L2: distance < radius; IP/COSINE:
+        similarity > radius), as (lims, distances, rows): query i's hits are
+        ``[lims[i], lims[i + 1])``."""
+        ...
+
+
+class IndexKind(Protocol):
+    """An implementation: how to build an index over a segment's vectors and open a saved
+    one. ``file_ext`` names its files (``idx-<id>.<file_ext>``)."""
+
+    file_ext: str
+
+    def build(self, spec: IndexSpec, vectors: np.ndarray) -> VectorIndex: ...
+
+    def load(self, spec: IndexSpec, path: Path) -> VectorIndex: ...
+
+
+# index type -> "module:attribute" of its IndexKind. Every type Milvus names that keeldb
+# builds is a FAISS index today (FLAT too, though it needs no file: IndexSpec.needs_file).
+_FAISS = "keeldb.index.faiss_index:FAISS"
+_KINDS: dict[str, str] = {t: _FAISS for t in ("FLAT", *ANN_TYPES, "AUTOINDEX")}
+_loaded: dict[str, IndexKind] = {}
+
+
+def index_kind(spec: IndexSpec) -> IndexKind:
+    """The implementation that builds and loads indexes of ``spec``'s type."""
+    where = _KINDS.get(spec.index_type)
+    if where is None:
+        raise KeyError(f"no index implementation for type {spec.index_type!r}")
+    kind = _loaded.get(where)
+    if kind is None:
+        module, _, attr = where.partition(":")
+        kind = _loaded[where] = getattr(importlib.import_module(module), attr)
+    return kind
+
+
+def build_index(spec: IndexSpec, vectors: np.ndarray) -> VectorIndex:
+    """Build an index over ``vectors`` (row i gets label i)."""
+    return index_kind(spec).build(spec, vectors)
+
+
+def load_index(spec: IndexSpec, path: Path) -> VectorIndex:
+    """Open a saved index whose size and CRC the caller has verified."""
+    return index_kind(spec).load(spec, path)
