@@ -64,11 +64,11 @@ class Fault:
     kind: str  # sigkill | sigstop | crash-point | disk-full | slow-fsync
     start: float
     recovered: float | None = None  # when the restarted server first answered
-    restarted: float | None = None  # crash-point: when the last, plain restart began
     detail: str = ""  # crash-point: "name:n", plus "(not reached in 30s; killed)" if it was not
     # crash-point: every point armed in turn during this fault, each "name:n" plus what
     # happened if the server did not die there (a fault arms a round of points)
     points: list[str] = field(default_factory=list)
+    restarted: float | None = None  # crash-point: when the last, plain restart began
 
 
 @dataclass
