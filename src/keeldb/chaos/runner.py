@@ -340,11 +340,14 @@ class Run:
         turn (a graceful stop first, so the only crashes are armed ones) and let the
         workload drive it there: the writers reach wal.*, the flusher flush.*, manifest.*,
         gc.* and index.* (built after flushes), the compactor compaction.*, the restart
-        after a crash recovery.*. A point not reached within ``crash_wait`` is noted and the
-        server SIGKILLed; then the next point is armed. Last, a plain restart."""
+        after a crash recovery.* (a round that starts with it starts with a SIGKILL instead
+        of the graceful stop, so there is a log tail to replay). A point not reached within
+        ``crash_wait`` is noted and the server SIGKILLed; then the next point is armed.
+        Last, a plain restart."""
         assert self.cycle is not None
-        target.stop()
-        for spec in self.cycle.next_round():
+        specs = self.cycle.next_round()
+        target.kill() if specs[0].startswith("recovery.") else target.stop()
+        for spec in specs:
             fault.points.append(spec + self._arm(target, spec))
         fault.detail = "; ".join(fault.points)
         fault.restarted = self.history.now()
