@@ -533,14 +533,17 @@ def test_fault_schedule_has_every_kind_and_crash_points_cycle() -> None:
 
     kinds = schedule(["sigkill", "crash-point"], 5, random.Random(1))
     assert len(kinds) == 5 and kinds.count("sigkill") in (2, 3) and kinds.count("crash-point") in (2, 3)
-    points = [f"p{i}" for i in range(15)] + ["wal.after_append"]
+    points = [f"p{i}" for i in range(14)] + ["wal.after_append", "manifest.after_rename"]
     cycle = CrashCycle(points, 3, random.Random(2))
     dealt = [spec for _ in range(3) for spec in cycle.next_round()]
     assert cycle.per_fault == 6 and len(dealt) == 18
-    # Every point within the first len(points) dealt: a cycle, not a draw with repeats.
-    assert {s.split(":")[0] for s in dealt[:16]} == set(points)
+    # Every point within the first cycle (17: wal.after_append is armed for an odd and an
+    # even hit): a cycle, not a draw with repeats.
+    first = dealt[:17]
+    assert {s.split(":")[0] for s in first} == set(points) and len(set(first)) == 17
+    assert {"wal.after_append:1", "wal.after_append:2"} <= set(first)
     assert all(s.endswith(":1") for s in dealt if s.startswith("p"))
-    assert all(s.split(":")[1] in "123" for s in dealt if s.startswith("wal."))
+    assert all(s.split(":")[1] in "123" for s in dealt if s.startswith("manifest."))
     one = CrashCycle(["compaction.after_commit"], 2, random.Random(3))
     assert one.next_round() == ["compaction.after_commit:1"] == one.next_round()
 
@@ -552,6 +555,9 @@ def test_log_tail(tmp_path: Any) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)) + "RuntimeError: duplicate key 0\n")
     tail = log_tail(log, 3)
     assert tail == "line 98 | line 99 | RuntimeError: duplicate key 0"
+    with log.open("a") as f:
+        f.write("listening\n" + "RuntimeError: duplicate key 0\n" * 4)
+    assert log_tail(log, 2) == "listening | RuntimeError: duplicate key 0 (x4)"
     assert "no log" in log_tail(tmp_path / "missing.log")
 
 

@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
 DEFAULT_FAULTS = ("sigkill", "crash-point")  # a server without crash points: sigkill only
@@ -46,9 +47,14 @@ LIVE_CRASH_POINTS = (
     "recovery.during_replay",
 )
 # Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
-# lands after a varying number of writes or commits (an upsert logged as two records dies
-# between them only on some hits).
+# lands after a varying number of writes or commits.
 REPEATED = ("wal.", "manifest.")
+# Points between two records of one write, if a write is ever logged as several (Milvus
+# logs an upsert as a delete and an insert): each is armed twice per cycle, for an odd
+# and for an even hit, so whichever record comes first after the restart, one of the two
+# crashes lands between the records. (Before the 1st append nothing of a write is logged
+# yet, so wal.before_append is armed for its 2nd and 3rd.)
+BETWEEN_RECORDS = {"wal.after_append": (1, 2), "wal.before_append": (2, 3)}
 CRASH_WAIT = 30.0  # seconds an armed point has to be reached before the runner gives up
 NOT_REACHED = "(not reached in {:g}s; killed)"
 LOG_LINES = 15  # lines of a server's log a "did not recover" finding quotes
@@ -95,21 +101,27 @@ class CrashCycle:
 
     def __init__(self, points: Sequence[str], faults: int, rng: random.Random) -> None:
         self.points = list(points)
-        self.per_fault = max(1, math.ceil(len(self.points) / max(1, faults)))
         self.rng = rng
+        self.per_fault = max(1, math.ceil(len(self._cycle()) / max(1, faults)))
         self._left: list[str] = []
 
-    def _armed(self, point: str) -> str:
-        nth = self.rng.randint(1, 3) if point.startswith(REPEATED) else 1
-        return f"{point}:{nth}"
+    def _cycle(self) -> list[str]:
+        """One cycle: every point as ``name:n`` (points between records twice)."""
+        out = []
+        for p in self.points:
+            if p in BETWEEN_RECORDS:
+                out.extend(f"{p}:{n}" for n in BETWEEN_RECORDS[p])
+            else:
+                out.append(f"{p}:{self.rng.randint(1, 3) if p.startswith(REPEATED) else 1}")
+        return out
 
     def next_round(self) -> list[str]:
         out: list[str] = []
         while len(out) < self.per_fault:
             if not self._left:
-                self._left = list(self.points)
+                self._left = self._cycle()
                 self.rng.shuffle(self._left)
-            out.append(self._armed(self._left.pop(0)))
+            out.append(self._left.pop(0))
         return out
 
 
@@ -121,4 +133,13 @@ def log_tail(path: Path | None, lines: int = LOG_LINES) -> str:
         f.seek(0, 2)
         f.seek(max(0, f.tell() - 16384))
         text = f.read().decode(errors="replace")
-    return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+    # A server that fails the same way at every start logs the same line each time: once.
+    out: list[list[Any]] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if out and out[-1][0] == line:
+            out[-1][1] += 1
+        else:
+            out.append([line, 1])
+    return " | ".join(line if n == 1 else f"{line} (x{n})" for line, n in out[-lines:])
