@@ -543,7 +543,7 @@ def test_fault_schedule_has_every_kind_and_crash_points_cycle() -> None:
     assert {s.split(":")[0] for s in first} == set(points) and len(set(first)) == 17
     assert {"wal.after_append:1", "wal.after_append:2"} <= set(first)
     assert all(s.endswith(":1") for s in dealt if s.startswith("p"))
-    assert all(s.split(":")[1] in "123" for s in dealt if s.startswith("manifest."))
+    assert all(s.endswith(":1") for s in dealt if s.startswith("manifest."))
     one = CrashCycle(["compaction.after_commit"], 2, random.Random(3))
     assert one.next_round() == ["compaction.after_commit:1"] == one.next_round()
 

@@ -47,8 +47,13 @@ LIVE_CRASH_POINTS = (
     "recovery.during_replay",
 )
 # Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
-# lands after a varying number of writes or commits.
-REPEATED = ("wal.", "manifest.")
+# lands after a varying number of writes.
+REPEATED = ("wal.",)
+# Points armed with a worker held, so that the commits of more than one step drive them:
+# with the flusher held, the next manifest commit is a compaction's or an index build's (a
+# flush's commit is one step, and flush.* covers it), and a compaction that commits in two
+# steps dies between them.
+HOLD = {"manifest.": "flush"}
 # Points between two records of one write, if a write is ever logged as several (Milvus
 # logs an upsert as a delete and an insert): each is armed twice per cycle, for an odd
 # and for an even hit, so whichever record comes first after the restart, one of the two
@@ -123,6 +128,11 @@ class CrashCycle:
                 self.rng.shuffle(self._left)
             out.append(self._left.pop(0))
         return out
+
+
+def held_worker(spec: str) -> str | None:
+    """The worker to hold while ``spec`` is armed (HOLD), if any."""
+    return next((w for prefix, w in HOLD.items() if spec.startswith(prefix)), None)
 
 
 def log_tail(path: Path | None, lines: int = LOG_LINES) -> str:

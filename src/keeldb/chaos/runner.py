@@ -33,6 +33,7 @@ from keeldb.chaos.faults import (
     NOT_REACHED,
     CrashCycle,
     NotRecovered,
+    held_worker,
     live_crash_points,
     log_tail,
     schedule,
@@ -359,7 +360,17 @@ class Run:
 
     def _arm(self, target: Target, spec: str) -> str:
         """Start with ``spec`` armed until the server dies there: "" if it did, else what
-        happened instead."""
+        happened instead. Some points are armed with a worker held (faults.HOLD)."""
+        held = [w for w in self.workers if w.name == held_worker(spec)]
+        for w in held:
+            w.paused.set()
+        try:
+            return self._armed_run(target, spec)
+        finally:
+            for w in held:
+                w.paused.clear()
+
+    def _armed_run(self, target: Target, spec: str) -> str:
         cfg = self.cfg
         try:
             target.start(env={"KEELDB_CRASH_AT": spec}, timeout=cfg.recover_timeout)
