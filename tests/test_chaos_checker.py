@@ -536,14 +536,14 @@ def test_fault_schedule_has_every_kind_and_crash_points_cycle() -> None:
     points = [f"p{i}" for i in range(14)] + ["wal.after_append", "manifest.after_rename"]
     cycle = CrashCycle(points, 3, random.Random(2))
     dealt = [spec for _ in range(3) for spec in cycle.next_round()]
-    assert cycle.per_fault == 6 and len(dealt) == 18
-    # Every point within the first cycle (17: wal.after_append is armed for an odd and an
-    # even hit): a cycle, not a draw with repeats.
-    first = dealt[:17]
-    assert {s.split(":")[0] for s in first} == set(points) and len(set(first)) == 17
+    assert cycle.per_fault == 7 and len(dealt) == 21
+    # Every point within the first cycle (19: wal.after_append is armed for an odd and an
+    # even hit, manifest points for hits 1 to 3): a cycle, not a draw with repeats.
+    first = dealt[:19]
+    assert {s.split(":")[0] for s in first} == set(points) and len(set(first)) == 19
     assert {"wal.after_append:1", "wal.after_append:2"} <= set(first)
+    assert {f"manifest.after_rename:{n}" for n in (1, 2, 3)} <= set(first)
     assert all(s.endswith(":1") for s in dealt if s.startswith("p"))
-    assert all(s.endswith(":1") for s in dealt if s.startswith("manifest."))
     one = CrashCycle(["compaction.after_commit"], 2, random.Random(3))
     assert one.next_round() == ["compaction.after_commit:1"] == one.next_round()
 

@@ -49,11 +49,12 @@ LIVE_CRASH_POINTS = (
 # Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
 # lands after a varying number of writes.
 REPEATED = ("wal.",)
-# Points armed with a worker held, so that the commits of more than one step drive them:
-# with the flusher held, the next manifest commit is a compaction's or an index build's (a
-# flush's commit is one step, and flush.* covers it), and a compaction that commits in two
-# steps dies between them.
-HOLD = {"manifest.": "flush"}
+# Points armed with a worker hurried (calling every workload.HURRY_SECONDS, not its interval),
+# so that commits of more than one step reach them often: with the compactor hurried, most
+# manifest commits are a compaction's, and a compaction that commits in two steps dies
+# between them on some hits (hence several hits per cycle: MANIFEST_HITS).
+HURRY = {"manifest.": "compact"}
+MANIFEST_HITS = (1, 2, 3)
 # Points between two records of one write, if a write is ever logged as several (Milvus
 # logs an upsert as a delete and an insert): each is armed twice per cycle, for an odd
 # and for an even hit, so whichever record comes first after the restart, one of the two
@@ -116,6 +117,8 @@ class CrashCycle:
         for p in self.points:
             if p in BETWEEN_RECORDS:
                 out.extend(f"{p}:{n}" for n in BETWEEN_RECORDS[p])
+            elif p.startswith("manifest."):
+                out.extend(f"{p}:{n}" for n in MANIFEST_HITS)
             else:
                 out.append(f"{p}:{self.rng.randint(1, 3) if p.startswith(REPEATED) else 1}")
         return out
@@ -130,9 +133,9 @@ class CrashCycle:
         return out
 
 
-def held_worker(spec: str) -> str | None:
-    """The worker to hold while ``spec`` is armed (HOLD), if any."""
-    return next((w for prefix, w in HOLD.items() if spec.startswith(prefix)), None)
+def hurried_worker(spec: str) -> str | None:
+    """The worker to hurry while ``spec`` is armed (HURRY), if any."""
+    return next((w for prefix, w in HURRY.items() if spec.startswith(prefix)), None)
 
 
 def log_tail(path: Path | None, lines: int = LOG_LINES) -> str:

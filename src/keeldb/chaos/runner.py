@@ -33,7 +33,7 @@ from keeldb.chaos.faults import (
     NOT_REACHED,
     CrashCycle,
     NotRecovered,
-    held_worker,
+    hurried_worker,
     live_crash_points,
     log_tail,
     schedule,
@@ -360,15 +360,15 @@ class Run:
 
     def _arm(self, target: Target, spec: str) -> str:
         """Start with ``spec`` armed until the server dies there: "" if it did, else what
-        happened instead. Some points are armed with a worker held (faults.HOLD)."""
-        held = [w for w in self.workers if w.name == held_worker(spec)]
-        for w in held:
-            w.paused.set()
+        happened instead. Some points are armed with a worker hurried (faults.HURRY)."""
+        hurried = [w for w in self.workers if w.name == hurried_worker(spec)]
+        for w in hurried:
+            w.hurry.set()
         try:
             return self._armed_run(target, spec)
         finally:
-            for w in held:
-                w.paused.clear()
+            for w in hurried:
+                w.hurry.clear()
 
     def _armed_run(self, target: Target, spec: str) -> str:
         cfg = self.cfg

@@ -40,6 +40,7 @@ __all__ = ["CALL_TIMEOUT", "COLLECTION", "Gate", "Worker"]
 BATCH = DEFAULT_BATCH
 METRIC = "L2"
 READ_KINDS = ("count", "query", "get", "page", "iterate", "search")  # what the reader cycles through
+HURRY_SECONDS = 0.2  # a hurried periodic worker's interval (chaos/faults.py: HURRY)
 
 # Build and search parameters per index type. An ANN search may miss rows (the checker only
 # demands that every hit be a live version, never that a result be complete).
@@ -131,6 +132,7 @@ class Worker(threading.Thread):
         self.client: Any = None
         self.paused = threading.Event()  # set by the runner to hold the worker between calls
         self.idle = threading.Event()  # set by the worker while it holds
+        self.hurry = threading.Event()  # set by the runner: a periodic worker calls more often
 
     def connect(self) -> Any:
         import pymilvus
@@ -447,7 +449,7 @@ def compactor(interval: float) -> Callable[[Worker], None]:
     nothing for it; it counts in availability."""
 
     def step(w: Worker) -> None:
-        if not w.sleep(interval):
+        if not w.sleep(min(interval, HURRY_SECONDS) if w.hurry.is_set() else interval):
             return
         op = w.history.invoke("compact")
         w.call(op, lambda c: c.compact(COLLECTION, timeout=60), lambda job: int(job) if job is not None else None)
