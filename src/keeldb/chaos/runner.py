@@ -347,13 +347,15 @@ class Run:
         Last, a plain restart."""
         assert self.cycle is not None
         specs = self.cycle.next_round()
-        target.kill() if specs[0].startswith("recovery.") else target.stop()
+        if specs[0].startswith("recovery."):
+            target.kill()
+        else:
+            target.stop()
         for spec in specs:
             note = self._arm(target, spec)
             fault.points.append(spec + note)
             if "while starting" in note:
                 break  # it does not start at all: the plain restart below says why
-
         fault.detail = "; ".join(fault.points)
         fault.restarted = self.history.now()
         self.restart(target)
