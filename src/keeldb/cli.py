@@ -149,7 +149,7 @@ def _chaos(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.text import Text
 
-    from keeldb.chaos.runner import Config, Run
+    from keeldb.chaos.runner import Config, Run, plan
 
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")] + ["pymilvus"]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -159,10 +159,12 @@ def _chaos(args: argparse.Namespace) -> int:
         interval = (float(lo), float(hi or lo))
     except ValueError:
         raise ValueError(f"--interval must be MIN-MAX seconds, not {args.interval!r}") from None
-    faults = tuple(x.strip() for x in args.faults.split(",") if x.strip())
-    unknown = [f for f in faults if f not in FAULT_KINDS_HELP]
-    if unknown or not faults:
-        raise ValueError(f"--faults: unknown fault kinds {unknown}; choose from {', '.join(FAULT_KINDS_HELP)}")
+    faults = None
+    if args.faults is not None:
+        faults = tuple(x.strip() for x in args.faults.split(",") if x.strip())
+        unknown = [f for f in faults if f not in FAULT_KINDS_HELP]
+        if unknown or not faults:
+            raise ValueError(f"--faults: unknown fault kinds {unknown}; choose from {', '.join(FAULT_KINDS_HELP)}")
     out = Path(args.out) if args.out else Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = Config(
         target=args.target,
@@ -174,6 +176,8 @@ def _chaos(args: argparse.Namespace) -> int:
         pause=args.pause,
         crash_points=tuple(x.strip() for x in args.crash_points.split(",") if x.strip()),
         crash_wait=args.crash_wait,
+        recover_timeout=args.recover_timeout,
+        workload="all" if args.long else args.workload,
         churn=not args.no_churn,
         flush_interval=args.flush_interval,
         compact_interval=args.compact_interval,
@@ -190,15 +194,33 @@ def _chaos(args: argparse.Namespace) -> int:
         victims=args.victims,
         lease_ttl=args.lease_ttl,
     )
-    status = {"line": "starting"}
-    run = Run(cfg, progress=lambda msg: status.update(line=msg))
+    runs = plan(cfg)
+    failed = 0
+    for run_cfg in runs:
+        if len(runs) > 1:
+            console.print(f"[bold]workload {run_cfg.workload}[/] -> {run_cfg.out}")
+        failed += _chaos_run(Run(run_cfg), Live, Text) != 0
+    if len(runs) > 1:
+        verdict = "[green]every workload passed[/]" if not failed else f"[red]{failed} of {len(runs)} workloads failed[/]"
+        console.print(verdict)
+    return 1 if failed else 0
 
-    def render() -> Text:
+
+def _chaos_run(run: Any, live_cls: Any, text_cls: Any) -> int:
+    """One run with live progress (a panel on a terminal, plain lines otherwise), then its
+    report."""
+    cfg = run.cfg
+    status = {"line": "starting"}
+    run.progress = lambda msg: status.update(line=msg)
+
+    def render() -> Any:
         h = run.history
         done = [o for o in h.ops if o.complete is not None]
         ok = sum(o.outcome == "ok" for o in done)
-        last_count = next((o.value for o in reversed(done) if o.kind == "count" and o.outcome == "ok"), None)
-        return Text(
+        last_count = next(
+            (o.value for o in reversed(done) if o.kind == "count" and o.outcome == "ok" and o.pred is None), None
+        )
+        return text_cls(
             f"{status['line']}\n"
             f"ops {len(done):,} (ok {ok:,}, not ok {len(done) - ok:,})  faults {len(h.faults)}/{cfg.count}  "
             f"last count(*) {last_count}  violations so far {len(run.violations)}"
@@ -213,7 +235,7 @@ def _chaos(args: argparse.Namespace) -> int:
         run.progress = plain
         result = run.execute()
         return _chaos_finish(result)
-    with Live(render(), console=console, refresh_per_second=4) as live:
+    with live_cls(render(), console=console, refresh_per_second=4) as live:
         import threading
 
         stop = threading.Event()
@@ -237,15 +259,15 @@ def _chaos_finish(result: Any) -> int:
     from keeldb.chaos.report import write_report
 
     hist, page = write_report(result.out, result.history, result.summary, result.violations)
-    t = Table(title=f"keeldb chaos against {result.summary['target']}")
+    t = Table(title=f"keeldb chaos against {result.summary['target']} ({result.summary['workload']})")
     t.add_column("metric")
     t.add_column("value")
-    for key in ("rows", "faults", "fault_kinds", "operations", "violations", "recovery_seconds_mean",
-                "recovery_seconds_max", "wall_seconds"):
+    for key in ("rows", "faults", "fault_kinds", "operations", "reads_ok", "pinned_reads_ok", "violations",
+                "recovery_seconds_mean", "recovery_seconds_max", "wall_seconds"):  # fmt: skip
         t.add_row(key, str(result.summary[key]))
     console.print(t)
     for v in result.violations[:30]:
-        console.print(f"[red]VIOLATION[/] {v}")
+        console.print(f"[red]VIOLATION[/] {v}", highlight=False)
     console.print(f"history: {hist}\nreport:  {page}")
     if result.kept:
         console.print(f"data:    {', '.join(str(p) for p in result.kept)} (--keep-data)")
@@ -287,7 +309,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=int, default=100_000,
                    help="base rows, keys 0..ROWS-1 (the Milvus incident used 10,000,000)")
     c.add_argument("--dim", type=int, default=32, help="vector dimension of the collection")
-    c.add_argument("--faults", default="sigkill", help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)}")
+    c.add_argument("--faults", default=None,
+                   help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)} (None: sigkill and "
+                        "crash-point, which cycles through every live crash point, against keeldb; sigkill "
+                        "against targets without crash points)")
+    c.add_argument("--workload", default="mixed",
+                   help="what the writers do: mixed (upserts of 200 and churn of extra keys), insert-only, "
+                        "delete-heavy, upsert-only, big-batches (batches of 5,000), a comma list of them "
+                        "applied left to right, or all (each variant in turn, a run each)")
+    c.add_argument("--long", action="store_true", help="run every workload variant in turn (--workload all)")
     c.add_argument("--count", type=int, default=5, help="number of faults to inject")
     c.add_argument("--interval", default="1-5", help="seconds of workload between faults, MIN-MAX")
     c.add_argument("--pause", type=float, default=8.0, help="SIGSTOP length in seconds")
@@ -295,13 +325,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma list of crash points to arm for the crash-point fault (empty: every live one)")
     c.add_argument("--crash-wait", type=float, default=30.0,
                    help="seconds an armed crash point has to be reached before the server is SIGKILLed instead")
+    c.add_argument("--recover-timeout", type=float, default=120.0,
+                   help="seconds a restarted server has to serve again before the run reports that it "
+                        "did not recover (and stops)")
     c.add_argument("--flush-interval", type=float, default=0.25, help="seconds between the flusher's flushes")
     c.add_argument("--compact-interval", type=float, default=1.0,
                    help="seconds between the compactor's compactions (0: no compactor)")
     c.add_argument("--index-type", default=None, choices=("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX"),
                    help="the collection's vector index (None: IVF_FLAT nlist=64 searched with nprobe=16; "
                         "AUTOINDEX against milvus-lite)")
-    c.add_argument("--no-churn", action="store_true", help="upserts only (no inserts/deletes of extra keys)")
+    c.add_argument("--no-churn", action="store_true",
+                   help="no inserts/deletes of extra keys (with the default workload: upserts only)")
     c.add_argument("--seed", type=int, default=0, help="seed of the fault schedule and the workload's choices")
     c.add_argument("--out", default=None,
                    help="directory for history.json, report.html and server logs (None: ./keeldb-chaos-<time>)")

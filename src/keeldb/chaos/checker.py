@@ -1,24 +1,23 @@
 """The checker: does what the database says agree with what it acknowledged?
 
 Milvus's own chaos checkers counted successful calls. This one compares data with a model
-built from the history (chaos/history.py):
+built from the history (chaos/model.py: every row names the write it came from; a key may
+hold its last acknowledged value or a later unknown one, never an older or a refused one):
 
-- every row carries the number of the batch that wrote it, so a key's value names the write
-  it came from;
-- a key's allowed values are those of its last acknowledged write, or of any later write
-  whose outcome is unknown (the connection died: it may have landed) — nothing older (a lost
-  acknowledged write), nothing refused (a write that failed, or that an earlier check already
-  found not applied, must never appear);
-- a batch is all or nothing: of the keys an unknown batch wrote (and nobody wrote after),
-  either all show it or none do;
-- ``count(*)`` must equal the number of distinct keys a full scan finds, a key must not appear
-  twice, and two counts with no write in between must agree;
-- during the run, every ``count(*)`` must lie between the keys that were surely live and the
-  keys that might have been live while it ran, and every search hit must be a version that
-  might have been live.
+- after each fault, with nothing writing: ``count(*)`` equals the distinct keys of a full
+  scan, no key twice, every key at an allowed value, every unknown batch all or nothing,
+  two counts with no write between agree — and every other way of reading the collection
+  agrees with that scan exactly (filtered counts, filtered queries, gets, pages, filtered
+  searches: chaos/judge.py), and reads pinned at the last writes' timestamps show them;
+- during the run, every read is judged against the model at its interval [invoke,
+  complete]: an unfiltered ``count(*)`` lies between the keys that were surely live and
+  those that might have been; filtered counts, rows, pages, iterators and search hits
+  likewise for the keys their filters select; a read pinned at a write's timestamp (or just
+  before it) sees exactly that write's keys after (or before) it.
 
-The model assumes writes to one key never overlap in time (the chaos workload guarantees it:
-each key belongs to one writer); the checker verifies that assumption rather than trusting it.
+Reads through every path matter because a server decides visibility in more than one
+place: an unfiltered count may come from a key index, a scan from a primary-key path, a
+filtered read from the rows' own timestamps — a bug in one is invisible to the others.
 """
 
 from __future__ import annotations
@@ -28,12 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
+from keeldb.chaos.judge import DuringTruth, ScanTruth, Truth, batches, judge, pinned_truth
+from keeldb.chaos.model import ABSENT, BASE, LiveIndex, Model
 
-BASE = -1  # the batch number of the rows inserted before the workload starts
-ABSENT = None  # the value of a key that is not live
+__all__ = ["ABSENT", "BASE", "Model", "Observed", "availability", "check_reads", "check_state"]
+MAX_READ_VIOLATIONS = 60  # per pass: enough to see the pattern, not a wall of text
 
 
 @dataclass
@@ -44,61 +43,9 @@ class Observed:
     duplicates: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     search_hits: list[tuple[int, int]] = field(default_factory=list)  # (key, batch) seen
-
-
-class Model:
-    """Per-key write sequences from a history, in invoke order."""
-
-    def __init__(self, history: History) -> None:
-        self.history = history
-        self.base_rows = history.base_rows
-        self.writes: dict[int, list[Op]] = defaultdict(list)
-        for op in history.ops:
-            if op.is_write:
-                for k in op.keys:
-                    self.writes[k].append(op)
-        # Keys that an insert or delete touches can be absent; the others are always live.
-        self.variable = {k for k, ops in self.writes.items() if any(o.kind != "upsert" for o in ops)}
-
-    @staticmethod
-    def value(op: Op) -> int | None:
-        return ABSENT if op.kind == "delete" else op.batch
-
-    def initial(self, key: int) -> int | None:
-        return BASE if 0 <= key < self.base_rows else ABSENT
-
-    def overlapping_writes(self) -> list[str]:
-        """The model orders a key's writes by invoke time; that is only sound if each began
-        after the previous one returned. Say so if the history breaks that."""
-        bad = []
-        for k, ops in self.writes.items():
-            for a, b in zip(ops, ops[1:], strict=False):
-                if a.complete is None or b.invoke < a.complete:
-                    bad.append(f"key {k}: writes #{a.id} and #{b.id} overlap in time; the model cannot order them")
-                    break
-            if len(bad) >= 5:
-                break
-        return bad
-
-    def allowed_now(self, key: int) -> tuple[set[int | None], Op | None]:
-        """Values a key may hold after everything in the history: the last acknowledged
-        write's, or a later unknown one's. Returns (allowed values, last acknowledged op)."""
-        ops = self.writes.get(key, [])
-        last = max((i for i, o in enumerate(ops) if o.outcome == OK), default=-1)
-        allowed = {self.value(ops[last]) if last >= 0 else self.initial(key)}
-        allowed |= {self.value(o) for o in ops[last + 1 :] if o.outcome == UNKNOWN}
-        return allowed, ops[last] if last >= 0 else None
-
-    def allowed_during(self, key: int, start: float, end: float) -> set[int | None]:
-        """Values a key may have held at some moment of a read running over [start, end]."""
-        ops = self.writes.get(key, [])
-        done = [i for i, o in enumerate(ops) if o.outcome == OK and o.complete is not None and o.complete < start]
-        last = done[-1] if done else -1
-        allowed = {self.value(ops[last]) if last >= 0 else self.initial(key)}
-        for o in ops[last + 1 :]:
-            if o.invoke < end and o.outcome != FAILED:
-                allowed.add(self.value(o))
-        return allowed
+    # Every other read of the pass (filtered counts, queries, gets, pages, filtered
+    # searches, reads pinned at the last writes' timestamps), judged against the scan.
+    reads: list[Op] = field(default_factory=list)
 
 
 def _describe(op: Op | None) -> str:
@@ -121,7 +68,7 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
             diff = c - n_scan
             out.append(
                 f"count(*) returned {c} but a full scan finds {n_scan} distinct keys "
-                f"(off by {diff:+d}{_batches(diff)})"
+                f"(off by {diff:+d}{batches(diff, history.batch_size)})"
             )
         if i and c != observed.counts[i - 1]:
             out.append(f"count(*) is unstable with no writes in between: {observed.counts[i - 1]} then {c}")
@@ -154,7 +101,7 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
         if not candidates:
             continue
         mine = model.value(op)
-        before = {k: _value_before(model, k, op) for k in candidates}
+        before = {k: model.value_before(k, op) for k in candidates}
         decidable = [k for k in candidates if mine not in before[k]]
         if not decidable:
             continue
@@ -174,21 +121,22 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
         allowed, last = model.allowed_now(key)
         if batch not in allowed:
             out.append(f"search returned key {key} at batch {batch}, a version that is not live (live: {sorted(map(str, allowed))})")
+    return out + _judge_reads(history, model, observed.reads, ScanTruth(observed.values))
+
+
+def _judge_reads(history: History, model: Model, reads: Iterable[Op], truth: Truth | None = None) -> list[str]:
+    """Judge each read: a pinned one against the model at its write, any other against
+    ``truth`` (a pass's scan), or the model at its own interval when ``truth`` is None."""
+    out: list[str] = []
+    for read in reads:
+        if read.outcome != OK or read.complete is None or read.value is None:
+            continue
+        t = pinned_truth(model, read) or truth or DuringTruth(model, read.invoke, read.complete)
+        out.extend(judge(read, t, history.batch_size))
+        if len(out) > MAX_READ_VIOLATIONS:
+            out.append("... (more read violations cut)")
+            break
     return out
-
-
-def _value_before(model: Model, key: int, op: Op) -> set[int | None]:
-    ops = model.writes[key]
-    idx = ops.index(op)
-    prior = ops[:idx]
-    last = max((i for i, o in enumerate(prior) if o.outcome == OK), default=-1)
-    vals = {model.value(prior[last]) if last >= 0 else model.initial(key)}
-    vals |= {model.value(o) for o in prior[last + 1 :] if o.outcome == UNKNOWN}
-    return vals
-
-
-def _batches(diff: int) -> str:
-    return f", i.e. {abs(diff) // 200} batches of 200" if diff and diff % 200 == 0 else ""
 
 
 def _mismatch(model: Model, key: int, got: int | None, allowed: set[int | None], last: Op | None) -> str:
@@ -211,86 +159,35 @@ def _mismatch(model: Model, key: int, got: int | None, allowed: set[int | None],
     return f"key {key}: expected {expect} (last acknowledged: {_describe(last)}), saw {shown}{why}"
 
 
-class _LiveIndex:
-    """Answers "how many variable keys were surely / possibly live during [a, b]" without
-    visiting every key for every read: a key whose writes all ended before ``a`` is in its
-    final state, one whose first write began after ``b`` in its initial state, and both
-    groups are counted by binary search over sorted times; only keys with a write
-    overlapping the read (a handful) are judged one by one."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-        keys = sorted(model.variable)
-        self.keys = np.asarray(keys, dtype=np.int64)
-        first = np.asarray([model.writes[k][0].invoke for k in keys], dtype=np.float64)
-        last = np.asarray([max(o.end for o in model.writes[k]) for k in keys], dtype=np.float64)
-        final_lo, final_hi, init_live = [], [], []
-        for k in keys:
-            vals, _ = model.allowed_now(k)
-            live = [v is not ABSENT for v in vals]
-            final_lo.append(all(live))
-            final_hi.append(any(live))
-            init_live.append(model.initial(k) is not ABSENT)
-        self.first, self.last = first, last
-        order_last = np.argsort(last, kind="stable")
-        self.last_sorted = last[order_last]
-        self.cum_lo = np.concatenate([[0], np.cumsum(np.asarray(final_lo, dtype=np.int64)[order_last])])
-        self.cum_hi = np.concatenate([[0], np.cumsum(np.asarray(final_hi, dtype=np.int64)[order_last])])
-        order_first = np.argsort(first, kind="stable")
-        self.first_sorted = first[order_first]
-        init = np.asarray(init_live, dtype=np.int64)[order_first]
-        self.cum_init_from = np.concatenate([np.cumsum(init[::-1])[::-1], [0]])
-
-    def bounds(self, a: float, b: float) -> tuple[int, int]:
-        done = int(np.searchsorted(self.last_sorted, a, side="left"))  # every write ended before a
-        lo, hi = int(self.cum_lo[done]), int(self.cum_hi[done])
-        not_started = int(np.searchsorted(self.first_sorted, b, side="left"))  # first write at/after b
-        lo += int(self.cum_init_from[not_started])
-        hi += int(self.cum_init_from[not_started])
-        for i in np.flatnonzero((self.first < b) & (self.last >= a)):
-            vals = self.model.allowed_during(int(self.keys[i]), a, b)
-            live = [v is not ABSENT for v in vals]
-            lo += all(live)
-            hi += any(live)
-        return lo, hi
-
-
 def check_reads(history: History) -> list[str]:
-    """Reads taken while the workload ran: counts within bounds, search hits live."""
+    """Reads taken while the workload ran, each against the model at its interval: an
+    unfiltered count within the live-key bounds (a live-key index answers it without
+    visiting every key), every other read through chaos/judge.py."""
     model = Model(history)
     fixed_live = model.base_rows - sum(1 for k in model.variable if 0 <= k < model.base_rows)
-    index = _LiveIndex(model) if model.variable else None
+    index = LiveIndex(model) if model.variable else None
     out: list[str] = []
+    others: list[Op] = []
     for op in history.ops:
-        if op.outcome != OK or op.complete is None:
+        if op.outcome != OK or op.complete is None or not op.is_read:
             continue
-        if op.kind == "count":
-            lo = hi = fixed_live
-            if index is not None:
-                dlo, dhi = index.bounds(op.invoke, op.complete)
-                lo, hi = lo + dlo, hi + dhi
-            if not lo <= op.value <= hi:
-                off = op.value - (lo if op.value < lo else hi)
-                out.append(
-                    f"count(*) at t={op.invoke:.2f}s returned {op.value}, outside [{lo}, {hi}] "
-                    f"(off by {off:+d}{_batches(off)})"
-                )
-        elif op.kind == "search":
-            for hits in op.value or []:
-                ids = [h[0] for h in hits]
-                if len(ids) != len(set(ids)):
-                    out.append(f"search at t={op.invoke:.2f}s returned a key twice: {ids}")
-                for key, batch in hits:
-                    if batch not in model.allowed_during(key, op.invoke, op.complete):
-                        out.append(
-                            f"search at t={op.invoke:.2f}s returned key {key} at batch {batch}, "
-                            "a version that was not live while it ran"
-                        )
-        if len(out) > 50:
-            out.append("... (more read violations cut)")
-            break
-    return out
-
+        if op.kind != "count" or op.pred is not None or op.args.get("pin_op") is not None:
+            others.append(op)
+            continue
+        lo = hi = fixed_live
+        if index is not None:
+            dlo, dhi = index.bounds(op.invoke, op.complete)
+            lo, hi = lo + dlo, hi + dhi
+        if not lo <= op.value <= hi:
+            off = op.value - (lo if op.value < lo else hi)
+            out.append(
+                f"count(*) at t={op.invoke:.2f}s returned {op.value}, outside [{lo}, {hi}] "
+                f"(off by {off:+d}{batches(off, history.batch_size)})"
+            )
+            if len(out) > MAX_READ_VIOLATIONS:
+                out.append("... (more count violations cut)")
+                break
+    return out + _judge_reads(history, model, others)
 
 def availability(history: History) -> dict[str, Any]:
     """Success rate per operation kind before, during and after faults, and time from each
@@ -322,12 +219,14 @@ def availability(history: History) -> dict[str, Any]:
             (o.complete for o in history.ops if o.outcome == OK and o.complete is not None and o.invoke >= f.recovered),
             default=None,
         )
+        # A crash-point fault's round of crashes is not its restart: count from the last.
+        since = f.restarted if f.restarted is not None else f.start
         recoveries.append(
             {
                 "fault": f.kind,
                 "at": f.start,
-                "restart_seconds": f.recovered - f.start,
-                "first_ok_seconds": None if first_ok is None else first_ok - f.start,
+                "restart_seconds": f.recovered - since,
+                "first_ok_seconds": None if first_ok is None else first_ok - since,
             }
         )
     return {"rates": rates, "recoveries": recoveries}

@@ -13,7 +13,7 @@ from typing import Any
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History
 
 COLORS = {OK: "#2e7d32", FAILED: "#c62828", UNKNOWN: "#ef6c00"}
-LANES = ("upsert", "insert", "delete", "search", "count", "flush", "compact")
+LANES = ("upsert", "insert", "delete", "search", "count", "query", "get", "page", "iterate", "flush", "compact")
 W, LANE_H, PAD = 1100, 22, 70
 
 
@@ -78,7 +78,11 @@ def _series(points: list[tuple[float, float]], t_max: float, title: str, color: 
 
 def render_html(history: History, summary: dict[str, Any], violations: list[str]) -> str:
     t_max = max([o.complete or o.invoke for o in history.ops] + [1.0])
-    counts = [(o.invoke, float(o.value)) for o in history.ops if o.kind == "count" and o.outcome == OK and o.value is not None]
+    counts = [
+        (o.invoke, float(o.value))
+        for o in history.ops
+        if o.kind == "count" and o.outcome == OK and o.value is not None and o.pred is None
+    ]
     lat = [(o.invoke, 1000 * (o.complete - o.invoke)) for o in history.ops if o.outcome == OK and o.complete is not None]
     verdict = "PASS: no violations" if not violations else f"FAIL: {len(violations)} violations"
     rows = "".join(
@@ -112,15 +116,19 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}} .pass{{color:#2e7d
 </head><body>
 <h1>keeldb chaos report</h1>
 <h2 class="{'pass' if not violations else 'fail'}">{verdict}</h2>
-<h3>Timeline</h3><p>Operations by kind (green ok, red failed, orange unknown); grey bands are faults,
+<h3>Timeline</h3><p>Operations by kind (green ok, red failed, orange unknown; query, get,
+page and iterate are the reader's filtered reads and the writers' pinned reads, count and
+search include filtered ones); grey bands are faults,
 from injection until the server answered again. Time in seconds since the workload started
 (0&ndash;{t_max:.1f}s).</p>
 {_timeline(history, t_max)}
 {_series(counts, t_max, "count(*) over time", "#1565c0")}
 {_series(lat, t_max, "latency of successful calls (ms)", "#6a1b9a")}
 <h3>Summary</h3><table>{rows}</table>
-<h3>Faults</h3><p>An armed crash point that the workload did not reach in time says so; the
-server was then SIGKILLed instead.</p>
+<h3>Faults</h3><p>A crash-point fault arms its share of the cycle of crash points one
+after another; a point that the workload did not reach in time says so (the server was then
+SIGKILLed instead). A target that did not recover from a fault ends the run: its violation
+quotes the server's log.</p>
 <table><tr><th>fault</th><th>detail</th><th>at (s)</th><th>server answered again at (s)</th></tr>{fault_rows}</table>
 <h3>Availability (success rate by phase)</h3>
 <table><tr><th>operation</th><th>before faults</th><th>during faults</th><th>after faults</th></tr>{rate_rows}</table>

@@ -3,7 +3,12 @@ restart and check after each, check at the end, write the report.
 
 A checker pass holds every worker between calls first, so "two counts with no writes in
 between" really has no writes in between, and reads the whole collection back with Strong
-consistency: two counts, a full ``query_iterator`` scan, and searches.
+consistency through every read path (chaos/readback.py).
+
+A target that does not come back after a fault (it exits while starting, or never serves)
+is a finding: the run stops injecting, judges what it has, and reports "did not recover"
+with the last lines of the server's log — the history and the report are written all the
+same, and the exit code says it failed.
 """
 
 from __future__ import annotations
@@ -14,13 +19,28 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from keeldb.chaos import workload
-from keeldb.chaos.checker import Observed, availability, check_reads, check_state
+from keeldb.chaos import reads, workload
+from keeldb.chaos.checker import availability, check_reads, check_state
+from keeldb.chaos.faults import (
+    CRASH_WAIT,
+    DEFAULT_FAULTS,
+    FAULT_KINDS,
+    LIVE_CRASH_POINTS,
+    NOT_REACHED,
+    CrashCycle,
+    NotRecovered,
+    hurried_worker,
+    live_crash_points,
+    log_tail,
+    schedule,
+)
 from keeldb.chaos.history import Check, Fault, History
+from keeldb.chaos.predicates import Pred
+from keeldb.chaos.readback import read_back
 from keeldb.chaos.targets import (
     ClusterTarget,
     ExternalTarget,
@@ -28,51 +48,14 @@ from keeldb.chaos.targets import (
     MilvusLiteTarget,
     Target,
 )
+from keeldb.chaos.variants import DEFAULT as DEFAULT_WORKLOAD
+from keeldb.chaos.variants import Mix, expand, mix_of
 from keeldb.chaos.workload import COLLECTION, Gate, Worker
 
-FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
-# Crash points worth arming in a live server: each sits on a path that makes data visible
-# or invisible under this workload (flushes, the log, compaction, index commits, garbage
-# collection, replay). The flusher drives flush.*, manifest.*, gc.* and (once the
-# collection's index exists, after each flush) index.*; the compactor drives compaction.*.
-LIVE_CRASH_POINTS = (
-    "wal.after_append",
-    "wal.before_fsync",
-    "wal.after_fsync",
-    "flush.after_rotate",
-    "flush.after_segment_write",
-    "flush.after_segment_fsync",
-    "manifest.before_rename",
-    "manifest.after_rename",
-    "compaction.after_write",
-    "compaction.after_commit",
-    "index.after_write",
-    "index.after_commit",
-    "gc.during",
-    "recovery.during_replay",
-)
-CRASH_WAIT = 30.0  # seconds an armed point has to be reached before the runner gives up
-NOT_REACHED = "(not reached in {:g}s; killed)"
-
-
-def known_crash_points() -> set[str]:
-    """The points this keeldb's server knows (keeldb.storage.crash.CRASH_POINTS): a name it
-    does not know is never reached, so it is refused (or, from the defaults, skipped)."""
-    from keeldb.storage.crash import CRASH_POINTS
-
-    return set(CRASH_POINTS)
-
-
-def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The points a run arms: ``requested`` (each must exist), or every live one the server
-    knows."""
-    known = known_crash_points()
-    if requested:
-        unknown = [p for p in requested if p not in known]
-        if unknown:
-            raise ValueError(f"unknown crash points {unknown}; known: {', '.join(sorted(known))}")
-        return requested
-    return tuple(p for p in LIVE_CRASH_POINTS if p in known)
+__all__ = ["CRASH_WAIT", "FAULT_KINDS", "LIVE_CRASH_POINTS", "Config", "Result", "Run", "live_crash_points", "plan"]
+INSERT_KEYS = 2_000_000  # fresh keys of the insert-only writer start at rows + this
+CHURN_SPAN = 1_000_000  # extra keys the churner cycles over, from rows on
+RECOVER_TIMEOUT = 120.0  # seconds a restarted target has to serve again
 
 
 @dataclass
@@ -80,17 +63,21 @@ class Config:
     target: str = "keeldb"  # keeldb | milvus-lite | cluster | external
     rows: int = 100_000
     dim: int = 32
-    faults: tuple[str, ...] = ("sigkill",)
+    # None: sigkill and cycling crash points where the target has them, else sigkill
+    faults: tuple[str, ...] | None = None
     count: int = 5  # number of faults to inject
     interval: tuple[float, float] = (1.0, 5.0)  # seconds of workload between faults
     pause: float = 8.0  # SIGSTOP duration: longer than the client timeout
     crash_points: tuple[str, ...] = ()  # empty: every live point the server knows
-    churn: bool = True  # inserts and deletes of extra keys besides the upserts
+    workload: str = DEFAULT_WORKLOAD  # a variant or a comma list of them (chaos/variants.py)
+    churn: bool = True  # False: no churner (--no-churn: the upsert-only variant)
     searchers: int = 1
+    readers: int = 1  # workers reading through every other path (chaos/reads.py)
     flush_interval: float = 0.25
     compact_interval: float = 1.0  # seconds between compactions; 0 turns the compactor off
     index_type: str | None = None  # None: IVF_FLAT, or AUTOINDEX against milvus-lite
     crash_wait: float = CRASH_WAIT
+    recover_timeout: float = RECOVER_TIMEOUT
     out: Path | None = None  # None: a new ./keeldb-chaos-<time> directory
     keep_data: bool = False  # keep the servers' data directories under ``out`` after the run
     uri: str | None = None
@@ -107,6 +94,11 @@ class Config:
     empty_disk_restarts: bool = False
     victims: str = "random"
 
+    @property
+    def mix(self) -> Mix:
+        m = mix_of(self.workload)
+        return m if self.churn else replace(m, churn_group=0)
+
 
 @dataclass
 class Result:
@@ -116,6 +108,16 @@ class Result:
     wall_seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
     kept: list[Path] = field(default_factory=list)  # data directories left behind (--keep-data)
+
+
+def plan(cfg: Config) -> list[Config]:
+    """The runs a configuration asks for: one, or (``--workload all``) one per variant, in
+    turn, each writing to its own directory under ``out``."""
+    names = expand(cfg.workload)
+    if len(names) == 1:
+        return [replace(cfg, workload=names[0])]
+    out = cfg.out or Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
+    return [replace(cfg, workload=n, out=out / n) for n in names]
 
 
 def make_target(cfg: Config, workdir: Path) -> Target:
@@ -139,10 +141,10 @@ def make_target(cfg: Config, workdir: Path) -> Target:
     raise ValueError(f"unknown target {cfg.target!r}")
 
 
-def _client(uri: str) -> Any:
+def _client(uri: str, timeout: float = 120) -> Any:
     import pymilvus
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while True:
         try:
             return pymilvus.MilvusClient(uri=uri, dedicated=True, timeout=10)
@@ -176,62 +178,44 @@ def create_collection(c: Any, cfg: Config) -> None:
 
 
 def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str], None]) -> None:
+    """Create the collection and insert the base rows (keys 0..rows-1, batch -1); note what
+    the target supports (``probe``)."""
     c = _client(uri)
     if c.has_collection(COLLECTION):
         c.drop_collection(COLLECTION)
     create_collection(c, cfg)
     step = 5000
+    stamped = False
     for s in range(0, cfg.rows, step):
         rows = workload.rows_for(list(range(s, min(cfg.rows, s + step))), -1, cfg.dim)
-        c.insert(COLLECTION, rows, timeout=60)
+        stamped = bool(workload.mutate(c, "insert", rows, timeout=60))
         if s // step % 20 == 0:
             progress(f"loading {s + len(rows):,}/{cfg.rows:,} rows")
     c.flush(COLLECTION, timeout=600)
     history.base_rows = cfg.rows
+    history.batch_size = cfg.mix.batch
+    history.meta["capabilities"] = {"write_timestamps": stamped, "mod_filter": probe_mod(c, cfg.rows)}
     c.close()
 
 
-def ensure_loaded(uri: str) -> None:
+def probe_mod(c: Any, rows: int) -> bool:
+    """Whether the target takes ``id % m == r`` filters (Milvus's grammar has them, Milvus
+    Lite refuses them). What a target lacks is not used, and the summary says so; likewise
+    pinned reads need the write timestamps a target reports (Milvus Lite reports 0)."""
+    try:
+        reads.count(c, Pred(lo=0, hi=min(rows, 100), mod=(reads.MOD, 3)), timeout=60)
+        return True
+    except Exception:  # noqa: BLE001 - an error the server answered: not supported
+        return False
+
+
+def ensure_loaded(uri: str, timeout: float = RECOVER_TIMEOUT) -> None:
     """Milvus Lite forgets that a collection was loaded when it restarts (keeldb and Milvus
     remember); load it again, as an operator would, before the workload resumes."""
-    c = _client(uri)
+    c = _client(uri, timeout)
     try:
-        if c.has_collection(COLLECTION):
-            c.load_collection(COLLECTION, timeout=600)
-    finally:
-        c.close()
-
-
-def read_back(uri: str, cfg: Config) -> Observed:
-    c = _client(uri)
-    try:
-        counts = [
-            c.query(COLLECTION, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=120)[0]["count(*)"]
-            for _ in range(2)
-        ]
-        values: dict[int, int] = {}
-        dups: list[int] = []
-        it = c.query_iterator(COLLECTION, batch_size=16384, output_fields=["batch"], consistency_level="Strong", timeout=120)
-        while True:
-            page = it.next()
-            if not page:
-                break
-            for r in page:
-                if r["id"] in values:
-                    dups.append(r["id"])
-                values[r["id"]] = r["batch"]
-        it.close()
-        rng = random.Random(cfg.seed + len(values))
-        hits: list[tuple[int, int]] = []
-        probes = [rng.randrange(cfg.rows) for _ in range(5)]
-        res = c.search(COLLECTION, [workload.vector(k, -1, cfg.dim) for k in probes], limit=10,
-                       output_fields=["batch"], search_params=workload.search_params(index_type(cfg), cfg.dim),
-                       consistency_level="Strong", timeout=120)
-        for per_query in res:
-            ids = [h["id"] for h in per_query]
-            dups.extend(k for k, n in Counter(ids).items() if n > 1)
-            hits.extend((h["id"], h["entity"]["batch"]) for h in per_query)
-        return Observed(values=values, duplicates=dups, counts=counts, search_hits=hits)
+        if c.has_collection(COLLECTION, timeout=timeout):
+            c.load_collection(COLLECTION, timeout=timeout)
     finally:
         c.close()
 
@@ -248,20 +232,35 @@ class Run:
         self.violations: list[str] = []
         self.batch_base = 0
         self.crash_points: tuple[str, ...] = cfg.crash_points or LIVE_CRASH_POINTS
+        self.cycle: CrashCycle | None = None
 
     # -- workers ------------------------------------------------------------------------
 
     def start_workers(self, uris: list[str]) -> None:
         """One thread per worker, each with its own connection to one of ``uris`` (a cluster's
         nodes: dealt at random, evenly, fixed per worker, so calls are routed between
-        nodes). The deal has its own generator: the fault sequence of a seed is unchanged."""
-        cfg = self.cfg
-        bodies = [("upsert", workload.upserter(cfg.rows, cfg.dim, self.batch_base))]
-        if cfg.churn:
-            bodies.append(("churn", workload.churner(cfg.rows, 1_000_000, cfg.dim, 1_000_000_000 + self.batch_base)))
+        nodes). The deal has its own generator: the fault sequence of a seed is unchanged.
+        Each writer owns its keys (chaos/variants.py): the upserter the base keys (the lower
+        half when a deleter owns the upper), the churner and the inserter extra keys."""
+        cfg, mix, rows = self.cfg, self.cfg.mix, self.cfg.rows
+        b0 = self.batch_base
+        bodies: list[tuple[str, Callable[[Worker], None]]] = []
+        upsert_span = rows // 2 if mix.delete_group else rows
+        if mix.upsert_batch:
+            bodies.append(("upsert", workload.upserter(upsert_span, cfg.dim, b0, mix.upsert_batch)))
+        if mix.churn_group:
+            bodies.append(("churn", workload.churner(rows, CHURN_SPAN, cfg.dim, 1_000_000_000 + b0, mix.churn_group)))
+        if mix.insert_batch:
+            bodies.append(("insert", workload.inserter(rows + INSERT_KEYS, cfg.dim, 2_000_000_000 + b0, mix.insert_batch)))
+        if mix.delete_group:
+            bodies.append(("delete", workload.deleter(upsert_span, rows, cfg.dim, 3_000_000_000 + b0, mix.delete_group)))
         itype = index_type(cfg)
         bodies += [
-            (f"search{i}", workload.searcher(cfg.rows, cfg.dim, cfg.seed + i, itype)) for i in range(cfg.searchers)
+            (f"search{i}", workload.searcher(rows, cfg.dim, cfg.seed + i, itype)) for i in range(cfg.searchers)
+        ]
+        use_mod = bool(self.history.meta.get("capabilities", {}).get("mod_filter", True))
+        bodies += [
+            (f"read{i}", workload.reader(rows, cfg.dim, cfg.seed + i, itype, use_mod)) for i in range(cfg.readers)
         ]
         bodies += [("count", workload.counter()), ("flush", workload.flusher(cfg.flush_interval))]
         if cfg.compact_interval > 0:
@@ -290,6 +289,20 @@ class Run:
 
     # -- faults -------------------------------------------------------------------------
 
+    def restart(self, target: Target, env: dict[str, str] | None = None, start: bool = True) -> None:
+        """Start the target (again; ``start`` False: it was only paused) and, unless it runs
+        with a fault armed, wait until it serves the collection — or raise NotRecovered with
+        the last lines of its log: it exited while starting, or never served."""
+        try:
+            if start:
+                target.start(env=env, timeout=self.cfg.recover_timeout)
+            if env is None:
+                ensure_loaded(target.uri, self.cfg.recover_timeout)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the target is not back
+            raise NotRecovered(
+                f"{type(e).__name__}: {e}; last lines of {target.log_path}: {log_tail(target.log_path)}"
+            ) from e
+
     def inject(self, target: Target, kind: str) -> Fault:
         cfg = self.cfg
         fault = Fault(kind, self.history.now())
@@ -297,61 +310,113 @@ class Run:
         self.gate.close()
         if kind == "sigkill":
             target.kill()
-            target.start()
+            self.restart(target)
         elif kind == "sigstop":
             target.signal(signal.SIGSTOP)
             time.sleep(cfg.pause)
             target.signal(signal.SIGCONT)
+            self.restart(target, start=False)
         elif kind == "crash-point":
-            # Restart the server with the point armed (a graceful stop, so the only crash is
-            # the armed one) and let the workload drive it there: the writers and the
-            # flusher reach wal.*, flush.*, manifest.*, gc.* and index.* (built after
-            # flushes), the compactor compaction.*. A point not reached within
-            # ``crash_wait`` is noted in the fault's detail and the server SIGKILLed.
-            point = self.rng.choice(self.crash_points)
-            nth = self.rng.randint(1, 3) if point.startswith("wal.") else 1
-            fault.detail = f"{point}:{nth}"
-            target.stop()
-            try:
-                target.start(env={"KEELDB_CRASH_AT": fault.detail})
-                self.gate.open()
-                died = target.wait_exit(cfg.crash_wait)
-            except RuntimeError:  # died while starting: recovery.during_replay
-                died = True
-            self.gate.close()
-            code = target.proc.returncode if target.proc is not None else None
-            if not died:
-                fault.detail += f" {NOT_REACHED.format(cfg.crash_wait)}"
-                target.kill()
-            elif code is not None and code != -signal.SIGKILL:
-                # The point kills with SIGKILL; anything else died some other way.
-                fault.detail += f" (server exited with code {code}, not at the point)"
-            target.start()
+            self.crash_round(target, fault)
         elif kind in ("disk-full", "slow-fsync"):
             spec = "disk-full" if kind == "disk-full" else "slow-fsync=200"
             fault.detail = spec
             target.stop()
-            target.start(env={"KEELDB_FAULTS": spec})
+            self.restart(target, env={"KEELDB_FAULTS": spec})
             self.gate.open()
             time.sleep(self.rng.uniform(*cfg.interval))
             self.gate.close()
             target.kill()
-            target.start()
+            self.restart(target)
         else:
             raise ValueError(f"unknown fault {kind!r}")
         fault.detail = fault.detail or target.last_victim  # a cluster: which component
-        ensure_loaded(target.uri)
         fault.recovered = self.history.now()
         time.sleep(cfg.settle)
         self.gate.open()
         return fault
 
+    def crash_round(self, target: Target, fault: Fault) -> None:
+        """Restart the server with each point of this fault's share of the cycle armed in
+        turn (a graceful stop first, so the only crashes are armed ones) and let the
+        workload drive it there: the writers reach wal.*, the flusher flush.*, manifest.*,
+        gc.* and index.* (built after flushes), the compactor compaction.*, the restart
+        after a crash recovery.* (a round that starts with it starts with a SIGKILL instead
+        of the graceful stop, so there is a log tail to replay). A point not reached within
+        ``crash_wait`` is noted and the server SIGKILLed; then the next point is armed.
+        Last, a plain restart."""
+        assert self.cycle is not None
+        specs = self.cycle.next_round()
+        if specs[0].startswith("recovery."):
+            target.kill()
+        else:
+            target.stop()
+        for spec in specs:
+            note = self._arm(target, spec)
+            fault.points.append(spec + note)
+            if "while starting" in note:
+                break  # it does not start at all: the plain restart below says why
+        fault.detail = "; ".join(fault.points)
+        fault.restarted = self.history.now()
+        self.restart(target)
+
+    def _arm(self, target: Target, spec: str) -> str:
+        """Start with ``spec`` armed until the server dies there: "" if it did, else what
+        happened instead. Some points are armed with a worker hurried (faults.HURRY)."""
+        hurried = [w for w in self.workers if w.name == hurried_worker(spec)]
+        for w in hurried:
+            w.hurry.set()
+        try:
+            return self._armed_run(target, spec)
+        finally:
+            for w in hurried:
+                w.hurry.clear()
+
+    def _armed_run(self, target: Target, spec: str) -> str:
+        cfg = self.cfg
+        try:
+            target.start(env={"KEELDB_CRASH_AT": spec}, timeout=cfg.recover_timeout)
+        except Exception:  # noqa: BLE001 - died while starting: recovery.* (or a finding, next restart)
+            code = target.proc.returncode if target.proc is not None else None
+            return "" if code == -signal.SIGKILL else f" (server exited with code {code} while starting)"
+        if spec.startswith("recovery."):
+            target.kill()  # it started: there was nothing to replay
+            return " (not reached: nothing to replay; killed)"
+        self.gate.open()
+        died = target.wait_exit(cfg.crash_wait)
+        self.gate.close()
+        if not died:
+            target.kill()
+            return f" {NOT_REACHED.format(cfg.crash_wait)}"
+        code = target.proc.returncode if target.proc is not None else None
+        # The point kills with SIGKILL; anything else died some other way.
+        return "" if code is None or code == -signal.SIGKILL else f" (server exited with code {code}, not at the point)"
+
     # -- checking -----------------------------------------------------------------------
 
-    def check(self, uri: str) -> list[str]:
+    def check(self, target: Target) -> list[str]:
+        """One checker pass, workers held. A target that cannot answer the pass's reads
+        (twice, a few seconds apart) has not recovered."""
         self.hold_workers()
         try:
-            observed = read_back(uri, self.cfg)
+            caps = self.history.meta.get("capabilities", {})
+            sp = workload.search_params(index_type(self.cfg), self.cfg.dim)
+            for attempt in range(2):
+                try:
+                    c = _client(target.uri, self.cfg.recover_timeout)
+                    try:
+                        observed = read_back(c, self.history, dim=self.cfg.dim, seed=self.cfg.seed,
+                                             search_params=sp, use_mod=caps.get("mod_filter", True))  # fmt: skip
+                    finally:
+                        c.close()
+                    break
+                except Exception as e:  # noqa: BLE001 - a dead or broken server: once more, then a finding
+                    if attempt:
+                        raise NotRecovered(
+                            f"the checker's reads failed: {type(e).__name__}: {str(e)[:300]}; "
+                            f"last lines of {target.log_path}: {log_tail(target.log_path)}"
+                        ) from e
+                    time.sleep(3)
             found = check_state(self.history, observed)
             self.history.checks.append(Check(self.history.now(), observed.counts[0], found))
             return found
@@ -360,38 +425,59 @@ class Run:
 
     # -- the run ------------------------------------------------------------------------
 
+    def fault_kinds(self, target: Target) -> list[str]:
+        """The run's fault schedule. Default: sigkill and cycling crash points where the
+        target has them, sigkill elsewhere; kinds a target cannot take become sigkill."""
+        cfg = self.cfg
+        kinds = list(cfg.faults) if cfg.faults else list(DEFAULT_FAULTS)
+        kinds = [k for k in kinds if k in FAULT_KINDS]
+        if not target.supports_crash_points:
+            kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
+        plan_ = schedule(kinds, cfg.count, self.rng)
+        if "crash-point" in plan_:
+            self.crash_points = live_crash_points(cfg.crash_points)
+            self.cycle = CrashCycle(self.crash_points, plan_.count("crash-point"), self.rng)
+        return plan_
+
     def execute(self) -> Result:
         cfg = self.cfg
         t_start = time.monotonic()
         workdir = cfg.out or Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
         workdir.mkdir(parents=True, exist_ok=True)
         target = make_target(cfg, workdir)
-        kinds = [k for k in cfg.faults if k in FAULT_KINDS]
-        if not target.supports_crash_points:
-            kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
-        elif "crash-point" in kinds:
-            self.crash_points = live_crash_points(cfg.crash_points)
+        kinds = self.fault_kinds(target)
         try:
             target.start()
             self.progress(f"{target.name} up at {', '.join(target.uris)}")
             load_base(target.uri, cfg, self.history, self.progress)
             self.history.t0 = time.monotonic()  # the workload's clock starts now
             self.start_workers(target.uris)
-            for i in range(cfg.count):
+            recovered = True
+            for i, kind in enumerate(kinds):
                 time.sleep(self.rng.uniform(*cfg.interval))
-                kind = self.rng.choice(kinds)
                 self.progress(f"fault {i + 1}/{cfg.count}: {kind}")
-                self.inject(target, kind)
-                found = self.check(target.uri)
+                try:
+                    self.inject(target, kind)
+                    found = self.check(target)
+                except NotRecovered as e:
+                    self.violations.append(f"after fault {i + 1} ({kind}): did not recover: {e}")
+                    self.progress(f"fault {i + 1}/{cfg.count}: the target did not recover; stopping")
+                    recovered = False
+                    break
                 self.violations.extend(f"after fault {i + 1} ({kind}): {v}" for v in found)
                 self.history.save(workdir / "history.partial.json")  # survives an interrupted run
                 self.progress(f"fault {i + 1}/{cfg.count} checked: {len(found)} violations")
-            time.sleep(self.rng.uniform(*cfg.interval))
+            if recovered:
+                time.sleep(self.rng.uniform(*cfg.interval))
             self.gate.stop.set()
             for w in self.workers:
                 w.join(timeout=60)
-            found = self.check(target.uri)
-            self.violations.extend(f"final check: {v}" for v in found)
+            if recovered:
+                try:
+                    found = self.check(target)
+                    self.violations.extend(f"final check: {v}" for v in found)
+                except NotRecovered as e:
+                    self.violations.append(f"final check: did not recover: {e}")
             self.violations.extend(f"during the run: {v}" for v in check_reads(self.history))
         finally:
             self.gate.stop.set()
@@ -409,7 +495,6 @@ class Run:
         summary = summarize(self.history, self.violations, wall, target.name, cfg)
         return Result(self.history, self.violations, workdir, wall, summary, kept)
 
-
 def is_hit(fault: Fault) -> bool:
     """A SIGKILL or SIGSTOP whose detail names the component it hit (a cluster's)."""
     return fault.kind in ("sigkill", "sigstop") and bool(fault.detail)
@@ -422,10 +507,12 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
     # has_collection + load, made before the workload is let go: the workers' first success
     # comes later still, after the checker's pass, which holds them).
     rec = [r["restart_seconds"] for r in avail["recoveries"]]
-    armed = [f.detail for f in history.faults if f.kind == "crash-point"]
+    armed = [p for f in history.faults if f.kind == "crash-point" for p in (f.points or [f.detail])]
+    reads_ok = Counter(o.kind for o in history.ops if o.is_read and o.outcome == "ok")
     victims = Counter(f.detail.split(" ", 1)[0] for f in history.faults if is_hit(f))
     return {
         "target": target,
+        "workload": cfg.workload if cfg.churn else f"{cfg.workload} (--no-churn)",
         "rows": cfg.rows,
         "index_type": index_type(cfg),
         "faults": len(history.faults),
@@ -437,6 +524,11 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
         # a cluster: how often each component was hit (node id, etcd, object-store)
         "fault_victims": dict(victims),
         "operations": len(history.ops),
+        # what the target supports of the checker's reads (chaos/reads.py), and the reads
+        # that were answered, by kind; pinned: at or just before a write's timestamp
+        "capabilities": history.meta.get("capabilities", {}),
+        "reads_ok": dict(reads_ok),
+        "pinned_reads_ok": sum(1 for o in history.ops if o.args.get("pin_op") is not None and o.outcome == "ok"),
         "outcomes": {f"{k}/{o}": n for (k, o), n in sorted(by_outcome.items())},
         "violations": len(violations),
         "recovery_seconds_max": max(rec, default=None),

@@ -1,11 +1,19 @@
 """The seed workload: upserts of 200 cycling from key 0, searches, flushes, compactions and
-count(*) in a loop (and optionally inserts and deletes of extra keys), each in its own thread
-with its own pymilvus connection, every call recorded in the history. The collection has a
-real ANN index (``--index-type``, IVF_FLAT by default), so the server builds indexes while
-the workload runs, and searches pass the matching search parameters. Reads ask for Strong
+count(*) in a loop (and, per the variant, inserts and deletes of extra keys, inserts of
+fresh keys, deletes of base keys: chaos/variants.py), each in its own thread with its own
+pymilvus connection, every call recorded in the history. The collection has a real ANN
+index (``--index-type``, IVF_FLAT by default), so the server builds indexes while the
+workload runs, and searches pass the matching search parameters. Reads ask for Strong
 consistency: the checker holds every read to "sees every write acknowledged before it
 started", which only Strong promises (Bounded or Eventually reads may legally lag). An ANN
 search may miss rows; the checker demands only that every hit be a live version.
+
+Besides the unfiltered count(*) and the searches, a reader goes through every other path a
+server may decide visibility on (chaos/reads.py) — filtered counts, filtered queries, gets,
+query pages, query iterators, filtered searches — with filters that select the keys just
+written; and each writer reads its own write back pinned at the write's timestamp and just
+before it, which is where an MVCC off-by-one shows (a version visible at the very
+timestamp that ended it).
 
 Discipline that keeps the model sound (chaos/checker.py): each key has one writer thread,
 and a writer whose call ended in an unknown outcome waits until the server has been
@@ -23,12 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
+from keeldb.chaos import reads
+from keeldb.chaos.history import DEFAULT_BATCH, FAILED, OK, UNKNOWN, History, Op
+from keeldb.chaos.predicates import Pred, key_span
+from keeldb.chaos.reads import CALL_TIMEOUT, COLLECTION, MOD
 
-COLLECTION = "chaos"
-BATCH = 200
-CALL_TIMEOUT = 5.0
+__all__ = ["CALL_TIMEOUT", "COLLECTION", "Gate", "Worker"]
+BATCH = DEFAULT_BATCH
 METRIC = "L2"
+READ_KINDS = ("count", "query", "get", "page", "iterate", "search")  # what the reader cycles through
+HURRY_SECONDS = 0.2  # a hurried periodic worker's interval (chaos/faults.py: HURRY)
 
 # Build and search parameters per index type. An ANN search may miss rows (the checker only
 # demands that every hit be a live version, never that a result be complete).
@@ -120,6 +132,7 @@ class Worker(threading.Thread):
         self.client: Any = None
         self.paused = threading.Event()  # set by the runner to hold the worker between calls
         self.idle = threading.Event()  # set by the worker while it holds
+        self.hurry = threading.Event()  # set by the runner: a periodic worker calls more often
 
     def connect(self) -> Any:
         import pymilvus
@@ -131,6 +144,43 @@ class Worker(threading.Thread):
                 time.sleep(0.2)
         return None
 
+    def write(self, op: Op, send: Callable[[Any], int | None]) -> bool:
+        """A write: ``send`` returns the server's timestamp of it (or None), kept in the op."""
+
+        def fn(c: Any) -> None:
+            op.ts = send(c)
+
+        ok = self.call(op, fn)
+        if ok:
+            self.pin(op)
+        return ok
+
+    def pin(self, write: Op) -> None:
+        """Read an acknowledged write's keys back pinned just before its timestamp and at
+        it: before, they must show what they held before it; at, exactly the write. The
+        read kind (count or rows) and the filter form (a key range or an ``in`` list)
+        rotate with the write, so both paths meet both forms.
+
+        A delete is read back at its timestamp only. Session consistency, all a reported
+        timestamp is for, needs it to be no earlier than the write: Milvus reports the
+        delete's own, keeldb the newest it has handed out (which may be a later write's),
+        and just before that the delete may already show."""
+        if write.outcome != OK or not write.ts:
+            return
+        as_count = write.id % 2 == 0
+        pred = key_span(write.keys) if write.id % 4 < 2 else Pred(ids=tuple(sorted(set(write.keys))))
+        sides = [("at", write.ts)] if write.kind == "delete" else [("before", write.ts - 1), ("at", write.ts)]
+        for side, ts in sides:
+            op = self.history.invoke(
+                "count" if as_count else "query", pred=pred.to_json(), pin_op=write.id, pin_ts=ts, pin_side=side
+            )
+            if as_count:
+                ok = self.call(op, lambda c, ts=ts: reads.count(c, pred, pin_ts=ts))
+            else:
+                ok = self.call(op, lambda c, ts=ts: reads.query(c, pred, pin_ts=ts, cap=2 * len(write.keys) + 10))
+            if not ok:
+                return
+
     def call(self, op: Op, fn: Callable[[Any], Any], value: Callable[[Any], Any] | None = None) -> bool:
         try:
             if self.client is None:
@@ -139,7 +189,7 @@ class Worker(threading.Thread):
                     self.history.complete(op, UNKNOWN, error="run stopped")
                     return False
             res = fn(self.client)
-            self.history.complete(op, OK, value(res) if value else None)
+            self.history.complete(op, OK, value(res) if value else (res if op.is_read else None))
             return True
         except Exception as e:  # noqa: BLE001 - every failure is history
             outcome = classify(e)
@@ -183,39 +233,71 @@ class Worker(threading.Thread):
         self.idle.set()
 
 
-def upserter(rows: int, dim: int, first_batch: int) -> Callable[[Worker], None]:
+def mutate(
+    c: Any, kind: str, data: list[dict[str, Any]] | None = None, expr: str = "", timeout: float = CALL_TIMEOUT
+) -> int | None:
+    """Send one write; return the server's timestamp of it (None if it reports none).
+
+    ``MilvusClient.insert/upsert/delete`` return counts only: they drop the timestamp of
+    the ``MutationResult`` that the connection handler under them returns (pymilvus keeps
+    it only as a process-wide "latest write" for Session reads, shared by every thread).
+    A read pinned at one write's timestamp needs exactly that write's, so the write goes
+    through the same handler call the client method makes; without one (another pymilvus),
+    through the client method, and nothing is pinned."""
+    handler = getattr(c, "_get_connection", None)
+    if handler is None:
+        if kind == "delete":
+            c.delete(COLLECTION, filter=expr, timeout=timeout)
+        else:
+            getattr(c, kind)(COLLECTION, data, timeout=timeout)
+        return None
+    h = handler()
+    if kind == "delete":
+        res = h.delete(COLLECTION, expr, timeout=timeout)
+    elif kind == "upsert":
+        res = h.upsert_rows(COLLECTION, data, timeout=timeout)
+    else:
+        res = h.insert_rows(COLLECTION, data, timeout=timeout)
+    return int(getattr(res, "timestamp", 0) or 0) or None
+
+
+def _write(w: Worker, kind: str, batch: int, keys: list[int], dim: int, by_filter: bool = False) -> Op:
+    """One write of ``keys`` (rows of ``batch``, or their delete: by ids, or by a filter
+    that selects exactly them), recorded and, if acknowledged, read back pinned."""
+    op = w.history.invoke(kind, batch=batch, keys=keys, by=w.name)
+    if kind == "delete":
+        expr = key_span(keys).filter() if by_filter else Pred(ids=tuple(keys)).filter()
+        w.write(op, lambda c: mutate(c, "delete", expr=expr))
+    else:
+        data = rows_for(keys, batch, dim)
+        w.write(op, lambda c: mutate(c, kind, data))
+    return op
+
+
+def upserter(rows: int, dim: int, first_batch: int, batch: int = BATCH) -> Callable[[Worker], None]:
+    """Upserts of ``batch`` keys cycling over keys ``0..rows-1``."""
     state = {"b": first_batch}
 
     def step(w: Worker) -> None:
         b = state["b"]
-        start = (b * BATCH) % rows
-        keys = [(start + i) % rows for i in range(BATCH)]
-        data = rows_for(keys, b, dim)
-        op = w.history.invoke("upsert", batch=b, keys=keys)
-        w.call(op, lambda c: c.upsert(COLLECTION, data, timeout=CALL_TIMEOUT))
+        start = (b * batch) % rows
+        _write(w, "upsert", b, [(start + i) % rows for i in range(min(batch, rows))], dim)
         state["b"] = b + 1
 
     return step
 
 
-def churner(rows: int, span: int, dim: int, first_batch: int) -> Callable[[Worker], None]:
+def churner(rows: int, span: int, dim: int, first_batch: int, group: int = 20) -> Callable[[Worker], None]:
     """Inserts a group of extra keys (>= rows) and then deletes it: count(*) moves by known
     steps, and deletes get crash-tested too."""
     state = {"b": first_batch, "live": False}
-    group = 20
 
     def step(w: Worker) -> None:
         b = state["b"]
         start = rows + ((b // 2) * group) % span
         keys = list(range(start, start + group))
-        if not state["live"]:
-            data = rows_for(keys, b, dim)
-            op = w.history.invoke("insert", batch=b, keys=keys)
-            ok = w.call(op, lambda c: c.insert(COLLECTION, data, timeout=CALL_TIMEOUT))
-        else:
-            op = w.history.invoke("delete", batch=b, keys=keys)
-            ok = w.call(op, lambda c: c.delete(COLLECTION, ids=keys, timeout=CALL_TIMEOUT))
-        if ok:
+        op = _write(w, "delete" if state["live"] else "insert", b, keys, dim)
+        if op.outcome == OK:
             state["live"] = not state["live"]
         elif op.outcome == UNKNOWN:
             # We cannot know whether the keys are live now; move to a fresh group. Groups are
@@ -230,6 +312,42 @@ def churner(rows: int, span: int, dim: int, first_batch: int) -> Callable[[Worke
     return step
 
 
+def inserter(first_key: int, dim: int, first_batch: int, batch: int = BATCH) -> Callable[[Worker], None]:
+    """Inserts of ``batch`` fresh keys from ``first_key`` on: never a key twice, whatever
+    the outcome (a retried insert of a key that did land would be a second version)."""
+    state = {"b": first_batch, "next": first_key}
+
+    def step(w: Worker) -> None:
+        keys = list(range(state["next"], state["next"] + batch))
+        _write(w, "insert", state["b"], keys, dim)
+        state["b"] += 1
+        state["next"] += batch
+
+    return step
+
+
+def deleter(lo: int, hi: int, dim: int, first_batch: int, group: int = BATCH) -> Callable[[Worker], None]:
+    """Deletes a group of the base keys ``lo..hi-1`` (by ids and by filter, alternately),
+    then upserts it back, group after group: deletes of rows long flushed, whatever the
+    outcome of the delete (an upsert restores the group either way)."""
+    state = {"b": first_batch, "g": 0, "deleted": False}
+
+    def step(w: Worker) -> None:
+        g = state["g"]
+        start = lo + (g * group) % (hi - lo)
+        keys = [lo + (start - lo + i) % (hi - lo) for i in range(min(group, hi - lo))]
+        if not state["deleted"]:
+            _write(w, "delete", state["b"], keys, dim, by_filter=g % 2 == 1)
+            state["deleted"] = True
+        else:
+            _write(w, "upsert", state["b"], keys, dim)
+            state["deleted"] = False
+            state["g"] = g + 1
+        state["b"] += 1
+
+    return step
+
+
 def searcher(rows: int, dim: int, seed: int, index_type: str = "AUTOINDEX") -> Callable[[Worker], None]:
     rng = random.Random(seed)
     sp = search_params(index_type, dim)
@@ -238,14 +356,7 @@ def searcher(rows: int, dim: int, seed: int, index_type: str = "AUTOINDEX") -> C
         keys = [rng.randrange(rows) for _ in range(2)]
         q = [vector(k, -1, dim) for k in keys]
         op = w.history.invoke("search")
-        w.call(
-            op,
-            lambda c: c.search(
-                COLLECTION, q, limit=10, output_fields=["batch"], search_params=sp,
-                consistency_level="Strong", timeout=CALL_TIMEOUT,
-            ),
-            lambda res: [[(h["id"], h["entity"]["batch"]) for h in hits] for hits in res],
-        )
+        w.call(op, lambda c: reads.search(c, q, sp))
 
     return step
 
@@ -253,13 +364,70 @@ def searcher(rows: int, dim: int, seed: int, index_type: str = "AUTOINDEX") -> C
 def counter() -> Callable[[Worker], None]:
     def step(w: Worker) -> None:
         op = w.history.invoke("count")
-        w.call(
-            op,
-            lambda c: c.query(
-                COLLECTION, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=CALL_TIMEOUT
-            ),
-            lambda res: res[0]["count(*)"],
-        )
+        w.call(op, lambda c: reads.count(c, None))
+
+    return step
+
+
+def recent_pred(history: History, rng: random.Random, rows: int, use_mod: bool) -> tuple[Pred, Op | None]:
+    """A filter over keys just written (one of the last writes of any writer), so reads meet
+    versions that are being replaced: its range, widened a little; a part of it as an ``in``
+    list with neighbours; or its range with ``id % 7 == r`` or ``batch >= its batch``. A
+    key range of at most 500 (the checker visits every key a filter may select)."""
+    writes = [o for o in history.ops[-64:] if o.is_write and o.keys]
+    if not writes:
+        start = rng.randrange(max(1, rows - 400))
+        return Pred(lo=start, hi=start + 400), None
+    w = rng.choice(writes)
+    keys = sorted(w.keys)
+    if len(keys) > 500:
+        i = rng.randrange(len(keys) - 500)
+        keys = keys[i : i + 500]
+    span = key_span(keys)
+    form = rng.randrange(4)
+    if form == 1 or span.ids is not None:
+        pick = rng.sample(keys, max(1, len(keys) // 2)) + [keys[0] - 1, keys[-1] + 1]
+        return Pred(ids=tuple(sorted(k for k in set(pick) if k >= 0))), w
+    lo, hi = max(0, span.lo - rng.randrange(20)), span.hi + rng.randrange(20)  # type: ignore[operator]
+    if form == 2 and use_mod:
+        return Pred(lo=lo, hi=hi, mod=(MOD, rng.randrange(MOD))), w
+    if form == 3 and w.batch is not None:
+        return Pred(lo=lo, hi=hi, batch_min=w.batch), w
+    return Pred(lo=lo, hi=hi), w
+
+
+def reader(rows: int, dim: int, seed: int, index_type: str, use_mod: bool = True) -> Callable[[Worker], None]:
+    """Every read kind in turn (READ_KINDS), each over a filter chosen by ``recent_pred``,
+    Strong: filtered count(*), the rows it selects, a get of some of its keys, one page of it
+    (limit/offset), all of it through a query_iterator, a search restricted to it."""
+    rng = random.Random(f"reader-{seed}")
+    sp = search_params(index_type, dim)
+    state = {"i": 0}
+
+    def step(w: Worker) -> None:
+        kind = READ_KINDS[state["i"] % len(READ_KINDS)]
+        state["i"] += 1
+        pred, write = recent_pred(w.history, rng, rows, use_mod)
+        p = pred.to_json()
+        if kind == "count":
+            w.call(w.history.invoke("count", pred=p), lambda c: reads.count(c, pred))
+        elif kind == "query":
+            w.call(w.history.invoke("query", pred=p), lambda c: reads.query(c, pred))
+        elif kind == "get":
+            pool = list(pred.ids) if pred.ids is not None else list(range(pred.lo or 0, pred.hi or rows))
+            ids = sorted(rng.sample(pool, min(len(pool), 50)))
+            w.call(w.history.invoke("get", keys=ids), lambda c: reads.get(c, ids))
+        elif kind == "page":
+            limit, offset = rng.choice((7, 50)), rng.randrange(60)
+            op = w.history.invoke("page", pred=p, limit=limit, offset=offset)
+            w.call(op, lambda c: reads.page(c, pred, limit, offset))
+        elif kind == "iterate":
+            w.call(w.history.invoke("iterate", pred=p, batch_size=reads.ITERATOR_PAGE), lambda c: reads.iterate(c, pred))
+        else:
+            near = write.keys[:2] if write is not None else [rng.randrange(rows)]
+            batch = write.batch if write is not None and write.kind != "delete" else -1
+            q = [vector(k, batch if batch is not None else -1, dim) for k in near]
+            w.call(w.history.invoke("search", pred=p), lambda c: reads.search(c, q, sp, pred))
 
     return step
 
@@ -281,7 +449,7 @@ def compactor(interval: float) -> Callable[[Worker], None]:
     nothing for it; it counts in availability."""
 
     def step(w: Worker) -> None:
-        if not w.sleep(interval):
+        if not w.sleep(min(interval, HURRY_SECONDS) if w.hurry.is_set() else interval):
             return
         op = w.history.invoke("compact")
         w.call(op, lambda c: c.compact(COLLECTION, timeout=60), lambda job: int(job) if job is not None else None)

@@ -1,0 +1,158 @@
+"""Which faults a chaos run injects, and in which order.
+
+Random SIGKILLs almost never land inside a narrow window (the microseconds between a log
+append and its acknowledgement, between two manifest commits). Named crash points do: the
+server is restarted with ``KEELDB_CRASH_AT=<point>:<n>`` and dies exactly there. So against
+a server that has them (keeldb) the default mix is SIGKILL *and* crash points, and the
+points are not drawn at random (which repeats some and misses others in a short run) but
+cycled: a seeded shuffle of every live point, dealt out over the run's crash-point faults,
+each fault arming its share of the cycle one after another. Every live point is armed in
+every run that has at least one crash-point fault.
+
+A fault's kinds are scheduled the same way: every kind of the mix appears once in each
+round of ``len(kinds)`` faults, in a seeded order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
+DEFAULT_FAULTS = ("sigkill", "crash-point")  # a server without crash points: sigkill only
+# Crash points worth arming in a live server: each sits on a path that makes data visible
+# or invisible under this workload (writes, flushes, compaction, index commits, garbage
+# collection, replay). The writers drive wal.*; the flusher flush.*, manifest.*, gc.* and
+# (once the collection's index exists, after each flush) index.*; the compactor
+# compaction.*; a restart after a crash recovery.*. The catalog's points are left out: only
+# creating or dropping a collection reaches them, which the workload never does.
+LIVE_CRASH_POINTS = (
+    "wal.before_append",
+    "wal.after_append",
+    "wal.before_fsync",
+    "wal.after_fsync",
+    "flush.after_rotate",
+    "flush.after_segment_write",
+    "flush.after_segment_fsync",
+    "manifest.before_rename",
+    "manifest.after_rename",
+    "compaction.after_write",
+    "compaction.after_commit",
+    "index.after_write",
+    "index.after_commit",
+    "gc.during",
+    "recovery.during_replay",
+)
+# Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
+# lands after a varying number of writes.
+REPEATED = ("wal.",)
+# Points armed with a worker hurried (calling every workload.HURRY_SECONDS, not its interval),
+# so that commits of more than one step reach them often: with the compactor hurried, most
+# manifest commits are a compaction's, and a compaction that commits in two steps dies
+# between them on some hits (hence several hits per cycle: MANIFEST_HITS).
+HURRY = {"manifest.": "compact"}
+MANIFEST_HITS = (1, 2, 3)
+# Points between two records of one write, if a write is ever logged as several (Milvus
+# logs an upsert as a delete and an insert): each is armed twice per cycle, for an odd
+# and for an even hit, so whichever record comes first after the restart, one of the two
+# crashes lands between the records. (Before the 1st append nothing of a write is logged
+# yet, so wal.before_append is armed for its 2nd and 3rd.)
+BETWEEN_RECORDS = {"wal.after_append": (1, 2), "wal.before_append": (2, 3)}
+CRASH_WAIT = 30.0  # seconds an armed point has to be reached before the runner gives up
+NOT_REACHED = "(not reached in {:g}s; killed)"
+LOG_LINES = 15  # lines of a server's log a "did not recover" finding quotes
+
+
+class NotRecovered(Exception):
+    """The target did not come back after a fault (exited while starting, or never served):
+    a finding, not a failure of the tool."""
+
+
+def known_crash_points() -> set[str]:
+    """The points this keeldb's server knows (keeldb.storage.crash.CRASH_POINTS): a name it
+    does not know is never reached, so it is refused (or, from the defaults, skipped)."""
+    from keeldb.storage.crash import CRASH_POINTS
+
+    return set(CRASH_POINTS)
+
+
+def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The points a run arms: ``requested`` (each must exist), or every live one the server
+    knows."""
+    known = known_crash_points()
+    if requested:
+        unknown = [p for p in requested if p not in known]
+        if unknown:
+            raise ValueError(f"unknown crash points {unknown}; known: {', '.join(sorted(known))}")
+        return requested
+    return tuple(p for p in LIVE_CRASH_POINTS if p in known)
+
+
+def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
+    """``count`` fault kinds: rounds in which every kind appears once, each round shuffled."""
+    out: list[str] = []
+    while len(out) < count:
+        round_ = list(kinds)
+        rng.shuffle(round_)
+        out.extend(round_)
+    return out[:count]
+
+
+class CrashCycle:
+    """Deals every point of a seeded shuffle of ``points`` over ``faults`` crash-point
+    faults (a new shuffle once all were dealt), each as ``name:n``."""
+
+    def __init__(self, points: Sequence[str], faults: int, rng: random.Random) -> None:
+        self.points = list(points)
+        self.rng = rng
+        self.per_fault = max(1, math.ceil(len(self._cycle()) / max(1, faults)))
+        self._left: list[str] = []
+
+    def _cycle(self) -> list[str]:
+        """One cycle: every point as ``name:n`` (points between records twice)."""
+        out = []
+        for p in self.points:
+            if p in BETWEEN_RECORDS:
+                out.extend(f"{p}:{n}" for n in BETWEEN_RECORDS[p])
+            elif p.startswith("manifest."):
+                out.extend(f"{p}:{n}" for n in MANIFEST_HITS)
+            else:
+                out.append(f"{p}:{self.rng.randint(1, 3) if p.startswith(REPEATED) else 1}")
+        return out
+
+    def next_round(self) -> list[str]:
+        out: list[str] = []
+        while len(out) < self.per_fault:
+            if not self._left:
+                self._left = self._cycle()
+                self.rng.shuffle(self._left)
+            out.append(self._left.pop(0))
+        return out
+
+
+def hurried_worker(spec: str) -> str | None:
+    """The worker to hurry while ``spec`` is armed (HURRY), if any."""
+    return next((w for prefix, w in HURRY.items() if spec.startswith(prefix)), None)
+
+
+def log_tail(path: Path | None, lines: int = LOG_LINES) -> str:
+    """The last lines of a server's log, for a finding (or why there are none)."""
+    if path is None or not path.exists():
+        return f"(no log at {path})"
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 16384))
+        text = f.read().decode(errors="replace")
+    # A server that fails the same way at every start logs the same line each time: once.
+    out: list[list[Any]] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if out and out[-1][0] == line:
+            out[-1][1] += 1
+        else:
+            out.append([line, 1])
+    return " | ".join(line if n == 1 else f"{line} (x{n})" for line, n in out[-lines:])
