@@ -273,7 +273,7 @@ def test_chaos_imports_nothing_of_the_engine() -> None:
     itself, keeldb.testing (the processes it starts) and keeldb.errors. The one exception:
     the runner asks the server's own storage layer which crash points exist."""
     bad = _outside("chaos", ("keeldb.chaos", "keeldb.testing", "keeldb.errors"))
-    assert bad == ["runner.py:known_crash_points: keeldb.storage.crash"]
+    assert bad == ["faults.py:known_crash_points: keeldb.storage.crash"]
 
 
 def test_testing_imports_only_clients_for_what_it_starts() -> None:

@@ -607,6 +607,19 @@ class Client:
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, int]:
+        n, _ = self.delete_with_timestamp(collection_name, ids, filter, partition_name, **kwargs)
+        return {"delete_count": n}
+
+    def delete_with_timestamp(
+        self,
+        collection_name: str,
+        ids: Any = None,
+        filter: str | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> tuple[int, int]:
+        """``delete``, returning (rows deleted, the delete's timestamp): what Milvus's
+        MutationResult carries, so that a Session read pinned at it sees the delete."""
         if ids is None:
             ids = kwargs.get("pks")
         c = self._coll(collection_name)
@@ -616,8 +629,7 @@ class Client:
         if ids is not None:
             keys = pk_array(c.schema, ids)
             if part is None:
-                n, _ = c.delete(keys)
-                return {"delete_count": n}
+                return c.delete(keys)
             flt = None
             extra = _all_of(part, pk_selector(c.schema.primary.name, keys))
         else:
@@ -627,8 +639,7 @@ class Client:
             listed = flt.key_list(c.schema.primary.name)
             if listed is not None and part is None:
                 # `pk in [...]`: straight to the live-key index, no segment scan.
-                n, _ = c.delete(pk_array(c.schema, listed))
-                return {"delete_count": n}
+                return c.delete(pk_array(c.schema, listed))
             extra = part
         pk = c.schema.primary.name
 
@@ -638,8 +649,7 @@ class Client:
                 keys.extend(snap.views[vi].take(rows, [pk])[pk])
             return keys
 
-        n, _ = c.delete(filter_fn=pick)
-        return {"delete_count": n}
+        return c.delete(filter_fn=pick)
 
     def insert_columns(
         self,

@@ -16,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ FAULT_ENV = ("KEELDB_CRASH_AT", "KEELDB_FAULTS")
 STOP_TIMEOUT = 30.0  # seconds a server gets between SIGTERM and SIGKILL at a stop
 
 
-class Target:
+class Target(ABC):
     """What the runner drives: start (and restart) with an environment for that start, kill,
     signal, wait for an exit, stop. ``proc`` is the server process where there is exactly
     one (its exit code tells how it died), else None."""
@@ -65,23 +66,23 @@ class Target:
         """Every address the workers may connect to (one server: its own)."""
         return [self.uri]
 
-    def start(self, env: Mapping[str, str] | None = None, timeout: float = 300) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self, env: Mapping[str, str] | None = None, timeout: float = 300) -> None: ...
 
-    def alive(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def alive(self) -> bool: ...
 
-    def signal(self, sig: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def signal(self, sig: int) -> None: ...
 
-    def kill(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def kill(self) -> None: ...
 
-    def wait_exit(self, timeout: float) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def wait_exit(self, timeout: float) -> bool: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self) -> None: ...
 
 
 class ServerTarget(Target):

@@ -159,17 +159,13 @@ class Worker(threading.Thread):
         """Read an acknowledged write's keys back pinned just before its timestamp and at
         it: before, they must show what they held before it; at, exactly the write. The
         read kind (count or rows) and the filter form (a key range or an ``in`` list)
-        rotate with the write, so both paths meet both forms.
-
-        A delete is read back at its timestamp only. Session consistency, all a reported
-        timestamp is for, needs it to be no earlier than the write: Milvus reports the
-        delete's own, keeldb the newest it has handed out (which may be a later write's),
-        and just before that the delete may already show."""
+        rotate with the write, so both paths meet both forms. Deletes too: Milvus (and
+        keeldb) report a delete's own timestamp."""
         if write.outcome != OK or not write.ts:
             return
         as_count = write.id % 2 == 0
         pred = key_span(write.keys) if write.id % 4 < 2 else Pred(ids=tuple(sorted(set(write.keys))))
-        sides = [("at", write.ts)] if write.kind == "delete" else [("before", write.ts - 1), ("at", write.ts)]
+        sides = [("before", write.ts - 1), ("at", write.ts)]
         for side, ts in sides:
             op = self.history.invoke(
                 "count" if as_count else "query", pred=pred.to_json(), pin_op=write.id, pin_ts=ts, pin_side=side

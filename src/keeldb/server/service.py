@@ -415,9 +415,10 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         The reply carries no IDs, or pymilvus would return them instead of the count."""
         if request.expr_template_values:
             raise InvalidArgument("filter templates (filter_params) are not supported")
-        n = self.client.delete(request.collection_name, filter=request.expr, partition_name=request.partition_name)
-        ts = self.client.last_timestamp()
-        return milvus_pb2.MutationResult(status=convert.status(), delete_cnt=n["delete_count"], timestamp=ts)
+        n, ts = self.client.delete_with_timestamp(
+            request.collection_name, filter=request.expr, partition_name=request.partition_name
+        )
+        return milvus_pb2.MutationResult(status=convert.status(), delete_cnt=n, timestamp=ts)
 
     @_rpc(milvus_pb2.FlushResponse)
     def Flush(self, request: Any, context: grpc.ServicerContext) -> Any:

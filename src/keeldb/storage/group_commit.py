@@ -17,12 +17,13 @@ engine reopens and recovers instead.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from keeldb.errors import StorageError
 
 
-class GroupCommit:
+class GroupCommit(ABC):
     """Subclasses append under ``_cond`` (advancing ``_written``) and implement the three
     hooks; ``sync`` is the protocol."""
 
@@ -73,11 +74,11 @@ class GroupCommit:
         """Under the lock, as the leader starts: what this round makes durable."""
         return None
 
+    @abstractmethod
     def _persist(self, batch: Any) -> None:
         """Outside the lock: make ``batch`` durable, or raise."""
-        raise NotImplementedError
 
-    def _persisted(self, batch: Any) -> None:
+    def _persisted(self, batch: Any) -> None:  # noqa: B027 - an optional hook
         """Under the lock, after ``_persist`` succeeded."""
 
     def _failure(self, error: BaseException) -> StorageError:

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -98,7 +99,7 @@ def stop_together(processes: Iterable[Process], timeout: float) -> None:
 # -- one process --------------------------------------------------------------------------
 
 
-class Process:
+class Process(ABC):
     """A child process we start, signal, kill and restart with one command line.
 
     Everything it prints (stdout and stderr) is appended to ``log_path``, each incarnation
@@ -135,17 +136,18 @@ class Process:
 
     # -- what a subclass says -----------------------------------------------------------
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The command line that starts the process."""
 
     def ready(self) -> bool:
         """One readiness check: True once the process serves. Called until it is."""
         return True
 
-    def _before_start(self) -> None:
+    def _before_start(self) -> None:  # noqa: B027 - an optional hook
         """Hook: tidy up what a previous (killed) incarnation left behind."""
 
-    def _after_exit(self) -> None:
+    def _after_exit(self) -> None:  # noqa: B027 - an optional hook
         """Hook: tidy up after the process is gone and reaped."""
 
     # -- state --------------------------------------------------------------------------
