@@ -140,3 +140,33 @@ def test_a_clean_reopen_passes_the_checks(tmp_path: Path) -> None:
     c = keeldb.Client(str(db))
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 20
     c.close()
+
+
+def test_a_manifest_that_parses_but_fails_its_checksum_is_not_used(tmp_path: Path) -> None:
+    """A damaged newest manifest whose JSON still parses (one digit changed, as a torn write
+    over older bytes or a bit flip can leave it) is skipped for its predecessor: a file that
+    parses is not a file that was written whole."""
+    import re
+
+    from keeldb.storage.manifest import list_versions
+
+    db = tmp_path / "db"
+    make(db, deletes=True)
+    c = keeldb.Client(str(db))
+    c.insert("c", [{"id": 100 + i, "vector": [i, 5, 1]} for i in range(5)])
+    c.flush("c")
+    c.close()
+    d = coll_dir(db)
+    newest = max(list_versions(d))
+    path = d / f"MANIFEST-{newest:012d}"
+    raw = path.read_bytes()
+    m = re.search(rb'"rows":(\d)', raw)
+    assert m is not None
+    digit = m.group(1)[0]
+    raw = raw[: m.start(1)] + bytes([ord("1") if digit != ord("1") else ord("2")]) + raw[m.start(1) + 1 :]
+    path.write_bytes(raw)
+    c = keeldb.Client(str(db))
+    rep = c.recovery_report("c")
+    assert rep["manifests_skipped"] and rep["manifest_version"] == newest - 1, rep
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 24
+    c.close()
