@@ -8,7 +8,6 @@ their ``keeldb`` came from first on their own ``PYTHONPATH``).
 from __future__ import annotations
 
 import os
-import py_compile
 import shutil
 from pathlib import Path
 
@@ -30,26 +29,35 @@ def copy_tree(dest: Path) -> Path:
     return dest
 
 
-def apply(mutant: Mutant, root: Path) -> None:
-    """Apply every edit of ``mutant`` to the copy at ``root``; raise MutantDrift if an edit's
-    old text does not occur exactly once, and compile each edited file."""
-    edited: set[Path] = set()
+def mutated_sources(mutant: Mutant, root: Path = ROOT) -> dict[str, str]:
+    """The text of every file ``mutant`` edits, edited (nothing is written): raise
+    MutantDrift if an edit's old text does not occur exactly once in the file as it is under
+    ``root``, or if an edited file does not compile."""
+    texts: dict[str, str] = {}
     for e in mutant.edits:
-        path = root / e.path
-        text = path.read_text()
+        text = texts.get(e.path) or (root / e.path).read_text()
         n = text.count(e.old)
         if n != 1:
             raise MutantDrift(
                 f"mutant {mutant.name}: the text it replaces occurs {n} times in {e.path} (expected once): "
                 f"the code moved; update tests/mutants/catalog.py\n--- text:\n{e.old}"
             )
-        path.write_text(text.replace(e.old, e.new))
-        edited.add(path)
-    for path in edited:
+        texts[e.path] = text.replace(e.old, e.new)
+    for path, text in texts.items():
         try:
-            py_compile.compile(str(path), doraise=True)
-        except py_compile.PyCompileError as err:
-            raise MutantDrift(f"mutant {mutant.name}: {path.relative_to(root)} does not compile: {err}") from err
+            compile(text, path, "exec")
+        except SyntaxError as err:
+            raise MutantDrift(f"mutant {mutant.name}: {path} does not compile: {err}") from err
+    return texts
+
+
+def apply(mutant: Mutant, root: Path) -> None:
+    """Apply ``mutant`` to the copy at ``root`` (never to the checkout: ``root`` must not be
+    the repository itself)."""
+    if root.resolve() == ROOT:
+        raise ValueError("mutants are applied to a copy of the tree, never to the checkout")
+    for path, text in mutated_sources(mutant, root).items():
+        (root / path).write_text(text)
 
 
 def mutated_copy(mutant: Mutant | None, dest: Path) -> Path:
