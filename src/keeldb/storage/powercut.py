@@ -169,7 +169,7 @@ class Tracker:
             f = self._file(st, "")
             append = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
             pos = st.st_size if append else os.lseek(fd, 0, os.SEEK_CUR)
-            if pos < f.durable:
+            if pos < f.durable and f.path:  # an overwrite of durable bytes (keeldb only appends)
                 self._save(f, f.path)
             view = memoryview(data)
             while view:
