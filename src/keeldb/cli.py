@@ -138,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-FAULT_KINDS_HELP = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
+FAULT_KINDS_HELP = ("sigkill", "sigstop", "crash-point", "power-cut", "disk-full", "slow-fsync")
 
 
 def _chaos(args: argparse.Namespace) -> int:
@@ -310,9 +310,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="base rows, keys 0..ROWS-1 (the Milvus incident used 10,000,000)")
     c.add_argument("--dim", type=int, default=32, help="vector dimension of the collection")
     c.add_argument("--faults", default=None,
-                   help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)} (None: sigkill and "
-                        "crash-point, which cycles through every live crash point, against keeldb; sigkill "
-                        "against targets without crash points)")
+                   help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)} (None: sigkill, "
+                        "crash-point, which cycles through every live crash point, and power-cut, which cuts "
+                        "the power at them and at random instants, against keeldb; sigkill against other "
+                        "targets)")
     c.add_argument("--workload", default="mixed",
                    help="what the writers do: mixed (upserts of 200 and churn of extra keys), insert-only, "
                         "delete-heavy, upsert-only, big-batches (batches of 5,000), a comma list of them "

@@ -9,6 +9,13 @@ cycled: a seeded shuffle of every live point, dealt out over the run's crash-poi
 each fault arming its share of the cycle one after another. Every live point is armed in
 every run that has at least one crash-point fault.
 
+A SIGKILL leaves the kernel's page cache intact, so a missing fsync is invisible to it and
+to crash points alike. ``power-cut`` is the fault that sees it: the server runs with
+``KEELDB_FAULTS=power-cut`` (keeldb's storage then tracks what each fsync made durable,
+``storage/powercut.py``) and dies at an armed point — its own cycle of the same points — or
+at a random instant (SIGUSR1) losing everything not yet fsynced; every other cut keeps a
+random part of it instead (``power-cut=tear:SEED``: pages that reached the disk anyway).
+
 A fault's kinds are scheduled the same way: every kind of the mix appears once in each
 round of ``len(kinds)`` faults, in a seeded order.
 """
@@ -21,8 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "disk-full", "slow-fsync")
-DEFAULT_FAULTS = ("sigkill", "crash-point")  # a server without crash points: sigkill only
+FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "power-cut", "disk-full", "slow-fsync")
+# A server without crash points and power cuts (not keeldb): sigkill only.
+DEFAULT_FAULTS = ("sigkill", "crash-point", "power-cut")
+# How a power-cut fault's cuts alternate: all unsynced bytes lost, or a random part kept.
+POWER_MODES = ("power-cut", "power-cut=tear:{seed}")
+RANDOM_CUT = "random"  # a power-cut fault's last cut: SIGUSR1 at a random instant
 # Crash points worth arming in a live server: each sits on a path that makes data visible
 # or invisible under this workload (writes, flushes, compaction, index commits, garbage
 # collection, replay). The writers drive wal.*; the flusher flush.*, manifest.*, gc.* and

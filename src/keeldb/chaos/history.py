@@ -61,7 +61,7 @@ class Op:
 
 @dataclass
 class Fault:
-    kind: str  # sigkill | sigstop | crash-point | disk-full | slow-fsync
+    kind: str  # sigkill | sigstop | crash-point | power-cut | disk-full | slow-fsync
     start: float
     recovered: float | None = None  # when the restarted server first answered
     detail: str = ""  # crash-point: "name:n", plus "(not reached in 30s; killed)" if it was not

@@ -31,6 +31,8 @@ from keeldb.chaos.faults import (
     FAULT_KINDS,
     LIVE_CRASH_POINTS,
     NOT_REACHED,
+    POWER_MODES,
+    RANDOM_CUT,
     CrashCycle,
     NotRecovered,
     hurried_worker,
@@ -233,6 +235,7 @@ class Run:
         self.batch_base = 0
         self.crash_points: tuple[str, ...] = cfg.crash_points or LIVE_CRASH_POINTS
         self.cycle: CrashCycle | None = None
+        self.power_cycle: CrashCycle | None = None  # the power-cut faults' own cycle of points
 
     # -- workers ------------------------------------------------------------------------
 
@@ -317,7 +320,11 @@ class Run:
             target.signal(signal.SIGCONT)
             self.restart(target, start=False)
         elif kind == "crash-point":
-            self.crash_round(target, fault)
+            assert self.cycle is not None
+            self.crash_round(target, fault, self.cycle)
+        elif kind == "power-cut":
+            assert self.power_cycle is not None
+            self.crash_round(target, fault, self.power_cycle, power=True)
         elif kind in ("disk-full", "slow-fsync"):
             spec = "disk-full" if kind == "disk-full" else "slow-fsync=200"
             fault.detail = spec
@@ -336,7 +343,7 @@ class Run:
         self.gate.open()
         return fault
 
-    def crash_round(self, target: Target, fault: Fault) -> None:
+    def crash_round(self, target: Target, fault: Fault, cycle: CrashCycle, *, power: bool = False) -> None:
         """Restart the server with each point of this fault's share of the cycle armed in
         turn (a graceful stop first, so the only crashes are armed ones) and let the
         workload drive it there: the writers reach wal.*, the flusher flush.*, manifest.*,
@@ -344,38 +351,49 @@ class Run:
         after a crash recovery.* (a round that starts with it starts with a SIGKILL instead
         of the graceful stop, so there is a log tail to replay). A point not reached within
         ``crash_wait`` is noted and the server SIGKILLed; then the next point is armed.
-        Last, a plain restart."""
-        assert self.cycle is not None
-        specs = self.cycle.next_round()
+        Last, a plain restart.
+
+        ``power``: each point cuts the power instead (``KEELDB_FAULTS=power-cut``, alternately
+        torn), and the round ends with one more cut at a random instant (SIGUSR1); each entry
+        of ``fault.points`` is then ``name:n@mode``."""
+        specs = cycle.next_round()
         if specs[0].startswith("recovery."):
             target.kill()
         else:
             target.stop()
-        for spec in specs:
-            note = self._arm(target, spec)
-            fault.points.append(spec + note)
+        if power:
+            specs.append(RANDOM_CUT)
+        for i, spec in enumerate(specs):
+            mode = POWER_MODES[i % 2].format(seed=self.rng.randrange(1 << 16)) if power else None
+            note = self._arm(target, spec, mode)
+            fault.points.append(spec + (f"@{mode}" if mode else "") + note)
             if "while starting" in note:
                 break  # it does not start at all: the plain restart below says why
         fault.detail = "; ".join(fault.points)
         fault.restarted = self.history.now()
         self.restart(target)
 
-    def _arm(self, target: Target, spec: str) -> str:
+    def _arm(self, target: Target, spec: str, power: str | None = None) -> str:
         """Start with ``spec`` armed until the server dies there: "" if it did, else what
-        happened instead. Some points are armed with a worker hurried (faults.HURRY)."""
+        happened instead. Some points are armed with a worker hurried (faults.HURRY).
+        ``power``: the KEELDB_FAULTS power-cut mode the point cuts the power with; with
+        ``spec`` RANDOM_CUT, the cut is a SIGUSR1 after a random share of the interval."""
         hurried = [w for w in self.workers if w.name == hurried_worker(spec)]
         for w in hurried:
             w.hurry.set()
         try:
-            return self._armed_run(target, spec)
+            return self._armed_run(target, spec, power)
         finally:
             for w in hurried:
                 w.hurry.clear()
 
-    def _armed_run(self, target: Target, spec: str) -> str:
+    def _armed_run(self, target: Target, spec: str, power: str | None = None) -> str:
         cfg = self.cfg
+        env = {"KEELDB_FAULTS": power} if power else {}
+        if spec != RANDOM_CUT:
+            env["KEELDB_CRASH_AT"] = spec
         try:
-            target.start(env={"KEELDB_CRASH_AT": spec}, timeout=cfg.recover_timeout)
+            target.start(env=env, timeout=cfg.recover_timeout)
         except Exception:  # noqa: BLE001 - died while starting: recovery.* (or a finding, next restart)
             code = target.proc.returncode if target.proc is not None else None
             return "" if code == -signal.SIGKILL else f" (server exited with code {code} while starting)"
@@ -383,6 +401,9 @@ class Run:
             target.kill()  # it started: there was nothing to replay
             return " (not reached: nothing to replay; killed)"
         self.gate.open()
+        if spec == RANDOM_CUT:
+            time.sleep(self.rng.uniform(*cfg.interval))
+            target.signal(signal.SIGUSR1)
         died = target.wait_exit(cfg.crash_wait)
         self.gate.close()
         if not died:
@@ -433,10 +454,15 @@ class Run:
         kinds = [k for k in kinds if k in FAULT_KINDS]
         if not target.supports_crash_points:
             kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
+        if not target.supports_power_cut:
+            kinds = [k for k in kinds if k != "power-cut"] or ["sigkill"]
         plan_ = schedule(kinds, cfg.count, self.rng)
-        if "crash-point" in plan_:
+        if "crash-point" in plan_ or "power-cut" in plan_:
             self.crash_points = live_crash_points(cfg.crash_points)
+        if "crash-point" in plan_:
             self.cycle = CrashCycle(self.crash_points, plan_.count("crash-point"), self.rng)
+        if "power-cut" in plan_:
+            self.power_cycle = CrashCycle(self.crash_points, plan_.count("power-cut"), self.rng)
         return plan_
 
     def execute(self) -> Result:
@@ -507,7 +533,7 @@ def summarize(history: History, violations: list[str], wall: float, target: str,
     # has_collection + load, made before the workload is let go: the workers' first success
     # comes later still, after the checker's pass, which holds them).
     rec = [r["restart_seconds"] for r in avail["recoveries"]]
-    armed = [p for f in history.faults if f.kind == "crash-point" for p in (f.points or [f.detail])]
+    armed = [p for f in history.faults if f.kind in ("crash-point", "power-cut") for p in (f.points or [f.detail])]
     reads_ok = Counter(o.kind for o in history.ops if o.is_read and o.outcome == "ok")
     victims = Counter(f.detail.split(" ", 1)[0] for f in history.faults if is_hit(f))
     return {

@@ -51,6 +51,7 @@ class Target(ABC):
     name = "target"
     supports_crash_points = False
     supports_io_faults = False
+    supports_power_cut = False  # KEELDB_FAULTS=power-cut: keeldb's own storage, one process
     last_victim = ""  # which component the last fault hit, where there is a choice (cluster)
     events: Sequence[str] = ()  # what happened to which component (a cluster's own list)
     data_paths: Sequence[Path] = ()  # the servers' data, removed after a run unless kept
@@ -123,6 +124,7 @@ class KeelTarget(ServerTarget):
     name = "keeldb"
     supports_crash_points = True
     supports_io_faults = True
+    supports_power_cut = True
 
     def __init__(self, data: Path) -> None:
         self.port = free_port()

@@ -539,20 +539,25 @@ class Collection:
             setattr(self, slot, t)
         t.start()
 
-    def close(self) -> None:
-        """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
-        self._closing = True  # no new background job starts; index builds stop early
-        # Join until none is left: a background flush starts a compaction, a compaction an
-        # index build. Joining a list taken once let a compaction started by a flush being
-        # joined outlive close() and race the next open's manifest commits.
+    def wait_background(self) -> None:
+        """Return once no background flush, compaction or index build is running. Joins
+        until none is left: a background flush starts a compaction, a compaction an index
+        build. (Joining a list taken once let a compaction started by a flush being joined
+        outlive close() and race the next open's manifest commits.) What the caller's own
+        threads start meanwhile is theirs to wait for."""
         while True:
             with self._state_lock:
                 threads = (self._bg_flush, self._bg_compact, self._indexer.thread)
                 running = [t for t in threads if t is not None and t.is_alive()]
             if not running:
-                break
+                return
             for t in running:
                 t.join()
+
+    def close(self) -> None:
+        """Stop taking writes. No flush is needed: everything acknowledged is in the log."""
+        self._closing = True  # no new background job starts; index builds stop early
+        self.wait_background()
         with self._flush_lock, self._write_lock:
             if self._closed:
                 return

@@ -15,7 +15,6 @@ other's logs either.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -28,7 +27,7 @@ from keeldb.errors import CollectionNotFound, InvalidArgument, PartitionNotFound
 from keeldb.schema import DEFAULT_PARTITION, CollectionSchema, IndexParam, check_name
 from keeldb.storage.catalog import FileCatalog
 from keeldb.storage.filenames import collection_dir_name
-from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable
+from keeldb.storage.fs import DirectoryLock, fsync_dir, makedirs_durable, rmtree
 from keeldb.storage.oracle import TimestampOracle
 from keeldb.storage.store import CollectionStore
 
@@ -119,7 +118,7 @@ class Database:
         removed = False
         for name in os.listdir(self.collections_dir):
             if name not in known:
-                shutil.rmtree(self.collections_dir / name, ignore_errors=True)
+                rmtree(self.collections_dir / name)
                 removed = True
         if removed:
             fsync_dir(self.collections_dir)
@@ -235,7 +234,7 @@ class Database:
             self.catalog.commit({name: None})
             c = self._collections.pop(name)
             c.close()
-            shutil.rmtree(self._dir(e.id), ignore_errors=True)
+            rmtree(self._dir(e.id))
             fsync_dir(self.collections_dir)
 
     def compact(self, name: str) -> int:

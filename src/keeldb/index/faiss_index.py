@@ -27,7 +27,7 @@ import numpy as np
 from keeldb.index.base import IndexKind
 from keeldb.index.params import AUTO_PROBE_FRACTION, DEFAULT_NPROBE, IndexSpec, SearchKnobs
 from keeldb.storage.crash import before_segment_write
-from keeldb.storage.fs import file_crc32, fsync_file
+from keeldb.storage.fs import file_crc32, fsync_file, written_by_library
 
 TRAIN_POINTS_PER_LIST = 256  # FAISS's k-means samples this many points per centroid anyway
 ADD_CHUNK = 65536
@@ -95,7 +95,8 @@ class FaissIndex:
     def save(self, path: Path) -> tuple[int, int]:
         """Write and fsync the index file; return (size, crc32). The caller fsyncs the dir."""
         before_segment_write()
-        faiss.write_index(self.index, str(path))
+        with written_by_library(path):
+            faiss.write_index(self.index, str(path))
         fsync_file(path)
         return file_crc32(path)
 

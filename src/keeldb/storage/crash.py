@@ -4,7 +4,9 @@ Every step of a commit that makes data durable, visible or invisible calls ``cra
 with a name from ``CRASH_POINTS``. In production this is one dictionary lookup. When the
 environment variable ``KEELDB_CRASH_AT`` names a point (optionally ``name:N`` to die on the
 N-th hit, counting from 1), the process sends itself SIGKILL there: no ``finally`` blocks,
-no buffered writes flushed, exactly like a power cut as far as the process is concerned.
+no buffered writes flushed. The kernel's page cache survives a SIGKILL, though; with
+``KEELDB_FAULTS=power-cut`` the point cuts the power instead (``storage/powercut.py``):
+everything not yet fsynced is lost too.
 
 The crash-matrix test (``tests/test_crash_matrix.py``) iterates over ``CRASH_POINTS``, so a
 point added here is tested automatically, and a point used in the code but missing here
@@ -16,6 +18,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keeldb.storage.powercut import Tracker
 
 CRASH_POINTS: dict[str, str] = {
     # write-ahead log (storage/log_writer.py)
@@ -60,7 +66,8 @@ def _target() -> tuple[str, int] | None:
 
 
 def crash_point(name: str) -> None:
-    """Die here (SIGKILL) if ``KEELDB_CRASH_AT`` names this point and its hit count is due."""
+    """Die here (SIGKILL, or a power cut when armed) if ``KEELDB_CRASH_AT`` names this point
+    and its hit count is due."""
     if name not in CRASH_POINTS:
         raise AssertionError(f"unknown crash point {name!r}: add it to CRASH_POINTS")
     target = _target()
@@ -70,6 +77,9 @@ def crash_point(name: str) -> None:
         _hits[name] = _hits.get(name, 0) + 1
         due = _hits[name] >= target[1]
     if due:
+        tracker = power_tracker()
+        if tracker is not None:
+            tracker.cut()
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -79,6 +89,9 @@ def crash_point(name: str) -> None:
 #   disk-full       every segment-file write raises ENOSPC, so flushes fail (the log is
 #                   untouched: writes keep working until a flush is attempted)
 #   slow-fsync=MS   every fsync sleeps MS milliseconds first
+#   power-cut       file operations are tracked (storage/powercut.py), and an armed crash
+#                   point or SIGUSR1 loses everything not yet fsynced (power-cut=tear: keeps a
+#                   random part of it; power-cut=tear:SEED, reproducibly)
 # The chaos command arms these in the server it starts; tests arm them directly.
 
 _faults: dict[str, str] | None = None
@@ -108,3 +121,24 @@ def before_segment_write() -> None:
         import errno
 
         raise OSError(errno.ENOSPC, "No space left on device (injected: KEELDB_FAULTS=disk-full)")
+
+
+_power: Any = None  # the power-cut tracker, once made
+_power_made = False
+
+
+def power_tracker() -> Tracker | None:
+    """The power-cut tracker when ``KEELDB_FAULTS`` arms ``power-cut``, else None. Made once
+    per process; made in the main thread it also takes SIGUSR1 as "cut the power now"."""
+    global _power, _power_made
+    with _lock:
+        if not _power_made:
+            _power_made = True
+            spec = _armed().get("power-cut")
+            if spec is not None:
+                from keeldb.storage.powercut import from_spec
+
+                _power = from_spec(spec)
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGUSR1, lambda *_: _power.cut())
+    return _power

@@ -4,6 +4,12 @@ POSIX only promises that data reaches the disk after ``fsync`` of the file, and 
 name (create or rename) reaches the disk after ``fsync`` of the *directory* holding it.
 Forgetting the second is the classic way to lose a file that was "written and fsynced".
 Every helper here does both, so callers cannot forget.
+
+Every file operation keeldb's storage makes — open for writing, write, truncate, fsync,
+rename, unlink, mkdir, rmdir, a library writing a file itself — goes through a function
+here, so that the simulated power cut (``storage/powercut.py``, armed with
+``KEELDB_FAULTS=power-cut``) sees all of them. When it is not armed each function is the
+plain system call behind one ``is None`` test.
 """
 
 from __future__ import annotations
@@ -11,13 +17,116 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from keeldb.errors import DatabaseLocked, StorageError
-from keeldb.storage.crash import before_fsync
+from keeldb.storage.crash import before_fsync, power_tracker
 from keeldb.storage.filenames import tmp_name
+
+PathLike = str | os.PathLike[str]
+# The power-cut tracker when KEELDB_FAULTS arms it, else None (read once, at import).
+_power = power_tracker()
+
+# -- the system calls, seen by the power-cut tracker when it is armed ------------------------
+
+
+def open_for_write(path: PathLike, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode: int = 0o644) -> int:
+    return os.open(path, flags, mode) if _power is None else _power.open(path, flags, mode)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` (``os.write`` may write less than asked)."""
+    if _power is not None:
+        _power.write(fd, data)
+        return
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def truncate(fd: int, size: int) -> None:
+    if _power is None:
+        os.ftruncate(fd, size)
+    else:
+        _power.truncate(fd, size)
+
+
+def sync_fd(fd: int, *, data_only: bool = False) -> None:
+    """fsync (``data_only``: fdatasync) an open file."""
+    before_fsync()
+    if _power is not None:
+        _power.fsync(fd, data_only=data_only)
+    elif data_only:
+        os.fdatasync(fd)
+    else:
+        os.fsync(fd)
+
+
+def replace(src: PathLike, dst: PathLike) -> None:
+    if _power is None:
+        os.replace(src, dst)
+    else:
+        _power.replace(src, dst)
+
+
+def unlink(path: PathLike) -> None:
+    if _power is None:
+        os.unlink(path)
+    else:
+        _power.unlink(path)
+
+
+def mkdir(path: PathLike) -> None:
+    if _power is None:
+        os.mkdir(path)
+    else:
+        _power.mkdir(path)
+
+
+def rmtree(path: PathLike) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)``, one tracked unlink / rmdir at a time when
+    the power-cut tracker is armed (so a cut can bring back what a drop had not made durable)."""
+    if _power is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            try:
+                _power.unlink(os.path.join(top, name))
+            except OSError:
+                pass
+        for name in dirs:
+            try:
+                _power.rmdir(os.path.join(top, name))
+            except OSError:
+                pass
+    try:
+        _power.rmdir(path)
+    except OSError:
+        pass
+
+
+@contextmanager
+def written_by_library(path: PathLike) -> Iterator[None]:
+    """Around a library writing ``path`` itself (FAISS writes its index files): the power-cut
+    tracker notes the file and holds its lock meanwhile, so a cut never sees half a write."""
+    if _power is None:
+        yield
+        return
+    with _power.lock:
+        p, existed = _power.begin_external(path)
+        try:
+            yield
+        finally:
+            _power.end_external(p, existed)
+
+
+# -- durable files -----------------------------------------------------------------------------
 
 
 def fsync_dir(path: Path) -> None:
@@ -25,21 +134,20 @@ def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         before_fsync()
-        os.fsync(fd)
+        if _power is None:
+            os.fsync(fd)
+        else:
+            _power.fsync_dir(fd, path)
     finally:
         os.close(fd)
 
 
 def write_durable(path: Path, data: bytes | memoryview) -> None:
     """Create ``path`` with ``data`` and fsync it (not its directory: the caller batches that)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = open_for_write(path)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        before_fsync()
-        os.fsync(fd)
+        write_all(fd, data)
+        sync_fd(fd)
     finally:
         os.close(fd)
 
@@ -48,8 +156,7 @@ def fsync_file(path: Path) -> None:
     """fsync a file some library wrote (FAISS writes its own index files)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        before_fsync()
-        os.fsync(fd)
+        sync_fd(fd)
     finally:
         os.close(fd)
 
@@ -89,7 +196,7 @@ def atomic_replace(
     write_durable(tmp, data)
     if before_rename:
         before_rename()
-    os.replace(tmp, path)
+    replace(tmp, path)
     if after_rename:
         after_rename()
     fsync_dir(path.parent)
@@ -104,7 +211,7 @@ def makedirs_durable(path: Path) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            os.mkdir(d)
+            mkdir(d)
         except FileExistsError:
             pass
         fsync_dir(d.parent)

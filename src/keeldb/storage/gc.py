@@ -20,7 +20,7 @@ from pathlib import Path
 
 from keeldb.storage.crash import crash_point
 from keeldb.storage.filenames import is_data_file, is_tmp, parse_log_name
-from keeldb.storage.fs import fsync_dir
+from keeldb.storage.fs import fsync_dir, unlink
 from keeldb.storage.manifest import Manifest, list_versions, manifest_path
 
 
@@ -84,7 +84,7 @@ def collect_garbage(
     removed = []
     for i, p in enumerate(sorted(doomed)):
         try:
-            os.unlink(p)
+            unlink(p)
         except FileNotFoundError:
             continue
         removed.append(p.name)

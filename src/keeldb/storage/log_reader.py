@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from keeldb.storage.fs import open_for_write, sync_fd, truncate
 from keeldb.storage.log_format import HEADER, HEADER_SIZE, MAX_RECORD, record_crc
 
 
@@ -79,9 +80,9 @@ def read_log(path: Path) -> ReadResult:
 
 def truncate_log(path: Path, size: int) -> None:
     """Cut a torn tail off so the next recovery does not meet it again, and make it stick."""
-    fd = os.open(path, os.O_WRONLY)
+    fd = open_for_write(path, os.O_WRONLY)
     try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
+        truncate(fd, size)
+        sync_fd(fd)
     finally:
         os.close(fd)

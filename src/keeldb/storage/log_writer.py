@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 
 from keeldb.errors import StorageError
-from keeldb.storage.crash import before_fsync, crash_point
+from keeldb.storage.crash import crash_point
 from keeldb.storage.filenames import log_name
+from keeldb.storage.fs import open_for_write, sync_fd, truncate, write_all
 from keeldb.storage.group_commit import GroupCommit
 from keeldb.storage.log_format import encode_record
 
@@ -29,7 +30,7 @@ class LogWriter(GroupCommit):
     def __init__(self, directory: Path, number: int) -> None:
         self.number = number
         self.path = log_path(directory, number)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = open_for_write(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         super().__init__(written=os.fstat(self._fd).st_size)
 
     def append(self, rtype: int, ts: int, payload: bytes) -> int:
@@ -46,13 +47,10 @@ class LogWriter(GroupCommit):
                 raise self._error
             start = self._written
             try:
-                view = memoryview(record)
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
+                write_all(self._fd, record)
             except OSError as e:
                 try:
-                    os.ftruncate(self._fd, start)
+                    truncate(self._fd, start)
                 except OSError:
                     self._error = StorageError(f"log {self.path} is damaged: {e}")
                 raise StorageError(f"cannot append to {self.path}: {e}") from e
@@ -65,8 +63,7 @@ class LogWriter(GroupCommit):
 
     def _persist(self, batch: None) -> None:
         crash_point("wal.before_fsync")
-        before_fsync()
-        os.fdatasync(self._fd)
+        sync_fd(self._fd, data_only=True)
         crash_point("wal.after_fsync")
 
     def _failure(self, error: BaseException) -> StorageError:
