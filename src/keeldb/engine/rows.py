@@ -152,10 +152,10 @@ def columns_to_batch(
             continue
         given = values_by_field.get(f.name)
         values: list[Any] | np.ndarray = [MISSING] * n if given is None else given
-        # A whole column may be an array-like (a numpy array, a scipy sparse matrix for a
-        # sparse vector field): its rows count is its first dimension, and it has no holes.
-        array_like = hasattr(values, "shape") and not isinstance(values, list | tuple)
-        count = values.shape[0] if array_like else len(values)
+        # A whole column may be an array-like (a numpy array; for a sparse vector field a
+        # scipy sparse matrix or SparseRows): it has no holes to fill with defaults.
+        array_like = not isinstance(values, list | tuple)
+        count = values.shape[0] if hasattr(values, "shape") else len(values)
         if count != n:
             raise InvalidArgument(f"field {f.name!r} has {count} values for {n} rows")
         if not array_like:

@@ -119,7 +119,7 @@ class DenseVectorKind(VectorKind):
     def byte_rows(self, f: FieldSchema, values: Sequence[Any]) -> np.ndarray | None:
         """Rows given as raw bytes (what pymilvus sends for these types), as an (n, width)
         array; None if the rows are not all bytes-like. A wrong length names the row."""
-        if not values or not all(isinstance(v, bytes | bytearray | memoryview) for v in values):
+        if isinstance(values, np.ndarray) or not len(values) or not all(isinstance(v, bytes | bytearray | memoryview) for v in values):
             return None
         size = self.width(f) * np.dtype(self.storage).itemsize
         for i, v in enumerate(values):
@@ -141,7 +141,7 @@ class DenseVectorKind(VectorKind):
                     f"got an array of shape {values.shape}"
                 )
             return values
-        if not values or not all(isinstance(v, np.ndarray) and v.dtype == self.storage for v in values):
+        if isinstance(values, np.ndarray) or not len(values) or not all(isinstance(v, np.ndarray) and v.dtype == self.storage for v in values):
             return None
         for i, v in enumerate(values):
             if v.shape != (self.width(f),):

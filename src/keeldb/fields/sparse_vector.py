@@ -352,7 +352,7 @@ class SparseFloatVector(VectorKind):
     def queries(self, f: FieldSchema, data: Any) -> SparseRows:
         if isinstance(data, Mapping):
             data = [data]
-        if _is_scipy(data):
+        if _is_scipy(data) or isinstance(data, SparseRows):
             return parse_rows(data, f.name)
         if not isinstance(data, Sequence) or isinstance(data, str | bytes) or len(data) == 0:
             raise InvalidArgument("data must be a non-empty list of sparse query vectors")
