@@ -54,6 +54,14 @@ def big_index(d: int) -> int:
     return d if d < SPARSE_DIMS - 3 else 2**32 - 2 - (SPARSE_DIMS - 1 - d)
 
 
+def widened(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with its columns at their ``big_index`` positions (2^32 - 1 columns)."""
+    cols = np.array([big_index(int(c)) for c in range(m.shape[1])], dtype=np.int64)
+    out = sp.csr_matrix((m.data, cols[m.indices], m.indptr.astype(np.int64)), shape=(m.shape[0], 2**32 - 1))
+    out.sort_indices()
+    return out
+
+
 def sparse_dicts(m: sp.csr_matrix) -> list[dict[int, float]]:
     out = []
     for i in range(m.shape[0]):

@@ -68,8 +68,8 @@ def column_from_proto(f: FieldSchema, fd: schema_pb2.FieldData, n: int) -> Any:
     storage, width = kind.storage, kind.width(f)
     if len(raw) != n * width * storage.itemsize:
         raise InvalidArgument(
-            f"vector field {f.name!r} ({f.dtype.name}, dim {f.dim}) has {len(raw)} bytes for {n} rows of "
-            f"{width * storage.itemsize} bytes"
+            f"vector field {f.name!r} ({f.dtype.name}, dim {f.dim}) has {len(raw)} bytes for {n} rows: "
+            f"{n * width * storage.itemsize} bytes needed ({width * storage.itemsize} a row)"
         )
     return np.frombuffer(raw, dtype=storage).reshape(n, width).copy()
 
