@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
