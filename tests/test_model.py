@@ -196,8 +196,9 @@ class Model(RuleBasedStateMachine):
             truth = {}
             for k, r in self.model.items():
                 shared = set(q) & set(r["sv"])
-                if shared:
-                    truth[k] = sum(float(np.float32(q[d])) * float(np.float32(r["sv"][d])) for d in shared)
+                score = sum(float(np.float32(q[d])) * float(np.float32(r["sv"][d])) for d in shared)
+                if score > 0:
+                    truth[k] = score
             want = sorted(truth.values(), reverse=True)[:4]
             hits = self.client.search("m", [q], anns_field="sv", limit=4, output_fields=["val"])[0]
             assert np.allclose([h["distance"] for h in hits], want, rtol=1e-5), (q, hits, want)

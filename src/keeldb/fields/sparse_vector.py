@@ -100,8 +100,9 @@ class SparseRows:
 
     def scores(self, dims: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products with one query (sorted ``dims``, ``weights``), by a scan of
-        every stored pair: (rows sharing at least one dimension with the query, their scores
-        as float64), rows ascending. O(nonzeros); what an unindexed segment is searched with."""
+        every stored pair: (rows with a positive score — sharing a dimension with the query
+        where both weights are nonzero —, their scores as float64), rows ascending.
+        O(nonzeros); what an unindexed segment is searched with."""
         if not len(dims) or not self.nnz:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         idx = self.indices[: self.nnz]
@@ -113,7 +114,9 @@ class SparseRows:
         row_of = np.searchsorted(self.indptr, hit, side="right") - 1
         contrib = self.data[hit].astype(np.float64) * weights[pos[hit]]
         rows, inv = np.unique(row_of, return_inverse=True)
-        return rows.astype(np.int64), np.bincount(inv, weights=contrib, minlength=len(rows))
+        scores = np.bincount(inv, weights=contrib, minlength=len(rows))
+        positive = scores > 0
+        return rows[positive].astype(np.int64), scores[positive]
 
     @staticmethod
     def concat(parts: Sequence[SparseRows]) -> SparseRows:

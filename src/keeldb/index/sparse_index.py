@@ -27,9 +27,10 @@ the segment out of the postings, ``drop_ratio_search`` the query's smallest weig
 
 The file also keeps, per row, the sum of its weights (before any drop), and per posting
 list its largest weight: with term frequencies as weights these are BM25's document length
-and the raw material of its upper bounds, so a BM25 scorer (collection-wide IDF and average
-length at search time) can reuse this index unchanged — the weights stay raw, scoring
-applies the formula (``search``'s ``weigh`` hook).
+and the raw material of its upper bounds. So a BM25 scorer (issue 15: collection-wide IDF
+and average length at search time) reuses this file unchanged: the stored weights stay raw
+term frequencies, and it scores a posting as idf x tf-saturation(tf, row_sums[row]) instead
+of the inner product's query weight x stored weight.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,16 +58,18 @@ ALIGN = 64
 # name -> numpy dtype of each section, in file order
 SECTIONS = (
     ("terms", "<u4"),  # distinct dimensions used in the segment, ascending
-    ("indptr", "<i8"),  # posting list i is [indptr[i], indptr[i+1]) of rows / values
+    ("indptr", "<i4"),  # posting list i is [indptr[i], indptr[i+1]) of rows / values
     ("rows", "<i4"),  # row numbers, ascending within a posting list
     ("values", "<f4"),  # the row's weight in that dimension
     ("max_value", "<f4"),  # the largest weight of each posting list
     ("row_sums", "<f4"),  # per row: the sum of all its weights (before drop_ratio_build)
 )
 _MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
-# A weigh hook: (posting list ids, their rows, their stored weights) -> contributions per
-# posting entry before the query weight multiplies them. IP needs none (the stored weight).
-Weigh = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# MaxScore: rows of the first list fully scored to find a lower bound of the k-th best score,
+# and what completing a candidate's score in one list (a numpy binary search) costs next to
+# walking one posting in scipy's product: pruning must save more than it adds.
+SEED_ROWS = 512
+SEARCH_COST = 8
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,13 @@ def build_postings(data: SparseRows, drop_ratio: float = 0.0) -> Postings:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row_of, minlength=n), out=indptr[1:])
     terms, cols = np.unique(dims, return_inverse=True)
-    index_dtype = np.int32 if len(weights) < 2**31 else np.int64
-    csc = sp.csr_matrix(
-        (weights, cols.astype(index_dtype), indptr.astype(index_dtype)), shape=(n, len(terms))
-    ).tocsc()
+    # int32 offsets and row numbers: a segment holds < 2^31 nonzeros (fields/sparse_vector.py
+    # refuses more), and scipy then searches the file's arrays without widening them.
+    csc = sp.csr_matrix((weights, cols.astype(np.int32), indptr.astype(np.int32)), shape=(n, len(terms))).tocsc()
     csc.sort_indices()
-    pptr = csc.indptr.astype(np.int64)
+    pptr = csc.indptr.astype(np.int32)
     values = csc.data.astype(np.float32, copy=False)
-    max_value = np.maximum.reduceat(values, pptr[:-1]) if len(terms) else np.empty(0, dtype=np.float32)
+    max_value = np.maximum.reduceat(values, pptr[:-1].astype(np.int64)) if len(terms) else np.empty(0, dtype=np.float32)
     return Postings(terms.astype(np.uint32), pptr, csc.indices.astype(np.int32), values, max_value.astype(np.float32), row_sums)
 
 
@@ -132,6 +133,7 @@ class SparseIndex:
         self.spec = spec
         self.p = p
         self.ntotal = ntotal
+        self._matrix: sp.csr_matrix | None = None
 
     # -- building and files ---------------------------------------------------------------
 
@@ -195,78 +197,84 @@ class SparseIndex:
         pos[pos == len(terms)] = 0
         ok = len(terms) > 0
         hit = (terms[pos] == dims) if ok else np.zeros(len(dims), dtype=bool)
-        return pos[hit].astype(np.int64), weights[hit].astype(np.float64)
+        return pos[hit].astype(np.int64), weights[hit].astype(np.float32)
 
-    def _postings(self, tids: np.ndarray, w: np.ndarray, weigh: Weigh | None) -> tuple[np.ndarray, np.ndarray]:
-        """Every posting of ``tids``: (rows, contributions)."""
+    def matrix(self) -> sp.csr_matrix:
+        """The postings as a (dimensions x rows) CSR matrix over the index's own arrays —
+        no copy (the file stores int32 row numbers and offsets for this)."""
+        if self._matrix is None:
+            p = self.p
+            self._matrix = sp.csr_matrix((p.values, p.rows, p.indptr), shape=(len(p.terms), self.ntotal), copy=False)
+        return self._matrix
+
+    def taat(self, tids: np.ndarray, w: np.ndarray, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Term at a time, in scipy's sparse product: (rows with a positive score, scores)."""
+        m = self.matrix()
+        qv = sp.csr_matrix(
+            (w.astype(np.float32), tids.astype(m.indices.dtype), np.array([0, len(tids)], dtype=m.indptr.dtype)),
+            shape=(1, m.shape[0]),
+        )
+        r = qv @ m  # float32 x float32: scipy converts nothing, and walks only these postings
+        rows, scores = r.indices.astype(np.int64), r.data
+        keep = (scores > 0) & in_bitmap(allowed, rows)
+        return rows[keep], scores[keep]
+
+    def _complete(self, rows: np.ndarray, scores: np.ndarray, tids: np.ndarray, w: np.ndarray) -> None:
+        """Add the contributions of posting lists ``tids`` to the scores of ``rows`` (sorted
+        posting lists: a binary search per row and list, not a walk of the list)."""
         p = self.p
-        starts, ends = p.indptr[tids], p.indptr[tids + 1]
-        lens = ends - starts
-        total = int(lens.sum())
-        if not total:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        base = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-        pos = base + np.arange(total)
-        stored = p.values[pos].astype(np.float64)
-        owner = np.repeat(np.arange(len(tids)), lens)
-        if weigh is not None:
-            stored = weigh(tids[owner], p.rows[pos], stored)
-        return p.rows[pos].astype(np.int64), stored * w[owner]
-
-    def _union(self, tids: np.ndarray) -> np.ndarray:
-        p = self.p
-        parts = [p.rows[int(p.indptr[t]) : int(p.indptr[t + 1])] for t in tids.tolist()]
-        return np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
-
-    def taat(self, tids: np.ndarray, w: np.ndarray, allowed: np.ndarray | None, weigh: Weigh | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Term at a time: every row sharing a dimension with the query and its exact score."""
-        rows, contrib = self._postings(tids, w, weigh)
-        if not len(rows):
-            return rows, contrib
-        if len(rows) * 8 < self.ntotal:
-            cand, inv = np.unique(rows, return_inverse=True)
-            scores = np.bincount(inv, weights=contrib, minlength=len(cand))
-        else:
-            dense = np.bincount(rows, weights=contrib, minlength=self.ntotal)
-            touched = np.zeros(self.ntotal, dtype=bool)
-            touched[rows] = True
-            cand = np.flatnonzero(touched)
-            scores = dense[cand]
-        keep = in_bitmap(allowed, cand)
-        return cand[keep], scores[keep]
+        for t, wt in zip(tids.tolist(), w.tolist(), strict=True):
+            a, b = int(p.indptr[t]), int(p.indptr[t + 1])
+            post = p.rows[a:b]
+            at = np.searchsorted(post, rows)
+            at[at == len(post)] = 0
+            hit = post[at] == rows
+            scores[hit] += np.float32(wt) * p.values[a:b][at[hit]]
 
     def maxscore(self, tids: np.ndarray, w: np.ndarray, k: int, allowed: np.ndarray | None, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-        """The top-k by bound-based pruning (the module doc): exact when ``ratio`` >= 1."""
+        """The top-k by bound-based pruning (the module doc), exact when ``ratio`` >= 1;
+        returns every candidate scored (a superset of the top-k) with its full score.
+
+        1. Bounds: each list's query weight x largest weight (x ``ratio``), largest first.
+        2. theta0: the k-th best *full* score among a sample of the first list's allowed rows
+           — real rows, so the true k-th best score is at least theta0.
+        3. Essential lists: the shortest prefix whose remaining bounds sum below theta0; a row
+           in none of them scores below theta0 and cannot be in the top-k.
+        4. Candidates: the essential lists' rows (scipy's product), their scores completed
+           by binary search in the other lists. When the essential lists hold most of the
+           postings anyway, the plain term-at-a-time walk is cheaper, and as exact."""
         p = self.p
         bound = w * p.max_value[tids].astype(np.float64) * ratio
         order = np.argsort(-bound, kind="stable")
         tids, w, bound = tids[order], w[order], bound[order]
-        n_ess = 1
-        while True:
-            cand = self._union(tids[:n_ess])  # the rows of the essential lists
-            cand = cand[in_bitmap(allowed, cand)]
-            scores = np.zeros(len(cand), dtype=np.float64)
-            for t, wt in zip(tids.tolist(), w.tolist(), strict=True):  # complete every score
-                a, b = int(p.indptr[t]), int(p.indptr[t + 1])
-                post = p.rows[a:b]
-                at = np.searchsorted(post, cand)
-                at[at == len(post)] = 0
-                hit = post[at] == cand if len(post) else np.zeros(len(cand), dtype=bool)
-                scores[hit] += wt * p.values[a:b][at[hit]].astype(np.float64)
-            rest = float(bound[n_ess:].sum())
-            if n_ess >= len(tids):
-                return cand, scores
-            if len(cand) >= k:
-                theta = np.partition(scores, len(scores) - k)[len(scores) - k]
-                if rest < theta:
-                    return cand, scores
-            n_ess = min(len(tids), 2 * n_ess)
+        rest = np.concatenate([np.cumsum(bound[::-1])[::-1], [0.0]])  # rest[j]: lists j.. together
+        lens = (p.indptr[tids + 1] - p.indptr[tids]).astype(np.int64)
+        if lens[0] * (1 + SEARCH_COST * (len(tids) - 1)) >= lens.sum():
+            return self.taat(tids, w, allowed)  # even the best pruning would not pay
+        first = p.rows[int(p.indptr[tids[0]]) : int(p.indptr[tids[0] + 1])]
+        seed = first[in_bitmap(allowed, first.astype(np.int64))]
+        if len(seed) > SEED_ROWS:
+            seed = seed[:: len(seed) // SEED_ROWS + 1]
+        theta0 = -np.inf
+        if len(seed) >= k:
+            seed_scores = np.zeros(len(seed), dtype=np.float32)
+            self._complete(seed, seed_scores, tids, w)
+            theta0 = float(np.partition(seed_scores, len(seed) - k)[len(seed) - k])
+        below = np.flatnonzero(rest < theta0)
+        n_ess = max(1, int(below[0])) if len(below) else len(tids)
+        walked = int(lens[:n_ess].sum())  # ~ candidates, each completed in every other list
+        if n_ess == len(tids) or walked * (1 + SEARCH_COST * (len(tids) - n_ess)) >= lens.sum():
+            return self.taat(tids, w, allowed)
+        cand, scores = self.taat(tids[:n_ess], w[:n_ess], allowed)
+        scores = scores.astype(np.float32, copy=True)
+        self._complete(cand.astype(p.rows.dtype), scores, tids[n_ess:], w[n_ess:])
+        return cand, scores
 
     def _scored(self, q: SparseRows, qi: int, knobs: SearchKnobs, allowed: np.ndarray | None, k: int | None) -> tuple[np.ndarray, np.ndarray]:
         dims, weights = q.row(qi)
         tids, w = self._query_terms(dims, weights)
         if not len(tids):
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         algo = self.spec.build.get("inverted_index_algo", "DAAT_MAXSCORE")
         if k is None or algo == "TAAT_NAIVE":
             return self.taat(tids, w, allowed)
