@@ -277,8 +277,15 @@ def job_sparse_keeldb(job: dict) -> dict:
 
 
 def job_sparse_lite(job: dict) -> dict:
+    import resource
+
     import scipy.sparse as sp
     from pymilvus import DataType, MilvusClient
+
+    # Milvus Lite keeps its postings as Python objects: at 1M rows that is many GB. Cap this
+    # child's heap so that running out is this measurement's error, not the machine's.
+    cap = int(job["memory_gb"] * 2**30)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
     x, q = sp.load_npz(job["data"]), sp.load_npz(job["queries"])
     truth = dict(np.load(job["truth"]))
@@ -540,7 +547,7 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
             systems["keeldb"] = job("sparse-keeldb", "sparse_keeldb", path=str(workdir / "keeldb-sparse"), algos=list(SPARSE_ALGOS), **data)
         if "milvus-lite" in cfg.systems:
             systems["milvus-lite"] = job("sparse-lite", "sparse_lite", path=str(workdir / "lite-sparse"), batch=cfg.lite_batch,
-                                         budget=cfg.lite_budget, **data)  # fmt: skip
+                                         budget=cfg.lite_budget, memory_gb=cfg.lite_memory_gb, **data)  # fmt: skip
         best = max((_qps(systems.get("keeldb", {}), "algos", a, "search", "qps") or 0) for a in SPARSE_ALGOS) or None
         lite = _qps(systems.get("milvus-lite", {}), "search", "qps")
         ratio = _ratio(best, lite)
@@ -710,6 +717,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--hnsw-m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
     p.add_argument("--lite-batch", type=int, default=10_000, help="rows per Milvus Lite insert")
+    p.add_argument("--lite-memory-gb", type=float, default=12.0, help="heap cap of the Milvus Lite child (default 12)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"from {', '.join(SECTIONS)}")
     p.add_argument("--systems", default="keeldb,milvus-lite,faiss,scipy", help=f"from {', '.join(SYSTEMS)}")
     _cli.add_quick_option(p)
