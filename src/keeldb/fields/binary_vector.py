@@ -77,26 +77,17 @@ class BinaryVector(DenseVectorKind):
             )
         VectorKind.check_field(self, f)
 
-    def vectors(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
-        arr = self.typed_array(f, values)
-        if arr is None:
-            arr = self.byte_rows(f, values)
-        if arr is None:
-            self.refuse_kinds(f, values, f"{self.width(f)} bytes")
-            rows = []
-            for i, v in enumerate(values):
-                try:
-                    rows.append(bytes(v) if not isinstance(v, np.ndarray) else np.asarray(v, dtype=np.int64).tolist())
-                    if isinstance(rows[-1], list):
-                        rows[-1] = bytes(rows[-1])
-                except (TypeError, ValueError) as e:
-                    raise InvalidArgument(
-                        f"row {i}: vector field {f.name!r} (BINARY_VECTOR) takes {self.width(f)} bytes: {e}"
-                    ) from None
-            arr = self.byte_rows(f, rows)
-            if arr is None:  # no rows
-                arr = np.empty((0, self.width(f)), dtype=np.uint8)
-        return arr
+    def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Rows as sequences of byte values (``bytes(value)``, as pymilvus converts them)."""
+        self.refuse_kinds(f, values, f"{self.width(f)} bytes")
+        rows = []
+        for i, v in enumerate(values):
+            try:
+                rows.append(bytes(np.asarray(v, dtype=np.int64).tolist() if isinstance(v, np.ndarray) else v))
+            except (TypeError, ValueError) as e:
+                raise InvalidArgument(f"row {i}: vector field {f.name!r} (BINARY_VECTOR) takes {self.width(f)} bytes: {e}") from None
+        arr = self.byte_rows(f, rows)
+        return arr if arr is not None else np.empty((0, self.width(f)), dtype=np.uint8)
 
     def queries(self, f: FieldSchema, data: Any) -> np.ndarray:
         """Packed uint8 query vectors, (nq, dim / 8)."""

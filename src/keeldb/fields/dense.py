@@ -116,6 +116,25 @@ class DenseVectorKind(VectorKind):
 
     # -- checked conversion of user values (shared by the byte-stored types) ---------------
 
+    def vectors(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """An (n, width) array of the stored dtype: the type's own numpy arrays and raw bytes
+        (what pymilvus sends) as they are, anything else through ``from_values``; then the
+        type's value check."""
+        arr = self.typed_array(f, values)
+        if arr is None:
+            arr = self.byte_rows(f, values)
+        if arr is None:
+            arr = self.from_values(f, values)
+        self.check_values(f, arr)
+        return arr
+
+    def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Rows in any other form the type takes (lists of numbers, ...), or InvalidArgument."""
+        raise InvalidArgument(f"vector field {f.name!r}: values must be {self.width(f)}-element vectors")
+
+    def check_values(self, f: FieldSchema, arr: np.ndarray) -> None:  # noqa: B027 - most types have none
+        """Rules on the stored values themselves (finite floats, ...), naming the first bad row."""
+
     def byte_rows(self, f: FieldSchema, values: Sequence[Any]) -> np.ndarray | None:
         """Rows given as raw bytes (what pymilvus sends for these types), as an (n, width)
         array; None if the rows are not all bytes-like. A wrong length names the row."""

@@ -35,30 +35,18 @@ _FLOATS = FloatVector()
 class _HalfVector(DenseVectorKind):
     index_types = FLOAT_INDEX_TYPES
 
-    def vectors(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
-        arr = self.typed_array(f, values)
-        if arr is None:
-            arr = self.byte_rows(f, values)
-        if arr is None:
-            arr = self._from_numbers(f, values)
-        self._check_finite(f, arr)
-        return arr
-
-    def _from_numbers(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         if not isinstance(values, np.ndarray) and any(
             isinstance(v, bytes | bytearray | memoryview) or (isinstance(v, np.ndarray) and v.dtype == self.storage)
             for v in values
         ):
             # A mix of forms in one batch: row by row (rare; the uniform cases are above).
-            return np.stack([self.vectors(f, [v])[0] for v in values]) if len(values) else self._empty(f)
+            return np.stack([self.vectors(f, [v])[0] for v in values])
         floats = _FLOATS.vectors(f, values)  # shape, element kinds, finiteness as float32
         with np.errstate(over="ignore"):
             return floats.astype(self.storage)
 
-    def _empty(self, f: FieldSchema) -> np.ndarray:
-        return np.empty((0, self.width(f)), dtype=self.storage)
-
-    def _check_finite(self, f: FieldSchema, arr: np.ndarray) -> None:
+    def check_values(self, f: FieldSchema, arr: np.ndarray) -> None:
         finite = np.isfinite(arr.astype(np.float32)).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
@@ -73,12 +61,8 @@ class _HalfVector(DenseVectorKind):
         if all(isinstance(v, np.ndarray) and v.dtype == self.storage for v in rows) or all(
             isinstance(v, bytes | bytearray | memoryview) for v in rows
         ):
-            arr = self.vectors(f, rows).astype(np.float32)
-        else:
-            arr = float_queries(rows, self.width(f))
-        if not np.isfinite(arr).all():
-            raise InvalidArgument("query vectors contain NaN or infinity")
-        return arr
+            return self.vectors(f, rows).astype(np.float32)
+        return float_queries(rows, self.width(f))  # NaN and infinity refused there
 
 
 class Float16Vector(_HalfVector):

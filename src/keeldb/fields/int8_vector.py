@@ -30,15 +30,7 @@ class Int8Vector(DenseVectorKind):
     element = pa.int8()
     index_types = ("HNSW", "AUTOINDEX")
 
-    def vectors(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
-        arr = self.typed_array(f, values)
-        if arr is None:
-            arr = self.byte_rows(f, values)
-        if arr is None:
-            arr = self._from_integers(f, values)
-        return arr
-
-    def _from_integers(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         self.refuse_kinds(f, values, f"{self.width(f)} integers in [-128, 127]")
         rows = [self.vectors(f, [v])[0] if isinstance(v, bytes | bytearray | memoryview) else v for v in values]
         try:

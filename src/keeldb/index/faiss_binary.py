@@ -22,7 +22,6 @@ smaller is closer for both. Two all-zero vectors are at Jaccard distance 0 (as s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import faiss
@@ -30,14 +29,8 @@ import numpy as np
 
 from keeldb.fields.binary_vector import bit_distances, popcount_rows
 from keeldb.index.base import IndexKind, in_bitmap
+from keeldb.index.faiss_index import ADD_CHUNK, TRAIN_POINTS_PER_LIST, read_flags, write_fsynced
 from keeldb.index.params import AUTO_PROBE_FRACTION, DEFAULT_NPROBE, IndexSpec, SearchKnobs
-from keeldb.storage.crash import before_segment_write
-from keeldb.storage.fs import file_crc32, fsync_file
-
-ADD_CHUNK = 65536
-TRAIN_POINTS_PER_LIST = 256
-_LOAD_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
-_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
 
 
 def _top(d: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,14 +73,11 @@ class BinaryIndex:
         return cls(spec, index)
 
     def save(self, path: Path) -> tuple[int, int]:
-        before_segment_write()
-        faiss.write_index_binary(self.index, str(path))
-        fsync_file(path)
-        return file_crc32(path)
+        return write_fsynced(faiss.write_index_binary, self.index, path)
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> BinaryIndex:
-        return cls(spec, faiss.read_index_binary(str(path), _LOAD_FLAGS if _MMAP else 0))
+        return cls(spec, faiss.read_index_binary(str(path), read_flags()))
 
     # -- the codes, as numpy views ----------------------------------------------------------
 

@@ -19,7 +19,9 @@ instead of rebuilding it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -43,6 +45,20 @@ _LOAD_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 # are reclaimable under memory pressure and shared between processes);
 # KEELDB_INDEX_MMAP=0 reads indexes into memory instead.
 _MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
+
+
+def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> tuple[int, int]:
+    """Write a FAISS index with ``write`` (``faiss.write_index`` / ``write_index_binary``)
+    and fsync it; return (size, crc32). The caller fsyncs the directory."""
+    before_segment_write()
+    write(index, str(path))
+    fsync_file(path)
+    return file_crc32(path)
+
+
+def read_flags() -> int:
+    """How saved FAISS indexes are opened: memory-mapped unless KEELDB_INDEX_MMAP=0."""
+    return _LOAD_FLAGS if _MMAP else 0
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -103,15 +119,12 @@ class FaissIndex:
 
     def save(self, path: Path) -> tuple[int, int]:
         """Write and fsync the index file; return (size, crc32). The caller fsyncs the dir."""
-        before_segment_write()
-        faiss.write_index(self.index, str(path))
-        fsync_file(path)
-        return file_crc32(path)
+        return write_fsynced(faiss.write_index, self.index, path)
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
         """Open a saved index memory-mapped. The caller has verified its size and CRC."""
-        return cls(spec, faiss.read_index(str(path), _LOAD_FLAGS if _MMAP else 0))
+        return cls(spec, faiss.read_index(str(path), read_flags()))
 
     # -- searching ------------------------------------------------------------------------
 
