@@ -24,7 +24,6 @@ POINTS = [
     *[(p, 1) for p in sorted(CRASH_POINTS) if p.split(".")[0] in ("flush", "manifest", "compaction", "index", "gc")],
     ("index.after_write", 3),
     ("index.after_commit", 4),
-    ("index.after_commit", 7),
     ("recovery.during_replay", 1),
 ]
 
