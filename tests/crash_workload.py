@@ -19,8 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 DIM = 8
 COLLECTION = "crash"
+# KEELDB_CRASH_VECTORS=1: the collection also holds a sparse, a binary and a float16 vector
+# field, each with its own index kind (inverted index, BIN_IVF_FLAT, HNSW over fp16), so the
+# crash points of flushes, index builds and compactions cover their files too.
+VECTORS = os.environ.get("KEELDB_CRASH_VECTORS") == "1"
 
 
 def vec(pk: int, version: int) -> list[float]:
@@ -28,8 +34,24 @@ def vec(pk: int, version: int) -> list[float]:
     return [pk / 10, version / 10] + [float((pk * 31 + version * 7 + i) % 97) / 10 for i in range(DIM - 2)]
 
 
+def sparse_vec(pk: int, version: int) -> dict[int, float]:
+    """Unique per (pk, version) too: dimension 1000 + pk is the key's own."""
+    return {pk % 13: 1.0 + version % 4, 1000 + pk: 2.0 + version / 100, 2**32 - 2: 0.25}
+
+
+def binary_vec(pk: int, version: int) -> bytes:
+    return bytes([pk % 256, pk // 256, version % 256, 0x5A])
+
+
+def half_vec(pk: int, version: int) -> list[float]:
+    return np.asarray(vec(pk, version), dtype=np.float16).astype(float).tolist()
+
+
 def row(pk: int, version: int) -> dict[str, Any]:
-    return {"id": pk, "vector": vec(pk, version), "val": version, "tag": f"t{pk % 5}"}
+    r: dict[str, Any] = {"id": pk, "vector": vec(pk, version), "val": version, "tag": f"t{pk % 5}"}
+    if VECTORS:
+        r.update(sv=sparse_vec(pk, version), bv=binary_vec(pk, version), hv=half_vec(pk, version))
+    return r
 
 
 # Each op: (kind, payload). Writes stamp val = the op's index, so every version is unique.
@@ -137,6 +159,13 @@ def run(data: Path, journal: Path) -> None:
             # An ANN index over segments of >= KEELDB_INDEX_MIN_ROWS rows (the crash matrix
             # sets it low), so index builds and their commits run through the crash points.
             idx.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 2})
+            if VECTORS:
+                schema.add_field("sv", DataType.SPARSE_FLOAT_VECTOR)
+                schema.add_field("bv", DataType.BINARY_VECTOR, dim=32)
+                schema.add_field("hv", DataType.FLOAT16_VECTOR, dim=DIM)
+                idx.add_index("sv", "SPARSE_INVERTED_INDEX", metric_type="IP")
+                idx.add_index("bv", "BIN_IVF_FLAT", metric_type="HAMMING", params={"nlist": 2})
+                idx.add_index("hv", "HNSW", metric_type="L2", params={"M": 8, "efConstruction": 32})
             client.create_collection(COLLECTION, schema=schema, index_params=idx)
         elif kind == "insert":
             client.insert(COLLECTION, [row(pk, i) for pk in payload])
@@ -190,27 +219,41 @@ def expected_states(journal: Path) -> tuple[list[dict[int, int] | None], bool]:
 
 def observed_state(data: Path) -> dict[int, int] | None:
     """Reopen the directory and read the whole collection, checking internal consistency."""
-    import numpy as np
-
     client = open_client(data)
     try:
         if not client.has_collection(COLLECTION):
             return None
-        rows = client.query(COLLECTION, filter="", output_fields=["id", "val", "vector"])
+        extra = ["sv", "bv", "hv"] if VECTORS else []
+        rows = client.query(COLLECTION, filter="", output_fields=["id", "val", "vector", *extra])
         count = client.query(COLLECTION, filter="", output_fields=["count(*)"])[0]["count(*)"]
         ids = [r["id"] for r in rows]
         assert len(ids) == len(set(ids)), "a primary key is visible twice"
         assert count == len(ids), f"count(*) {count} != rows {len(ids)}"
         for r in rows:
             assert np.allclose(r["vector"], vec(r["id"], r["val"]), atol=1e-6), r
+            if VECTORS:
+                assert r["sv"] == {k: float(np.float32(v)) for k, v in sparse_vec(r["id"], r["val"]).items()}, r
+                assert r["bv"] == [binary_vec(r["id"], r["val"])], r
+                assert np.frombuffer(r["hv"][0], dtype=np.float16).tolist() == half_vec(r["id"], r["val"]), r
         # Search must only return live versions: look each live row up by its own vector.
         if rows:
             probe = rows[:: max(1, len(rows) // 10)]
             hits = client.search(
-                COLLECTION, [vec(r["id"], r["val"]) for r in probe], limit=1, output_fields=["val"], search_params={"nprobe": 2}
+                COLLECTION, [vec(r["id"], r["val"]) for r in probe], limit=1, output_fields=["val"],
+                anns_field="vector", search_params={"nprobe": 2},
             )
             for r, h in zip(probe, hits, strict=True):
                 assert h and h[0]["id"] == r["id"] and h[0]["entity"]["val"] == r["val"], (r, h)
+            if VECTORS:  # each index kind, exact here: only live versions, the right one first
+                for field, q, params in (
+                    ("sv", [{1000 + r["id"]: 1.0} for r in probe], {}),
+                    ("bv", [binary_vec(r["id"], r["val"]) for r in probe], {"nprobe": 2}),
+                    ("hv", [half_vec(r["id"], r["val"]) for r in probe], {"ef": 64}),
+                ):
+                    hits = client.search(COLLECTION, q, anns_field=field, limit=1, output_fields=["val"],
+                                         search_params={"params": params})  # fmt: skip
+                    for r, h in zip(probe, hits, strict=True):
+                        assert h and h[0]["id"] == r["id"] and h[0]["entity"]["val"] == r["val"], (field, r, h)
         return {r["id"]: r["val"] for r in rows}
     finally:
         close_client(client)

@@ -649,7 +649,7 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
         ),
         ("primary key", "got 2"),
     ),
-    "no_vector_field": (lambda c: c.create_collection("x", schema=_schema(PK)), ("FLOAT_VECTOR",)),
+    "no_vector_field": (lambda c: c.create_collection("x", schema=_schema(PK)), ("vector field",)),
     "dim_0": (
         lambda c: _schema(PK, ("v", DataType.FLOAT_VECTOR, {"dim": 0})),
         ("'v'", "dim", "got 0"),

@@ -1,6 +1,7 @@
 """Stateful property test: random sequences of insert, upsert, delete, flush and reopen,
 checked after every step against a plain dict (the model) through count, get, query and
-exact search."""
+exact search — dense (IVF_FLAT, exhaustive) and sparse (an inverted index per sealed
+segment, every row carrying a sparse vector, some of them empty)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def vector(pk: int, version: int) -> list[float]:
     return [float(pk), float(version), float((pk * 7 + version) % 5), 1.0]
 
 
+def sparse_vector(pk: int, version: int) -> dict[int, float]:
+    """A sparse row per version: a few shared dimensions (so searches meet many rows),
+    one dimension near the top of uint32, and now and then an empty row."""
+    if version % 11 == 0:
+        return {}
+    return {pk % 7: 1.0 + version % 3, 10 + version % 5: 0.5, 2**32 - 2 - pk % 3: (pk + 1) / 40}
+
+
 class Model(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -49,8 +58,10 @@ class Model(RuleBasedStateMachine):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
         schema.add_field("val", DataType.INT64)
         schema.add_field("note", DataType.VARCHAR, max_length=32, nullable=True)
+        schema.add_field("sv", DataType.SPARSE_FLOAT_VECTOR)
         idx = self.client.prepare_index_params()
         idx.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 4})
+        idx.add_index("sv", "SPARSE_INVERTED_INDEX", metric_type="IP", params={"inverted_index_algo": "DAAT_MAXSCORE"})
         self.client.create_collection("m", schema=schema, index_params=idx)
 
     def _open(self) -> keeldb.Client:
@@ -59,7 +70,7 @@ class Model(RuleBasedStateMachine):
     def _row(self, pk: int) -> dict[str, Any]:
         self.version += 1
         v = self.version
-        row: dict[str, Any] = {"id": pk, "vector": vector(pk, v), "val": v}
+        row: dict[str, Any] = {"id": pk, "vector": vector(pk, v), "val": v, "sv": sparse_vector(pk, v)}
         if v % 3:
             row["note"] = f"n{v}"
         if v % 4 == 0:
@@ -68,7 +79,7 @@ class Model(RuleBasedStateMachine):
 
     @staticmethod
     def _expect(row: dict[str, Any]) -> dict[str, Any]:
-        return {"id": row["id"], "val": row["val"], "note": row.get("note"), "vector": row["vector"]}
+        return {"id": row["id"], "val": row["val"], "note": row.get("note"), "vector": row["vector"], "sv": row["sv"]}
 
     @rule(keys=KEY_LISTS)
     def insert(self, keys: list[int]) -> None:
@@ -132,12 +143,13 @@ class Model(RuleBasedStateMachine):
 
     @invariant()
     def query_matches(self) -> None:
-        rows = self.client.query("m", filter="id >= 0", output_fields=["val", "note", "vector"])
+        rows = self.client.query("m", filter="id >= 0", output_fields=["val", "note", "vector", "sv"])
         assert [r["id"] for r in rows] == sorted(self.model)
         for r in rows:
             exp = self.model[r["id"]]
             assert (r["val"], r["note"]) == (exp["val"], exp["note"])
             assert np.allclose(r["vector"], exp["vector"])
+            assert r["sv"] == {k: float(np.float32(v)) for k, v in exp["sv"].items()}
         n_even = self.client.query("m", filter="val % 2 == 0", output_fields=["count(*)"])[0]["count(*)"]
         assert n_even == sum(1 for r in self.model.values() if r["val"] % 2 == 0)
 
@@ -162,7 +174,8 @@ class Model(RuleBasedStateMachine):
         keys = sorted(self.model)[:5]
         queries = [self.model[k]["vector"] for k in keys]
         k = min(3, len(self.model))
-        hits = self.client.search("m", queries, limit=k, output_fields=["val"], search_params={"params": {"nprobe": 4}})
+        hits = self.client.search("m", queries, limit=k, output_fields=["val"], anns_field="vector",
+                                  search_params={"params": {"nprobe": 4}})  # fmt: skip
         live = np.array([self.model[x]["vector"] for x in sorted(self.model)], dtype=np.float32)
         ids = np.array(sorted(self.model))
         for q, res in zip(queries, hits, strict=True):
@@ -173,6 +186,25 @@ class Model(RuleBasedStateMachine):
             for h in res:
                 assert h["id"] in self.model and h["entity"]["val"] == self.model[h["id"]]["val"]
             assert set(h["id"] for h in res) <= set(ids.tolist())
+
+    @invariant()
+    def sparse_search_matches(self) -> None:
+        """Sparse search (through the inverted indexes of sealed segments, an exact scan of
+        the growing one) equals a brute force over the model's live rows: the same scores
+        in order, every hit a live row at its true score, no row sharing no dimension."""
+        for q in ({0: 1.0, 12: 0.25}, {3: 0.5, 2**32 - 2: 2.0}, {5: 1.0}):
+            truth = {}
+            for k, r in self.model.items():
+                shared = set(q) & set(r["sv"])
+                score = sum(float(np.float32(q[d])) * float(np.float32(r["sv"][d])) for d in shared)
+                if score > 0:
+                    truth[k] = score
+            want = sorted(truth.values(), reverse=True)[:4]
+            hits = self.client.search("m", [q], anns_field="sv", limit=4, output_fields=["val"])[0]
+            assert np.allclose([h["distance"] for h in hits], want, rtol=1e-5), (q, hits, want)
+            for h in hits:
+                assert abs(truth[h["id"]] - h["distance"]) <= 1e-5 * max(1.0, h["distance"])
+                assert h["entity"]["val"] == self.model[h["id"]]["val"]
 
     def teardown(self) -> None:
         index_builder_mod.INDEX_MIN_ROWS = self._min_rows

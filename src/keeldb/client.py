@@ -27,7 +27,7 @@ from keeldb.engine.expr import parse_filter
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, parse_queries, search
+from keeldb.engine.search import SearchRequest, search
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -37,11 +37,10 @@ from keeldb.errors import (
     PartitionNotFound,
     PartitionNotLoaded,
 )
-from keeldb.index.params import index_spec
+from keeldb.fields import VectorKind
+from keeldb.index.params import SEARCH_PARAMS, index_spec
 from keeldb.schema import (
     DEFAULT_METRIC,
-    INDEX_TYPES,
-    METRICS,
     PARTITION_FIELD,
     CollectionSchema,
     DataType,
@@ -421,15 +420,17 @@ class Client:
     # -- indexes ------------------------------------------------------------------------
 
     def _check_index(self, schema: CollectionSchema, p: IndexParam) -> IndexParam:
+        """An index definition checked against its field: for a vector field the index type,
+        metric and parameters Milvus allows for the data type (``index.params.index_spec``),
+        the metric defaulting to the type's own (COSINE, HAMMING for binary, IP for sparse)."""
         f = schema.field(p.field_name)
         if f is None:
             raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
-        if f.dtype == DataType.FLOAT_VECTOR:
-            if p.index_type not in INDEX_TYPES:
-                raise InvalidArgument(f"unknown vector index type {p.index_type!r}; use one of {INDEX_TYPES}")
-            if p.metric_type not in METRICS:
-                raise InvalidArgument(f"unknown metric type {p.metric_type!r}; use one of {METRICS}")
-            index_spec(p.index_type, p.metric_type, f.dim or 0, p.params)  # checks the parameters
+        kind = f.kind
+        if isinstance(kind, VectorKind):
+            metric = p.metric_type or kind.default_metric
+            index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
+            p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         if not p.index_name:
             p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
         check_name("index", p.index_name)
@@ -723,7 +724,8 @@ class Client:
         if limit in (None, 0, -1):
             limit = None
         snap = kwargs.get("snapshot") or c.snapshot()
-        return query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+        rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+        return _query_shapes(c.schema, rows)
 
     def get(
         self,
@@ -740,7 +742,8 @@ class Client:
         if not keys:
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
-        return query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+        rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+        return _query_shapes(c.schema, rows)
 
     def count(self, collection_name: str, filter: str = "") -> int:
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
@@ -770,7 +773,8 @@ class Client:
                 raise InvalidArgument("the collection has several vector fields: pass anns_field")
             anns_field = vfields[0].name
         vf = c.schema.field(anns_field)
-        if vf is None or vf.dtype != DataType.FLOAT_VECTOR:
+        kind = vf.kind if vf is not None else None
+        if vf is None or not isinstance(kind, VectorKind):
             raise InvalidArgument(f"anns_field {anns_field!r} is not a vector field of the collection")
         index = e.index_on(anns_field)
         sp = dict(search_params or {})
@@ -781,7 +785,7 @@ class Client:
                 f"uses {index.metric_type}"
             )
         params = dict(sp.get("params") or {})
-        for knob in ("nprobe", "ef"):  # pymilvus also accepts them at the top level
+        for knob in SEARCH_PARAMS:  # pymilvus also accepts them at the top level
             if knob in sp and knob not in params:
                 params[knob] = sp[knob]
         offset = kwargs.get("offset", sp.get("offset", 0)) or 0
@@ -789,14 +793,14 @@ class Client:
             raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         req = SearchRequest(
             field=anns_field,
-            queries=parse_queries(data, vf.dim or 0),
+            queries=kind.queries(vf, data),
             metric=metric,
             limit=limit,
             offset=offset,
             radius=params.get("radius", sp.get("radius")),
             range_filter=params.get("range_filter", sp.get("range_filter")),
             after=kwargs.get("after_distance"),
-            params={k: v for k, v in params.items() if k in ("nprobe", "ef")},
+            params={k: v for k, v in params.items() if k in SEARCH_PARAMS},
         )
         flt = parse_filter(filter, c.schema)
         out = resolve_output(c.schema, output_fields)
@@ -808,6 +812,19 @@ class Client:
         """What opening this collection found: manifest version, log records replayed, and
         any torn tail that was cut (with the byte count)."""
         return dict(self._coll(collection_name).report.__dict__)
+
+
+def _query_shapes(schema: CollectionSchema, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as pymilvus's ``query`` / ``get`` return them: a BINARY, FLOAT16, BFLOAT16 or
+    INT8 vector as a list holding the row's bytes (``[b"..."]``; a search hit's entity has
+    the bare ``bytes``, as in pymilvus)."""
+    wrapped = [f.name for f in schema.vector_fields if getattr(f.kind, "as_bytes", False)]
+    if wrapped and rows:
+        for r in rows:
+            for name in wrapped:
+                if isinstance(r.get(name), bytes):
+                    r[name] = [r[name]]
+    return rows
 
 
 def _json_object_text(text: str | bytes, row: int) -> str:

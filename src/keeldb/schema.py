@@ -177,7 +177,8 @@ class CollectionSchema:
         if len(primaries) != 1:
             raise InvalidArgument(f"a schema needs exactly one primary key field, got {len(primaries)}")
         if not self.vector_fields:
-            raise InvalidArgument("a schema needs at least one FLOAT_VECTOR field")
+            # Milvus's words (its test suite checks them).
+            raise InvalidArgument("schema does not contain vector field: a schema needs at least one vector field")
         if self.primary.auto_id:
             self.auto_id = True
 
@@ -222,7 +223,7 @@ class IndexParam:
     field_name: str
     index_type: str = "AUTOINDEX"
     index_name: str = ""
-    metric_type: str = DEFAULT_METRIC
+    metric_type: str = ""  # "" until checked against the field: its type's default metric
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,7 +269,7 @@ class IndexParams:
                 field_name=field_name,
                 index_type=(index_type or "AUTOINDEX").upper(),
                 index_name=index_name,
-                metric_type=(metric_type or DEFAULT_METRIC).upper(),
+                metric_type=(metric_type or "").upper(),
                 params=extra,
             )
         )
@@ -297,6 +298,6 @@ def index_param_from_any(p: Any) -> IndexParam:
         field_name=p.field_name,
         index_type=(getattr(p, "index_type", "") or "AUTOINDEX").upper(),
         index_name=getattr(p, "index_name", "") or "",
-        metric_type=(metric or DEFAULT_METRIC).upper(),
+        metric_type=(metric or "").upper(),
         params=params,
     )

@@ -83,6 +83,12 @@ class CollectionEntry:
         index's, else Milvus's default. (A search asking for another metric than its index
         has is refused by the caller; this only resolves the name.)"""
         index = self.index_on(field_name)
+        if not asked and index is None:
+            # No index and no metric named: the data type's default (COSINE for the float
+            # types, HAMMING for binary, IP for sparse vectors).
+            f = self.schema.field(field_name)
+            kind = f.kind if f is not None else None
+            return getattr(kind, "default_metric", DEFAULT_METRIC)
         return (asked or (index.metric_type if index is not None else "") or DEFAULT_METRIC).upper()
 
     def index_specs(self) -> dict[str, IndexSpec]:
@@ -92,10 +98,10 @@ class CollectionEntry:
         specs = {}
         for i in self.indexes:
             f = self.schema.field(i.field_name)
-            if f is None or f.dim is None:
+            if f is None or not f.kind.is_vector:
                 continue
             try:
-                specs[f.name] = index_spec(i.index_type, i.metric_type, f.dim, i.params)
+                specs[f.name] = index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
             except InvalidArgument:
                 continue
         return specs

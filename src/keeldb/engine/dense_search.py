@@ -1,4 +1,5 @@
-"""The executor for dense float vector fields: per segment, through its index or exactly.
+"""The executor for dense vector fields — FLOAT, FLOAT16, BFLOAT16, INT8 and (with its own
+distances, ``binary_search.py``) BINARY: per segment, through its index or exactly.
 
 The filter (and MVCC visibility) arrive as the selection mask, applied *before* ranking —
 as a bitmap passed to the index, as a mask in an exact scan — so a filtered search returns
@@ -7,14 +8,17 @@ rank. The growing segment, small segments, very selective filters and segments w
 is not built (or not committed) yet are searched exactly. Distances follow Milvus: L2 is
 the squared Euclidean distance (smaller is closer); IP and COSINE are similarities (larger
 is closer). Segments are scanned in row blocks so that the (nq x block) score matrix stays
-small whatever the segment size.
+small whatever the segment size; the 2-byte and 1-byte types are widened to float32 a block
+at a time (exactly: every float16, bfloat16 and int8 value is a float32), never a segment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from keeldb.engine.executor import Candidates, SearchRequest
+from keeldb.engine.executor import Candidates, SearchRequest, larger_is_better
 from keeldb.engine.segment import SegmentView
 from keeldb.index.base import VectorIndex
 from keeldb.index.params import SearchKnobs, search_knobs
@@ -26,22 +30,35 @@ SCORE_CELLS = 1 << 22  # per block of an exact scan: nq x rows float32 scores (1
 EXACT_BELOW = 0.02
 
 
+Scorer = Callable[[np.ndarray, np.ndarray, str, "np.ndarray | None"], np.ndarray]
+
+
 class DenseSearch:
-    """A request over a FLOAT_VECTOR field, prepared once: search knobs checked, queries
-    contiguous float32 (normalised for COSINE)."""
+    """A request over a dense vector field, prepared once: search knobs checked, queries
+    contiguous float32 (normalised for COSINE). ``score`` is the exact distance of a block
+    of rows (a subclass swaps it: binary vectors)."""
 
     def __init__(self, req: SearchRequest) -> None:
         self.req = req
         self.want = req.want
         self.knobs = search_knobs(req.params, self.want)
-        self.q = _prepare(np.ascontiguousarray(req.queries, dtype=np.float32), req.metric)
+        self.q = self.prepare(req)
         self.nq = self.q.shape[0]
 
+    def prepare(self, req: SearchRequest) -> np.ndarray:
+        return _prepare(np.ascontiguousarray(req.queries, dtype=np.float32), req.metric)
+
+    @staticmethod
+    def score(x: np.ndarray, q: np.ndarray, metric: str, x_sq: np.ndarray | None) -> np.ndarray:
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)  # a block of FLOAT16 / BFLOAT16 / INT8 rows, exactly
+        return _scores(x, q, metric, x_sq)
+
     def candidates(self, view: SegmentView, vi: int, mask: np.ndarray | None, nsel: int) -> Candidates:
-        index = _usable_index(view, self.req)
+        index = usable_index(view, self.req)
         if index is None or nsel < EXACT_BELOW * view.num_rows or nsel <= self.want:
-            return _exact(view, vi, mask, self.q, self.req, self.want)
-        return _indexed(view, vi, index, mask, nsel, self.q, self.req, self.knobs, self.want)
+            return _exact(view, vi, mask, self.q, self.req, self.want, self.score)
+        return _indexed(view, vi, index, mask, nsel, self.q, self.req, self.knobs, self.want, self.score)
 
 
 def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
@@ -66,7 +83,7 @@ def _scores(x: np.ndarray, q: np.ndarray, metric: str, x_sq: np.ndarray | None) 
     return dots / np.where(norms == 0, 1, norms)[None, :]
 
 
-def _usable_index(view: SegmentView, req: SearchRequest) -> VectorIndex | None:
+def usable_index(view: SegmentView, req: SearchRequest) -> VectorIndex | None:
     ann = view.segment.indexes.get(req.field)
     if ann is None or ann.spec.metric != req.metric or ann.ntotal != view.num_rows:
         return None
@@ -76,7 +93,7 @@ def _usable_index(view: SegmentView, req: SearchRequest) -> VectorIndex | None:
 
 
 def _sort_key(d: np.ndarray, metric: str) -> np.ndarray:
-    return -d if metric != "L2" else d.copy()
+    return -d if larger_is_better(metric) else d.copy()
 
 
 def _indexed(
@@ -89,6 +106,7 @@ def _indexed(
     req: SearchRequest,
     knobs: SearchKnobs,
     want: int,
+    score: Scorer,
 ) -> Candidates:
     """Search one segment through its ANN index, the allowed rows passed as a FAISS bitmap.
 
@@ -104,7 +122,7 @@ def _indexed(
         for qi in range(nq):
             dq, iq = dr[lims[qi] : lims[qi + 1]], ir[lims[qi] : lims[qi + 1]]
             if req.range_filter is not None:
-                keep = _in_range(dq, None, req.range_filter, req.metric != "L2")
+                keep = in_range(dq, None, req.range_filter, larger_is_better(req.metric))
                 dq, iq = dq[keep], iq[keep]
             top = np.argsort(_sort_key(dq, req.metric), kind="stable")[:want]
             d[qi, : top.size], rows[qi, : top.size] = dq[top], iq[top]
@@ -114,21 +132,23 @@ def _indexed(
     key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
     short = np.flatnonzero((rows >= 0).sum(axis=1) < min(want, nsel))
     if short.size:
-        fix = _exact(view, vi, mask, q[short], req, want)
+        fix = _exact(view, vi, mask, q[short], req, want, score)
         m = fix.key.shape[1]
         key[short], d[short], rows[short] = np.inf, np.nan, 0
         key[short, :m], d[short, :m], rows[short, :m] = fix.key, fix.dist, fix.row
     return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
 
 
-def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, req: SearchRequest, want: int) -> Candidates:
+def _exact(
+    view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, req: SearchRequest, want: int, score: Scorer
+) -> Candidates:
     """Exact top-``want`` over the selected rows of one segment, in row blocks so that the
     (nq x block) score matrix stays small whatever the segment size. A block where most
     rows are selected is scored whole with the others masked out (no copy of the vectors);
     a sparse selection gathers just its rows."""
     vecs = view.vectors(req.field)
     sq_all = view.segment.squared_norms(req.field)
-    larger_better = req.metric != "L2"
+    larger_better = larger_is_better(req.metric)
     ranged = req.radius is not None or req.range_filter is not None or req.after is not None
     nq = q.shape[0]
     # Rows per block so that each (nq x block) temporary stays ~16 MB: with a fixed block, a
@@ -150,12 +170,12 @@ def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, r
             x = vecs[r]
             sq = None if sq_all is None else sq_all[r]
             drop = None
-        d = _scores(x, q, req.metric, sq)
+        d = score(x, q, req.metric, sq)
         key = _sort_key(d, req.metric)
         if drop is not None:
             key[:, drop] = np.inf
         if ranged:
-            keep = _in_range(d, req.radius, req.range_filter, larger_better)
+            keep = in_range(d, req.radius, req.range_filter, larger_better)
             if req.after is not None:
                 keep &= (d < req.after) if larger_better else (d > req.after)
             key[~keep] = np.inf
@@ -179,9 +199,9 @@ def _exact(view: SegmentView, vi: int, mask: np.ndarray | None, q: np.ndarray, r
     return Candidates(key, dist, np.full(key.shape, vi, dtype=np.int64), rows)
 
 
-def _in_range(d: np.ndarray, radius: float | None, range_filter: float | None, larger_better: bool) -> np.ndarray:
-    """Milvus range search: for L2 keep range_filter <= d < radius; for IP/COSINE keep
-    radius < d <= range_filter."""
+def in_range(d: np.ndarray, radius: float | None, range_filter: float | None, larger_better: bool) -> np.ndarray:
+    """Milvus range search: for L2, HAMMING and JACCARD keep range_filter <= d < radius; for
+    IP/COSINE keep radius < d <= range_filter."""
     ok = np.ones(d.shape, dtype=bool)
     if larger_better:
         if radius is not None:

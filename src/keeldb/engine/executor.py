@@ -8,9 +8,9 @@ a deleted version or a filtered-out row, and never needs to know about the other
 
 An executor is a factory keyed by the field's ``DataType`` (``search.EXECUTORS``): called
 with the request, it checks and prepares it once (parameters, normalised queries) and
-returns a ``SegmentSearch`` the pipeline calls per segment. Dense float vectors
-(``dense_search.py``) are the only kind today; sparse or binary vectors are a new module
-and one registry line.
+returns a ``SegmentSearch`` the pipeline calls per segment: dense vectors (float, float16,
+bfloat16, int8) in ``dense_search.py``, binary vectors in ``binary_search.py``, sparse
+vectors in ``sparse_search.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from keeldb.engine.segment import SegmentView
 @dataclass(frozen=True)
 class SearchRequest:
     field: str
-    queries: np.ndarray  # (nq, dim) float32
+    queries: Any  # the field kind's query form (VectorKind.queries): (nq, dim) float32, ...
     metric: str
     limit: int
     offset: int = 0
@@ -47,7 +47,7 @@ class Candidates:
     """One segment's best candidates per query, shape (nq, m) each; key = +inf marks an
     empty slot (fewer hits than m)."""
 
-    key: np.ndarray  # sort key, ascending is better (distance for L2, -similarity for IP/COSINE)
+    key: np.ndarray  # sort key, ascending is better (a distance, or -similarity)
     dist: np.ndarray  # the distance reported to the caller
     view: np.ndarray  # index of the segment view in the snapshot
     row: np.ndarray  # row in that view
@@ -65,3 +65,10 @@ class SegmentSearch(Protocol):
 
 
 FieldExecutor = Callable[[SearchRequest], SegmentSearch]
+
+# Similarities rank larger first; distances (L2, HAMMING, JACCARD) smaller first.
+LARGER_IS_BETTER = frozenset({"IP", "COSINE", "BM25"})
+
+
+def larger_is_better(metric: str) -> bool:
+    return metric in LARGER_IS_BETTER

@@ -37,7 +37,7 @@ class Batch:
 
     table: pa.Table
     pks: list[Any]
-    vectors: dict[str, np.ndarray]
+    vectors: dict[str, Any]  # per vector field, its searchable form (VectorKind.vectors)
 
     @property
     def num_rows(self) -> int:
@@ -58,7 +58,7 @@ def decode_table(payload: bytes | memoryview) -> pa.Table:
 
 def batch_from_table(schema: CollectionSchema, table: pa.Table) -> Batch:
     pk = schema.primary.name
-    vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
+    vectors = {f.name: f.kind.from_arrow(f, table[f.name]) for f in schema.vector_fields}  # type: ignore[attr-defined]
     return Batch(table, table[pk].to_pylist(), vectors)
 
 
@@ -142,7 +142,7 @@ def columns_to_batch(
     if meta is None and schema.enable_dynamic_field:
         meta = ["{}"] * n
     columns: dict[str, Any] = {}
-    vectors: dict[str, np.ndarray] = {}
+    vectors: dict[str, Any] = {}
     for f in schema.fields:
         if f.is_primary and use_auto:
             ids = list(auto_ids or [])
@@ -152,9 +152,13 @@ def columns_to_batch(
             continue
         given = values_by_field.get(f.name)
         values: list[Any] | np.ndarray = [MISSING] * n if given is None else given
-        if len(values) != n:
-            raise InvalidArgument(f"field {f.name!r} has {len(values)} values for {n} rows")
-        if not isinstance(values, np.ndarray):
+        # A whole column may be an array-like (a numpy array; for a sparse vector field a
+        # scipy sparse matrix or SparseRows): it has no holes to fill with defaults.
+        array_like = not isinstance(values, list | tuple)
+        count = values.shape[0] if hasattr(values, "shape") else len(values)
+        if count != n:
+            raise InvalidArgument(f"field {f.name!r} has {count} values for {n} rows")
+        if not array_like:
             missing = [i for i, v in enumerate(values) if v is MISSING or v is None]
             if missing:
                 values = list(values)

@@ -19,26 +19,36 @@ Everything stays vectorised per segment; Python loops only over queries and retu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from keeldb.engine.binary_search import BinarySearch
 from keeldb.engine.dense_search import DenseSearch
 from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest
 from keeldb.engine.expr import Filter
 from keeldb.engine.query import Output, Selector, materialize, selection
 from keeldb.engine.snapshot import Snapshot
+from keeldb.engine.sparse_search import SparseSearch
 from keeldb.errors import InvalidArgument
-from keeldb.schema import METRICS, DataType
+from keeldb.fields import vector_kind_of
+from keeldb.fields.float_vector import float_queries
+from keeldb.schema import DataType
 
 __all__ = ["EXECUTORS", "MAX_TOPK", "SearchRequest", "parse_queries", "search"]
 
 MAX_TOPK = 16384
 
-# The executor for each searchable field kind. A new kind (sparse, binary vectors) is a new
-# module implementing executor.SegmentSearch, and one line here.
-EXECUTORS: dict[DataType, FieldExecutor] = {DataType.FLOAT_VECTOR: DenseSearch}
+# The executor for each searchable field kind: a module implementing
+# executor.SegmentSearch, and one line here.
+EXECUTORS: dict[DataType, FieldExecutor] = {
+    DataType.FLOAT_VECTOR: DenseSearch,
+    DataType.FLOAT16_VECTOR: DenseSearch,
+    DataType.BFLOAT16_VECTOR: DenseSearch,
+    DataType.INT8_VECTOR: DenseSearch,
+    DataType.BINARY_VECTOR: BinarySearch,
+    DataType.SPARSE_FLOAT_VECTOR: SparseSearch,
+}
 
 
 def search(
@@ -50,7 +60,7 @@ def search(
     extra: Selector | None = None,
 ) -> list[list[dict[str, Any]]]:
     _check(req)
-    plan = _executor(snap, req.field)(req)
+    plan = _executor(snap, req)(req)
     cands: list[Candidates] = []
     for vi, view in enumerate(snap.views):
         if view.num_rows == 0:
@@ -67,8 +77,6 @@ def search(
 
 
 def _check(req: SearchRequest) -> None:
-    if req.metric not in METRICS:
-        raise InvalidArgument(f"unknown metric type {req.metric!r}; use one of {METRICS}")
     # Type checks first: a str offset or radius used to escape as TypeError / numpy's
     # UFuncTypeError from the comparisons below instead of InvalidArgument.
     for name, v in (("limit", req.limit), ("offset", req.offset)):
@@ -87,18 +95,25 @@ def _check(req: SearchRequest) -> None:
         raise InvalidArgument(f"offset + limit must be in [1, {MAX_TOPK}]")
 
 
-def _executor(snap: Snapshot, name: str) -> FieldExecutor:
-    """The executor for the searched field's kind (a snapshot without a schema is taken to
-    search dense float vectors, the only kind there was before executors)."""
-    kind = DataType.FLOAT_VECTOR
+def _executor(snap: Snapshot, req: SearchRequest) -> FieldExecutor:
+    """The executor for the searched field's kind, after checking the metric is one the
+    kind has (a snapshot without a schema is taken to search dense float vectors, the only
+    kind there was before executors)."""
+    name = req.field
+    dtype = DataType.FLOAT_VECTOR
     if snap.schema is not None:
         f = snap.schema.field(name)
         if f is None:
             raise InvalidArgument(f"field {name!r} does not exist in the collection")
-        kind = f.dtype
-    executor = EXECUTORS.get(kind)
+        dtype = f.dtype
+    executor = EXECUTORS.get(dtype)
     if executor is None:
-        raise InvalidArgument(f"field {name!r} ({kind.name}) cannot be searched")
+        raise InvalidArgument(f"field {name!r} ({dtype.name}) cannot be searched")
+    metrics = vector_kind_of(dtype).metrics
+    if req.metric not in metrics:
+        raise InvalidArgument(
+            f"metric type {req.metric} not found or not supported for {dtype.name}, supported: [{' '.join(metrics)}]"
+        )
     return executor
 
 
@@ -136,22 +151,5 @@ def _materialise(snap: Snapshot, out: Output, pk: str, hits: _Hits) -> list[list
 
 
 def parse_queries(data: Any, dim: int) -> np.ndarray:
-    """Query vectors: a list of vectors (or one vector, or an (nq, dim) array)."""
-    if isinstance(data, np.ndarray):
-        arr = data.astype(np.float32, copy=False)
-    else:
-        if not isinstance(data, Sequence) or isinstance(data, str | bytes) or len(data) == 0:
-            raise InvalidArgument("data must be a non-empty list of query vectors")
-        try:
-            arr = np.asarray(data, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidArgument("query vectors must be lists of numbers of equal length") from None
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise InvalidArgument("data must be a non-empty list of query vectors")
-    if arr.shape[1] != dim:
-        raise InvalidArgument(f"query vector has dimension {arr.shape[1]}, the field's is {dim}")
-    if not np.isfinite(arr).all():
-        raise InvalidArgument("query vectors contain NaN or infinity")
-    return arr
+    """Float query vectors (FLOAT_VECTOR's ``VectorKind.queries``)."""
+    return float_queries(data, dim)

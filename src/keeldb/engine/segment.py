@@ -23,12 +23,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keeldb.engine.rows import Batch, numpy_of, vector_column, vectors_of
+from keeldb.engine.rows import Batch, numpy_of
+from keeldb.fields import VectorKind
 from keeldb.index.base import VectorIndex
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
 
 NEVER = np.iinfo(np.int64).max
+
+
+def _vector_kind(f: Any) -> VectorKind:
+    kind = f.kind
+    assert isinstance(kind, VectorKind)
+    return kind
 
 
 class SegmentView:
@@ -43,7 +50,7 @@ class SegmentView:
         num_rows: int,
         ts: np.ndarray,
         deleted_at: np.ndarray,
-        vectors: dict[str, np.ndarray],
+        vectors: dict[str, Any],
         chunks: Sequence[pa.Table],
     ) -> None:
         self.segment = segment
@@ -80,17 +87,22 @@ class SegmentView:
             self.segment.store_json_cache(name, self.num_rows, self._json[name])
         return self._json[name]
 
-    def vectors(self, field: str) -> np.ndarray:
+    def vectors(self, field: str) -> Any:
+        """The field's searchable form (``VectorKind.from_arrow``): an (n, width) array for
+        the dense types, ``SparseRows`` for sparse vectors."""
         return self._vectors[field]
 
     def take(self, rows: np.ndarray, names: Sequence[str]) -> dict[str, list[Any]]:
-        """Values of ``names`` at ``rows``, as Python lists (vectors as lists of floats)."""
+        """Values of ``names`` at ``rows``, as Python lists (vectors in pymilvus's shapes:
+        ``VectorKind.output``)."""
         out: dict[str, list[Any]] = {}
         idx = None
         pk_cache = self.segment.cached_pks()
         for name in names:
             if name in self._vectors:
-                out[name] = self._vectors[name][rows].tolist()
+                f = self.segment.schema.field(name)
+                assert f is not None and isinstance(f.kind, VectorKind)
+                out[name] = f.kind.output(f, self._vectors[name], rows)
             elif pk_cache is not None and name == self.segment.schema.primary.name:
                 out[name] = pk_cache[rows].tolist()  # the search hot path: ids only
             else:
@@ -162,7 +174,7 @@ class SealedSegment(Segment):
         self.num_rows = table.num_rows
         self.ts = numpy_of(table[TS_COLUMN])
         self.deleted_at = np.full(self.num_rows, NEVER, dtype=np.int64) if deleted_at is None else deleted_at
-        self.vectors = {f.name: vectors_of(table[f.name], f.dim or 0) for f in schema.vector_fields}
+        self.vectors = {f.name: _vector_kind(f).from_arrow(f, table[f.name]) for f in schema.vector_fields}
         self.file_table = table  # every column as in the file (memory-mapped), for compaction
         self.table = table.drop_columns([TS_COLUMN, *self.vector_names])
         self._pk_cache: np.ndarray | None = None
@@ -188,10 +200,14 @@ class SealedSegment(Segment):
         self.note_stamp(ts)
         self.deleted_at[rows] = ts
 
-    def squared_norms(self, field: str) -> np.ndarray:
+    def squared_norms(self, field: str) -> np.ndarray | None:
+        """float32 vectors only: other types are widened a block at a time when scanned,
+        and their norms computed there (a cache would cost 4 bytes a row for nothing)."""
         cached = self._norms.get(field)
         if cached is None:
             v = self.vectors[field]
+            if not isinstance(v, np.ndarray) or v.dtype != np.float32:
+                return None
             cached = self._norms[field] = np.einsum("ij,ij->i", v, v)
         return cached
 
@@ -215,9 +231,7 @@ class GrowingSegment(Segment):
         self.nbytes = 0
         self._ts = np.empty(capacity, dtype=np.int64)
         self._deleted_at = np.full(capacity, NEVER, dtype=np.int64)
-        self._vectors = {
-            f.name: np.empty((capacity, f.dim or 0), dtype=np.float32) for f in schema.vector_fields
-        }
+        self._vectors = {f.name: _vector_kind(f).new_buffer(f, capacity) for f in schema.vector_fields}
         self._chunks: list[pa.Table] = []
         self._chunk_ends: list[int] = []
 
@@ -230,13 +244,9 @@ class GrowingSegment(Segment):
         ts[: self.num_rows] = self._ts[: self.num_rows]
         deleted = np.full(new_cap, NEVER, dtype=np.int64)
         deleted[: self.num_rows] = self._deleted_at[: self.num_rows]
-        vecs = {}
-        for name, v in self._vectors.items():
-            nv = np.empty((new_cap, v.shape[1]), dtype=np.float32)
-            nv[: self.num_rows] = v[: self.num_rows]
-            vecs[name] = nv
         # Swap in whole new arrays; readers holding the old ones stay correct (see module doc).
-        self._ts, self._deleted_at, self._vectors = ts, deleted, vecs
+        # The vector buffers grow by themselves, the same way.
+        self._ts, self._deleted_at = ts, deleted
 
     def append(self, batch: Batch, ts: int) -> int:
         """Append a batch's rows with timestamp ``ts``; return the first new row's index."""
@@ -244,8 +254,8 @@ class GrowingSegment(Segment):
         n = batch.num_rows
         self._grow(start + n)
         self._ts[start : start + n] = ts
-        for name, arr in batch.vectors.items():
-            self._vectors[name][start : start + n] = arr
+        for name, vecs in batch.vectors.items():
+            self._vectors[name].append(start, vecs)
         self._chunks.append(batch.table.drop_columns(self.vector_names))
         self._chunk_ends.append(start + n)
         self.nbytes += batch.table.nbytes
@@ -263,7 +273,7 @@ class GrowingSegment(Segment):
             n,
             self._ts[:n],
             self._deleted_at[:n],
-            {k: v[:n] for k, v in self._vectors.items()},
+            {k: v.view(n) for k, v in self._vectors.items()},
             # Only whole batches below n: an append in progress may have added its chunk
             # already but publishes num_rows last.
             self._chunks[: bisect.bisect_right(self._chunk_ends, n)],
@@ -280,7 +290,7 @@ class GrowingSegment(Segment):
         fields = [pa.field(TS_COLUMN, pa.int64(), nullable=False)]
         for f in self.arrow_schema:
             if f.name in self._vectors:
-                cols.append(vector_column(self._vectors[f.name][:n]))
+                cols.append(self._vectors[f.name].to_arrow(n))
             else:
                 cols.append(scalars[f.name])
             fields.append(f)

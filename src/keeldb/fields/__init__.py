@@ -15,13 +15,18 @@ from __future__ import annotations
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields.base import FieldKind, VectorKind
+from keeldb.fields.binary_vector import BinaryVector
 from keeldb.fields.float_vector import FloatVector
+from keeldb.fields.half_vector import BFloat16Vector, Float16Vector
+from keeldb.fields.int8_vector import Int8Vector
 from keeldb.fields.json import Json
 from keeldb.fields.numeric import Bool, Floating, Integer
+from keeldb.fields.sparse_vector import SparseFloatVector
 from keeldb.fields.varchar import Varchar
 
+_VECTOR_KINDS = (FloatVector(), Float16Vector(), BFloat16Vector(), Int8Vector(), BinaryVector(), SparseFloatVector())
 _KINDS: dict[DataType, FieldKind] = {}
-for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), FloatVector()):
+for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), *_VECTOR_KINDS):
     for _dtype in _kind.dtypes:
         _KINDS[_dtype] = _kind
 
@@ -39,4 +44,12 @@ def supported() -> frozenset[DataType]:
     return frozenset(_KINDS)
 
 
-__all__ = ["FieldKind", "VectorKind", "kind_of", "supported"]
+def vector_kind_of(dtype: DataType) -> VectorKind:
+    """The vector kind of ``dtype`` (InvalidArgument for a type that is not a vector)."""
+    kind = kind_of(dtype)
+    if not isinstance(kind, VectorKind):
+        raise InvalidArgument(f"data type {dtype.name} is not a vector type")
+    return kind
+
+
+__all__ = ["FieldKind", "VectorKind", "kind_of", "supported", "vector_kind_of"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -51,10 +51,38 @@ class FieldKind(ABC):
 
 class VectorKind(FieldKind):
     """A vector type: never null, no default, and besides its Arrow column a searchable
-    form (``vectors``: for dense types an (n, dim) numpy array) that indexes and exact
-    search read."""
+    form (``vectors``: for dense types an (n, width) numpy array of the stored element type,
+    for sparse vectors a :class:`~keeldb.fields.sparse_vector.SparseRows`) that indexes and
+    exact search read.
+
+    Besides storage, a kind carries Milvus's rules for searching it — which metrics and
+    index types the data type takes, and the metric used when none is named — so that
+    ``create_index`` and ``search`` ask the kind instead of branching on the type."""
 
     is_vector = True
+    milvus_name: ClassVar[str]  # Milvus's name of the type in its messages ("FloatVector")
+    metrics: ClassVar[tuple[str, ...]]
+    default_metric: ClassVar[str]
+    index_types: ClassVar[tuple[str, ...]]  # what keeldb builds for the type (AUTOINDEX too)
+
+    @abstractmethod
+    def from_arrow(self, f: FieldSchema, col: pa.ChunkedArray | pa.Array) -> Any:
+        """The searchable form of a stored column, zero-copy where the column allows it (a
+        memory-mapped segment file stays in the page cache)."""
+
+    @abstractmethod
+    def new_buffer(self, f: FieldSchema, capacity: int) -> VectorBuffer:
+        """Growable in-memory storage for a growing segment's vectors of this field."""
+
+    @abstractmethod
+    def output(self, f: FieldSchema, vectors: Any, rows: np.ndarray) -> list[Any]:
+        """The values at ``rows`` as pymilvus returns them in search results (lists of floats,
+        ``bytes`` for the byte-stored types, ``{index: value}`` dicts for sparse vectors)."""
+
+    @abstractmethod
+    def queries(self, f: FieldSchema, data: Any) -> Any:
+        """Search input (one vector or a list of them) in the form the field's executor
+        searches with, or InvalidArgument."""
 
     def check_field(self, f: FieldSchema) -> None:
         if f.nullable or f.default_value is not None:
@@ -72,3 +100,15 @@ class VectorKind(FieldKind):
 
     def column(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> pa.Array:
         return self.from_vectors(f, self.vectors(f, values))
+
+
+class VectorBuffer(Protocol):
+    """A growing segment's vectors of one field. Appends happen under the collection's
+    write lock; ``view`` may run concurrently and must return a form of the first ``n``
+    rows that no later append changes (growth swaps in new storage; readers keep the old)."""
+
+    def append(self, start: int, vectors: Any) -> None: ...
+
+    def view(self, n: int) -> Any: ...
+
+    def to_arrow(self, n: int) -> pa.Array: ...

@@ -12,38 +12,57 @@ import pyarrow as pa
 
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
-from keeldb.fields.arrow import numpy_of
-from keeldb.fields.base import VectorKind
+from keeldb.fields.dense import MAX_DIM, DenseVectorKind, fixed_column, fixed_vectors
 
 if TYPE_CHECKING:
     from keeldb.schema import FieldSchema
 
-MAX_DIM = 32768
+__all__ = ["MAX_DIM", "FloatVector", "float_queries", "vector_column", "vectors_of"]
+# The float index types keeldb builds (index/params.py maps them to FAISS).
+FLOAT_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
 
 
 def vector_column(arr: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=pa.float32()), arr.shape[1])
+    return fixed_column(arr.astype(np.float32, copy=False), pa.float32())
 
 
 def vectors_of(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     """Zero-copy (when the column is one chunk) view of a vector column as an (n, dim) array."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    flat = col.flatten() if col.offset else col.values
-    return numpy_of(flat).reshape(-1, dim)
+    return fixed_vectors(col, dim, np.dtype(np.float32))
 
 
-class FloatVector(VectorKind):
+def float_queries(data: Any, dim: int) -> np.ndarray:
+    """Query vectors: a list of vectors (or one vector, or an (nq, dim) array), as float32."""
+    if isinstance(data, np.ndarray):
+        arr = data.astype(np.float32, copy=False)
+    else:
+        if not isinstance(data, Sequence) or isinstance(data, str | bytes) or len(data) == 0:
+            raise InvalidArgument("data must be a non-empty list of query vectors")
+        try:
+            arr = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidArgument("query vectors must be lists of numbers of equal length") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InvalidArgument("data must be a non-empty list of query vectors")
+    if arr.shape[1] != dim:
+        raise InvalidArgument(f"query vector has dimension {arr.shape[1]}, the field's is {dim}")
+    if not np.isfinite(arr).all():
+        raise InvalidArgument("query vectors contain NaN or infinity")
+    return arr
+
+
+class FloatVector(DenseVectorKind):
     dtypes = (DataType.FLOAT_VECTOR,)
+    milvus_name = "FloatVector"
+    storage = np.dtype(np.float32)
+    element = pa.float32()
+    index_types = FLOAT_INDEX_TYPES
+    as_bytes = False
 
-    def check_field(self, f: FieldSchema) -> None:
-        if not isinstance(f.dim, int) or isinstance(f.dim, bool) or not 1 <= f.dim <= MAX_DIM:
-            raise InvalidArgument(f"field {f.name!r}: dim must be an integer in [1, {MAX_DIM}], got {f.dim!r}")
-        super().check_field(f)
-
-    def arrow_type(self, f: FieldSchema) -> pa.DataType:
-        assert f.dim is not None
-        return pa.list_(pa.float32(), f.dim)
+    def queries(self, f: FieldSchema, data: Any) -> np.ndarray:
+        return float_queries(data, self.width(f))
 
     def vectors(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         for i, v in enumerate(values):
@@ -69,9 +88,6 @@ class FloatVector(VectorKind):
                 f"row {row}: vector field {f.name!r} contains NaN, infinity or a value beyond float32 range"
             )
         return arr
-
-    def from_vectors(self, f: FieldSchema, vectors: np.ndarray) -> pa.Array:
-        return vector_column(vectors)
 
     def _row_error(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> InvalidArgument:
         """The first row that is not a list of ``dim`` numbers (slow path, errors only)."""

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from keeldb.index.params import ANN_TYPES, IndexSpec, SearchKnobs
+from keeldb.index.params import ANN_TYPES, BINARY_TYPES, SPARSE_TYPES, IndexSpec, SearchKnobs
 
 
 class VectorIndex(Protocol):
@@ -46,7 +46,7 @@ class VectorIndex(Protocol):
         ...
 
     def search(
-        self, q: np.ndarray, k: int, knobs: SearchKnobs, allowed: np.ndarray | None
+        self, q: Any, k: int, knobs: SearchKnobs, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (distances, rows) per query, shape (nq, k); rows are -1 where fewer than k
         allowed rows were found. ``allowed``: the rows that may be returned as a
@@ -55,10 +55,10 @@ class VectorIndex(Protocol):
         ...
 
     def range_search(
-        self, q: np.ndarray, radius: float, knobs: SearchKnobs, allowed: np.ndarray | None
+        self, q: Any, radius: float, knobs: SearchKnobs, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every allowed row within ``radius`` (L2: distance < radius; IP/COSINE:
-        similarity > radius), as (lims, distances, rows): query i's hits are
+        """Every allowed row within ``radius`` (L2, HAMMING, JACCARD: distance < radius;
+        IP/COSINE: similarity > radius), as (lims, distances, rows): query i's hits are
         ``[lims[i], lims[i + 1])``."""
         ...
 
@@ -69,21 +69,33 @@ class IndexKind(Protocol):
 
     file_ext: str
 
-    def build(self, spec: IndexSpec, vectors: np.ndarray) -> VectorIndex: ...
+    def build(self, spec: IndexSpec, vectors: Any) -> VectorIndex:
+        """``vectors``: the segment's searchable form (``VectorKind.from_arrow``)."""
+        ...
 
     def load(self, spec: IndexSpec, path: Path) -> VectorIndex: ...
 
 
-# index type -> "module:attribute" of its IndexKind. Every type Milvus names that keeldb
-# builds is a FAISS index today (FLAT too, though it needs no file: IndexSpec.needs_file).
+# index type -> "module:attribute" of its IndexKind: FAISS for the float types (FLAT too,
+# though on float32 vectors it needs no file: IndexSpec.needs_file), FAISS's binary indexes
+# for BINARY_VECTOR, keeldb's inverted index for SPARSE_FLOAT_VECTOR. AUTOINDEX is resolved
+# by the field's data type (``IndexSpec.vector``).
 _FAISS = "keeldb.index.faiss_index:FAISS"
-_KINDS: dict[str, str] = {t: _FAISS for t in ("FLAT", *ANN_TYPES, "AUTOINDEX")}
+_BINARY = "keeldb.index.faiss_binary:BINARY"
+_SPARSE = "keeldb.index.sparse_index:SPARSE"
+_KINDS: dict[str, str] = {
+    **{t: _FAISS for t in ("FLAT", *ANN_TYPES, "AUTOINDEX")},
+    **{t: _BINARY for t in BINARY_TYPES},
+    **{t: _SPARSE for t in SPARSE_TYPES},
+}
+_AUTOINDEX = {"binary": _BINARY, "sparse": _SPARSE}
 _loaded: dict[str, IndexKind] = {}
 
 
 def index_kind(spec: IndexSpec) -> IndexKind:
     """The implementation that builds and loads indexes of ``spec``'s type."""
-    where = _KINDS.get(spec.index_type)
+    where = _AUTOINDEX.get(spec.vector) if spec.index_type == "AUTOINDEX" else None
+    where = where or _KINDS.get(spec.index_type)
     if where is None:
         raise KeyError(f"no index implementation for type {spec.index_type!r}")
     kind = _loaded.get(where)
@@ -93,7 +105,16 @@ def index_kind(spec: IndexSpec) -> IndexKind:
     return kind
 
 
-def build_index(spec: IndexSpec, vectors: np.ndarray) -> VectorIndex:
+def in_bitmap(allowed: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` a little-endian packed bitmap (``VectorIndex.search``'s
+    ``allowed``) lets through; every row for None. For implementations that score
+    candidates themselves instead of passing the bitmap to FAISS."""
+    if allowed is None:
+        return np.ones(len(rows), dtype=bool)
+    return ((allowed[rows >> 3] >> (rows & 7).astype(np.uint8)) & 1).astype(bool)
+
+
+def build_index(spec: IndexSpec, vectors: Any) -> VectorIndex:
     """Build an index over ``vectors`` (row i gets label i)."""
     return index_kind(spec).build(spec, vectors)
 

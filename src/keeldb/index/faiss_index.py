@@ -19,7 +19,9 @@ instead of rebuilding it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -43,6 +45,21 @@ _LOAD_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 # are reclaimable under memory pressure and shared between processes);
 # KEELDB_INDEX_MMAP=0 reads indexes into memory instead.
 _MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
+
+
+def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> tuple[int, int]:
+    """Write a FAISS index with ``write`` (``faiss.write_index`` / ``write_index_binary``)
+    and fsync it; return (size, crc32). The caller fsyncs the directory."""
+    before_segment_write()
+    with written_by_library(path):
+        write(index, str(path))
+    fsync_file(path)
+    return file_crc32(path)
+
+
+def read_flags() -> int:
+    """How saved FAISS indexes are opened: memory-mapped unless KEELDB_INDEX_MMAP=0."""
+    return _LOAD_FLAGS if _MMAP else 0
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -70,20 +87,29 @@ class FaissIndex:
     @classmethod
     def build(cls, spec: IndexSpec, vectors: np.ndarray, seed: int = 1234) -> FaissIndex:
         """Train and fill an index over ``vectors`` (row i gets label i). COSINE is inner
-        product over normalised vectors, as Milvus defines it."""
+        product over normalised vectors, as Milvus defines it. FLOAT16 / BFLOAT16 / INT8
+        rows are widened to float32 a chunk at a time on their way in (FAISS's API takes
+        float32) and stored at their own width by the index's scalar quantizer
+        (``IndexSpec.factory``), so the build never holds the segment as float32."""
         n = len(vectors)
         metric = faiss.METRIC_L2 if spec.metric == "L2" else faiss.METRIC_INNER_PRODUCT
         index = faiss.index_factory(spec.dim, spec.factory(n), metric)
         if isinstance(index, faiss.IndexHNSW):
             index.hnsw.efConstruction = spec.build["efConstruction"]
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None and spec.vector != "float" and spec.index_type in ("IVF_FLAT", "AUTOINDEX"):
+            # The codes hold the vectors themselves, not their residuals to the centroid: a
+            # residual of two float16 values is not a float16, and IVF_FLAT must stay exact.
+            ivf.by_residual = False
 
         def prep(x: np.ndarray) -> np.ndarray:
             x = np.ascontiguousarray(x, dtype=np.float32)
             return normalized(x) if spec.metric == "COSINE" else x
 
         if not index.is_trained:
-            ivf = faiss.extract_index_ivf(index)
-            want = TRAIN_POINTS_PER_LIST * ivf.nlist
+            ivf = faiss.try_extract_index_ivf(index)
+            # IVF: enough points per list; a scalar quantizer alone (HNSW over SQ8): a sample
+            want = TRAIN_POINTS_PER_LIST * ivf.nlist if ivf is not None else 65536
             if spec.index_type == "IVF_PQ":
                 want = max(want, 39 * (1 << spec.build["nbits"]))  # PQ codebooks train too
             rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, want), replace=False))
@@ -94,16 +120,12 @@ class FaissIndex:
 
     def save(self, path: Path) -> tuple[int, int]:
         """Write and fsync the index file; return (size, crc32). The caller fsyncs the dir."""
-        before_segment_write()
-        with written_by_library(path):
-            faiss.write_index(self.index, str(path))
-        fsync_file(path)
-        return file_crc32(path)
+        return write_fsynced(faiss.write_index, self.index, path)
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
         """Open a saved index memory-mapped. The caller has verified its size and CRC."""
-        return cls(spec, faiss.read_index(str(path), _LOAD_FLAGS if _MMAP else 0))
+        return cls(spec, faiss.read_index(str(path), read_flags()))
 
     # -- searching ------------------------------------------------------------------------
 

@@ -19,9 +19,32 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
+from keeldb.fields import vector_kind_of
 
 ANN_TYPES = ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+BINARY_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
+SPARSE_TYPES = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")
+# What a spec records of the field's data type (``IndexSpec.vector``); FLOAT_VECTOR is
+# "float", and leaves the spec's key as it was before other types existed.
+VECTOR_NAMES = {
+    DataType.FLOAT_VECTOR: "float",
+    DataType.FLOAT16_VECTOR: "float16",
+    DataType.BFLOAT16_VECTOR: "bfloat16",
+    DataType.INT8_VECTOR: "int8",
+    DataType.BINARY_VECTOR: "binary",
+    DataType.SPARSE_FLOAT_VECTOR: "sparse",
+}
+# Index types Milvus builds for a data type that keeldb does not (yet): refused as a
+# missing feature, not as a wrong combination.
+_MILVUS_ONLY = {
+    "float": ("IVF_RABITQ", "HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "SCANN", "DISKANN", "GPU_IVF_FLAT", "GPU_IVF_PQ",
+              "GPU_CAGRA", "GPU_BRUTE_FORCE"),
+    "binary": ("MINHASH_LSH",),
+}
+_MILVUS_ONLY["float16"] = _MILVUS_ONLY["bfloat16"] = _MILVUS_ONLY["float"]
+SPARSE_ALGOS = ("TAAT_NAIVE", "DAAT_WAND", "DAAT_MAXSCORE")
 # Build parameters per type: name -> (default, low, high). Milvus's own ranges.
 BUILD_PARAMS: dict[str, dict[str, tuple[int, int, int]]] = {
     "FLAT": {},
@@ -29,6 +52,8 @@ BUILD_PARAMS: dict[str, dict[str, tuple[int, int, int]]] = {
     "IVF_SQ8": {"nlist": (128, 1, 65536)},
     "IVF_PQ": {"nlist": (128, 1, 65536), "m": (0, 1, 65536), "nbits": (8, 1, 16)},
     "HNSW": {"M": (16, 2, 2048), "efConstruction": (200, 1, 1 << 31)},
+    "BIN_FLAT": {},
+    "BIN_IVF_FLAT": {"nlist": (128, 1, 65536)},
 }
 # AUTOINDEX: an IVF_FLAT whose nlist follows the segment's size (about 4 * sqrt(rows)) and
 # whose default nprobe scans about 1/16 of the lists. IVF_FLAT rather than Milvus's HNSW:
@@ -42,19 +67,30 @@ DEFAULT_NPROBE = 8
 class IndexSpec:
     """How one vector field's per-segment indexes are built."""
 
-    index_type: str  # FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, or AUTOINDEX
-    metric: str  # L2, IP or COSINE
-    dim: int
-    build: dict[str, int] = field(default_factory=dict)
+    index_type: str  # FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, BIN_*, SPARSE_*, or AUTOINDEX
+    metric: str  # L2, IP, COSINE, HAMMING, JACCARD
+    dim: int  # 0 for sparse vectors
+    build: dict[str, Any] = field(default_factory=dict)
+    vector: str = "float"  # the field's data type (VECTOR_NAMES)
 
     @property
     def key(self) -> str:
-        return json.dumps([self.index_type, self.metric, self.dim, sorted(self.build.items())])
+        parts: list[Any] = [self.index_type, self.metric, self.dim, sorted(self.build.items())]
+        if self.vector != "float":  # keys of FLOAT_VECTOR indexes are what they always were
+            parts.append(self.vector)
+        return json.dumps(parts)
 
     @property
     def needs_file(self) -> bool:
-        """FLAT searches the segment's own (memory-mapped) vectors: no second copy."""
-        return self.index_type != "FLAT"
+        """FLAT on float32 vectors searches the segment's own (memory-mapped) vectors: no
+        second copy. Every other type's FLAT is a FAISS flat index over 2-byte / 1-byte /
+        1-bit codes, which FAISS scans with SIMD instead of widening rows to float32."""
+        return self.index_type != "FLAT" or self.vector != "float"
+
+    @property
+    def half(self) -> str | None:
+        """FAISS's scalar quantizer that keeps this type's 2-byte values as they are."""
+        return {"float16": "SQfp16", "bfloat16": "SQbf16"}.get(self.vector)
 
     def nlist_for(self, rows: int) -> int:
         """Lists for a segment of ``rows`` rows: the asked-for nlist, but never so many that
@@ -66,17 +102,23 @@ class IndexSpec:
         return max(1, min(want, rows // 39))
 
     def factory(self, rows: int) -> str:
-        """The FAISS index_factory string for a segment of ``rows`` rows."""
+        """The FAISS index_factory string for a segment of ``rows`` rows. Half-precision
+        types keep their 2-byte values in FAISS's fp16 / bf16 scalar quantizers (decoded
+        exactly); INT8 keeps its bytes in ``SQ8_direct_signed`` (decoded exactly), except
+        under COSINE, whose normalised vectors are not integers: they are kept as fp16."""
         t = self.index_type
+        codes = self.half or "Flat"
+        if self.vector == "int8":
+            codes = "SQfp16" if self.metric == "COSINE" else "SQ8_direct_signed"
         if t in ("IVF_FLAT", "AUTOINDEX"):
-            return f"IVF{self.nlist_for(rows)},Flat"
+            return f"IVF{self.nlist_for(rows)},{codes}"
         if t == "IVF_SQ8":
             return f"IVF{self.nlist_for(rows)},SQ8"
         if t == "IVF_PQ":
             return f"IVF{self.nlist_for(rows)},PQ{self.build['m']}x{self.build['nbits']}"
         if t == "HNSW":
-            return f"HNSW{self.build['M']}"
-        return "Flat"
+            return f"HNSW{self.build['M']}" + (f",{codes}" if codes != "Flat" else "")
+        return codes
 
 
 def _int_param(name: str, value: Any, low: int, high: int) -> int:
@@ -92,13 +134,49 @@ def _int_param(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def index_spec(index_type: str, metric: str, dim: int, params: dict[str, Any]) -> IndexSpec:
-    """Check a Milvus index definition and resolve its defaults. Unknown keys are ignored
-    (Milvus accepts and ignores them too, e.g. ``mmap.enabled``)."""
+def _float_param(name: str, value: Any, low: float, high: float, *, high_open: bool = True) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidArgument(f"parameter {name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgument(f"parameter {name} must be a number, got {value!r}")
+    if not low <= value <= high or (high_open and value == high):
+        shown = f"[{low}, {high})" if high_open else f"[{low:f}, {high:f}]"
+        raise InvalidArgument(f"param '{name}' ({value}) should be in range {shown}")
+    return float(value)
+
+
+def index_spec(
+    index_type: str, metric: str, dim: int, params: dict[str, Any], dtype: DataType = DataType.FLOAT_VECTOR
+) -> IndexSpec:
+    """Check a Milvus index definition for a field of ``dtype`` and resolve its defaults:
+    the index type and metric must be ones Milvus allows for the type (its messages), the
+    parameters in Milvus's ranges. Unknown keys are ignored (Milvus accepts and ignores them
+    too, e.g. ``mmap.enabled``)."""
+    kind = vector_kind_of(dtype)
+    vector = VECTOR_NAMES[dtype]
     t = index_type.upper()
-    if t not in BUILD_PARAMS and t != "AUTOINDEX":
-        raise InvalidArgument(f"unknown vector index type {index_type!r}; use one of {(*BUILD_PARAMS, 'AUTOINDEX')}")
-    build: dict[str, int] = {}
+    m = metric.upper()
+    if t not in kind.index_types:
+        if t in _MILVUS_ONLY.get(vector, ()) or t not in (*BUILD_PARAMS, *SPARSE_TYPES, "AUTOINDEX"):
+            raise InvalidArgument(
+                f"unknown vector index type {index_type!r} for {dtype.name}; use one of {kind.index_types}"
+            )
+        raise InvalidArgument(
+            f"data type {kind.milvus_name} can't build with this index {t}: "
+            "invalid parameter[expected=valid index params][actual=invalid index params]"
+        )
+    if m not in kind.metrics:
+        raise InvalidArgument(
+            f"metric type {m} not found or not supported, supported: [{' '.join(kind.metrics)}]"
+        )
+    if vector == "sparse":
+        return _sparse_spec(t, m, params)
+    if vector == "int8" and t == "AUTOINDEX":
+        t = "HNSW"  # Milvus builds HNSW on INT8 vectors, and nothing else
+    build: dict[str, Any] = {}
     for name, (default, low, high) in BUILD_PARAMS.get(t, {}).items():
         build[name] = _int_param(name, params[name], low, high) if name in params else default
     if t == "IVF_PQ":
@@ -108,23 +186,51 @@ def index_spec(index_type: str, metric: str, dim: int, params: dict[str, Any]) -
             build["m"] = max(d for d in range(1, max(1, dim // 4) + 1) if dim % d == 0)
         if dim % build["m"]:
             raise InvalidArgument(f"IVF_PQ: dimension {dim} is not a multiple of m={build['m']}")
-    return IndexSpec(t, metric.upper(), dim, build)
+    return IndexSpec(t, m, dim, build, vector)
+
+
+def _sparse_spec(t: str, metric: str, params: dict[str, Any]) -> IndexSpec:
+    """SPARSE_INVERTED_INDEX / SPARSE_WAND (AUTOINDEX is the former): the search algorithm
+    (DAAT_MAXSCORE by default, DAAT_WAND for SPARSE_WAND, as in Milvus) and the share of
+    the smallest weights left out of the postings at build time (0: none, exact)."""
+    if t == "AUTOINDEX":
+        t = "SPARSE_INVERTED_INDEX"
+    algo = params.get("inverted_index_algo", "DAAT_WAND" if t == "SPARSE_WAND" else "DAAT_MAXSCORE")
+    if not isinstance(algo, str) or algo.upper() not in SPARSE_ALGOS:
+        raise InvalidArgument(f"sparse inverted index algo {algo} not found or not supported, supported: {list(SPARSE_ALGOS)}")
+    build: dict[str, Any] = {"inverted_index_algo": algo.upper()}
+    drop = _float_param("drop_ratio_build", params.get("drop_ratio_build", 0.0), 0.0, 1.0)
+    if drop:
+        build["drop_ratio_build"] = drop
+    return IndexSpec(t, metric, 0, build, "sparse")
 
 
 @dataclass(frozen=True)
 class SearchKnobs:
-    """Search-time parameters, after checking: nprobe for IVF, ef for HNSW (None = default)."""
+    """Search-time parameters, after checking: nprobe for IVF, ef for HNSW, and for sparse
+    indexes the share of the query's smallest weights left out and MaxScore's bound scale
+    (None = default)."""
 
     nprobe: int | None = None
     ef: int | None = None
+    drop_ratio_search: float | None = None
+    dim_max_score_ratio: float | None = None
+
+
+# The search parameters keeldb reads (Milvus's names); others are ignored, as Milvus does.
+SEARCH_PARAMS = ("nprobe", "ef", "drop_ratio_search", "dim_max_score_ratio")
 
 
 def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
-    nprobe = ef = None
+    nprobe = ef = drop = ratio = None
     if "nprobe" in params:
         nprobe = _int_param("nprobe", params["nprobe"], 1, 65536)
     if "ef" in params:
         ef = _int_param("ef", params["ef"], 1, 32768)
         if ef < limit:
             raise InvalidArgument(f"search parameter ef ({ef}) must be at least the top-k ({limit})")
-    return SearchKnobs(nprobe, ef)
+    if "drop_ratio_search" in params:
+        drop = _float_param("drop_ratio_search", params["drop_ratio_search"], 0.0, 1.0)
+    if "dim_max_score_ratio" in params:
+        ratio = _float_param("dim_max_score_ratio", params["dim_max_score_ratio"], 0.5, 1.3, high_open=False)
+    return SearchKnobs(nprobe, ef, drop, ratio)

@@ -20,6 +20,7 @@ from keeldb.engine.query import Output
 from keeldb.engine.rows import MISSING
 from keeldb.errors import InvalidArgument, KeelError
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from keeldb.server import vectors
 
 # merr code -> legacy ErrorCode enum (§3): pymilvus checks both, and has_collection /
 # list_indexes / describe_index look at the legacy one. 109 (schema mismatch) must map to
@@ -184,6 +185,9 @@ def columns_from_proto(
             raise InvalidArgument(
                 f"field {f.name!r} is {f.dtype.name} but the request sends {DataType(int(fd.type)).name}"
             )
+        if f.kind.is_vector and f.dtype != DataType.FLOAT_VECTOR:
+            cols[f.name] = vectors.column_from_proto(f, fd, n)
+            continue
         if f.dtype == DataType.FLOAT_VECTOR:
             if fd.vectors.dim != f.dim:
                 raise InvalidArgument(
@@ -252,7 +256,12 @@ def fields_to_proto(
         f = schema.field(name)
         assert f is not None
         values = [r.get(name) for r in rows]
-        fields.append(_vector_field(f, values) if f.dtype == DataType.FLOAT_VECTOR else _scalar_field(f, values))
+        if f.dtype == DataType.FLOAT_VECTOR:
+            fields.append(_vector_field(f, values))
+        elif f.kind.is_vector:
+            fields.append(vectors.field_to_proto(f, values))
+        else:
+            fields.append(_scalar_field(f, values))
     output_names = list(names)
     if out.with_dynamic:
         declared = {f.name for f in schema.fields}
@@ -281,24 +290,3 @@ def count_to_proto(n: int) -> schema_pb2.FieldData:
     fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
     fd.scalars.long_data.data.append(n)
     return fd
-
-
-def query_vectors(placeholder_group: bytes, dim: int) -> np.ndarray:
-    """Search vectors arrive as a serialized PlaceholderGroup: one value per query vector,
-    each little-endian float32 bytes (§12)."""
-    group = common_pb2.PlaceholderGroup()
-    try:
-        group.ParseFromString(placeholder_group)
-    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise InvalidArgument("malformed placeholder group") from None
-    if len(group.placeholders) != 1:
-        raise InvalidArgument("expected exactly one placeholder of query vectors")
-    ph = group.placeholders[0]
-    if ph.type != common_pb2.PlaceholderType.FloatVector:
-        raise InvalidArgument(f"only float vector queries are supported (got placeholder type {ph.type})")
-    if not ph.values:
-        raise InvalidArgument("no query vectors")
-    for v in ph.values:
-        if len(v) != 4 * dim:
-            raise InvalidArgument(f"query vector has dimension {len(v) // 4}, the field's is {dim}")
-    return np.frombuffer(b"".join(ph.values), dtype="<f4").reshape(len(ph.values), dim)

@@ -25,11 +25,12 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from keeldb import __version__
 from keeldb.client import Client, LoadState, refuse_unsupported
+from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
-from keeldb.server import convert
+from keeldb.server import convert, vectors
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -543,10 +544,10 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         anns = sp.get("anns_field") or ""
         vfields = schema.vector_fields
         field = schema.field(anns) if anns else (vfields[0] if len(vfields) == 1 else None)
-        if field is None or field.dim is None:
+        if field is None or not field.kind.is_vector:
             raise InvalidArgument("pass anns_field: the collection has several vector fields" if not anns
                                   else f"anns_field {anns!r} is not a vector field")
-        queries = convert.query_vectors(request.placeholder_group, field.dim)
+        queries = vectors.search_queries(request.placeholder_group, field)
         iterator = _param_bool(sp.get("iterator"))
         client.check_loaded(name)
         snap = self._snapshot(client, name, request, iterator)
@@ -570,7 +571,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         seen: dict[Any, float] | None = None  # hits already returned near the bound (ties)
         # Larger scores rank first for IP and COSINE; L2 is ascending.
         asked = str(metric) if metric else None
-        larger_better = v2 and client.collection_entry(name).search_metric(field.name, asked) != "L2"
+        larger_better = v2 and larger_is_better(client.collection_entry(name).search_metric(field.name, asked))
         query_limit = limit
         if v2 and after is not None and len(queries) == 1:
             seen = self._cursors.get(token, after)
