@@ -693,15 +693,19 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     ),
     "nullable_primary_key": (
         lambda c: _schema(("id", DataType.INT64, {"is_primary": True, "nullable": True})),
-        ("primary key", "nullable"),
+        ("primary field not support null",),  # Milvus's words
     ),
     "nullable_vector": (
         lambda c: _schema(("v", DataType.FLOAT_VECTOR, {"dim": 4, "nullable": True})),
         ("'v'", "nullable"),
     ),
     "unsupported_type": (
-        lambda c: _schema(("a", DataType.ARRAY, {})),
-        ("'a'", "ARRAY", "not supported"),
+        lambda c: _schema(("a", DataType.STRING, {})),
+        ("string data type not supported yet, please use VarChar type instead",),  # Milvus's words
+    ),
+    "array_without_element_type": (
+        lambda c: _schema(("a", DataType.ARRAY, {"max_capacity": 4})),
+        ("'a'", "element_type"),
     ),
     "unknown_type": (lambda c: _schema(("a", 12345, {})), ("unknown data type",)),
     "duplicate_field": (
@@ -714,7 +718,7 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     ),
     "default_of_wrong_type": (
         lambda c: _schema(("a", DataType.INT64, {"default_value": "x"})),
-        ("'a'", "INT64"),
+        ("type (Int64) of field (a) is not equal to the type(DataType_VarChar) of default_value",),
     ),
     "default_out_of_range": (
         lambda c: _schema(("a", DataType.INT8, {"default_value": 300})),

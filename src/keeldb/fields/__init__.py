@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
+from keeldb.fields.array import Array
 from keeldb.fields.base import FieldKind, VectorKind
 from keeldb.fields.float_vector import FloatVector
+from keeldb.fields.geometry import Geometry
 from keeldb.fields.json import Json
 from keeldb.fields.numeric import Bool, Floating, Integer
+from keeldb.fields.timestamptz import Timestamptz
 from keeldb.fields.varchar import Varchar
 
 _KINDS: dict[DataType, FieldKind] = {}
-for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), FloatVector()):
+for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), FloatVector(), Array(), Timestamptz(), Geometry()):
     for _dtype in _kind.dtypes:
         _KINDS[_dtype] = _kind
 
