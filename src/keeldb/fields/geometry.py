@@ -71,17 +71,27 @@ class Geometry(FieldKind):
         return str(to_wkt(parse_wkt(value, f"the default of field {f.name!r}")))
 
     def column(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> pa.Array:
-        texts = np.array(list(values), dtype=object)
-        present = np.array([v is not None for v in texts], dtype=bool)
-        bad = [i for i, v in enumerate(texts) if v is not None and not isinstance(v, str)]
-        if bad:
-            raise self.type_error(f, texts[bad[0]], bad[0])
-        try:
-            geoms = shapely.from_wkt(np.where(present, texts, None), on_invalid="raise")
-        except (GEOSException, ValueError):
-            raise self._row_error(f, texts) from None
-        wkb = shapely.to_wkb(geoms)
-        return pa.array([w if ok else None for w, ok in zip(wkb.tolist(), present.tolist(), strict=True)], type=pa.binary())
+        """WKT text; stored WKB (bytes) is taken as well, which is how a kept value comes
+        back through a partial update without a round trip through decimal text."""
+        vals = np.array(list(values), dtype=object)
+        is_text = np.array([isinstance(v, str) for v in vals], dtype=bool)
+        is_wkb = np.array([isinstance(v, bytes) for v in vals], dtype=bool)
+        bad = np.flatnonzero(~is_text & ~is_wkb & np.array([v is not None for v in vals], dtype=bool))
+        if bad.size:
+            raise self.type_error(f, vals[bad[0]], int(bad[0]))
+        out = vals.copy()
+        if is_text.any():
+            try:
+                geoms = shapely.from_wkt(vals[is_text], on_invalid="raise")
+            except (GEOSException, ValueError):
+                raise self._row_error(f, np.where(is_text, vals, None)) from None
+            out[is_text] = shapely.to_wkb(geoms)
+        if is_wkb.any():
+            try:
+                shapely.from_wkb(vals[is_wkb], on_invalid="raise")
+            except (GEOSException, ValueError) as e:
+                raise InvalidArgument(f"field {f.name!r}: invalid WKB: {e}") from None
+        return pa.array(out.tolist(), type=pa.binary())
 
     def _row_error(self, f: FieldSchema, texts: np.ndarray) -> InvalidArgument:
         for i, t in enumerate(texts):
