@@ -774,6 +774,25 @@ class Filter:
             return [root.right.value]
         return None
 
+    def pinned(self, name: str) -> tuple[str, list[Any]] | None:
+        """``("==", [v])`` or ``("in", [...])`` when the filter pins field ``name`` -- the
+        whole filter, or one part of its top-level ``and``, is ``name == v`` or ``name in
+        [...]`` -- else None. Every row the filter selects then has one of those values:
+        a partition-key read may skip every other partition."""
+        parts = self._root.parts if isinstance(self._root, _And) else [self._root]
+        for p in parts:
+            if isinstance(p, _In) and not p.negate and isinstance(p.value, _FieldRef) and p.value.name == name:
+                return "in", [v for group in p.groups.values() for v in group.values]
+            if (
+                isinstance(p, _Compare)
+                and p.op == "=="
+                and isinstance(p.left, _FieldRef)
+                and p.left.name == name
+                and isinstance(p.right, _Lit)
+            ):
+                return "==", [p.right.value]
+        return None
+
     def key_lower_bound(self, pk: str) -> tuple[int, bool] | None:
         """``(x, inclusive)`` when the whole filter is ``pk > x`` or ``pk >= x`` on an integer
         key — the shape of every query_iterator page after the first — so a caller can range-

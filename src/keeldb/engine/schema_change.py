@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from keeldb.schema import CollectionSchema, FieldSchema
+from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from keeldb.storage.segment_file import TS_COLUMN
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ def conform(table: pa.Table, schema: CollectionSchema, exclude: Collection[str] 
     for field in target:
         if field.name in table.column_names:
             cols.append(table.column(field.name))
+        elif field.name == DYNAMIC_FIELD:  # the dynamic field turned on later: no keys yet
+            cols.append(pa.repeat(pa.scalar("{}"), n))
         else:
             f = schema.field(field.name)
             assert f is not None, f"column {field.name} missing and not a schema field"
