@@ -671,9 +671,9 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
         lambda c: c.create_collection("x", dimension=DIM, metric_type="HAMMING"),
         ("HAMMING",),
     ),
-    "quick_auto_id_string": (
-        lambda c: c.create_collection("x", dimension=DIM, id_type="string", auto_id=True),
-        ("auto_id",),
+    "quick_auto_id_on_a_non_key": (
+        lambda c: _schema(("a", DataType.INT64, {"auto_id": True})),
+        ("auto_id can only be specified on the primary key",),
     ),
     "varchar_without_max_length": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {})),

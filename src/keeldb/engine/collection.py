@@ -54,7 +54,7 @@ from keeldb.engine.compaction import Compactor
 from keeldb.engine.index_builder import IndexBuilder
 from keeldb.engine.recovery import RecoveryReport, recover
 from keeldb.engine.live_index import ROW_BITS, ROW_MASK
-from keeldb.engine.rows import Batch, encode_table, numpy_of
+from keeldb.engine.rows import Batch, batch_from_table, encode_table, numpy_of
 from keeldb.engine.segment import GrowingSegment, SealedSegment, SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import (
@@ -220,6 +220,10 @@ class Collection:
     def _log_rows(self, batch: Batch, upsert: bool, partition_id: int | None) -> tuple[int, int, Log]:
         """Steps 2-4 of the write path for one batch (caller holds the write lock)."""
         mem = self._mem
+        if batch.table.schema.names != mem.growing.arrow_schema.names:
+            # Converted against a schema a change has since replaced: the batch is as if
+            # written just before the change, so its rows read the added fields' defaults.
+            batch = batch_from_table(self.schema, batch.table)
         if partition_id is None:
             wanted = set(np.unique(numpy_of(batch.table[PARTITION_FIELD])).tolist())
         else:

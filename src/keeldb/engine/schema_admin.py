@@ -15,6 +15,10 @@ from keeldb.fields.varchar import MAX_VARCHAR_LENGTH
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, field_from_kwargs
 
 MAX_FIELDS = 64
+VECTOR_TYPES = frozenset(
+    {DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
+     DataType.SPARSE_FLOAT_VECTOR, DataType.INT8_VECTOR}
+)  # fmt: skip
 CONSISTENCY_LEVELS = {"Strong": 0, "Session": 1, "Bounded": 2, "Eventually": 3, "Customized": 4}
 ALTERABLE_FIELD_PARAMS = ("max_length", "max_capacity", "mmap_enabled", "mmap.enabled", "description")
 
@@ -60,6 +64,12 @@ def with_added_field(e: CollectionEntry, name: str, data_type: Any, desc: str, k
     kwargs = dict(kwargs)
     for key in ("timeout",):
         kwargs.pop(key, None)
+    try:
+        vector = DataType(int(data_type)) in VECTOR_TYPES
+    except (TypeError, ValueError):
+        vector = False
+    if vector:
+        raise InvalidArgument(f"not support to add vector field, field name = {name}")
     if kwargs.get("is_primary"):
         raise InvalidArgument(f"not support to add pk field, field name = {name}")
     if kwargs.get("is_partition_key"):
