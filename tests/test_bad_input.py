@@ -677,15 +677,15 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     ),
     "varchar_without_max_length": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {})),
-        ("'s'", "max_length"),
+        ("type param(max_length) should be specified for the field(s)",),  # Milvus's words
     ),
     "varchar_max_length_0": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {"max_length": 0})),
-        ("'s'", "max_length"),
+        ("the maximum length specified for the field(s) should be in (0, 65535], but got 0 instead",),
     ),
     "varchar_max_length_huge": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {"max_length": 70000})),
-        ("'s'", "max_length"),
+        ("should be in (0, 65535], but got 70000 instead",),
     ),
     "float_primary_key": (
         lambda c: _schema(("id", DataType.FLOAT, {"is_primary": True})),
