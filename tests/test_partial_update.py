@@ -15,14 +15,13 @@ import pytest
 import keeldb
 from keeldb import DataType
 from keeldb.errors import InvalidArgument
+from tests.scalar_util import base_schema, create_flat
 
 
 def _open(path: Path) -> keeldb.Client:
     c = keeldb.Client(str(path))
     if not c.has_collection("c"):
-        s = c.create_schema(enable_dynamic_field=True)
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        s = base_schema(c, dynamic=True)
         s.add_field("title", DataType.VARCHAR, max_length=16)
         s.add_field("issue", DataType.VARCHAR, max_length=16, nullable=True)
         s.add_field("score", DataType.FLOAT, default_value=0.5)
@@ -30,9 +29,7 @@ def _open(path: Path) -> keeldb.Client:
         s.add_field("t", DataType.TIMESTAMPTZ, nullable=True)
         s.add_field("g", DataType.GEOMETRY, nullable=True)
         s.add_field("j", DataType.JSON, nullable=True)
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        c.create_collection("c", schema=s, index_params=ip)
+        create_flat(c, "c", s)
     return c
 
 
@@ -97,12 +94,8 @@ def test_bad_partial_updates_change_nothing(tmp_path: Path, what: str, row: Any,
     c.insert("c", [{"id": 1, **FULL}, {"id": 2, **FULL}])
     before = c.query("c", "", output_fields=["*"])
     if row is None:  # a collection without a dynamic field
-        s = c.create_schema()
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        c.create_collection("nodyn", schema=s, index_params=ip)
+        s = base_schema(c)
+        create_flat(c, "nodyn", s)
         c.insert("nodyn", [{"id": 1, "v": [0, 0]}])
         with pytest.raises(InvalidArgument, match=words):
             c.upsert("nodyn", [{"id": 1, "nope": 1}], partial_update=True)

@@ -14,18 +14,15 @@ import keeldb
 from keeldb import DataType
 from keeldb.engine import partition_key
 from keeldb.errors import InvalidArgument
+from tests.scalar_util import base_schema, create_flat
 
 
 def _open(path: Path, key_type: DataType = DataType.INT64, **kw: Any) -> keeldb.Client:
     c = keeldb.Client(str(path))
     if not c.has_collection("c"):
-        s = c.create_schema()
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        s = base_schema(c)
         s.add_field("tenant", key_type, is_partition_key=True, **({"max_length": 16} if key_type == DataType.VARCHAR else {}))
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        c.create_collection("c", schema=s, index_params=ip, **kw)
+        create_flat(c, "c", s, **kw)
     return c
 
 
@@ -109,9 +106,7 @@ def test_manual_partitions_refused(tmp_path: Path) -> None:
 
 def test_schema_rules(tmp_path: Path) -> None:
     c = keeldb.Client(str(tmp_path))
-    s = c.create_schema()
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s = base_schema(c)
     s.add_field("a", DataType.INT64, is_partition_key=True)
     with pytest.raises(InvalidArgument, match="more than one partition key"):
         s.add_field("b", DataType.INT64, is_partition_key=True)

@@ -18,12 +18,11 @@ import shapely
 import keeldb
 from keeldb import DataType
 from keeldb.errors import FilterError, InvalidArgument
+from tests.scalar_util import base_schema, create_flat
 
 
 def _schema(client: keeldb.Client) -> Any:
-    s = client.create_schema(enable_dynamic_field=True)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s = base_schema(client, dynamic=True)
     s.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=5, max_length=8, nullable=True)
     s.add_field("nums", DataType.ARRAY, element_type=DataType.INT32, max_capacity=5)
     s.add_field("fl", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=3, nullable=True)
@@ -37,9 +36,7 @@ def _schema(client: keeldb.Client) -> Any:
 def _open(path: Path) -> keeldb.Client:
     c = keeldb.Client(str(path))
     if not c.has_collection("c"):
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        c.create_collection("c", schema=_schema(c), index_params=ip)
+        create_flat(c, "c", _schema(c))
     return c
 
 
@@ -244,9 +241,7 @@ BAD_SCHEMAS: list[tuple[str, dict[str, Any], str]] = [
 @pytest.mark.parametrize("what,args,words", BAD_SCHEMAS, ids=[b[0] for b in BAD_SCHEMAS])
 def test_bad_schemas_refused(tmp_path: Path, what: str, args: dict[str, Any], words: str) -> None:
     c = keeldb.Client(str(tmp_path))
-    s = c.create_schema()
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s = base_schema(c)
     args = dict(args)
     with pytest.raises(InvalidArgument) as info:
         s.add_field("f", args.pop("datatype"), **args)
@@ -255,17 +250,13 @@ def test_bad_schemas_refused(tmp_path: Path, what: str, args: dict[str, Any], wo
 
 def test_defaults_and_nullable_on_new_types(tmp_path: Path) -> None:
     c = keeldb.Client(str(tmp_path))
-    s = c.create_schema()
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s = base_schema(c)
     s.add_field("t", DataType.TIMESTAMPTZ, default_value="2025-01-01 09:00:00")  # naive: the collection's zone
     s.add_field("g", DataType.GEOMETRY, default_value="POINT(1 2)")
     s.add_field("a", DataType.ARRAY, element_type=DataType.DOUBLE, max_capacity=2, nullable=True)
     s.add_field("i8", DataType.INT8, default_value=7)
     s.add_field("f", DataType.FLOAT, default_value=0.5)
-    ip = c.prepare_index_params()
-    ip.add_index("v", "FLAT", metric_type="L2")
-    c.create_collection("c", schema=s, index_params=ip, properties={"timezone": "Asia/Shanghai"})
+    create_flat(c, "c", s, properties={"timezone": "Asia/Shanghai"})
     c.insert("c", [{"id": 1, "v": [0, 0]}, {"id": 2, "v": [0, 0], "t": None, "g": None, "a": [1.5]}])
     got = c.query("c", "", output_fields=["*"])
     assert [r["t"] for r in got] == ["2025-01-01T09:00:00+08:00"] * 2

@@ -19,6 +19,7 @@ import keeldb
 from keeldb import DataType
 from keeldb.engine.properties import CollectionLoaded
 from keeldb.errors import InvalidArgument
+from tests.scalar_util import base_schema, create_flat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,13 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _open(path: Path) -> keeldb.Client:
     c = keeldb.Client(str(path))
     if not c.has_collection("c"):
-        s = c.create_schema(enable_dynamic_field=False)
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        s = base_schema(c)
         s.add_field("n", DataType.INT64)
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        c.create_collection("c", schema=s, index_params=ip)
+        create_flat(c, "c", s)
     return c
 
 

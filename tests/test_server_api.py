@@ -902,25 +902,22 @@ def test_stale_schema_cache_is_refreshed(mc: MilvusClient, stub: milvus_pb2_grpc
 
 
 def test_nullable_and_default_scalars_over_the_wire(mc: MilvusClient) -> None:
-    s = MilvusClient.create_schema(enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
-    s.add_field("b", DataType.BOOL, nullable=True)
-    s.add_field("v", DataType.VARCHAR, max_length=10, nullable=True)
-    s.add_field("f", DataType.FLOAT, nullable=True)
-    # pymilvus sends a plain int default as long_data, which Milvus refuses for INT8:
+    def schema(i8_default: Any) -> Any:
+        s = MilvusClient.create_schema(enable_dynamic_field=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+        s.add_field("b", DataType.BOOL, nullable=True)
+        s.add_field("v", DataType.VARCHAR, max_length=10, nullable=True)
+        s.add_field("f", DataType.FLOAT, nullable=True)
+        s.add_field("i8", DataType.INT8, default_value=i8_default)
+        s.add_field("vd", DataType.VARCHAR, max_length=10, default_value="dflt")
+        return s
+
+    # pymilvus sends a plain int default as long_data, which Milvus refuses for INT8;
     # np.int8 goes as int_data.
-    s.add_field("i8", DataType.INT8, default_value=3)
-    expect_error(lambda: mc.create_collection("nulls", schema=s), 1100,
+    expect_error(lambda: mc.create_collection("nulls", schema=schema(3)), 1100,
                  "type (Int8) of field (i8) is not equal to the type(DataType_Int64) of default_value")
-    s = MilvusClient.create_schema(enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
-    s.add_field("b", DataType.BOOL, nullable=True)
-    s.add_field("v", DataType.VARCHAR, max_length=10, nullable=True)
-    s.add_field("f", DataType.FLOAT, nullable=True)
-    s.add_field("i8", DataType.INT8, default_value=np.int8(3))
-    s.add_field("vd", DataType.VARCHAR, max_length=10, default_value="dflt")
+    s = schema(np.int8(3))
     mc.create_collection("nulls", schema=s, index_params=MilvusClient.prepare_index_params(
         "vector", metric_type="L2", index_type="FLAT"))
     mc.insert("nulls", [

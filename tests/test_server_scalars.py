@@ -23,6 +23,7 @@ from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 import keeldb
 from keeldb.server import unimplemented
 from keeldb.server.service import Service
+from tests.scalar_util import base_schema, create_flat
 from tests.server_util import KeelServer
 
 
@@ -42,9 +43,7 @@ def client(server: KeelServer) -> Iterator[MilvusClient]:
 
 
 def _schema(c: Any, *, key: bool = False) -> Any:
-    s = c.create_schema(enable_dynamic_field=True)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s = base_schema(c, dynamic=True)
     s.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=8, nullable=True)
     s.add_field("nums", DataType.ARRAY, element_type=DataType.INT16, max_capacity=4)
     s.add_field("fl", DataType.ARRAY, element_type=DataType.DOUBLE, max_capacity=3, nullable=True)
@@ -57,9 +56,7 @@ def _schema(c: Any, *, key: bool = False) -> Any:
 
 
 def _create(c: Any, name: str, **kw: Any) -> None:
-    ip = c.prepare_index_params()
-    ip.add_index("v", "FLAT", metric_type="L2")
-    c.create_collection(name, schema=_schema(c, key=kw.pop("key", False)), index_params=ip, **kw)
+    create_flat(c, name, _schema(c, key=kw.pop("key", False)), **kw)
 
 
 ROWS = [

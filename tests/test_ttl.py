@@ -18,19 +18,15 @@ from keeldb import DataType
 from keeldb.engine import compaction as compaction_mod
 from keeldb.errors import PrimaryKeyExists
 from keeldb.storage.oracle import LOGICAL_BITS
+from tests.scalar_util import base_schema, create_flat
 
 
 def _open(path: Path, ttl: int | None = 60) -> keeldb.Client:
     c = keeldb.Client(str(path))
     if not c.has_collection("c"):
-        s = c.create_schema(enable_dynamic_field=False)
-        s.add_field("id", DataType.INT64, is_primary=True)
-        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        s = base_schema(c)
         s.add_field("n", DataType.INT64)
-        ip = c.prepare_index_params()
-        ip.add_index("v", "FLAT", metric_type="L2")
-        props = {} if ttl is None else {"collection.ttl.seconds": ttl}
-        c.create_collection("c", schema=s, index_params=ip, properties=props)
+        create_flat(c, "c", s, properties={} if ttl is None else {"collection.ttl.seconds": ttl})
     return c
 
 

@@ -52,8 +52,8 @@ import pyarrow.compute as pc
 from keeldb.engine import compaction, schema_change, ttl
 from keeldb.engine.compaction import Compactor
 from keeldb.engine.index_builder import IndexBuilder
-from keeldb.engine.recovery import RecoveryReport, recover
 from keeldb.engine.live_index import ROW_BITS, ROW_MASK
+from keeldb.engine.recovery import RecoveryReport, recover
 from keeldb.engine.rows import Batch, batch_from_table, encode_table, numpy_of
 from keeldb.engine.segment import GrowingSegment, SealedSegment, SegmentView
 from keeldb.engine.snapshot import Snapshot

@@ -749,6 +749,15 @@ class _IsNull(_Pred):
 # ---------------------------------------------------------------------------------------------
 
 
+def _pins(p: _Pred, name: str) -> tuple[str, list[Any]] | None:
+    """``p`` as ``name == v`` or ``name in [...]``: the operator and the values."""
+    if isinstance(p, _In) and not p.negate and isinstance(p.value, _FieldRef) and p.value.name == name:
+        return "in", [v for group in p.groups.values() for v in group.values]
+    if isinstance(p, _Compare) and p.op == "==" and isinstance(p.left, _FieldRef) and p.left.name == name and isinstance(p.right, _Lit):
+        return "==", [p.right.value]
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class Filter:
     """A parsed, type-checked filter, reusable across any number of row batches."""
@@ -761,18 +770,8 @@ class Filter:
         """The keys, when the whole filter is ``pk in [...]`` or ``pk == x`` — the shape
         pymilvus gives ``delete(ids=...)`` — so the caller can use the live-key index
         instead of scanning every segment. ``None`` for any other filter."""
-        root = self._root
-        if isinstance(root, _In) and not root.negate and isinstance(root.value, _FieldRef) and root.value.name == pk:
-            return [v for group in root.groups.values() for v in group.values]
-        if (
-            isinstance(root, _Compare)
-            and root.op == "=="
-            and isinstance(root.left, _FieldRef)
-            and root.left.name == pk
-            and isinstance(root.right, _Lit)
-        ):
-            return [root.right.value]
-        return None
+        pins = _pins(self._root, pk)
+        return None if pins is None else pins[1]
 
     def pinned(self, name: str) -> tuple[str, list[Any]] | None:
         """``("==", [v])`` or ``("in", [...])`` when the filter pins field ``name`` -- the
@@ -780,18 +779,7 @@ class Filter:
         [...]`` -- else None. Every row the filter selects then has one of those values:
         a partition-key read may skip every other partition."""
         parts = self._root.parts if isinstance(self._root, _And) else [self._root]
-        for p in parts:
-            if isinstance(p, _In) and not p.negate and isinstance(p.value, _FieldRef) and p.value.name == name:
-                return "in", [v for group in p.groups.values() for v in group.values]
-            if (
-                isinstance(p, _Compare)
-                and p.op == "=="
-                and isinstance(p.left, _FieldRef)
-                and p.left.name == name
-                and isinstance(p.right, _Lit)
-            ):
-                return "==", [p.right.value]
-        return None
+        return next((hit for p in parts if (hit := _pins(p, name)) is not None), None)
 
     def key_lower_bound(self, pk: str) -> tuple[int, bool] | None:
         """``(x, inclusive)`` when the whole filter is ``pk > x`` or ``pk >= x`` on an integer

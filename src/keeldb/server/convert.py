@@ -20,7 +20,13 @@ from keeldb.engine.query import Output
 from keeldb.engine.rows import MISSING
 from keeldb.errors import InvalidArgument, KeelError
 from keeldb.fields import defaults, timestamptz
-from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, unsupported_function
+from keeldb.schema import (
+    DYNAMIC_FIELD,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+    unsupported_function,
+)
 
 # merr code -> legacy ErrorCode enum (§3): pymilvus checks both, and has_collection /
 # list_indexes / describe_index look at the legacy one. 109 (schema mismatch) must map to

@@ -114,6 +114,16 @@ def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., An
     return wrap
 
 
+def _parsed(message: Any, data: bytes, what: str) -> Any:
+    """A serialized protobuf field of a request (a schema), or InvalidArgument."""
+    out = message()
+    try:
+        out.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise InvalidArgument(f"malformed {what}") from None
+    return out
+
+
 def _param_bool(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
@@ -169,11 +179,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def CreateCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        ps = schema_pb2.CollectionSchema()
-        try:
-            ps.ParseFromString(request.schema)
-        except Exception:  # noqa: BLE001
-            raise InvalidArgument("malformed collection schema") from None
+        ps = _parsed(schema_pb2.CollectionSchema, request.schema, "collection schema")
         schema = convert.schema_from_proto(ps)
         self.client.create_collection(
             request.collection_name, schema=schema, properties=convert.kv(request.properties),
@@ -213,11 +219,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def AddCollectionField(self, request: Any, context: grpc.ServicerContext) -> Any:
-        pf = schema_pb2.FieldSchema()
-        try:
-            pf.ParseFromString(request.schema)
-        except Exception:  # noqa: BLE001
-            raise InvalidArgument("malformed field schema") from None
+        pf = _parsed(schema_pb2.FieldSchema, request.schema, "field schema")
         args = convert.field_args_from_proto(pf)
         desc = args.pop("description", "")
         self.client.add_collection_field(request.collection_name, pf.name, int(pf.data_type), desc, **args)
