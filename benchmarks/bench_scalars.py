@@ -206,7 +206,7 @@ def print_report(report: dict) -> None:
         ratio_cell=lambda metric, r: _report.times(r["value"]),
     )  # fmt: skip
     console.print(f"every filter counted the same rows in both systems: {report['answers_agree']}")
-    for key, info in systems.items():
+    for info in systems.values():
         if "counts" in info:
             console.print(f"  {info['label']} {info.get('version', '')}: {info['counts']}", highlight=False)
     _report.print_machine(console, report["machine"])
