@@ -330,3 +330,43 @@ def test_filter_templates(loaded: Any) -> None:
     hits = c.search("c", [[3, 0]], limit=3, filter="id in {ids}", filter_params=params)[0]
     assert sorted(h["id"] for h in hits) == [3, 5, 8]
     assert c.count("c", "id in {ids}", filter_params=params) == 3
+
+
+def test_pymilvus_schema_objects(tmp_path: Path) -> None:
+    """A pymilvus CollectionSchema given to the embedded client: the new field settings are
+    taken, defaults checked by their ValueField slot, functions and struct fields refused."""
+    import numpy as np
+    from pymilvus import DataType as D
+    from pymilvus import Function, FunctionType, MilvusClient
+
+    c = keeldb.Client(str(tmp_path))
+    s = MilvusClient.create_schema(enable_dynamic_field=True)
+    s.add_field("id", D.VARCHAR, is_primary=True, auto_id=True, max_length=32)
+    s.add_field("v", D.FLOAT_VECTOR, dim=2)
+    s.add_field("tags", D.ARRAY, element_type=D.INT8, max_capacity=3, nullable=True, mmap_enabled=True)
+    s.add_field("tenant", D.INT64, is_partition_key=True)
+    s.add_field("t", D.TIMESTAMPTZ, default_value="2025-01-01T00:00:00Z")
+    s.add_field("i16", D.INT16, default_value=np.int16(4))
+    create_flat(c, "p", s, num_partitions=2)
+    fields = {f["name"]: f for f in c.describe_collection("p")["fields"]}
+    assert fields["tags"]["element_type"] == DataType.INT8 and fields["tags"]["params"]["mmap_enabled"] is True
+    assert fields["tenant"]["is_partition_key"] and fields["id"]["auto_id"]
+    ids = c.insert("p", [{"v": [0, 0], "tags": [1, 2], "tenant": 5}])["ids"]
+    assert c.get("p", ids, output_fields=["tags", "t", "i16"])[0] == {"id": ids[0], "tags": [1, 2], "t": "2025-01-01T00:00:00Z", "i16": 4}
+    bad = MilvusClient.create_schema()
+    bad.add_field("id", D.INT64, is_primary=True)
+    bad.add_field("v", D.FLOAT_VECTOR, dim=2)
+    bad.add_field("i8", D.INT8, default_value=3)  # pymilvus: long_data, which Milvus refuses
+    with pytest.raises(InvalidArgument, match=r"type \(Int8\) of field \(i8\) is not equal to the type\(DataType_Int64\)"):
+        c.create_collection("bad", schema=bad)
+    fn = MilvusClient.create_schema()
+    fn.add_field("id", D.INT64, is_primary=True)
+    fn.add_field("text", D.VARCHAR, max_length=64, enable_analyzer=True)
+    fn.add_field("sparse", D.SPARSE_FLOAT_VECTOR)
+    fn.add_function(Function(name="bm", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
+    with pytest.raises(InvalidArgument, match="BM25 is not supported yet"):
+        c.create_collection("fn", schema=fn)
+    with pytest.raises(InvalidArgument, match="not supported by keeldb"):
+        c.create_schema().add_function(Function(name="e", function_type=FunctionType.TEXTEMBEDDING,
+                                                input_field_names=["a"], output_field_names=["b"]))  # fmt: skip
+    assert c.list_collections() == ["p"]
