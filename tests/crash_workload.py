@@ -51,6 +51,8 @@ def row(pk: int, version: int) -> dict[str, Any]:
     r: dict[str, Any] = {"id": pk, "vector": vec(pk, version), "val": version, "tag": f"t{pk % 5}"}
     if VECTORS:
         r.update(sv=sparse_vec(pk, version), bv=binary_vec(pk, version), hv=half_vec(pk, version))
+    if version > add_field_op():
+        r["extra"] = version
     return r
 
 
@@ -68,7 +70,17 @@ def operations() -> list[tuple[str, Any]]:
     ops += [("flush", None), ("drop_partition", "p1"), ("insert", [300, 301])]
     ops += [("flush", None), ("compact", None), ("upsert", list(range(40, 60))), ("delete", [41])]
     ops += [("flush", None), ("compact", None), ("wait_index", None), ("reopen", None)]
+    # Issue 14: a schema change on the live collection, a partial update, then a TTL whose
+    # rows all expire when the clock jumps, new rows, and the compaction that reclaims.
+    ops += [("add_field", None), ("upsert", list(range(60, 80))), ("partial", list(range(60, 70)))]
+    ops += [("flush", None), ("set_ttl", 3600), ("jump", 7200), ("insert", list(range(0, 10)))]
+    ops += [("flush", None), ("compact", None), ("reopen", None), ("upsert", list(range(5, 15))), ("reopen", None)]
     return ops
+
+
+def add_field_op() -> int:
+    """The index of the add_field op: rows written before it read ``extra`` = -1."""
+    return next(i for i, (kind, _) in enumerate(operations()) if kind == "add_field")
 
 
 def apply(model: dict[int, int] | None, i: int, kind: str, payload: Any) -> dict[int, int] | None:
@@ -77,9 +89,11 @@ def apply(model: dict[int, int] | None, i: int, kind: str, payload: Any) -> dict
         return {} if model is None else model
     assert model is not None
     m = dict(model)
-    if kind in ("insert", "upsert", "insert_p1", "upsert_p1"):
+    if kind in ("insert", "upsert", "insert_p1", "upsert_p1", "partial"):
         for pk in payload:
             m[pk] = i
+    elif kind == "jump":  # every version written so far is past the TTL
+        m = {}
     elif kind == "delete":
         for pk in payload:
             m.pop(pk, None)
@@ -192,6 +206,20 @@ def run(data: Path, journal: Path) -> None:
         elif kind == "reopen":
             close_client(client)
             client = open_client(data)
+        elif kind == "add_field":
+            client.add_collection_field(COLLECTION, "extra", DataType.INT64, nullable=True, default_value=-1)
+        elif kind == "partial":  # val, vector and extra change; tag keeps its stored value
+            client.upsert(
+                COLLECTION, [{"id": pk, "val": i, "vector": vec(pk, i), "extra": i} for pk in payload], partial_update=True
+            )
+        elif kind == "set_ttl":
+            client.alter_collection_properties(COLLECTION, {"collection.ttl.seconds": payload})
+        elif kind == "jump":  # the clock every age is measured against moves on, durably
+            from keeldb.storage.oracle import LOGICAL_BITS
+
+            oracle = client.db.oracle
+            oracle.observe(oracle.last() + ((payload * 1000) << LOGICAL_BITS))
+            oracle.next()
         j.write(json.dumps({"op": i, "event": "ack"}) + "\n")
         j.flush()
     close_client(client)
@@ -223,8 +251,10 @@ def observed_state(data: Path) -> dict[int, int] | None:
     try:
         if not client.has_collection(COLLECTION):
             return None
+        added = any(f["name"] == "extra" for f in client.describe_collection(COLLECTION)["fields"])
         extra = ["sv", "bv", "hv"] if VECTORS else []
-        rows = client.query(COLLECTION, filter="", output_fields=["id", "val", "vector", *extra])
+        fields = ["id", "val", "vector", "tag", *extra] + (["extra"] if added else [])
+        rows = client.query(COLLECTION, filter="", output_fields=fields)
         count = client.query(COLLECTION, filter="", output_fields=["count(*)"])[0]["count(*)"]
         ids = [r["id"] for r in rows]
         assert len(ids) == len(set(ids)), "a primary key is visible twice"
@@ -235,6 +265,9 @@ def observed_state(data: Path) -> dict[int, int] | None:
                 assert r["sv"] == {k: float(np.float32(v)) for k, v in sparse_vec(r["id"], r["val"]).items()}, r
                 assert r["bv"] == [binary_vec(r["id"], r["val"])], r
                 assert np.frombuffer(r["hv"][0], dtype=np.float16).tolist() == half_vec(r["id"], r["val"]), r
+            assert r["tag"] == f"t{r['id'] % 5}", r  # a partial update keeps it
+            if added:  # rows from before the field existed read its default
+                assert r["extra"] == (-1 if r["val"] < add_field_op() else r["val"]), r
         # Search must only return live versions: look each live row up by its own vector.
         if rows:
             probe = rows[:: max(1, len(rows) // 10)]

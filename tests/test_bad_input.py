@@ -671,21 +671,21 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
         lambda c: c.create_collection("x", dimension=DIM, metric_type="HAMMING"),
         ("HAMMING",),
     ),
-    "quick_auto_id_string": (
-        lambda c: c.create_collection("x", dimension=DIM, id_type="string", auto_id=True),
-        ("auto_id",),
+    "quick_auto_id_on_a_non_key": (
+        lambda c: _schema(("a", DataType.INT64, {"auto_id": True})),
+        ("auto_id can only be specified on the primary key",),
     ),
     "varchar_without_max_length": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {})),
-        ("'s'", "max_length"),
+        ("type param(max_length) should be specified for the field(s)",),  # Milvus's words
     ),
     "varchar_max_length_0": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {"max_length": 0})),
-        ("'s'", "max_length"),
+        ("the maximum length specified for the field(s) should be in (0, 65535], but got 0 instead",),
     ),
     "varchar_max_length_huge": (
         lambda c: _schema(PK, ("s", DataType.VARCHAR, {"max_length": 70000})),
-        ("'s'", "max_length"),
+        ("should be in (0, 65535], but got 70000 instead",),
     ),
     "float_primary_key": (
         lambda c: _schema(("id", DataType.FLOAT, {"is_primary": True})),
@@ -693,15 +693,19 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     ),
     "nullable_primary_key": (
         lambda c: _schema(("id", DataType.INT64, {"is_primary": True, "nullable": True})),
-        ("primary key", "nullable"),
+        ("primary field not support null",),  # Milvus's words
     ),
     "nullable_vector": (
         lambda c: _schema(("v", DataType.FLOAT_VECTOR, {"dim": 4, "nullable": True})),
         ("'v'", "nullable"),
     ),
     "unsupported_type": (
-        lambda c: _schema(("a", DataType.ARRAY, {})),
-        ("'a'", "ARRAY", "not supported"),
+        lambda c: _schema(("a", DataType.STRING, {})),
+        ("string data type not supported yet, please use VarChar type instead",),  # Milvus's words
+    ),
+    "array_without_element_type": (
+        lambda c: _schema(("a", DataType.ARRAY, {"max_capacity": 4})),
+        ("'a'", "element_type"),
     ),
     "unknown_type": (lambda c: _schema(("a", 12345, {})), ("unknown data type",)),
     "duplicate_field": (
@@ -714,7 +718,7 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     ),
     "default_of_wrong_type": (
         lambda c: _schema(("a", DataType.INT64, {"default_value": "x"})),
-        ("'a'", "INT64"),
+        ("type (Int64) of field (a) is not equal to the type(DataType_VarChar) of default_value",),
     ),
     "default_out_of_range": (
         lambda c: _schema(("a", DataType.INT8, {"default_value": 300})),

@@ -55,7 +55,7 @@ def test_to_dict_and_from_dict_round_trip_and_write_every_key() -> None:
     e = _entry(loaded_partitions=(1,), partitions={"_default": 0, "p": 1}, next_partition_id=2, created_ts=5)
     d = e.to_dict()
     assert set(d) == {"id", "schema", "indexes", "loaded", "loaded_partitions", "partitions",
-                      "next_partition_id", "properties", "created_ts"}  # fmt: skip
+                      "next_partition_id", "properties", "created_ts", "consistency_level"}  # fmt: skip
     assert d["schema"] == SCHEMA and d["indexes"] == [INDEX]
     assert CollectionEntry.from_dict(d) == e
     assert CollectionEntry.from_dict(d).to_dict() == d
@@ -225,7 +225,7 @@ def test_the_servers_client_methods(tmp_path: Path) -> None:
         c.close()
 
 
-@pytest.mark.parametrize("key", ["group_by_field", "group_by_fields", "order_by_fields", "order_by", "filter_params"])
+@pytest.mark.parametrize("key", ["group_by_field", "group_by_fields", "order_by_fields", "order_by"])
 def test_unsupported_read_parameters_are_refused_in_one_place(key: str) -> None:
     with pytest.raises(InvalidArgument, match=f"{key} is not supported"):
         refuse_unsupported({key: "x"})

@@ -859,8 +859,7 @@ def test_unsupported_features_are_refused_not_ignored(mc: MilvusClient, data: li
     expect_error(lambda: mc.search("data", [[1, 0, 0, 0]], limit=3, group_by_field="color"), 1100, "group_by")
     expect_error(lambda: mc.query("data", filter="id < 5", output_fields=["id"],
                                   order_by_fields=[{"field": "id", "order": "desc"}]), 1100, "order_by")
-    expect_error(lambda: mc.query("data", filter="id in {ids}", filter_params={"ids": [1, 2]}), 1100,
-                 "filter_params")
+    assert [r["id"] for r in mc.query("data", filter="id in {ids}", filter_params={"ids": [1, 2]})] == [1, 2]
     expect_error(lambda: mc.search("data", ids=[1, 2], limit=2), 1100, "primary keys")
 
 
@@ -903,14 +902,22 @@ def test_stale_schema_cache_is_refreshed(mc: MilvusClient, stub: milvus_pb2_grpc
 
 
 def test_nullable_and_default_scalars_over_the_wire(mc: MilvusClient) -> None:
-    s = MilvusClient.create_schema(enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
-    s.add_field("b", DataType.BOOL, nullable=True)
-    s.add_field("v", DataType.VARCHAR, max_length=10, nullable=True)
-    s.add_field("f", DataType.FLOAT, nullable=True)
-    s.add_field("i8", DataType.INT8, default_value=3)
-    s.add_field("vd", DataType.VARCHAR, max_length=10, default_value="dflt")
+    def schema(i8_default: Any) -> Any:
+        s = MilvusClient.create_schema(enable_dynamic_field=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+        s.add_field("b", DataType.BOOL, nullable=True)
+        s.add_field("v", DataType.VARCHAR, max_length=10, nullable=True)
+        s.add_field("f", DataType.FLOAT, nullable=True)
+        s.add_field("i8", DataType.INT8, default_value=i8_default)
+        s.add_field("vd", DataType.VARCHAR, max_length=10, default_value="dflt")
+        return s
+
+    # pymilvus sends a plain int default as long_data, which Milvus refuses for INT8;
+    # np.int8 goes as int_data.
+    expect_error(lambda: mc.create_collection("nulls", schema=schema(3)), 1100,
+                 "type (Int8) of field (i8) is not equal to the type(DataType_Int64) of default_value")
+    s = schema(np.int8(3))
     mc.create_collection("nulls", schema=s, index_params=MilvusClient.prepare_index_params(
         "vector", metric_type="L2", index_type="FLAT"))
     mc.insert("nulls", [
@@ -1256,7 +1263,7 @@ def test_bad_schema_dimension_40000(mc: MilvusClient) -> None:
     s2.add_field("id", DataType.INT64, is_primary=True)
     s2.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
     s2.add_field("s", DataType.VARCHAR, max_length=70000)
-    expect_error(lambda: mc.create_collection("huge_varchar", schema=s2), 1100, "max_length")
+    expect_error(lambda: mc.create_collection("huge_varchar", schema=s2), 1100, "maximum length", "65535")
     s3 = MilvusClient.create_schema(enable_dynamic_field=False)
     s3.add_field("id", DataType.INT64, is_primary=True)
     s3.add_field("n", DataType.INT32)

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine import database
+from keeldb.engine import database, partial_update, partition_key, schema_admin
+from keeldb.engine import properties as _properties
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
@@ -38,6 +39,7 @@ from keeldb.errors import (
     PartitionNotLoaded,
 )
 from keeldb.fields import VectorKind
+from keeldb.fields.timestamptz import check_timezone, default_timezone
 from keeldb.index.params import SEARCH_PARAMS, index_spec
 from keeldb.schema import (
     DEFAULT_METRIC,
@@ -70,7 +72,7 @@ class LoadState(Enum):
 # results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
 # rows), so they are refused until implemented: by the embedded client's keyword arguments
 # and by the server's request parameters alike.
-UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by", "filter_params")
+UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by")
 
 
 def refuse_unsupported(params: Mapping[str, Any]) -> None:
@@ -103,7 +105,10 @@ def _partition_ids(entry: CollectionEntry, names: Any) -> list[int]:
 
 def _read_partitions(entry: CollectionEntry, names: Any) -> Selector | None:
     """The rows a read may see: the named partitions, each of which must be loaded, or, with
-    no names, every loaded partition (Milvus reads only what is loaded)."""
+    no names, every loaded partition (Milvus reads only what is loaded). A partition-key
+    collection's partitions cannot be named (Milvus refuses it)."""
+    if entry.schema.partition_key is not None and _partition_names(names):
+        raise InvalidArgument(partition_key.REFUSAL)
     loaded = entry.visible_partitions
     named = _partition_ids(entry, names)
     for n, pid in zip(_partition_names(names), named, strict=True):
@@ -141,6 +146,41 @@ def _all_of(*selectors: Selector | None) -> Selector | None:
         return mask
 
     return sel
+
+
+def _key_selector(entry: CollectionEntry, flt: Any) -> Selector | None:
+    """A partition-key read whose filter pins the key reads only those keys' partitions."""
+    key = entry.schema.partition_key
+    if key is None or flt is None:
+        return None
+    pinned = flt.pinned(key.name)
+    if pinned is None:
+        return None
+    return _partition_selector(partition_key.partitions_of(len(entry.partitions), pinned[1])) or _nothing
+
+
+def _nothing(view: SegmentView) -> np.ndarray:
+    return np.zeros(view.num_rows, dtype=bool)
+
+
+def _check_isolation(entry: CollectionEntry, flt: Any) -> None:
+    """``partitionkey.isolation``: a search must pin exactly one partition-key value with
+    '==' (Milvus serves each key's partition on its own then)."""
+    key = entry.schema.partition_key
+    if key is None or not _properties.isolated(entry.properties):
+        return
+    pinned = None if flt is None else flt.pinned(key.name)
+    if pinned is None:
+        raise InvalidArgument(
+            "partition key not found in expr or the expr is invalid when validating partition key isolation"
+        )
+    if pinned[0] != "==" or len(pinned[1]) != 1:
+        raise InvalidArgument("partition key isolation does not support IN")
+
+
+def _timezone(entry: CollectionEntry, asked: Any) -> str:
+    """The zone of a read: the call's ``timezone``, else the collection's."""
+    return check_timezone(asked) if asked else entry.timezone
 
 
 class Client:
@@ -287,12 +327,11 @@ class Client:
             if id_type in ("int", DataType.INT64):
                 schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
             elif id_type in ("str", "string", DataType.VARCHAR):
-                if auto_id:
-                    raise InvalidArgument("auto_id needs an int primary key")
                 schema.add_field(
                     primary_field_name,
                     DataType.VARCHAR,
                     is_primary=True,
+                    auto_id=auto_id,
                     max_length=kwargs.get("max_length", 65535),
                 )
             else:
@@ -305,18 +344,30 @@ class Client:
         schema.validate()
         indexes = [self._check_index(schema, index_param_from_any(p)) for p in (index_params or [])]
         _check_unique_indexes(indexes)
+        key = schema.partition_key
+        num_partitions = kwargs.get("num_partitions")
+        if key is None and num_partitions not in (None, 0):
+            raise InvalidArgument("num_partitions should only be specified with partition key field enabled")
+        props = _properties.for_create(kwargs.get("properties"), has_partition_key=key is not None)
+        level = schema_admin.consistency_level(kwargs.get("consistency_level"))
+        stored = schema_admin.schema_copy(schema)  # the catalog's own copy
+        schema_admin.normalize_time_defaults(stored, props[_properties.TIMEZONE])
         if self.db.catalog.get(collection_name) is not None:
             existing = self.db.entry(collection_name)
-            if existing.schema.to_dict() == CollectionSchema.from_dict(schema.to_dict()).to_dict():
+            if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
             raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
         loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
+        parts = partition_key.partition_names(partition_key.check_num_partitions(num_partitions)) if key else None
         self.db.create(
             collection_name,
-            CollectionSchema.from_dict(schema.to_dict()),  # the catalog's own copy
+            stored,
             indexes=[IndexParam.from_dict(i.to_dict()) for i in indexes],
             loaded=loaded,
             created_ts=self.db.oracle.next(),
+            partitions=parts,
+            properties=props,
+            consistency_level=level,
         )
 
     def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
@@ -334,27 +385,78 @@ class Client:
     def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         s = e.schema
-        fields = []
-        for i, f in enumerate(s.fields):
-            d = f.to_dict()
-            d["field_id"] = 100 + i
-            d["type"] = f.dtype
-            fields.append(d)
         return {
             "collection_name": collection_name,
             "auto_id": s.auto_id,
             "num_shards": 1,
             "description": s.description,
-            "fields": fields,
+            "fields": schema_admin.describe_fields(s, e.timezone),
             "functions": [],
             "aliases": [],
             "collection_id": e.id,
-            "consistency_level": 0,
-            "consistency_level_name": "Strong",
+            "consistency_level": e.consistency_level,
+            "consistency_level_name": schema_admin.level_name(e.consistency_level),
             "properties": dict(e.properties),
             "num_partitions": len(e.partitions),
             "enable_dynamic_field": s.enable_dynamic_field,
         }
+
+    # -- schema changes and properties --------------------------------------------------
+
+    def add_collection_field(
+        self, collection_name: str, field_name: str, data_type: Any, desc: str = "", timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        """Add a nullable field (optionally with a default) to a live collection: ONE
+        durable catalog commit; rows written before it read the default, or null."""
+        e = self.db.entry(collection_name)
+        self.db.change_schema(collection_name, schema_admin.with_added_field(e, field_name, data_type, desc, kwargs))
+
+    def alter_collection_field(
+        self, collection_name: str, field_name: str, field_params: dict[str, Any], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Change a field's ``max_length``, ``max_capacity``, ``mmap_enabled`` or
+        description (what Milvus allows), as one catalog commit."""
+        e = self.db.entry(collection_name)
+        self.db.change_schema(collection_name, schema_admin.with_altered_field(e, field_name, field_params))
+
+    def drop_collection_field(self, collection_name: str, field_name: str = "", **_: Any) -> None:
+        raise InvalidArgument("dropping a field is not supported by keeldb (nor by Milvus 2.6)")
+
+    def add_collection_function(self, collection_name: str, function: Any, **_: Any) -> None:
+        from keeldb.schema import unsupported_function
+
+        raise unsupported_function(function)
+
+    def alter_collection_function(self, collection_name: str, function_name: str, function: Any = None, **_: Any) -> None:
+        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+
+    def drop_collection_function(self, collection_name: str, function_name: str, **_: Any) -> None:
+        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+
+    def alter_collection_properties(
+        self, collection_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Set collection properties: ``collection.ttl.seconds`` and ``timezone`` take
+        effect at once, ``dynamicfield.enabled=true`` adds the dynamic field; the others
+        are kept and shown (engine/properties.py)."""
+        e = self.db.entry(collection_name)
+        props, dynamic = _properties.altered(
+            e.properties, properties, loaded=e.is_loaded,
+            has_partition_key=e.schema.partition_key is not None, has_vector_index=bool(e.indexes),
+        )  # fmt: skip
+        if dynamic:
+            if not e.schema.enable_dynamic_field:
+                new = schema_admin.schema_copy(e.schema)
+                new.enable_dynamic_field = True
+                self.db.change_schema(collection_name, new)
+            return
+        self.db.set_properties(collection_name, props)
+
+    def drop_collection_properties(
+        self, collection_name: str, property_keys: list[str], timeout: float | None = None, **_: Any
+    ) -> None:
+        e = self.db.entry(collection_name)
+        self.db.set_properties(collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded))
 
     def get_collection_stats(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         return {"row_count": self._coll(collection_name).snapshot().live_count()}
@@ -514,10 +616,14 @@ class Client:
     # -- partitions ---------------------------------------------------------------------
 
     def create_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+        if self.db.entry(collection_name).schema.partition_key is not None:
+            raise InvalidArgument("disable create partition if partition key mode is used")
         self.db.create_partition(collection_name, partition_name)
 
     def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
         """Deletes the partition's rows (one durable delete) and then the partition itself."""
+        if self.db.entry(collection_name).schema.partition_key is not None:
+            raise InvalidArgument("disable drop partition if partition key mode is used")
         self.db.drop_partition(collection_name, partition_name)
 
     def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
@@ -539,6 +645,8 @@ class Client:
         """Load some partitions: reads without partition names see only loaded partitions,
         and reads naming an unloaded one are refused (PartitionNotLoaded), as in Milvus."""
         e = self.db.entry(collection_name)
+        if e.schema.partition_key is not None:
+            raise InvalidArgument("disable load partitions if partition key mode is used")
         ids = _partition_ids(e, partition_names)
         if not ids:
             raise InvalidArgument("load_partitions needs at least one partition name")
@@ -553,6 +661,8 @@ class Client:
     def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
         """Release some partitions; releasing every loaded one releases the collection."""
         e = self.db.entry(collection_name)
+        if e.schema.partition_key is not None:
+            raise InvalidArgument("disable release partitions if partition key mode is used")
         ids = set(_partition_ids(e, partition_names))
         if not ids:
             raise InvalidArgument("release_partitions needs at least one partition name")
@@ -578,9 +688,37 @@ class Client:
         data: dict[str, Any] | list[dict[str, Any]],
         timeout: float | None = None,
         partition_name: str | None = "",
-        **_: Any,
+        **kwargs: Any,
     ) -> dict[str, Any]:
+        """``partial_update=True``: only the given fields change (engine/partial_update.py)."""
+        if _partial(kwargs):
+            c = self._loaded(collection_name)
+            given, dynamic, n = partial_update.rows_to_columns(c.schema, data)
+            return self._write_partial(collection_name, given, dynamic, n, partition_name)
         return self._write_rows(collection_name, data, partition_name, upsert=True)
+
+    def _placement(self, e: CollectionEntry, partition_name: str | None) -> dict[str, Any]:
+        """Where a write's rows go: the named (or default) partition, or, with a partition
+        key, each row to its key's partition (naming one is refused, as in Milvus)."""
+        if e.schema.partition_key is not None:
+            if partition_name:
+                raise InvalidArgument(partition_key.REFUSAL)
+            n = len(e.partitions)
+            return {"partition_id": 0, "route": lambda col: partition_key.route(n, col)}
+        return {"partition_id": (_partition_ids(e, partition_name) or [0])[0]}
+
+    def _write_partial(
+        self, collection_name: str, given: dict[str, Any], dynamic: list[dict[str, Any]] | None, n: int, partition_name: str | None
+    ) -> dict[str, Any]:
+        c = self._coll(collection_name)
+        e = self.db.peek(collection_name)
+        where = self._placement(e, partition_name)
+        with default_timezone(e.timezone):
+            batch, ts = c.write_merged(
+                lambda read: partial_update.merge(c.schema, given, n, dynamic, read, **where),
+                partition_id=None if "route" in where else where["partition_id"],
+            )
+        return {"upsert_count": batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
     def _auto_ids(self, c: Collection, n: int, upsert: bool) -> range | None:
         """Keys for an insert under auto_id: a block of oracle timestamps, unique forever."""
@@ -591,11 +729,13 @@ class Client:
 
     def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
         c = self._coll(collection_name)
-        pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
+        e = self.db.peek(collection_name)
+        where = self._placement(e, partition_name)
         rows = [data] if isinstance(data, dict) else data
         auto = self._auto_ids(c, len(rows) if isinstance(rows, list) else 0, upsert)
-        batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, partition_id=pid)
-        c.write(batch, upsert=upsert, partition_id=pid)
+        with default_timezone(e.timezone):
+            batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, **where)
+        c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0}
 
@@ -624,7 +764,10 @@ class Client:
         if ids is None:
             ids = kwargs.get("pks")
         c = self._coll(collection_name)
-        part = _partition_selector(_partition_ids(self.db.peek(collection_name), partition_name))
+        e = self.db.peek(collection_name)
+        if e.schema.partition_key is not None and partition_name:
+            raise InvalidArgument(partition_key.REFUSAL)
+        part = _partition_selector(_partition_ids(e, partition_name))
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to delete, not both")
         if ids is not None:
@@ -634,7 +777,8 @@ class Client:
             flt = None
             extra = _all_of(part, pk_selector(c.schema.primary.name, keys))
         else:
-            flt = parse_filter(filter, c.schema)  # FilterError for a non-string, too
+            # FilterError for a non-string, too
+            flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone)
             if flt is None:
                 raise InvalidArgument("delete needs ids or a non-empty filter")
             listed = flt.key_list(c.schema.primary.name)
@@ -661,20 +805,28 @@ class Client:
         dynamic: list[str] | None = None,
         partition_name: str | None = "",
         upsert: bool = False,
+        partial_update: bool = False,
     ) -> dict[str, Any]:
         """Column-wise insert (or upsert): ``columns`` maps field names to ``num_rows`` values
         each (a vector field may be an (n, dim) numpy array); ``dynamic`` is each row's
         dynamic fields as JSON object text. The gRPC server's path, and a fast path for
-        data that is already columnar. Same checks and same all-or-nothing as ``insert``."""
+        data that is already columnar. Same checks and same all-or-nothing as ``insert``.
+        ``partial_update``: an upsert of only the given columns (``upsert(partial_update=True)``)."""
         c = self._coll(collection_name)
-        pid = (_partition_ids(self.db.peek(collection_name), partition_name) or [0])[0]
+        e = self.db.peek(collection_name)
         if dynamic is not None:
             dynamic = [_json_object_text(t, i) for i, t in enumerate(dynamic)]
+        if partial_update:
+            self._loaded(collection_name)
+            objs = None if dynamic is None else [json.loads(t) for t in dynamic]
+            return self._write_partial(collection_name, dict(columns), objs, num_rows, partition_name)
+        where = self._placement(e, partition_name)
         auto = self._auto_ids(c, num_rows, upsert)
-        batch = columns_to_batch(
-            c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, partition_id=pid
-        )
-        ts = c.write(batch, upsert=upsert, partition_id=pid)
+        with default_timezone(e.timezone):
+            batch = columns_to_batch(
+                c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, **where
+            )
+        ts = c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
@@ -714,17 +866,20 @@ class Client:
     ) -> list[dict[str, Any]]:
         refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
-        part = _read_partitions(self.db.peek(collection_name), partition_names)
+        e = self.db.peek(collection_name)
+        part = _read_partitions(e, partition_names)
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to query, not both")
-        flt = parse_filter(filter, c.schema)
+        tz = _timezone(e, kwargs.get("timezone"))
+        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
         by_id = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
-        extra = _all_of(part, by_id)
+        extra = _all_of(part, by_id, _key_selector(e, flt))
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
         snap = kwargs.get("snapshot") or c.snapshot()
-        rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+        with default_timezone(tz):
+            rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
         return _query_shapes(c.schema, rows)
 
     def get(
@@ -737,18 +892,21 @@ class Client:
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         c = self._loaded(collection_name)
-        part = _read_partitions(self.db.peek(collection_name), partition_names)
+        e = self.db.peek(collection_name)
+        part = _read_partitions(e, partition_names)
         keys = pk_array(c.schema, ids)
         if not keys:
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
-        rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+        with default_timezone(_timezone(e, kwargs.get("timezone"))):
+            rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
         return _query_shapes(c.schema, rows)
 
-    def count(self, collection_name: str, filter: str = "") -> int:
+    def count(self, collection_name: str, filter: str = "", **kwargs: Any) -> int:
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
         c = self._loaded(collection_name)
-        return count_rows(c.snapshot(), parse_filter(filter, c.schema))
+        e = self.db.peek(collection_name)
+        return count_rows(c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone))
 
     def search(
         self,
@@ -802,9 +960,15 @@ class Client:
             after=kwargs.get("after_distance"),
             params={k: v for k, v in params.items() if k in SEARCH_PARAMS},
         )
-        flt = parse_filter(filter, c.schema)
+        tz = _timezone(e, kwargs.get("timezone"))
+        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
+        _check_isolation(e, flt)
         out = resolve_output(c.schema, output_fields)
-        return search(kwargs.get("snapshot") or c.snapshot(), req, flt, out, c.schema.primary.name, part)
+        with default_timezone(tz):
+            return search(
+                kwargs.get("snapshot") or c.snapshot(), req, flt, out, c.schema.primary.name,
+                _all_of(part, _key_selector(e, flt)),
+            )  # fmt: skip
 
     # -- keeldb extras ------------------------------------------------------------------
 
@@ -825,6 +989,19 @@ def _query_shapes(schema: CollectionSchema, rows: list[dict[str, Any]]) -> list[
                 if isinstance(r.get(name), bytes):
                     r[name] = [r[name]]
     return rows
+
+
+def _partial(kwargs: dict[str, Any]) -> bool:
+    """Whether an upsert is a partial update; per-field merge operators are refused."""
+    ops = kwargs.get("field_ops")
+    if ops:
+        names = {getattr(op, "op", op) for op in (ops.values() if isinstance(ops, dict) else ops)}
+        if any(str(n).lower() not in ("replace", "0") for n in names):
+            raise InvalidArgument(
+                "field_ops ARRAY_APPEND / ARRAY_REMOVE are not supported by keeldb; "
+                "send the whole new array with partial_update=True"
+            )
+    return bool(kwargs.get("partial_update"))
 
 
 def _json_object_text(text: str | bytes, row: int) -> str:
@@ -850,28 +1027,58 @@ def _check_unique_indexes(indexes: list[IndexParam]) -> None:
 
 
 def _schema_from_pymilvus(schema: Any) -> CollectionSchema:
-    """Accept a ``pymilvus.CollectionSchema`` too, so code written for pymilvus works as is."""
+    """Accept a ``pymilvus.CollectionSchema`` too, so code written for pymilvus works as is.
+    What keeldb does not run is refused here, never dropped: schema functions and
+    struct-array fields."""
+    functions = list(getattr(schema, "functions", None) or [])
+    if functions:
+        from keeldb.schema import unsupported_function
+
+        raise unsupported_function(functions[0])
+    structs = list(getattr(schema, "struct_fields", None) or [])
+    if structs:
+        raise InvalidArgument(
+            f"struct array field {getattr(structs[0], 'name', '?')!r} is not supported by keeldb"
+        )
     s = CollectionSchema(
         auto_id=getattr(schema, "auto_id", False),
         enable_dynamic_field=getattr(schema, "enable_dynamic_field", False),
         description=getattr(schema, "description", ""),
     )
     for f in schema.fields:
-        params = getattr(f, "params", {}) or {}
-        kwargs: dict[str, Any] = {"is_primary": getattr(f, "is_primary", False)}
-        if getattr(f, "auto_id", False):
-            kwargs["auto_id"] = True
-        if "dim" in params:
-            kwargs["dim"] = int(params["dim"])
-        if "max_length" in params:
-            kwargs["max_length"] = int(params["max_length"])
-        if getattr(f, "nullable", False):
-            kwargs["nullable"] = True
-        default = getattr(f, "default_value", None)
-        if default is not None and not isinstance(default, bool | int | float | str):
-            which = default.WhichOneof("data") if hasattr(default, "WhichOneof") else None
-            default = getattr(default, which) if which else None
-        if default is not None:
-            kwargs["default_value"] = default
-        s.add_field(f.name, int(f.dtype), **kwargs)
+        s.add_field(f.name, int(f.dtype), **pymilvus_field_args(f))
     return s
+
+
+def pymilvus_field_args(f: Any) -> dict[str, Any]:
+    """A ``pymilvus.FieldSchema``'s settings as ``add_field`` arguments; its default
+    ValueField is checked slot against type as Milvus checks it."""
+    from keeldb.fields import defaults
+
+    params = getattr(f, "params", {}) or {}
+    kwargs: dict[str, Any] = {"is_primary": getattr(f, "is_primary", False)}
+    if getattr(f, "auto_id", False):
+        kwargs["auto_id"] = True
+    for key in ("dim", "max_length", "max_capacity"):
+        if key in params:
+            kwargs[key] = int(params[key])
+    if "mmap_enabled" in params:
+        kwargs["mmap_enabled"] = str(params["mmap_enabled"]).lower() == "true"
+    for key in ("nullable", "is_partition_key", "is_clustering_key"):
+        if getattr(f, key, False):
+            kwargs[key] = True
+    element = getattr(f, "element_type", None)
+    if element is not None:
+        kwargs["element_type"] = int(element)
+    default = getattr(f, "default_value", None)
+    if default is not None and not isinstance(default, bool | int | float | str):
+        which = default.WhichOneof("data") if hasattr(default, "WhichOneof") else None
+        if which is not None:
+            defaults.check_slot(f.name, DataType(int(f.dtype)), which)
+            value = getattr(default, which)
+            default = value if which != "int_data" else np.int32(value)
+        else:
+            default = None
+    if default is not None:
+        kwargs["default_value"] = default
+    return kwargs

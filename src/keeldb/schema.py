@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
-from keeldb.fields import FieldKind, float_vector, kind_of, supported, varchar
+from keeldb.fields import FieldKind, defaults, float_vector, kind_of, supported, varchar
 
 MAX_DIM = float_vector.MAX_DIM
 MAX_VARCHAR_LENGTH = varchar.MAX_VARCHAR_LENGTH
@@ -53,23 +53,42 @@ class FieldSchema:
     nullable: bool = False
     default_value: Any = None
     description: str = ""
+    element_type: DataType | None = None  # ARRAY: the elements' type
+    max_capacity: int | None = None  # ARRAY: at most this many elements a row
+    is_partition_key: bool = False
+    is_clustering_key: bool = False
+    mmap_enabled: bool | None = None  # kept and shown (describe_collection); keeldb always maps files
 
     def __post_init__(self) -> None:
         check_name("field", self.name)
         self.dtype = _to_datatype(self.dtype)
+        if self.dtype == DataType.STRING:
+            raise InvalidArgument("string data type not supported yet, please use VarChar type instead")
         if self.dtype not in supported():
             raise InvalidArgument(f"field {self.name!r}: data type {self.dtype.name} is not supported")
+        if self.element_type is not None:
+            self.element_type = _to_datatype(self.element_type)
         kind = kind_of(self.dtype)
         kind.check_field(self)
         if self.is_primary:
             if self.dtype not in (DataType.INT64, DataType.VARCHAR):
                 raise InvalidArgument("the primary key must be INT64 or VARCHAR")
-            if self.nullable or self.default_value is not None:
-                raise InvalidArgument("the primary key cannot be nullable or have a default")
-            if self.auto_id and self.dtype != DataType.INT64:
-                raise InvalidArgument("auto_id needs an INT64 primary key")
+            if self.nullable:
+                raise InvalidArgument("primary field not support null")
+            if self.default_value is not None:
+                raise InvalidArgument("primary field not support default_value")
+        elif self.auto_id:
+            raise InvalidArgument("The auto_id can only be specified on the primary key field")
+        if self.is_partition_key:
+            # Milvus's rules and words (proxy's validatePartitionKey)
+            if self.is_primary:
+                raise InvalidArgument("the partition key field must not be primary field")
+            if self.nullable:
+                raise InvalidArgument("partition key field not support nullable")
+            if self.dtype not in (DataType.INT64, DataType.VARCHAR):
+                raise InvalidArgument("the data type of partition key should be Int64 or VarChar")
         if self.default_value is not None:
-            self.default_value = kind.check_value(self, self.default_value)
+            self.default_value = kind.check_value(self, defaults.plain(self.default_value))
 
     @property
     def kind(self) -> FieldKind:
@@ -85,6 +104,10 @@ class FieldSchema:
             params["dim"] = self.dim
         if self.max_length is not None:
             params["max_length"] = self.max_length
+        if self.max_capacity is not None:
+            params["max_capacity"] = self.max_capacity
+        if self.mmap_enabled is not None:
+            params["mmap_enabled"] = self.mmap_enabled
         out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -99,11 +122,18 @@ class FieldSchema:
             out["nullable"] = True
         if self.default_value is not None:
             out["default_value"] = self.default_value
+        if self.element_type is not None:
+            out["element_type"] = self.element_type
+        if self.is_partition_key:
+            out["is_partition_key"] = True
+        if self.is_clustering_key:
+            out["is_clustering_key"] = True
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldSchema:
         params = d.get("params", {})
+        element_type = d.get("element_type")
         return cls(
             name=d["name"],
             dtype=DataType(int(d["type"])),
@@ -114,6 +144,11 @@ class FieldSchema:
             nullable=d.get("nullable", False),
             default_value=d.get("default_value"),
             description=d.get("description", ""),
+            element_type=None if element_type is None else DataType(int(element_type)),
+            max_capacity=params.get("max_capacity"),
+            is_partition_key=d.get("is_partition_key", False),
+            is_clustering_key=d.get("is_clustering_key", False),
+            mmap_enabled=params.get("mmap_enabled"),
         )
 
 
@@ -127,8 +162,11 @@ class CollectionSchema:
         auto_id: bool = False,
         enable_dynamic_field: bool = False,
         description: str = "",
+        functions: list[Any] | None = None,
         **_: Any,
     ) -> None:
+        if functions:
+            raise unsupported_function(functions[0])
         self.fields: list[FieldSchema] = []
         self.auto_id = auto_id
         self.enable_dynamic_field = enable_dynamic_field
@@ -137,20 +175,26 @@ class CollectionSchema:
             self._append(f)
 
     def add_field(self, field_name: str, datatype: Any, **kwargs: Any) -> CollectionSchema:
-        """Mirror of ``pymilvus.CollectionSchema.add_field``; returns self for chaining."""
-        known = {"is_primary", "auto_id", "dim", "max_length", "nullable", "default_value", "description"}
-        unknown = set(kwargs) - known - {"is_partition_key", "is_clustering_key", "mmap_enabled"}
-        if unknown:
-            raise InvalidArgument(f"add_field: unsupported arguments {sorted(unknown)}")
-        args = {k: v for k, v in kwargs.items() if k in known}
-        if args.get("is_primary") and self.auto_id and "auto_id" not in args:
-            args["auto_id"] = True
-        self._append(FieldSchema(field_name, _to_datatype(datatype), **args))
+        """Mirror of ``pymilvus.CollectionSchema.add_field``; returns self for chaining.
+        A default value is checked the way Milvus checks what pymilvus sends for it
+        (``fields/defaults.py``)."""
+        self._append(field_from_kwargs(field_name, datatype, kwargs, collection_auto_id=self.auto_id))
         return self
+
+    def add_function(self, function: Any) -> CollectionSchema:
+        """pymilvus's ``add_function``: keeldb runs no schema functions, so it refuses the
+        call that introduces one rather than storing a schema whose outputs never fill."""
+        raise unsupported_function(function)
 
     def _append(self, f: FieldSchema) -> None:
         if any(g.name == f.name for g in self.fields):
             raise InvalidArgument(f"duplicate field name {f.name!r}")
+        if f.is_partition_key and self.partition_key is not None:
+            raise InvalidArgument(
+                f"there are more than one partition key, field name = {self.partition_key.name}, {f.name}"
+            )
+        if f.is_clustering_key and any(g.is_clustering_key for g in self.fields):
+            raise InvalidArgument(f"there are more than one clustering key, field name = {f.name}")
         self.fields.append(f)
 
     # -- lookups -------------------------------------------------------------------------
@@ -161,6 +205,10 @@ class CollectionSchema:
             if f.is_primary:
                 return f
         raise InvalidArgument("the schema has no primary key field")
+
+    @property
+    def partition_key(self) -> FieldSchema | None:
+        return next((f for f in self.fields if f.is_partition_key), None)
 
     @property
     def vector_fields(self) -> list[FieldSchema]:
@@ -209,6 +257,41 @@ class CollectionSchema:
         for fd in d["fields"]:
             s._append(FieldSchema.from_dict(fd))
         return s
+
+
+FIELD_ARGS = (
+    "is_primary", "auto_id", "dim", "max_length", "nullable", "default_value", "description",
+    "element_type", "max_capacity", "is_partition_key", "is_clustering_key", "mmap_enabled",
+)  # fmt: skip
+
+
+def field_from_kwargs(name: str, datatype: Any, kwargs: dict[str, Any], *, collection_auto_id: bool = False) -> FieldSchema:
+    """A field as ``add_field`` / ``add_collection_field`` take it (pymilvus's keyword
+    names): unknown arguments are refused, never dropped; a default is checked against the
+    type the way Milvus checks pymilvus's ValueField slot."""
+    unknown = set(kwargs) - set(FIELD_ARGS)
+    if unknown:
+        raise InvalidArgument(f"add_field: unsupported arguments {sorted(unknown)}")
+    args = {k: v for k, v in kwargs.items() if k in FIELD_ARGS}
+    if args.get("is_primary") and collection_auto_id and "auto_id" not in args:
+        args["auto_id"] = True
+    dtype = _to_datatype(datatype)
+    default = args.get("default_value")
+    if default is not None:
+        defaults.check_slot(name, dtype, defaults.slot_of_python(default, dtype))
+    return FieldSchema(name, dtype, **args)
+
+
+def unsupported_function(function: Any) -> InvalidArgument:
+    """The refusal of a schema Function (BM25, TEXT_EMBEDDING, ...): keeldb computes no
+    function outputs yet, and a schema that declares one would leave its output empty."""
+    kind = getattr(getattr(function, "type", None), "name", None) or str(getattr(function, "type", "") or function)
+    name = getattr(function, "name", "")
+    if "BM25" in kind.upper():
+        return InvalidArgument(
+            f"schema function {name!r} of type BM25 is not supported yet (full-text search is issue 15)"
+        )
+    return InvalidArgument(f"schema function {name!r} of type {kind} is not supported by keeldb")
 
 
 METRICS = ("L2", "IP", "COSINE")

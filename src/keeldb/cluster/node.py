@@ -208,7 +208,13 @@ class ClusterDatabase(Database):
             if held is not None:
                 self._replicas.pop(name).close()
             raise CollectionNotFound(f"collection '{name}' does not exist")
-        if held is not None and _id_of(held) == entry.id and held.index_specs == entry.index_specs():
+        if (
+            held is not None
+            and _id_of(held) == entry.id
+            and held.index_specs == entry.index_specs()
+            and held.schema.to_dict() == entry.schema.to_dict()  # a schema change reloads
+            and held.ttl_seconds == entry.ttl_seconds
+        ):
             coll, store = held, _store_of(held)
             try:
                 if not store.manifest_moved():

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from keeldb.engine import ttl
 from keeldb.errors import InvalidArgument
 from keeldb.index.params import IndexSpec, index_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
@@ -41,6 +42,7 @@ class CollectionEntry:
     next_partition_id: int = 1
     properties: Mapping[str, Any] = field(default_factory=dict)
     created_ts: int = 0
+    consistency_level: int = 2  # as created (Milvus's enum: 0 Strong, 1 Session, 2 Bounded, 3 Eventually)
 
     def __post_init__(self) -> None:
         # Read-only views and tuples, so "immutable" holds for what callers can reach too.
@@ -69,6 +71,16 @@ class CollectionEntry:
     def is_loaded(self) -> bool:
         """Whether reads are allowed at all (some partition is loaded)."""
         return self.loaded or bool(self.loaded_partitions)
+
+    @property
+    def ttl_seconds(self) -> int:
+        """``collection.ttl.seconds`` (0: rows never expire)."""
+        return ttl.parse(self.properties.get(ttl.PROPERTY, 0))
+
+    @property
+    def timezone(self) -> str:
+        """The zone TIMESTAMPTZ values without an offset are read in, and returned in."""
+        return str(self.properties.get("timezone") or "UTC")
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -119,13 +131,14 @@ class CollectionEntry:
             "next_partition_id": self.next_partition_id,
             "properties": dict(self.properties),
             "created_ts": self.created_ts,
+            "consistency_level": self.consistency_level,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CollectionEntry:
         """An entry as any keeldb wrote it: ``partitions``, ``next_partition_id`` and
-        ``loaded_partitions`` appear only once partitions were used, ``created_ts`` and
-        ``properties`` may be missing in early catalogs."""
+        ``loaded_partitions`` appear only once partitions were used, ``created_ts``,
+        ``properties`` and ``consistency_level`` may be missing in early catalogs."""
         return cls(
             id=int(d["id"]),
             schema=CollectionSchema.from_dict(d["schema"]),
@@ -136,6 +149,7 @@ class CollectionEntry:
             next_partition_id=int(d.get("next_partition_id", 1)),
             properties=dict(d.get("properties") or {}),
             created_ts=int(d.get("created_ts", 0)),
+            consistency_level=int(d.get("consistency_level", 2)),
         )
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine import compaction
+from keeldb.engine import compaction, schema_change, ttl
 from keeldb.engine.compaction import Compactor
 from keeldb.engine.index_builder import IndexBuilder
+from keeldb.engine.live_index import ROW_BITS, ROW_MASK
 from keeldb.engine.recovery import RecoveryReport, recover
-from keeldb.engine.rows import Batch, encode_table
-from keeldb.engine.segment import GrowingSegment, SealedSegment
+from keeldb.engine.rows import Batch, batch_from_table, encode_table, numpy_of
+from keeldb.engine.segment import GrowingSegment, SealedSegment, SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import (
     InvalidArgument,
@@ -77,6 +78,9 @@ from keeldb.storage.store import CollectionStore, LocalStore, Log
 __all__ = ["DEFAULT_AUTO_FLUSH_BYTES", "Collection", "RecoveryReport", "Snapshot"]
 
 log = logging.getLogger(__name__)
+# What a partial update reads the current rows with: (keys, column names) -> per key the
+# live version's stored values, or None.
+RowReader = Callable[[list[Any], list[str]], list[dict[str, Any] | None]]
 DEFAULT_AUTO_FLUSH_BYTES = 256 * 1024 * 1024
 
 
@@ -103,8 +107,10 @@ class Collection:
         compaction_deleted_ratio: float = compaction.COMPACTION_DELETED_RATIO,
         store: CollectionStore | None = None,
         read_only: bool = False,
+        ttl_seconds: int = 0,
     ) -> None:
         self.dir = directory
+        self._ttl_ms = max(0, ttl_seconds) * 1000  # collection.ttl.seconds (engine/ttl.py)
         self._partition_ids = set(partition_ids)
         self.schema = schema
         self.pk_name = schema.primary.name
@@ -143,6 +149,7 @@ class Collection:
             self._fail,
             target_bytes=segment_target_bytes,
             deleted_ratio=compaction_deleted_ratio,
+            expire_cutoff=self._expire_cutoff,
         )
         self._indexer = IndexBuilder(
             self._mem,
@@ -183,32 +190,66 @@ class Collection:
         if self._closed:
             raise KeelError("collection is closed")
 
-    def write(self, batch: Batch, *, upsert: bool, partition_id: int = 0) -> int:
-        """Log, apply and make durable one insert or upsert batch; return its timestamp."""
+    def write(self, batch: Batch, *, upsert: bool, partition_id: int | None = 0) -> int:
+        """Log, apply and make durable one insert or upsert batch; return its timestamp.
+        ``partition_id`` None: the rows carry their own partition ids (partition key)."""
         if batch.num_rows == 0:
             return self._visible_ts
-        mem = self._mem
         with self._write_lock:
             self._check_writable()
-            if partition_id not in self._partition_ids:
-                raise InvalidArgument("the partition does not exist (dropped concurrently?)")
-            if not upsert:
-                k = mem.live.first_present(batch.pks)
-                if k is not None:
-                    raise PrimaryKeyExists(
-                        f"primary key {k!r} already exists; use upsert to overwrite it "
-                        "(nothing in this batch was written)"
-                    )
-            payload = encode_table(batch.table)
-            ts = self.oracle.next()
-            rtype = RecordType.UPSERT if upsert else RecordType.INSERT
-            end = self._append(rtype, ts, payload)
-            self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
-            self._pending.append(_Pending(self._log, end, ts, len(mem.live)))
-            logw = self._log
+            end, ts, logw = self._log_rows(batch, upsert, partition_id)
         self._make_durable(logw, end)
         self._maybe_auto_flush()
         return ts
+
+    def write_merged(self, make: Callable[[RowReader], Batch], *, partition_id: int | None = 0) -> tuple[Batch, int]:
+        """A partial update: ``make`` builds the batch from the current values of the rows it
+        names (``RowReader``), under the write lock, so no other write can land between
+        that read and this record; the batch is then logged and applied as ONE UPSERT record
+        (one timestamp), exactly like a full upsert. Returns the batch and its timestamp."""
+        with self._write_lock:
+            self._check_writable()
+            batch = make(self._current_rows)
+            if batch.num_rows == 0:
+                return batch, self._visible_ts
+            end, ts, logw = self._log_rows(batch, True, partition_id)
+        self._make_durable(logw, end)
+        self._maybe_auto_flush()
+        return batch, ts
+
+    def _log_rows(self, batch: Batch, upsert: bool, partition_id: int | None) -> tuple[int, int, Log]:
+        """Steps 2-4 of the write path for one batch (caller holds the write lock)."""
+        mem = self._mem
+        if batch.table.schema.names != mem.growing.arrow_schema.names:
+            # Converted against a schema a change has since replaced: the batch is as if
+            # written just before the change, so its rows read the added fields' defaults.
+            batch = batch_from_table(self.schema, batch.table)
+        if partition_id is None:
+            wanted = set(np.unique(numpy_of(batch.table[PARTITION_FIELD])).tolist())
+        else:
+            wanted = {partition_id}
+        if not wanted <= self._partition_ids:
+            raise InvalidArgument("the partition does not exist (dropped concurrently?)")
+        if not upsert:
+            k = mem.live.first_present(batch.pks)
+            if k is not None:
+                # A key whose live version has expired (TTL) is not there for a reader: the
+                # insert is taken, logged as an UPSERT so the expired version ends with it.
+                live = [p for p in batch.pks if p in mem.live]
+                fresh = [p for p, gone in zip(live, self._expired(live), strict=True) if not gone]
+                if fresh:
+                    raise PrimaryKeyExists(
+                        f"primary key {fresh[0]!r} already exists; use upsert to overwrite it "
+                        "(nothing in this batch was written)"
+                    )
+                upsert = True
+        payload = encode_table(batch.table)
+        ts = self.oracle.next()
+        rtype = RecordType.UPSERT if upsert else RecordType.INSERT
+        end = self._append(rtype, ts, payload)
+        self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
+        self._pending.append(_Pending(self._log, end, ts, len(mem.live)))
+        return end, ts, self._log
 
     def delete(self, pks: list[Any] | None = None, filter_fn: Any = None) -> tuple[int, int]:
         """Delete keys (or every row a filter selects); return (rows deleted, timestamp).
@@ -221,11 +262,15 @@ class Collection:
             self._check_writable()
             if filter_fn is not None:
                 with self._state_lock:
-                    snap = Snapshot(mem.applied_ts, mem.views(), None, self.schema)
+                    now = max(mem.applied_ts, self.oracle.last())
+                    snap = Snapshot(mem.applied_ts, self._stamp(mem.views(), now), None, self.schema)
                 pks = filter_fn(snap)
             keys = [k for k in dict.fromkeys(pks or []) if k in mem.live]
             if not keys:
                 return 0, self._visible_ts
+            # Expired versions (TTL) are ended too -- a later, longer TTL must not bring a
+            # deleted row back -- but were not visible, so they do not count as deleted.
+            expired = sum(self._expired(keys)) if self._ttl_ms else 0
             ts = self.oracle.next()
             payload = encode_table(pa.table({"pk": pa.array(keys, type=self.schema.primary.arrow_type)}))
             end = self._append(RecordType.DELETE, ts, payload)
@@ -233,7 +278,7 @@ class Collection:
             self._pending.append(_Pending(self._log, end, ts, len(mem.live)))
             logw = self._log
         self._make_durable(logw, end)
-        return len(keys), ts
+        return len(keys) - expired, ts
 
     def add_partition(self, partition_id: int) -> None:
         with self._write_lock:
@@ -315,11 +360,78 @@ class Collection:
 
     def snapshot(self, ts: int | None = None) -> Snapshot:
         """A consistent read at ``ts`` (default: the newest durable state). Never blocks on
-        writers or flushes beyond a few pointer copies."""
+        writers or flushes beyond a few pointer copies (with a TTL, a newest-state read may
+        wait for a writer's in-memory apply: see ``_refresh_visible``)."""
+        if self._ttl_ms and ts is None:
+            self._refresh_visible()
         with self._state_lock:
             s = self._visible_ts if ts is None else min(ts, self._visible_ts)
-            count = self._visible_count if s == self._visible_ts else None
-            return Snapshot(s, self._mem.views(), count, self.schema)
+            count = self._visible_count if s == self._visible_ts and not self._ttl_ms else None
+            return Snapshot(s, self._stamp(self._mem.views(), s), count, self.schema)
+
+    # -- collection TTL (engine/ttl.py) ------------------------------------------------------
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl_ms // 1000
+
+    def set_ttl(self, seconds: int) -> None:
+        """The ``collection.ttl.seconds`` property changed (0: no TTL)."""
+        with self._state_lock:
+            self._ttl_ms = max(0, seconds) * 1000
+
+    def _expire_cutoff(self, ts: int) -> int:
+        return ttl.expire_before(ts, self._ttl_ms)
+
+    def _stamp(self, views: list[SegmentView], at: int) -> list[SegmentView]:
+        cut = self._expire_cutoff(at)
+        if cut:
+            for v in views:
+                v.expire_before = cut
+        return views
+
+    def _refresh_visible(self) -> None:
+        """Move the visible timestamp to a fresh oracle timestamp when no write is in flight,
+        so that a TTL is measured against now, not against the last write (engine/ttl.py).
+        Under the write lock: a writer takes its timestamp and joins ``_pending`` under it,
+        so with ``_pending`` empty every timestamp below the fresh one is already visible."""
+        if self.read_only or self._closed or self._failed:
+            return
+        with self._write_lock, self._state_lock:
+            if not self._pending:
+                self._visible_ts = max(self._visible_ts, self.oracle.next())
+
+    def _expired(self, keys: list[Any]) -> list[bool]:
+        """For live keys: whether each one's live version has expired by now (caller holds
+        the write lock; every later write's timestamp is past ``oracle.last()``)."""
+        if not self._ttl_ms:
+            return [False] * len(keys)
+        cut = self._expire_cutoff(self.oracle.last())
+        out = []
+        for k in keys:
+            loc = self._mem.live.get(k)
+            seg = self._mem.by_sid[loc >> ROW_BITS] if loc is not None else None
+            out.append(seg is not None and int(seg.view().ts[loc & ROW_MASK]) <= cut)
+        return out
+
+    def _current_rows(self, keys: list[Any], names: list[str]) -> list[dict[str, Any] | None]:
+        """The live, unexpired version of each key as ``{name: stored value}``, or None
+        (caller holds the write lock: the newest applied state, which precedes any record
+        logged next)."""
+        mem = self._mem
+        gone = self._expired(keys)
+        by_seg: dict[int, list[tuple[int, int]]] = {}
+        for i, k in enumerate(keys):
+            loc = mem.live.get(k)
+            if loc is not None and not gone[i]:
+                by_seg.setdefault(loc >> ROW_BITS, []).append((i, loc & ROW_MASK))
+        out: list[dict[str, Any] | None] = [None] * len(keys)
+        for sid, pairs in by_seg.items():
+            view = mem.by_sid[sid].view()
+            got = view.take(np.array([r for _, r in pairs], dtype=np.int64), names)
+            for j, (i, _) in enumerate(pairs):
+                out[i] = {n: got[n][j] for n in names}
+        return out
 
     @property
     def visible_ts(self) -> int:
@@ -462,6 +574,22 @@ class Collection:
     def _maybe_auto_flush(self) -> None:
         if self._mem.growing.nbytes >= self.auto_flush_bytes:
             self._in_background("_bg_flush", self.flush, "keeldb-flush")
+
+    # -- schema change (engine/schema_change.py) -----------------------------------------------
+
+    def change_schema(self, schema: CollectionSchema, commit: Callable[[], None]) -> None:
+        """ONE schema change: ``commit`` makes it durable (the catalog commit) while no flush,
+        compaction or write runs; then every segment in memory reads with ``schema``. A crash
+        before the commit leaves the old schema, after it the new one: recovery conforms
+        whatever it loads to the schema the catalog names."""
+        with self._compactor.lock, self._flush_lock, self._write_lock:
+            self._check_writable()
+            crash_point("schema.before_commit")
+            commit()
+            crash_point("schema.after_commit")
+            schema_change.apply(self._mem, schema)
+            self.schema = schema
+            self._compactor.schema = schema
 
     # -- compaction ---------------------------------------------------------------------
 

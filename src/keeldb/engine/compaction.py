@@ -29,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb.engine import schema_change
 from keeldb.engine.memstate import MemState
-from keeldb.engine.segment import SealedSegment
+from keeldb.engine.segment import NEVER, SealedSegment
 from keeldb.engine.versions import VersionSet
 from keeldb.errors import StorageError
 from keeldb.schema import CollectionSchema
@@ -106,10 +107,14 @@ def _segment_group(
     return group
 
 
-def segment_stats(seg: SealedSegment, file_bytes: int, horizon: int) -> SegmentStats:
+def segment_stats(seg: SealedSegment, file_bytes: int, horizon: int, expired_through: int = 0) -> SegmentStats:
     """A segment's numbers at ``horizon``. ``min_stamped`` answers "nothing purgeable"
-    without scanning ``deleted_at`` (the common case for a segment nobody deletes from)."""
+    without scanning ``deleted_at`` (the common case for a segment nobody deletes from).
+    ``expired_through``: versions written at or before it have expired (collection TTL) and
+    are purgeable too."""
     purgeable = int(np.count_nonzero(seg.deleted_at <= horizon)) if seg.min_stamped <= horizon else 0
+    if expired_through and seg.min_ts() <= expired_through:
+        purgeable += int(np.count_nonzero((seg.ts <= expired_through) & (seg.deleted_at > horizon)))
     return SegmentStats(seg.sid, file_bytes, seg.num_rows, purgeable)
 
 
@@ -141,12 +146,15 @@ class Compactor:
     _: KW_ONLY
     target_bytes: int
     deleted_ratio: float
+    # The newest write timestamp expired at a given horizon (collection TTL; 0: none).
+    expire_cutoff: Callable[[int], int] = lambda horizon: 0
     lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def pick(self, horizon: int, force: bool, delete_files: int) -> tuple[CompactionPick, list[SealedSegment]] | None:
         """The policy's pick over the current segments, with the segments it names."""
         segs = self.mem.sealed_segments()
-        stats = [segment_stats(seg, self.mem.file_bytes.get(seg.sid, 0), horizon) for seg in segs]
+        cut = self.expire_cutoff(horizon)
+        stats = [segment_stats(seg, self.mem.file_bytes.get(seg.sid, 0), horizon, cut) for seg in segs]
         pick = pick_compaction(
             stats,
             delete_files,
@@ -167,9 +175,13 @@ class Compactor:
             return False
         pick, group = picked
         parts, keeps = [], []
+        cut = self.expire_cutoff(horizon)
         for seg in group:
-            keeps.append(np.flatnonzero(seg.deleted_at > horizon))
-            parts.append(seg.file_table.take(pa.array(keeps[-1])))
+            keep = seg.deleted_at > horizon
+            if cut:
+                keep &= seg.ts > cut  # expired at the horizon: reclaimed (engine/ttl.py)
+            keeps.append(np.flatnonzero(keep))
+            parts.append(schema_change.conform(seg.file_table.take(pa.array(keeps[-1])), self.schema))
         with self.write_lock:
             self.check_writable()
             out_id = self.versions.new_id(2)  # the segment, and the merged delete file
@@ -216,4 +228,12 @@ class Compactor:
         table = map_table(self.versions.store.dir / entry.file)
         deleted_at = np.concatenate([seg.deleted_at[k] for seg, k in zip(inputs, keeps, strict=True)]) if inputs else None
         out = SealedSegment(entry.id, self.schema, table, deleted_at=deleted_at)
+        # Live versions left out were expired (TTL): their keys leave the live-key index in
+        # this same swap, so it never points into a segment that is gone.
+        for seg, k in zip(inputs, keeps, strict=True):
+            dropped = np.ones(seg.num_rows, dtype=bool)
+            dropped[k] = False
+            gone = dropped & (seg.deleted_at == NEVER)
+            if gone.any():
+                self.mem.live.pop_many(seg.pk_numpy()[gone].tolist())
         self.mem.replace(inputs, out, entry.bytes)

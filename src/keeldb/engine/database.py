@@ -109,6 +109,7 @@ class Database:
             partition_ids=entry.partitions.values(),
             index_specs=entry.index_specs(),
             store=store,
+            ttl_seconds=entry.ttl_seconds,
             **{**self.collection_options, **extra},
         )
 
@@ -152,15 +153,28 @@ class Database:
         return c
 
     def create(
-        self, name: str, schema: CollectionSchema, *, indexes: Sequence[IndexParam], loaded: bool, created_ts: int
+        self,
+        name: str,
+        schema: CollectionSchema,
+        *,
+        indexes: Sequence[IndexParam],
+        loaded: bool,
+        created_ts: int,
+        partitions: dict[str, int] | None = None,
+        properties: dict[str, Any] | None = None,
+        consistency_level: int = 2,
     ) -> None:
+        """``partitions``: a partition-key collection's fixed partitions (default: ``_default``)."""
         check_name("collection", name)
         with self._lock:
             if name in self._collections:
                 raise InvalidArgument(f"collection '{name}' already exists")
+            parts = partitions or {DEFAULT_PARTITION: 0}
             entry = CollectionEntry(
-                id=self.catalog.allocate_id(), schema=schema, indexes=tuple(indexes), loaded=loaded, created_ts=created_ts
-            )
+                id=self.catalog.allocate_id(), schema=schema, indexes=tuple(indexes), loaded=loaded,
+                created_ts=created_ts, partitions=parts, next_partition_id=max(parts.values()) + 1,
+                properties=dict(properties or {}), consistency_level=consistency_level,
+            )  # fmt: skip
             self._prepare(entry)
             # The catalog commit is the moment the collection exists; a crash before it
             # leaves an orphan directory that the next open removes. A create of the same
@@ -183,6 +197,25 @@ class Database:
             self.catalog.commit({name: e})
             if "indexes" in changes:
                 self.collection(name).set_index_specs(e.index_specs())
+
+    def set_properties(self, name: str, properties: dict[str, Any]) -> None:
+        """Replace the collection's properties: one catalog commit, then the properties keeldb
+        acts on (``collection.ttl.seconds``) take effect in the open collection."""
+        with self._lock:
+            e = replace(self.entry(name), properties=properties)
+            c = self.collection(name)
+            self.catalog.commit({name: e})
+            c.set_ttl(e.ttl_seconds)
+
+    def change_schema(self, name: str, schema: CollectionSchema) -> None:
+        """A schema change (an added field, an altered field param) is ONE catalog commit,
+        made while the collection runs no write, flush or compaction
+        (``Collection.change_schema``; crash points ``schema.before_commit`` and
+        ``schema.after_commit``); then its segments in memory read with the new schema."""
+        with self._lock:
+            e = self.entry(name)
+            c = self.collection(name)
+            c.change_schema(schema, lambda: self.catalog.commit({name: replace(e, schema=schema)}))
 
     def create_partition(self, name: str, partition: str) -> None:
         check_name("partition", partition)

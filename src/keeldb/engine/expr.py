@@ -121,6 +121,8 @@ _GRAMMAR = r"""
           | sum IN list                        -> in_
           | sum NOT IN list                    -> not_in
           | sum LIKE STRING                    -> like
+          | sum LIKE TEMPLATE                  -> like
+          | EXISTS sum                         -> exists
           | sum IS_NULL                        -> is_null
           | sum IS_NOT_NULL                    -> is_not_null
 ?sum: product
@@ -143,9 +145,18 @@ _GRAMMAR = r"""
      | META                                    -> ident
      | NAME subscript+                         -> json_path
      | META subscript+                         -> json_path
+     | NAME "(" [call_arg ("," call_arg)*] ")" -> call
+     | ISO STRING                              -> iso_lit
+     | INTERVAL STRING                         -> interval_lit
+     | TEMPLATE                                -> template
      | "(" or_expr ")"
+?call_arg: sum
+         | arg_list                            -> list_arg
+arg_list: LITERAL_LIST
+        | LSQB (sum ("," sum)* ","?)? "]"
 list: LITERAL_LIST
     | LSQB (sum ("," sum)* ","?)? "]"
+    | TEMPLATE
 subscript: LITERAL_LIST
 
 LITERAL_LIST.4: /LITERAL_LIST_RE/
@@ -158,6 +169,10 @@ LIKE.2: /(?:like|LIKE)\b/
 IS_NOT_NULL.3: /(?:is\s+not\s+null|IS\s+NOT\s+NULL)\b/
 IS_NULL.2: /(?:is\s+null|IS\s+NULL)\b/
 BOOL.2: /(?:true|True|TRUE|false|False|FALSE)\b/
+EXISTS.2: /(?:exists|EXISTS)\b/
+ISO.2: /(?:iso|ISO)(?=\s*["'])/
+INTERVAL.2: /(?:interval|INTERVAL)(?=\s*["'])/
+TEMPLATE: /\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}/
 CMP_OP: /==|!=|<=|>=|<|>/
 POW: "**"
 STAR: "*"
@@ -216,6 +231,11 @@ class Kind(Enum):
     BOOL = "bool"
     STRING = "string"
     JSON = "JSON"  # any JSON value; its type is known only per row
+    TIME = "TIMESTAMPTZ"  # microseconds since the epoch (expr_functions.py)
+    INTERVAL = "INTERVAL"  # (months, microseconds)
+    ARRAY = "ARRAY"  # a whole ARRAY field (filter functions take it)
+    GEOMETRY = "GEOMETRY"  # a GEOMETRY field (the ST_ functions take it)
+    LIST = "list"  # a list of constants (a template's value, a function's argument)
 
 
 _NUMERIC = frozenset({Kind.INT, Kind.FLOAT, Kind.NUMBER})
@@ -271,6 +291,8 @@ class _Arith(_Value):
 
 def _describe(v: _Value) -> str:
     """How an operand is named in error messages."""
+    if hasattr(v, "describe"):
+        return v.describe()  # the operand types of expr_functions.py
     if isinstance(v, _FieldRef):
         return f"{v.dtype.name} field '{v.name}'"
     if isinstance(v, _JsonRef):
@@ -281,6 +303,8 @@ def _describe(v: _Value) -> str:
             Kind.FLOAT: "a float literal",
             Kind.BOOL: "a boolean literal",
             Kind.STRING: "a string literal",
+            Kind.TIME: "a timestamp literal",
+            Kind.INTERVAL: "an interval literal",
         }.get(v.kind, "a literal")
     return "an arithmetic expression"
 
@@ -414,7 +438,9 @@ def _lit_scalar(lit: _Lit, like: _Value | None = None) -> pa.Scalar:
         return pa.scalar(v, pa.bool_())
     if lit.kind is Kind.STRING:
         return pa.scalar(v, pa.string())
-    if isinstance(like, _FieldRef) and like.dtype == DataType.FLOAT:
+    if lit.kind is Kind.TIME:
+        return pa.scalar(v, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    if getattr(like, "dtype", None) == DataType.FLOAT:  # a FLOAT field, or an element of a FLOAT array
         return pa.scalar(float(v), pa.float32())
     if lit.kind is Kind.INT:
         return pa.scalar(v, pa.int64())
@@ -489,6 +515,8 @@ def _numeric(v: _Value, ctx: _Ctx) -> tuple[np.ndarray, np.ndarray | None]:
         return _to_numpy(ctx.column(v.name))
     if isinstance(v, _JsonRef):
         return _to_numpy(ctx.json_typed(v, Kind.NUMBER))
+    if hasattr(v, "numeric"):
+        return v.numeric(ctx)  # array elements, array_length (expr_functions.py)
     assert isinstance(v, _Arith)
     a, av = _numeric(v.left, ctx)
     b, bv = _numeric(v.right, ctx)
@@ -503,6 +531,8 @@ def _arrow_value(v: _Value, ctx: _Ctx, want: Kind, other: _Value | None = None) 
         return ctx.column(v.name)
     if isinstance(v, _JsonRef):
         return ctx.json_typed(v, want)
+    if hasattr(v, "arrow"):
+        return v.arrow(ctx)  # array elements, array_length, time shifts (expr_functions.py)
     values, valid = _numeric(v, ctx)
     if values.ndim == 0:  # pragma: no cover - literal-only arithmetic is folded at compile time
         values = np.full(ctx.n, values)
@@ -686,15 +716,17 @@ class _In(_Pred):
 
 @dataclass(eq=False)
 class _Like(_Pred):
-    value: _FieldRef | _JsonRef
+    value: _Value
     pattern: str
     pos: int = 0
 
     def eval(self, ctx: _Ctx) -> pa.Array:
         if isinstance(self.value, _FieldRef):
             arr = ctx.column(self.value.name)
-        else:
+        elif isinstance(self.value, _JsonRef):
             arr = ctx.json_typed(self.value, Kind.STRING)
+        else:
+            arr = _arrow_value(self.value, ctx, Kind.STRING)  # an element of a VARCHAR array
         return pc.match_like(arr, self.pattern)
 
 
@@ -717,6 +749,15 @@ class _IsNull(_Pred):
 # ---------------------------------------------------------------------------------------------
 
 
+def _pins(p: _Pred, name: str) -> tuple[str, list[Any]] | None:
+    """``p`` as ``name == v`` or ``name in [...]``: the operator and the values."""
+    if isinstance(p, _In) and not p.negate and isinstance(p.value, _FieldRef) and p.value.name == name:
+        return "in", [v for group in p.groups.values() for v in group.values]
+    if isinstance(p, _Compare) and p.op == "==" and isinstance(p.left, _FieldRef) and p.left.name == name and isinstance(p.right, _Lit):
+        return "==", [p.right.value]
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class Filter:
     """A parsed, type-checked filter, reusable across any number of row batches."""
@@ -729,18 +770,16 @@ class Filter:
         """The keys, when the whole filter is ``pk in [...]`` or ``pk == x`` — the shape
         pymilvus gives ``delete(ids=...)`` — so the caller can use the live-key index
         instead of scanning every segment. ``None`` for any other filter."""
-        root = self._root
-        if isinstance(root, _In) and not root.negate and isinstance(root.value, _FieldRef) and root.value.name == pk:
-            return [v for group in root.groups.values() for v in group.values]
-        if (
-            isinstance(root, _Compare)
-            and root.op == "=="
-            and isinstance(root.left, _FieldRef)
-            and root.left.name == pk
-            and isinstance(root.right, _Lit)
-        ):
-            return [root.right.value]
-        return None
+        pins = _pins(self._root, pk)
+        return None if pins is None else pins[1]
+
+    def pinned(self, name: str) -> tuple[str, list[Any]] | None:
+        """``("==", [v])`` or ``("in", [...])`` when the filter pins field ``name`` -- the
+        whole filter, or one part of its top-level ``and``, is ``name == v`` or ``name in
+        [...]`` -- else None. Every row the filter selects then has one of those values:
+        a partition-key read may skip every other partition."""
+        parts = self._root.parts if isinstance(self._root, _And) else [self._root]
+        return next((hit for p in parts if (hit := _pins(p, name)) is not None), None)
 
     def key_lower_bound(self, pk: str) -> tuple[int, bool] | None:
         """``(x, inclusive)`` when the whole filter is ``pk > x`` or ``pk >= x`` on an integer
@@ -774,12 +813,16 @@ class Filter:
         return out.astype(bool, copy=False)
 
 
-def parse_filter(expr: str | None, schema: CollectionSchema) -> Filter | None:
+def parse_filter(
+    expr: str | None, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC"
+) -> Filter | None:
     """Parse and type-check a Milvus filter expression against ``schema``.
 
     ``None``, ``""`` or whitespace mean "no filter" and give ``None``, so callers can pass
     pymilvus's ``filter=""`` default straight through. Anything malformed or ill-typed raises
     :class:`FilterError` with the 0-based position of the offending character.
+    ``params``: the values of template variables (``id in {ids}``; pymilvus's
+    ``filter_params``); ``timezone``: the zone of ``ISO '...'`` literals without an offset.
     """
     if expr is None:
         return None
@@ -787,8 +830,10 @@ def parse_filter(expr: str | None, schema: CollectionSchema) -> Filter | None:
         raise FilterError(f"filter must be a string, got {type(expr).__name__}")
     if not expr.strip():
         return None
+    if params is not None and not isinstance(params, dict):
+        raise FilterError(f"filter_params must be a dict, got {type(params).__name__}")
     tree = _parse(expr)
-    compiler = _Compiler(expr, schema)
+    compiler = _Compiler(expr, schema, params, timezone)
     try:
         root = compiler.predicate(tree)
     except RecursionError:
@@ -944,10 +989,14 @@ def _pos(node: Tree | Token) -> int:
 class _Compiler:
     """Turns a lark tree into ``_Pred``/``_Value`` nodes, resolving names and checking types."""
 
-    def __init__(self, expr: str, schema: CollectionSchema) -> None:
+    def __init__(
+        self, expr: str, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC"
+    ) -> None:
         self.expr = expr
         self.schema = schema
         self.fields: set[str] = set()
+        self.params = params or {}  # filter templates: {name} -> value
+        self.timezone = timezone  # for ISO literals without an offset
 
     def error(self, message: str, pos: int) -> FilterError:
         return FilterError(message, self.expr, pos)
@@ -1060,6 +1109,8 @@ class _Compiler:
             pass
         elif lk is Kind.STRING and rk is Kind.STRING:
             pass
+        elif lk is Kind.TIME and rk is Kind.TIME:
+            pass
         elif lk is Kind.BOOL and rk is Kind.BOOL:
             if op in _ORDERED_OPS:
                 raise self.error(f"operator '{op}' cannot order booleans", op_pos)
@@ -1090,13 +1141,21 @@ class _Compiler:
         v = self.value(vt)
         allowed = self.list_kinds(v)
         first = lt.children[0]
-        if isinstance(first, Token) and first.type == "LITERAL_LIST":
+        if isinstance(first, Token) and first.type == "TEMPLATE":
+            tv = self.template(first)
+            items_of = getattr(tv, "items", None)
+            if items_of is None:
+                raise self.error(f"template variable {first.value} must be a list after 'in'", _pos(first))
+            first = Tree("list", list(items_of))  # literals: handled below like parsed elements
+        if isinstance(first, Tree) and first.data == "list":
+            elems: list[_Value] = list(first.children)  # type: ignore[arg-type]
+        elif isinstance(first, Token) and first.type == "LITERAL_LIST":
             fast = _fast_int_list(first.value)
             if fast is not None and not isinstance(v, _Lit):
                 if allowed is None or Kind.INT in allowed:
                     groups = {Kind.NUMBER: _InSet(fast, all_int=True)} if fast else {}
                     return _In(v, groups, negate, pos=pos)
-            elems: list[_Value] = list(self.literal_list(first))
+            elems = list(self.literal_list(first))
         else:
             elems = [self.value(c) for c in lt.children[1:]]
         items: list[_Lit] = []
@@ -1138,11 +1197,18 @@ class _Compiler:
     def c_like(self, t: Tree) -> _Pred:
         v = self.value(t.children[0])
         pat_tok: Token = t.children[2]
-        pattern = _unescape(pat_tok.value, _pos(pat_tok), self.expr)
+        if pat_tok.type == "TEMPLATE":
+            pat = self.template(pat_tok)
+            if not (isinstance(pat, _Lit) and pat.kind is Kind.STRING):
+                raise self.error("a 'like' pattern must be a string", _pos(pat_tok))
+            pattern = str(pat.value)
+        else:
+            pattern = _unescape(pat_tok.value, _pos(pat_tok), self.expr)
         if isinstance(v, _Lit) and v.kind is Kind.STRING:
             arr = pc.match_like(pa.array([v.value]), pattern)
             return _Const(bool(arr[0].as_py()), pos=v.pos)
-        if not (isinstance(v, _JsonRef) or (isinstance(v, _FieldRef) and v.kind is Kind.STRING)):
+        element = hasattr(v, "arrow") and v.kind is Kind.STRING
+        if not (isinstance(v, _JsonRef) or (isinstance(v, _FieldRef) and v.kind is Kind.STRING) or element):
             raise self.error(
                 f"'like' needs a VARCHAR field or JSON path, got {_describe(v)}", v.pos
             )
@@ -1160,12 +1226,55 @@ class _Compiler:
             raise self.error(f"'is null' needs a field or JSON path, got {_describe(v)}", v.pos)
         return v
 
+    # -- functions, templates, timestamps (expr_functions.py) --------------------------------
+
+    def c_call(self, t: Tree) -> _Pred | _Value:
+        name_tok: Token = t.children[0]
+        args = [self.value(c) if not (isinstance(c, Tree) and c.data == "list_arg") else self.list_value(c)
+                for c in t.children[1:] if c is not None]  # fmt: skip
+        return _functions().compile_call(self, name_tok, args)
+
+    def list_value(self, t: Tree) -> _Value:
+        """A list literal as a function argument (``array_contains_any(x, [1, 2])``)."""
+        lt: Tree = t.children[0]
+        first = lt.children[0]
+        if isinstance(first, Token) and first.type == "LITERAL_LIST":
+            items: list[_Value] = list(self.literal_list(first))
+        else:
+            items = [self.value(c) for c in lt.children[1:]]
+        for it in items:
+            if not isinstance(it, _Lit):
+                raise self.error("the elements of a list argument must be constants", it.pos)
+        return _functions().ListLit(_pos(lt), Kind.LIST, items)  # type: ignore[arg-type]
+
+    def c_exists(self, t: Tree) -> _Pred:
+        return _functions().exists(self, self.value(t.children[1]), _pos(t))
+
+    def c_iso_lit(self, t: Tree) -> _Value:
+        tok: Token = t.children[1]
+        return _functions().iso_literal(self, _unescape(tok.value, _pos(tok), self.expr), _pos(t))
+
+    def c_interval_lit(self, t: Tree) -> _Value:
+        tok: Token = t.children[1]
+        return _functions().interval_literal(self, _unescape(tok.value, _pos(tok), self.expr), _pos(t))
+
+    def c_template(self, t: Tree) -> _Value:
+        return self.template(t.children[0])
+
+    def template(self, tok: Token) -> _Value:
+        name = tok.value.strip("{} \t")
+        if name not in self.params:
+            raise self.error(f"the value of expression template variable name {{{name}}} is not found", _pos(tok))
+        return _functions().template_value(self, name, self.params[name], _pos(tok))
+
     # -- values ------------------------------------------------------------------------------
 
     def c_arith(self, t: Tree) -> _Value:
         left = self.value(t.children[0])
         op_tok: Token = t.children[1]
         right = self.value(t.children[2])
+        if Kind.INTERVAL in (left.kind, right.kind) or Kind.TIME in (left.kind, right.kind):
+            return _functions().shift(self, op_tok.value, left, right)
         return self.arith(op_tok.value, left, right)
 
     def arith(self, op: str, left: _Value, right: _Value) -> _Value:
@@ -1237,6 +1346,9 @@ class _Compiler:
     def c_json_path(self, t: Tree) -> _Value:
         name_tok: Token = t.children[0]
         base = self.resolve(name_tok)
+        if isinstance(base, _FieldRef) and base.dtype == DataType.ARRAY:
+            subs = [lit for sub in t.children[1:] for lit in self.literal_list(sub.children[0])]
+            return _functions().element(self, base, subs, base.pos)
         if not isinstance(base, _JsonRef):
             raise self.error(f"{_describe(base)} is not JSON and cannot be subscripted", base.pos)
         path = list(base.path)
@@ -1325,4 +1437,14 @@ def _field_kind(dtype: DataType) -> Kind:
         return Kind.BOOL
     if dtype == DataType.VARCHAR:
         return Kind.STRING
-    raise AssertionError(dtype)  # pragma: no cover - SUPPORTED has no other scalar types
+    return _OTHER_KINDS[dtype]
+
+
+_OTHER_KINDS = {DataType.TIMESTAMPTZ: Kind.TIME, DataType.ARRAY: Kind.ARRAY, DataType.GEOMETRY: Kind.GEOMETRY}
+
+
+def _functions() -> Any:
+    """The function and operand module, imported on first use: it builds on this one."""
+    from keeldb.engine import expr_functions
+
+    return expr_functions

@@ -9,6 +9,8 @@ that are returned.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from keeldb.engine.rows import numpy_of
 from keeldb.engine.segment import SealedSegment, SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
+from keeldb.fields import FieldKind
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 COUNT = "count(*)"
@@ -39,6 +42,9 @@ class Output:
     # JSON fields among ``fields``: stored as JSON text, returned parsed (Milvus returns a
     # JSON field's value as the dict/list/scalar that was inserted, not as a string).
     json_fields: tuple[str, ...] = ()
+    # Fields whose kind returns values in another form than stored (TIMESTAMPTZ as ISO
+    # text in the reader's zone, GEOMETRY as WKT): name -> the kind's ``output``.
+    converters: tuple[tuple[str, Callable[[list[Any]], list[Any]]], ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -73,16 +79,24 @@ def resolve_output(schema: CollectionSchema, output_fields: Sequence[str] | None
     fields = list(dict.fromkeys(fields))
     with_dynamic = schema.enable_dynamic_field and (dynamic is None or bool(dynamic))
     json_fields = tuple(n for n in fields if (f := schema.field(n)) is not None and f.dtype == DataType.JSON)
-    return Output(tuple(fields), None if dynamic is None else tuple(dynamic), with_dynamic, json_fields)
+    converters = tuple(
+        (f.name, functools.partial(f.kind.output, f))
+        for n in fields
+        if (f := schema.field(n)) is not None and type(f.kind).output is not FieldKind.output
+    )
+    return Output(tuple(fields), None if dynamic is None else tuple(dynamic), with_dynamic, json_fields, converters)
 
 
 def assemble(out: Output, values: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
     """Column lists -> row dicts, merging dynamic keys at the top level as Milvus does."""
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
+    convert = dict(out.converters)
     for name in out.fields:
         col = values[name]
         if name in out.json_fields:
             col = [None if v is None else json.loads(v) for v in col]
+        elif name in convert:
+            col = convert[name](col)
         for r, v in zip(rows, col, strict=True):
             r[name] = v
     if out.with_dynamic:
@@ -209,7 +223,7 @@ def _key_range_page(
         step = max(want, 1024)
         while start < len(order) and n_taken < want:
             idx = order[start : start + step]
-            vis = (view.ts[idx] <= snap.ts) & (view.deleted_at[idx] > snap.ts)
+            vis = (view.ts[idx] <= snap.ts) & (view.deleted_at[idx] > snap.ts) & (view.ts[idx] > view.expire_before)
             hit = idx[vis][: want - n_taken]
             taken.append(hit)
             n_taken += hit.size
@@ -251,7 +265,7 @@ def materialize(
             for p, v in zip(pos.tolist(), got[c], strict=True):
                 dest[p] = v
     fields = tuple(dict.fromkeys(((pk,) if include_pk else ()) + out.fields))
-    return assemble(Output(fields, out.dynamic, out.with_dynamic, out.json_fields), values, n)
+    return assemble(dataclasses.replace(out, fields=fields), values, n)
 
 
 def _check_window(limit: int | None, offset: int) -> None:

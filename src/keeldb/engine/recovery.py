@@ -121,6 +121,10 @@ def recover(
     # Every write at or below this is in a committed segment or delete file: the replayed
     # tail's records all come later than anything flushed (they follow the checkpoint).
     flushed_max = max_ts
+    # What the files hold is applied: a delete by filter reads the newest applied state,
+    # which without a log tail to replay used to be "nothing" (timestamp 0) -- found by
+    # the model test (insert, flush, reopen, delete with a filter deleted no row).
+    mem.applied_ts = max_ts
     replay = Replay()
 
     def apply(rec: Record) -> None:

@@ -10,13 +10,14 @@ loosely (it turns ``True`` into ``1`` and ``"3"`` into an error message nobody c
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from keeldb.engine import schema_change
 from keeldb.errors import InvalidArgument
 from keeldb.fields import VectorKind
 from keeldb.fields.arrow import numpy_of
@@ -57,6 +58,9 @@ def decode_table(payload: bytes | memoryview) -> pa.Table:
 
 
 def batch_from_table(schema: CollectionSchema, table: pa.Table) -> Batch:
+    """A logged batch back as a Batch, read with the current schema (a record logged before
+    a field was added lacks its column: ``schema_change.conform`` fills it)."""
+    table = schema_change.conform(table, schema)
     pk = schema.primary.name
     vectors = {f.name: f.kind.from_arrow(f, table[f.name]) for f in schema.vector_fields}  # type: ignore[attr-defined]
     return Batch(table, table[pk].to_pylist(), vectors)
@@ -69,6 +73,7 @@ def rows_to_batch(
     require_pk: bool,
     auto_ids: Iterable[int] | None = None,
     partition_id: int = 0,
+    route: Callable[[pa.Array], np.ndarray] | None = None,
 ) -> Batch:
     """Validate ``rows`` against ``schema`` and build a Batch, or raise InvalidArgument.
 
@@ -110,8 +115,9 @@ def rows_to_batch(
         if not (f.is_primary and use_auto)
     }
     return columns_to_batch(
-        schema, columns, n, meta=meta, require_pk=require_pk, auto_ids=auto_ids, partition_id=partition_id
-    )
+        schema, columns, n, meta=meta, require_pk=require_pk, auto_ids=auto_ids, partition_id=partition_id,
+        route=route,
+    )  # fmt: skip
 
 
 def columns_to_batch(
@@ -123,11 +129,15 @@ def columns_to_batch(
     require_pk: bool,
     auto_ids: Iterable[int] | None = None,
     partition_id: int = 0,
+    route: Callable[[pa.Array], np.ndarray] | None = None,
 ) -> Batch:
     """The column-wise half of ``rows_to_batch``, also used by the gRPC server, which
     receives columns. Each value list has ``n`` entries; ``MISSING`` or ``None`` entries take
     the field's default or null; a field absent from ``values_by_field`` is all missing.
-    ``meta`` is the dynamic field's JSON text per row (already checked to be objects)."""
+    ``meta`` is the dynamic field's JSON text per row (already checked to be objects).
+    ``route``: with a partition key, each row's partition id from its key column (every
+    row's ``$partition`` is ``partition_id`` otherwise). Auto ids on a VARCHAR key are the
+    allocated numbers as text, as Milvus generates them."""
     if n > MAX_BATCH_ROWS:
         raise InvalidArgument(f"a batch may hold at most {MAX_BATCH_ROWS} rows, got {n}")
     pkf = schema.primary
@@ -148,7 +158,7 @@ def columns_to_batch(
             ids = list(auto_ids or [])
             if len(ids) != n:
                 raise InvalidArgument("internal: auto_id allocation size mismatch")
-            columns[f.name] = pa.array(ids, type=pa.int64())
+            columns[f.name] = pa.array(ids if f.dtype == DataType.INT64 else [str(i) for i in ids], type=f.arrow_type)
             continue
         given = values_by_field.get(f.name)
         values: list[Any] | np.ndarray = [MISSING] * n if given is None else given
@@ -191,7 +201,11 @@ def columns_to_batch(
             first[k] = i
     if meta is not None:
         columns[DYNAMIC_FIELD] = pa.array(meta, type=pa.string())
-    columns[PARTITION_FIELD] = pa.array(np.full(n, partition_id, dtype=np.int64))
+    key = schema.partition_key
+    if route is not None and key is not None:
+        columns[PARTITION_FIELD] = pa.array(route(columns[key.name]), type=pa.int64())
+    else:
+        columns[PARTITION_FIELD] = pa.array(np.full(n, partition_id, dtype=np.int64))
     table = pa.Table.from_arrays(list(columns.values()), schema=schema.arrow_schema())
     if table.nbytes > MAX_BATCH_BYTES:
         raise InvalidArgument(f"batch of {table.nbytes} bytes exceeds the limit of {MAX_BATCH_BYTES}")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import bisect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from keeldb.engine import schema_change
 from keeldb.engine.rows import Batch, numpy_of
 from keeldb.fields import VectorKind
 from keeldb.index.base import VectorIndex
@@ -60,13 +61,21 @@ class SegmentView:
         self._vectors = vectors
         self._chunks = chunks
         self._json: dict[str, list[Any]] = {}
+        # Versions written at or before this are expired (collection TTL, engine/ttl.py);
+        # set by the snapshot that made this view, 0 without a TTL.
+        self.expire_before = 0
 
     def visible(self, snapshot_ts: int) -> np.ndarray:
-        return (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)
+        mask = (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)
+        if self.expire_before:
+            mask &= self.ts > self.expire_before
+        return mask
 
     def all_visible(self, snapshot_ts: int) -> bool:
         """Whether every row of this view is visible at ``snapshot_ts``, answered without
         looking at the rows (a sealed segment nobody has deleted from since ``snapshot_ts``)."""
+        if self.expire_before and self.segment.min_ts() <= self.expire_before:
+            return False
         return self.segment.all_visible(snapshot_ts) and self.num_rows == self.segment.num_rows
 
     def count_visible(self, snapshot_ts: int) -> int:
@@ -144,6 +153,10 @@ class Segment(ABC):
     def all_visible(self, snapshot_ts: int) -> bool:
         return False
 
+    def min_ts(self) -> int:
+        """The oldest version's timestamp (a TTL check's shortcut; growing: unknown, 0)."""
+        return 0
+
     def cached_pks(self) -> np.ndarray | None:
         """The primary keys as one numpy array, where the segment keeps one (sealed)."""
         return None
@@ -152,6 +165,11 @@ class Segment(ABC):
         low = int(np.min(ts)) if isinstance(ts, np.ndarray) else ts
         if low < self.min_stamped:
             self.min_stamped = low
+
+    def adopt_schema(self, schema: CollectionSchema, conform: Callable[..., pa.Table]) -> None:
+        """Read with ``schema`` from now on (``engine/schema_change.py``)."""
+        self.schema = schema
+        self.arrow_schema = schema.arrow_schema()
 
     @abstractmethod
     def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None: ...
@@ -171,6 +189,7 @@ class SealedSegment(Segment):
         deleted_at: np.ndarray | None = None,
     ) -> None:
         super().__init__(sid, schema)
+        table = schema_change.conform(table, schema)  # a file older than an added field
         self.num_rows = table.num_rows
         self.ts = numpy_of(table[TS_COLUMN])
         self.deleted_at = np.full(self.num_rows, NEVER, dtype=np.int64) if deleted_at is None else deleted_at
@@ -181,12 +200,23 @@ class SealedSegment(Segment):
         self._pk_order: np.ndarray | None = None
         self._norms: dict[str, np.ndarray] = {}
         self.max_ts = int(self.ts.max()) if self.num_rows else 0
+        self._min_ts: int | None = None
         stamped = self.deleted_at[self.deleted_at != NEVER]
         if stamped.size:
             self.note_stamp(stamped)
 
     def all_visible(self, snapshot_ts: int) -> bool:
         return self.max_ts <= snapshot_ts < self.min_stamped
+
+    def min_ts(self) -> int:
+        if self._min_ts is None:
+            self._min_ts = int(self.ts.min()) if self.num_rows else 0
+        return self._min_ts
+
+    def adopt_schema(self, schema: CollectionSchema, conform: Callable[..., pa.Table]) -> None:
+        super().adopt_schema(schema, conform)
+        self.file_table = conform(self.file_table, schema)
+        self.table = self.file_table.drop_columns([TS_COLUMN, *self.vector_names])
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:
@@ -265,6 +295,10 @@ class GrowingSegment(Segment):
     def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
         self.note_stamp(ts)
         self._deleted_at[rows] = ts
+
+    def adopt_schema(self, schema: CollectionSchema, conform: Callable[..., pa.Table]) -> None:
+        super().adopt_schema(schema, conform)
+        self._chunks = [conform(c, schema, exclude=self.vector_names) for c in self._chunks]
 
     def view(self) -> SegmentView:
         n = self.num_rows

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
+from keeldb.fields.array import Array
 from keeldb.fields.base import FieldKind, VectorKind
 from keeldb.fields.binary_vector import BinaryVector
 from keeldb.fields.float_vector import FloatVector
+from keeldb.fields.geometry import Geometry
 from keeldb.fields.half_vector import BFloat16Vector, Float16Vector
 from keeldb.fields.int8_vector import Int8Vector
 from keeldb.fields.json import Json
 from keeldb.fields.numeric import Bool, Floating, Integer
 from keeldb.fields.sparse_vector import SparseFloatVector
+from keeldb.fields.timestamptz import Timestamptz
 from keeldb.fields.varchar import Varchar
 
 _VECTOR_KINDS = (FloatVector(), Float16Vector(), BFloat16Vector(), Int8Vector(), BinaryVector(), SparseFloatVector())
 _KINDS: dict[DataType, FieldKind] = {}
-for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), *_VECTOR_KINDS):
+for _kind in (Bool(), Integer(), Floating(), Varchar(), Json(), Array(), Timestamptz(), Geometry(), *_VECTOR_KINDS):
     for _dtype in _kind.dtypes:
         _KINDS[_dtype] = _kind
 

@@ -43,6 +43,11 @@ class FieldKind(ABC):
     def column(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> pa.Array:
         """A checked column; ``None`` entries are nulls the caller has already allowed."""
 
+    def output(self, f: FieldSchema, values: list[Any]) -> list[Any]:
+        """Stored values (as Arrow's ``to_pylist`` gives them) as a reader receives them:
+        the same for most kinds; ISO text for TIMESTAMPTZ, WKT for GEOMETRY."""
+        return values
+
     def type_error(self, f: FieldSchema, value: Any, row: int) -> InvalidArgument:
         return InvalidArgument(
             f"row {row}: field {f.name!r} expects {f.dtype.name}, got {type(value).__name__} {value!r:.60}"

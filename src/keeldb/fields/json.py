@@ -53,7 +53,7 @@ class Json(FieldKind):
         return pa.string()
 
     def check_value(self, f: FieldSchema, value: Any) -> Any:
-        return value
+        raise InvalidArgument("type not support default_value, type:JSON")  # Milvus's refusal
 
     def column(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> pa.Array:
         return pa.array(

@@ -24,14 +24,18 @@ class Varchar(FieldKind):
     dtypes = (DataType.VARCHAR,)
 
     def check_field(self, f: FieldSchema) -> None:
+        # Milvus's words (proxy's ValidateField)
         if f.max_length is None:
-            raise InvalidArgument(f"VARCHAR field {f.name!r} needs max_length")
+            raise InvalidArgument(f"type param(max_length) should be specified for the field({f.name})")
         if (
             not isinstance(f.max_length, int)
             or isinstance(f.max_length, bool)
             or not 1 <= f.max_length <= MAX_VARCHAR_LENGTH
         ):
-            raise InvalidArgument(f"field {f.name!r}: max_length must be in [1, {MAX_VARCHAR_LENGTH}]")
+            raise InvalidArgument(
+                f"the maximum length specified for the field({f.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
+                f"but got {f.max_length} instead"
+            )
 
     def arrow_type(self, f: FieldSchema) -> pa.DataType:
         return pa.string()

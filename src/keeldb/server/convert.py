@@ -19,14 +19,21 @@ from pymilvus.grpc_gen import common_pb2, schema_pb2
 from keeldb.engine.query import Output
 from keeldb.engine.rows import MISSING
 from keeldb.errors import InvalidArgument, KeelError
-from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from keeldb.fields import defaults, timestamptz
+from keeldb.schema import (
+    DYNAMIC_FIELD,
+    CollectionSchema,
+    DataType,
+    FieldSchema,
+    unsupported_function,
+)
 from keeldb.server import vectors
 
 # merr code -> legacy ErrorCode enum (§3): pymilvus checks both, and has_collection /
 # list_indexes / describe_index look at the legacy one. 109 (schema mismatch) must map to
 # legacy SchemaMismatch (62): that, not the code, is what makes pymilvus refresh its
 # schema cache and retry.
-_LEGACY = {100: 4, 101: 1, 109: 62, 200: 15, 700: 25, 800: 1, 1100: 5}
+_LEGACY = {100: 4, 101: 1, 104: 1, 109: 62, 200: 15, 700: 25, 800: 1, 1100: 5}
 
 
 def status(err: BaseException | None = None) -> common_pb2.Status:
@@ -57,12 +64,18 @@ def parse_param(value: str) -> Any:
 # -- schemas (§5) ---------------------------------------------------------------------
 
 
-def _default_from_proto(v: schema_pb2.ValueField) -> Any:
+def _default_from_proto(name: str, dtype: DataType, v: schema_pb2.ValueField) -> Any:
+    """A default as Milvus checks it: the ValueField slot must fit the field's type
+    (``fields/defaults.py``); an int_data default comes back as an int32-width value."""
     which = v.WhichOneof("data")
-    return getattr(v, which) if which else None
+    if not which:
+        return None
+    defaults.check_slot(name, dtype, which)
+    value = getattr(v, which)
+    return np.int32(value) if which == "int_data" else value
 
 
-def _default_to_proto(f: FieldSchema) -> schema_pb2.ValueField | None:
+def _default_to_proto(f: FieldSchema, tz: str = "UTC") -> schema_pb2.ValueField | None:
     v = f.default_value
     if v is None:
         return None
@@ -77,38 +90,71 @@ def _default_to_proto(f: FieldSchema) -> schema_pb2.ValueField | None:
         return schema_pb2.ValueField(float_data=v)
     if t == DataType.DOUBLE:
         return schema_pb2.ValueField(double_data=v)
-    if t == DataType.VARCHAR:
+    if t in (DataType.VARCHAR, DataType.GEOMETRY):
         return schema_pb2.ValueField(string_data=v)
+    if t == DataType.TIMESTAMPTZ:  # as text in the collection's zone, as Milvus describes it
+        (text,) = timestamptz.format_micros([timestamptz.parse(v)], tz)
+        return schema_pb2.ValueField(string_data=text)
     return None
 
 
 def schema_from_proto(ps: schema_pb2.CollectionSchema) -> CollectionSchema:
+    """A CreateCollection schema. Schema functions and struct-array fields are refused
+    here, at the call that introduces them (keeldb runs no functions and stores no structs)."""
+    if len(ps.functions):
+        raise unsupported_function(_FunctionRef(ps.functions[0]))
+    if len(ps.struct_array_fields):
+        raise InvalidArgument(f"struct array field {ps.struct_array_fields[0].name!r} is not supported by keeldb")
     s = CollectionSchema(
         auto_id=ps.autoID, enable_dynamic_field=ps.enable_dynamic_field, description=ps.description
     )
     for pf in ps.fields:
         if pf.is_dynamic:
             raise InvalidArgument("cannot explicitly set a field as a dynamic field")
-        params = kv(pf.type_params)
-        kwargs: dict[str, Any] = {"is_primary": pf.is_primary_key, "description": pf.description}
-        if pf.autoID:
-            kwargs["auto_id"] = True
-        if pf.nullable:
-            kwargs["nullable"] = True
-        for key in ("dim", "max_length"):
-            if key in params:
-                try:
-                    kwargs[key] = int(params[key])
-                except ValueError:
-                    raise InvalidArgument(f"field {pf.name!r}: {key} must be an integer") from None
-        default = _default_from_proto(pf.default_value) if pf.HasField("default_value") else None
-        if default is not None:
-            kwargs["default_value"] = default
-        s.add_field(pf.name, int(pf.data_type), **kwargs)
+        s.add_field(pf.name, int(pf.data_type), **field_args_from_proto(pf))
     return s
 
 
-def schema_to_proto(name: str, s: CollectionSchema) -> schema_pb2.CollectionSchema:
+class _FunctionRef:
+    """A FunctionSchema message as ``unsupported_function`` reads a pymilvus Function."""
+
+    def __init__(self, f: schema_pb2.FunctionSchema) -> None:
+        self.name = f.name
+        self.type = _FunctionType(schema_pb2.FunctionType.Name(f.type))
+
+
+class _FunctionType:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def field_args_from_proto(pf: schema_pb2.FieldSchema) -> dict[str, Any]:
+    """A FieldSchema message as ``add_field`` arguments (also AddCollectionField's field)."""
+    params = kv(pf.type_params)
+    kwargs: dict[str, Any] = {"is_primary": pf.is_primary_key, "description": pf.description}
+    for flag, key in ((pf.autoID, "auto_id"), (pf.nullable, "nullable"), (pf.is_partition_key, "is_partition_key"),
+                      (pf.is_clustering_key, "is_clustering_key")):  # fmt: skip
+        if flag:
+            kwargs[key] = True
+    for key in ("dim", "max_length", "max_capacity"):
+        if key in params:
+            try:
+                kwargs[key] = int(params[key])
+            except ValueError:
+                raise InvalidArgument(f"field {pf.name!r}: {key} must be an integer") from None
+    for key in ("mmap_enabled", "mmap.enabled"):
+        if key in params:
+            kwargs["mmap_enabled"] = params[key].strip().lower() == "true"
+    if pf.data_type == DataType.ARRAY:
+        kwargs["element_type"] = int(pf.element_type)
+    if pf.HasField("default_value"):
+        default = _default_from_proto(pf.name, DataType(int(pf.data_type)), pf.default_value)
+        if default is not None:
+            kwargs["default_value"] = default
+    return kwargs
+
+
+def schema_to_proto(name: str, s: CollectionSchema, tz: str = "UTC") -> schema_pb2.CollectionSchema:
     """Milvus leaves ``$meta`` and system fields out of the schema it describes (§5); so do
     we, or pymilvus would try to fill ``$meta`` as a user field on every insert."""
     out = schema_pb2.CollectionSchema(
@@ -123,12 +169,17 @@ def schema_to_proto(name: str, s: CollectionSchema) -> schema_pb2.CollectionSche
             data_type=int(f.dtype),
             autoID=f.auto_id,
             nullable=f.nullable,
+            is_partition_key=f.is_partition_key,
+            is_clustering_key=f.is_clustering_key,
         )
-        if f.dim is not None:
-            pf.type_params.add(key="dim", value=str(f.dim))
-        if f.max_length is not None:
-            pf.type_params.add(key="max_length", value=str(f.max_length))
-        d = _default_to_proto(f)
+        if f.element_type is not None:
+            pf.element_type = int(f.element_type)
+        for key, value in (("dim", f.dim), ("max_length", f.max_length), ("max_capacity", f.max_capacity)):
+            if value is not None:
+                pf.type_params.add(key=key, value=str(value))
+        if f.mmap_enabled is not None:
+            pf.type_params.add(key="mmap.enabled", value="true" if f.mmap_enabled else "false")
+        d = _default_to_proto(f, tz)
         if d is not None:
             pf.default_value.CopyFrom(d)
     return out
@@ -146,7 +197,12 @@ _SCALAR_SLOT = {
     DataType.DOUBLE: "double_data",
     DataType.VARCHAR: "string_data",
     DataType.JSON: "json_data",
+    DataType.TIMESTAMPTZ: "string_data",  # ISO text both ways, as pymilvus sends and reads it
+    DataType.GEOMETRY: "geometry_wkt_data",
+    DataType.ARRAY: "array_data",
 }
+# An ARRAY's elements, by element type: the ScalarField slot of each row's cell.
+_ELEMENT_SLOT = {k: v for k, v in _SCALAR_SLOT.items() if k not in (DataType.JSON, DataType.ARRAY, DataType.TIMESTAMPTZ, DataType.GEOMETRY)}
 
 
 def _expand(values: list[Any], valid: Sequence[bool], n: int, name: str) -> list[Any]:
@@ -198,8 +254,16 @@ def columns_from_proto(
                 raise InvalidArgument(f"vector field {f.name!r} has {flat.size} floats for {n} rows of {f.dim}")
             cols[f.name] = flat.reshape(n, f.dim or 0)
             continue
-        slot = _SCALAR_SLOT[f.dtype]
+        slot = _SCALAR_SLOT.get(f.dtype)
+        if slot is None:
+            raise InvalidArgument(f"field {f.name!r}: data type {f.dtype.name} cannot be sent here")
         raw = list(getattr(fd.scalars, slot).data)
+        if f.dtype == DataType.ARRAY:
+            assert f.element_type is not None
+            elem_slot = _ELEMENT_SLOT[f.element_type]
+            raw = [list(getattr(cell, elem_slot).data) for cell in raw]
+        elif f.dtype == DataType.GEOMETRY and not raw and len(fd.scalars.geometry_data.data):
+            raw = list(fd.scalars.geometry_data.data)  # WKB, which the GEOMETRY kind also takes
         if f.dtype == DataType.JSON:
             try:
                 raw = [json.loads(b) for b in raw]
@@ -217,10 +281,13 @@ def _scalar_field(f: FieldSchema, values: list[Any]) -> schema_pb2.FieldData:
     slot = _SCALAR_SLOT[f.dtype]
     arr = getattr(fd.scalars, slot)
     arr.SetInParent()  # an empty column must still say which kind it is
+    if f.dtype == DataType.ARRAY:
+        return _array_field(f, fd, values)
     nulls = any(v is None for v in values)
     placeholder: Any = {
         "bool_data": False,
         "string_data": "",
+        "geometry_wkt_data": "",
         "json_data": b"",
     }.get(slot, 0)
     if f.dtype == DataType.JSON:
@@ -231,6 +298,46 @@ def _scalar_field(f: FieldSchema, values: list[Any]) -> schema_pb2.FieldData:
     if nulls or f.nullable:
         fd.valid_data.extend(v is not None for v in values)
     return fd
+
+
+def _array_field(f: FieldSchema, fd: schema_pb2.FieldData, values: list[Any]) -> schema_pb2.FieldData:
+    """ARRAY results: one ScalarField cell a row in the element type's slot (an empty cell
+    for a null row, which ``valid_data`` marks)."""
+    assert f.element_type is not None
+    out = fd.scalars.array_data
+    out.element_type = int(f.element_type)
+    slot = _ELEMENT_SLOT[f.element_type]
+    for v in values:
+        cell = out.data.add()
+        getattr(cell, slot).data.extend(v or [])
+    if f.nullable or any(v is None for v in values):
+        fd.valid_data.extend(v is not None for v in values)
+    return fd
+
+
+def template_values(values: Any) -> dict[str, Any]:
+    """``expr_template_values`` (pymilvus's ``filter_params`` on the wire) as Python values."""
+    return {name: _template_value(v) for name, v in values.items()}
+
+
+def _template_value(v: schema_pb2.TemplateValue) -> Any:
+    which = v.WhichOneof("val")
+    if which is None:
+        raise InvalidArgument("a filter template value is empty")
+    if which == "array_val":
+        return _template_array(v.array_val)
+    return getattr(v, which)
+
+
+def _template_array(a: Any) -> list[Any]:
+    which = a.WhichOneof("data")
+    if which is None:
+        return []
+    if which == "array_data":
+        return [_template_array(x) for x in a.array_data.data]
+    if which == "json_data":
+        return [json.loads(x) for x in a.json_data.data]
+    return list(getattr(a, which).data)
 
 
 def _vector_field(f: FieldSchema, values: list[Any]) -> schema_pb2.FieldData:

@@ -30,7 +30,7 @@ from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
-from keeldb.server import convert, vectors
+from keeldb.server import convert, unimplemented, vectors
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -115,10 +115,21 @@ def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., An
     return wrap
 
 
+def _parsed(message: Any, data: bytes, what: str) -> Any:
+    """A serialized protobuf field of a request (a schema), or InvalidArgument."""
+    out = message()
+    try:
+        out.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise InvalidArgument(f"malformed {what}") from None
+    return out
+
+
 def _param_bool(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
 
+@unimplemented.install  # every other RPC answers Milvus's "service unimplemented" status
 class Service(milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -169,13 +180,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def CreateCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        ps = schema_pb2.CollectionSchema()
-        try:
-            ps.ParseFromString(request.schema)
-        except Exception:  # noqa: BLE001
-            raise InvalidArgument("malformed collection schema") from None
+        ps = _parsed(schema_pb2.CollectionSchema, request.schema, "collection schema")
         schema = convert.schema_from_proto(ps)
-        self.client.create_collection(request.collection_name, schema=schema)
+        self.client.create_collection(
+            request.collection_name, schema=schema, properties=convert.kv(request.properties),
+            consistency_level=int(request.consistency_level), num_partitions=int(request.num_partitions),
+        )  # fmt: skip
         return convert.status()
 
     @_rpc(common_pb2.Status)
@@ -192,18 +202,49 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         name = request.collection_name
         entry = self.client.collection_entry(name)
         created = entry.created_ts
-        return milvus_pb2.DescribeCollectionResponse(
+        resp = milvus_pb2.DescribeCollectionResponse(
             status=convert.status(),
-            schema=convert.schema_to_proto(name, entry.schema),
+            schema=convert.schema_to_proto(name, entry.schema, entry.timezone),
             collectionID=entry.id,
             collection_name=name,
             shards_num=1,
-            consistency_level=common_pb2.ConsistencyLevel.Strong,
+            consistency_level=entry.consistency_level,
             num_partitions=len(self.client.list_partitions(name)),
             created_timestamp=created,
             update_timestamp=created,
             db_name="default",
         )
+        for key, value in entry.properties.items():
+            resp.properties.add(key=key, value=str(value))
+        return resp
+
+    @_rpc(common_pb2.Status)
+    def AddCollectionField(self, request: Any, context: grpc.ServicerContext) -> Any:
+        pf = _parsed(schema_pb2.FieldSchema, request.schema, "field schema")
+        args = convert.field_args_from_proto(pf)
+        desc = args.pop("description", "")
+        self.client.add_collection_field(request.collection_name, pf.name, int(pf.data_type), desc, **args)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def AlterCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """alter_collection_properties and drop_collection_properties (both at once: refused)."""
+        name = request.collection_name
+        props, keys = convert.kv(request.properties), list(request.delete_keys)
+        if props and keys:
+            raise InvalidArgument("can not provide properties and deletekeys at the same time")
+        if keys:
+            self.client.drop_collection_properties(name, keys)
+        else:
+            self.client.alter_collection_properties(name, props)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
+    def AlterCollectionField(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.delete_keys:
+            raise InvalidArgument(f"{request.delete_keys[0]} is not allowed to drop in collection field param")
+        self.client.alter_collection_field(request.collection_name, request.field_name, convert.kv(request.properties))
+        return convert.status()
 
     @_rpc(milvus_pb2.ShowCollectionsResponse)
     def ShowCollections(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -385,9 +426,18 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         if request.schema_timestamp and request.schema_timestamp != created:
             raise SchemaMismatch(f"collection schema mismatch[collection={name}]")
         cols, meta = convert.columns_from_proto(schema, request.fields_data, request.num_rows)
+        partial = bool(getattr(request, "partial_update", False))
+        if upsert and len(getattr(request, "field_ops", ())):
+            if any(op.op != 0 for op in request.field_ops):  # 0 = REPLACE, what partial_update does
+                raise InvalidArgument(
+                    "field_ops ARRAY_APPEND / ARRAY_REMOVE are not supported by keeldb; "
+                    "send the whole new array with partial_update=True"
+                )
+            partial = True
         res = self.client.insert_columns(
-            name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert
-        )
+            name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert,
+            partial_update=partial,
+        )  # fmt: skip
         out = milvus_pb2.MutationResult(
             status=convert.status(),
             IDs=convert.ids_to_proto(schema, res["ids"]),
@@ -406,19 +456,17 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.MutationResult)
     def Upsert(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if request.partial_update:
-            raise InvalidArgument("partial updates are not supported")
+        """A full upsert, or with ``partial_update`` a merge of the given fields."""
         return self._write(request, upsert=True)
 
     @_rpc(milvus_pb2.MutationResult)
     def Delete(self, request: Any, context: grpc.ServicerContext) -> Any:
         """pymilvus turns ``delete(ids=...)`` into ``pk in [...]`` (§9); it is a filter here.
         The reply carries no IDs, or pymilvus would return them instead of the count."""
-        if request.expr_template_values:
-            raise InvalidArgument("filter templates (filter_params) are not supported")
         n, ts = self.client.delete_with_timestamp(
-            request.collection_name, filter=request.expr, partition_name=request.partition_name
-        )
+            request.collection_name, filter=request.expr, partition_name=request.partition_name,
+            filter_params=convert.template_values(request.expr_template_values),
+        )  # fmt: skip
         return milvus_pb2.MutationResult(status=convert.status(), delete_cnt=n, timestamp=ts)
 
     @_rpc(milvus_pb2.FlushResponse)
@@ -495,9 +543,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.QueryResults)
     def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
-        if request.expr_template_values:
-            raise InvalidArgument("filter templates (filter_params) are not supported")
+        templates = convert.template_values(request.expr_template_values)
         params = convert.kv(request.query_params)
+        tz = params.get("timezone") or None
         refuse_unsupported(params)
         iterator = _param_bool(params.get("iterator"))
         client = self.client.for_read()
@@ -508,8 +556,8 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=self._session_ts(snap))
         resp.primary_field_name = schema.primary.name
         if [n.strip() for n in requested] == [COUNT]:
-            rows = client.query(name, filter=request.expr, output_fields=[COUNT],
-                                partition_names=list(request.partition_names), snapshot=snap)
+            rows = client.query(name, filter=request.expr, output_fields=[COUNT], filter_params=templates,
+                                partition_names=list(request.partition_names), snapshot=snap, timezone=tz)
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
             return resp
@@ -518,7 +566,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         out = resolve_output(schema, requested)
         rows = client.query(
             name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
-            limit=limit, offset=offset, snapshot=snap,
+            limit=limit, offset=offset, snapshot=snap, filter_params=templates, timezone=tz,
         )
         fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
         resp.fields_data.extend(fields)
@@ -528,8 +576,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.SearchResults)
     def Search(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
-        if request.expr_template_values:
-            raise InvalidArgument("filter templates (filter_params) are not supported")
+        templates = convert.template_values(request.expr_template_values)
         if request.sub_reqs or request.HasField("function_score"):
             raise InvalidArgument("hybrid search and function scores are not supported")
         if request.WhichOneof("search_input") != "placeholder_group":
@@ -586,6 +633,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
             anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
+            filter_params=templates, timezone=sp.get("timezone") or None,
         )
         if seen is not None:
             hits[0] = [h for h in hits[0] if h["id"] not in seen][:limit]

@@ -46,6 +46,9 @@ CRASH_POINTS: dict[str, str] = {
     "gc.during": "garbage collection has deleted some, not all, obsolete files",
     # recovery (engine/recovery.py)
     "recovery.during_replay": "recovery has replayed part of the log tail",
+    # schema change (engine/collection.py's change_schema: one catalog commit)
+    "schema.before_commit": "a schema change is validated; its catalog commit has not started",
+    "schema.after_commit": "the catalog names the new schema; memory still reads with the old one",
     # catalog (storage/catalog.py)
     "catalog.before_rename": "a catalog change is fsynced under its temporary name",
     "catalog.after_rename": "a catalog change is in place; the directory is not yet fsynced",
