@@ -103,7 +103,7 @@ class SegmentView:
 
     def take(self, rows: np.ndarray, names: Sequence[str]) -> dict[str, list[Any]]:
         """Values of ``names`` at ``rows``, as Python lists (vectors in pymilvus's shapes:
-        ``VectorKind.output``)."""
+        ``VectorKind.values_at``)."""
         out: dict[str, list[Any]] = {}
         idx = None
         pk_cache = self.segment.cached_pks()
@@ -111,7 +111,7 @@ class SegmentView:
             if name in self._vectors:
                 f = self.segment.schema.field(name)
                 assert f is not None and isinstance(f.kind, VectorKind)
-                out[name] = f.kind.output(f, self._vectors[name], rows)
+                out[name] = f.kind.values_at(f, self._vectors[name], rows)
             elif pk_cache is not None and name == self.segment.schema.primary.name:
                 out[name] = pk_cache[rows].tolist()  # the search hot path: ids only
             else:

@@ -80,7 +80,7 @@ class VectorKind(FieldKind):
         """Growable in-memory storage for a growing segment's vectors of this field."""
 
     @abstractmethod
-    def output(self, f: FieldSchema, vectors: Any, rows: np.ndarray) -> list[Any]:
+    def values_at(self, f: FieldSchema, vectors: Any, rows: np.ndarray) -> list[Any]:
         """The values at ``rows`` as pymilvus returns them in search results (lists of floats,
         ``bytes`` for the byte-stored types, ``{index: value}`` dicts for sparse vectors)."""
 

@@ -108,7 +108,7 @@ class DenseVectorKind(VectorKind):
     def new_buffer(self, f: FieldSchema, capacity: int) -> DenseBuffer:
         return DenseBuffer(self.storage, self.width(f), self.element, capacity)
 
-    def output(self, f: FieldSchema, vectors: np.ndarray, rows: np.ndarray) -> list[Any]:
+    def values_at(self, f: FieldSchema, vectors: np.ndarray, rows: np.ndarray) -> list[Any]:
         picked = vectors[rows]
         if not self.as_bytes:
             return picked.tolist()

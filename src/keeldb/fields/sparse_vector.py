@@ -349,7 +349,7 @@ class SparseFloatVector(VectorKind):
     def new_buffer(self, f: FieldSchema, capacity: int) -> SparseBuffer:
         return SparseBuffer(capacity)
 
-    def output(self, f: FieldSchema, vectors: SparseRows, rows: np.ndarray) -> list[Any]:
+    def values_at(self, f: FieldSchema, vectors: SparseRows, rows: np.ndarray) -> list[Any]:
         return vectors.take(rows).to_dicts()
 
     def queries(self, f: FieldSchema, data: Any) -> SparseRows:
