@@ -131,11 +131,14 @@ def open_client(data: Path) -> Any:
     i = len(list(data.glob("node-*")))
     node = Node(
         etcd=cfg["etcd"], storage=cfg["storage"], s3_endpoint=cfg["endpoint"], data_dir=data / f"node-{i}",
-        address=f"127.0.0.1:{1 + i}", node_id=f"node-{i}", lease_ttl=1,
+        address=f"127.0.0.1:{1 + i}", node_id=f"node-{i}", lease_ttl=2,
     )  # fmt: skip
     client = node.client
     client._node = node  # closed by close_client
-    # A node killed a moment ago still holds the writer lease for up to its TTL.
+    # A node killed a moment ago still holds the writer lease for up to its TTL. The TTL is
+    # 2 s, not 1: a writer stops once it cannot be sure its lease is valid, and on a loaded
+    # 2-core machine a 1 s lease lapsed between renewals (the workload died "lease not
+    # certainly valid"), which is the safety rule working, not the bug under test.
     deadline = time.monotonic() + 30
     while node.db.catalog.get(COLLECTION) is not None:
         try:

@@ -63,5 +63,14 @@ def test_workload_with_every_index_kind_without_crash(tmp_path: Path) -> None:
     states, done = expected_states(journal)
     assert done
     assert observed_state(data) == states[0]
+
+
+def test_every_index_kind_reaches_the_disk(tmp_path: Path) -> None:
+    """Each kind's index file is written and committed before the workload's first schema
+    change (later, a TTL expires every row and compaction reclaims their files, so the end
+    state no longer shows them): stop the workload there and look."""
+    data, journal = tmp_path / "db", tmp_path / "journal"
+    assert run_child(data, journal, "schema.before_commit:1", ENV) == -9
     names = {p.suffix for p in (data / "collections").rglob("idx-*")}
     assert {".sparse", ".faissbin", ".faiss"} <= names, names
+    check(data, journal)

@@ -50,42 +50,33 @@ class Mutant:
 
 # -- the write path ---------------------------------------------------------------------------
 
-_WRITE = """            payload = encode_table(batch.table)
-            ts = self.oracle.next()
-            rtype = RecordType.UPSERT if upsert else RecordType.INSERT
-            end = self._append(rtype, ts, payload)
-            self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
-            self._pending.append(_Pending(self._log, end, ts, len(mem.live)))
-            logw = self._log
-        self._make_durable(logw, end)
-        self._maybe_auto_flush()
-        return ts
+_WRITE = """        end = self._append(rtype, ts, payload)
+        self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
+        self._pending.append(_Pending(self._log, end, ts, len(mem.live)))
+        return end, ts, self._log
 """
 
 
 def _late_append(delay: float) -> str:
-    """The write returns (acknowledged) before its record is appended ``delay`` s later."""
-    return f"""            payload = encode_table(batch.table)
-            ts = self.oracle.next()
-            rtype = RecordType.UPSERT if upsert else RecordType.INSERT
-            self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
-            live_now = len(mem.live)
+    """The write returns (acknowledged) before its record is appended ``delay`` s later:
+    ``_log_rows`` hands its caller position 0, which is durable already."""
+    return f"""        self._guarded_apply(lambda: mem.apply_rows(batch, ts, upsert))
+        live_now = len(mem.live)
 
-            def late() -> None:
-                try:
-                    with self._write_lock:
-                        end = self._append(rtype, ts, payload)
-                        self._pending.append(_Pending(self._log, end, ts, live_now))
-                        logw = self._log
-                    self._make_durable(logw, end)
-                except Exception:  # noqa: BLE001
-                    pass
+        def late() -> None:
+            try:
+                with self._write_lock:
+                    end = self._append(rtype, ts, payload)
+                    self._pending.append(_Pending(self._log, end, ts, live_now))
+                    logw = self._log
+                self._make_durable(logw, end)
+            except Exception:  # noqa: BLE001
+                pass
 
-            t = threading.Timer({delay}, late)
-            t.daemon = True
-            t.start()
-        self._maybe_auto_flush()
-        return ts
+        t = threading.Timer({delay}, late)
+        t.daemon = True
+        t.start()
+        return 0, ts, self._log
 """
 
 
@@ -142,12 +133,12 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Edit(
                 COLLECTION,
-                "            rtype = RecordType.UPSERT if upsert else RecordType.INSERT\n"
-                "            end = self._append(rtype, ts, payload)\n",
-                "            rtype = RecordType.INSERT\n"
-                "            if upsert:\n"
-                '                self._append(RecordType.DELETE, ts, encode_table(pa.table({"pk": batch.table[self.pk_name]})))\n'
-                "            end = self._append(rtype, ts, payload)\n",
+                "        rtype = RecordType.UPSERT if upsert else RecordType.INSERT\n"
+                "        end = self._append(rtype, ts, payload)\n",
+                "        rtype = RecordType.INSERT\n"
+                "        if upsert:\n"
+                '            self._append(RecordType.DELETE, ts, encode_table(pa.table({"pk": batch.table[self.pk_name]})))\n'
+                "        end = self._append(rtype, ts, payload)\n",
             ),
         ),
     ),
@@ -157,8 +148,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Edit(
                 "src/keeldb/engine/segment.py",
-                "        return (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)\n",
-                "        return (self.ts <= snapshot_ts) & (self.deleted_at >= snapshot_ts)\n",
+                "        mask = (self.ts <= snapshot_ts) & (self.deleted_at > snapshot_ts)\n",
+                "        mask = (self.ts <= snapshot_ts) & (self.deleted_at >= snapshot_ts)\n",
             ),
         ),
     ),
