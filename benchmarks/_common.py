@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,51 @@ def package_version(dist: str, module: Any = None) -> str:
         return version(dist)
     except Exception:  # noqa: BLE001 - a missing version must not stop the benchmark
         return "unknown"
+
+
+@dataclass
+class Timed:
+    """What ``time_calls`` measured: each call's seconds, the queries they answered, the
+    complete passes over the batches, and the first pass's answers."""
+
+    latencies: list[float] = field(default_factory=list)
+    answered: int = 0
+    passes: int = 0
+    first: list[Any] = field(default_factory=list)
+
+    @property
+    def qps(self) -> float | None:
+        total = sum(self.latencies)
+        return self.answered / total if total > 0 else None
+
+
+def time_calls(
+    search: Callable[[Any], Any],
+    batches: Sequence[Any],
+    *,
+    min_s: float,
+    budget_s: float | None = None,
+    min_queries: int = 1,
+    max_passes: int | None = None,
+    keep: Callable[[Any], Any] = lambda res: res,
+) -> Timed:
+    """Call ``search`` on each batch (a sized sequence of queries), timing each call alone,
+    and repeat the batches until ``min_s`` seconds of calls were timed or ``max_passes``
+    passes were made; stop in the middle of a pass once ``budget_s`` has gone by and
+    ``min_queries`` were answered. ``keep`` turns a first-pass answer into what is kept, after
+    the timer. QPS = queries answered / summed call time: the loop's own work is not timed."""
+    out = Timed()
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    while True:
+        for b in batches:
+            if deadline is not None and out.answered >= min_queries and time.perf_counter() > deadline:
+                return out
+            t0 = time.perf_counter()
+            res = search(b)
+            out.latencies.append(time.perf_counter() - t0)
+            out.answered += len(b)
+            if out.passes == 0:
+                out.first.append(keep(res))
+        out.passes += 1
+        if sum(out.latencies) >= min_s or (max_passes is not None and out.passes >= max_passes):
+            return out

@@ -78,6 +78,7 @@ from _common import (
     json_default,
     package_version,
     recall_at_k,
+    time_calls,
 )
 from _workers import measure, progress, read_result, run_worker, write_json
 
@@ -271,26 +272,10 @@ def measure_point(
     for b in batches[: WARMUP_CALLS if nq == 1 else 1]:
         search(b)
     minimum = MIN_NQ1_QUERIES if nq == 1 else len(batches[0])
-    lat: list[float] = []
-    first: list[np.ndarray] = []
-    answered = passes = 0
-    cut = False
-    deadline = time.perf_counter() + budget_s
-    while not cut:
-        for b in batches:
-            if answered >= minimum and time.perf_counter() > deadline:
-                cut = True
-                break
-            t0 = time.perf_counter()
-            res = search(b)
-            lat.append(time.perf_counter() - t0)
-            answered += len(b)
-            if passes == 0:
-                first.append(to_ids(res))
-        else:
-            passes += 1
-        if sum(lat) >= min_s or passes >= MAX_PASSES:
-            break
+    t = time_calls(
+        search, batches, min_s=min_s, budget_s=budget_s, min_queries=minimum, max_passes=MAX_PASSES, keep=to_ids
+    )
+    lat, first, answered, passes = t.latencies, t.first, t.answered, t.passes
     got = np.concatenate(first)
     total = float(sum(lat))
     out: dict[str, Any] = {

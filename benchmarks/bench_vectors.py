@@ -56,7 +56,7 @@ from typing import Any
 import _cli
 import _report
 import numpy as np
-from _common import TOP_K, package_version, recall_at_k
+from _common import TOP_K, package_version, recall_at_k, time_calls
 from _workers import measure, progress, read_result, run_worker, write_json
 
 DEFAULT_SEED = 20261207
@@ -152,28 +152,9 @@ def timed(search: Callable[[Any], Any], batches: Sequence[Any], min_s: float, bu
     ``min_s`` seconds were timed; stop early after ``budget_s`` once ``min_calls`` calls
     were made. Returns the figures and the first pass's answers."""
     search(batches[0])  # warm-up: page faults of a freshly mapped index are not a search
-    lat: list[float] = []
-    answers: list[Any] = []
-    answered, passes = 0, 0
-    start = time.perf_counter()
-    while True:
-        for b in batches:
-            if budget_s is not None and len(lat) >= min_calls and time.perf_counter() - start > budget_s:
-                break
-            t0 = time.perf_counter()
-            res = search(b)
-            lat.append(time.perf_counter() - t0)
-            answered += len(b)
-            if passes == 0:
-                answers.append(res)
-        else:
-            passes += 1
-            if sum(lat) < min_s:
-                continue
-        break
-    total = sum(lat)
-    return {"qps": answered / total if total else None, "queries": answered, "calls": len(lat),
-            "p50_ms": float(np.median(lat) * 1e3)}, answers  # fmt: skip
+    t = time_calls(search, batches, min_s=min_s, budget_s=budget_s, min_queries=min_calls)
+    return {"qps": t.qps, "queries": t.answered, "calls": len(t.latencies),
+            "p50_ms": float(np.median(t.latencies) * 1e3)}, t.first  # fmt: skip
 
 
 def proc_memory() -> dict[str, int]:
