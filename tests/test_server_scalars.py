@@ -209,8 +209,9 @@ def test_every_unimplemented_rpc_answers_a_milvus_status(server: KeelServer) -> 
     for m in missing:
         request = GetMessageClass(m.input_type)()
         call = getattr(stub, m.name)
+        arg = iter([request]) if m.client_streaming else request  # a stream call takes an iterator
         try:
-            reply = next(iter(call(request, timeout=5))) if m.server_streaming else call(request, timeout=5)
+            reply = next(iter(call(arg, timeout=5))) if m.server_streaming else call(arg, timeout=5)
         except grpc.RpcError as e:  # only messages without a status field may do this
             assert e.code() == grpc.StatusCode.UNIMPLEMENTED and "keeldb" in (e.details() or ""), m.name
             assert "status" not in GetMessageClass(m.output_type).DESCRIPTOR.fields_by_name, m.name
