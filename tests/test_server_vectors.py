@@ -268,3 +268,26 @@ def test_milvus_lite_agrees_on_sparse_search(tmp_path: Path) -> None:
     for a, b in zip(*answers, strict=True):
         assert np.allclose([h["distance"] for h in a], [h["distance"] for h in b], rtol=1e-5)
         assert [h["id"] for h in a] == [h["id"] for h in b] or sorted(h["distance"] for h in a) == sorted(h["distance"] for h in b)
+
+
+def test_partial_update_of_each_vector_type_over_the_wire(mc: MilvusClient, tmp_path: Path) -> None:
+    """``upsert(partial_update=True)`` naming one vector field: that field takes the new
+    value, every other field keeps its own, over the wire as embedded (the server decodes
+    a sparse column as one column object, which the merge must take whole)."""
+    d = Data()
+    emb = keeldb.Client(str(tmp_path / "embedded"))
+    names = [*TYPES, "tag"]
+    for c in (mc, emb):
+        c.create_collection("pu", schema=make_schema(c), index_params=index_params(c))
+        c.insert("pu", d.rows(range(0, 8)))
+    before = {r["id"]: r for r in emb.query("pu", "id in [1, 6]", output_fields=names)}
+    for name in TYPES:
+        new = d.rows(range(6, 7))[0][name]  # row 6's value
+        for c in (mc, emb):
+            assert c.upsert("pu", [{"id": 1, name: new}], partial_update=True)["upsert_count"] == 1
+        got = [{k: plain(v) for k, v in r.items()} for r in mc.get("pu", ids=[1], output_fields=names)]
+        assert got == emb.get("pu", ids=[1], output_fields=names), name
+        assert got[0][name] == before[6][name], name
+        before[1][name] = before[6][name]
+        assert got[0] == before[1], name  # the fields not named kept their values
+    mc.drop_collection("pu")

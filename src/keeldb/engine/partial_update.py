@@ -19,7 +19,7 @@ changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keeldb.engine.rows import MISSING, Batch, columns_to_batch, pk_array
@@ -59,14 +59,16 @@ def rows_to_columns(schema: CollectionSchema, rows: Any) -> tuple[dict[str, list
 
 def merge(
     schema: CollectionSchema,
-    given: Mapping[str, Sequence[Any]],
+    given: Mapping[str, Any],
     n: int,
     dynamic: list[dict[str, Any]] | None,
     read: RowReader,
     **batch_args: Any,
 ) -> Batch:
     """The full rows of a partial update, as one Batch (see the module docstring).
-    ``given``: field -> ``n`` values (``MISSING`` where a row leaves the field out);
+    ``given``: field -> ``n`` values (``MISSING`` where a row leaves the field out), or a
+    whole column object (a numpy array, a scipy matrix, the server's decoded sparse rows),
+    which every row gives;
     ``dynamic``: each row's dynamic keys, or None without a dynamic field."""
     pkf = schema.primary
     if pkf.name not in given or any(v is MISSING for v in given[pkf.name]):
@@ -79,8 +81,12 @@ def merge(
         raise InvalidArgument("a partial update names a primary key twice in one batch")
     names = [f.name for f in schema.fields] + ([DYNAMIC_FIELD] if schema.enable_dynamic_field else [])
     current = read(keys, names)
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Any] = {}
     for f in schema.fields:
+        whole = given.get(f.name)
+        if whole is not None and not isinstance(whole, list | tuple):
+            columns[f.name] = whole  # a column object has no missing rows: pass it on as is
+            continue
         col = list(given.get(f.name, [MISSING] * n))
         for i, v in enumerate(col):
             if v is MISSING:
@@ -102,6 +108,7 @@ def merge(
             old.update((dynamic or [{}] * n)[i])
             meta.append(json_text(DYNAMIC_FIELD, old, i))
     # Kept values go back through the same checks as stored values read back: each kind
-    # takes its own stored form (JSON text, GEOMETRY WKB, TIMESTAMPTZ datetimes, vectors as
-    # lists), so nothing kept is re-rounded.
+    # takes its own stored form (JSON text, GEOMETRY WKB, TIMESTAMPTZ datetimes, float
+    # vectors as lists, the byte-stored vector types as bytes, sparse vectors as dicts), so
+    # nothing kept is re-rounded.
     return columns_to_batch(schema, columns, n, meta=meta, require_pk=True, **batch_args)
