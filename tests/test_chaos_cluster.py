@@ -107,7 +107,7 @@ def test_three_node_cluster_under_sigkills_of_nodes_etcd_and_object_store(tmp_pa
         target="cluster",
         nodes=3,
         rows=5000,
-        count=5,
+        count=3,  # "cover": a node, etcd and the object store, once each
         interval=(1.0, 2.0),
         faults=("sigkill",),
         victims="cover",
@@ -122,7 +122,7 @@ def test_three_node_cluster_under_sigkills_of_nodes_etcd_and_object_store(tmp_pa
     s = result.summary
     logs = tmp_path / "chaos" / "cluster"
     assert result.violations == [], f"{result.violations[:20]}\nlogs: {logs}"
-    assert s["target"] == "cluster" and s["faults"] == 5
+    assert s["target"] == "cluster" and s["faults"] == 3
     victims = s["fault_victims"]
     assert victims.get(ETCD, 0) >= 1 and victims.get(OBJECT_STORE, 0) >= 1, victims
     assert sum(n for v, n in victims.items() if v.startswith("node")) >= 1, victims
@@ -132,7 +132,7 @@ def test_three_node_cluster_under_sigkills_of_nodes_etcd_and_object_store(tmp_pa
     assert s["outcomes"].get("upsert/ok", 0) > 10, s["outcomes"]
     assert s["outcomes"].get("count/ok", 0) > 10, s["outcomes"]
     assert s["outcomes"].get("search/ok", 0) > 10, s["outcomes"]
-    assert len(result.history.checks) == 6  # after each fault, and at the end
+    assert len(result.history.checks) == 4  # after each fault, and at the end
     # No node died of anything but our SIGKILLs (e.g. of losing etcd or the object store).
     events = result.history.meta.get("target_events", [])
     assert not [e for e in events if "by itself" in e], f"{events}\nlogs: {logs}"

@@ -38,8 +38,10 @@ def test_crash_at_point(tmp_path: Path, point: str, nth: int) -> None:
 
 # The same points as power cuts (storage/powercut.py): the process dies there AND loses
 # every byte and every directory change not yet fsynced — what SIGKILL cannot show (the page
-# cache survives it). ``tear`` keeps a random part of the lost bytes instead (seeded).
-@pytest.mark.parametrize(("nth", "mode"), [(1, "power-cut"), (2, "power-cut=tear:2"), (5, "power-cut=tear:5")])
+# cache survives it). ``tear`` keeps a random part of the lost bytes instead (seeded). Two
+# cases a point (the first hit, plain; the fifth, torn) keep the default suite short; the
+# SIGKILL matrix above covers the second hit.
+@pytest.mark.parametrize(("nth", "mode"), [(1, "power-cut"), (5, "power-cut=tear:5")])
 @pytest.mark.parametrize("point", sorted(CRASH_POINTS))
 def test_power_cut_at_point(tmp_path: Path, point: str, nth: int, mode: str) -> None:
     data, journal = tmp_path / "db", tmp_path / "journal"
