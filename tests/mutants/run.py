@@ -100,8 +100,9 @@ def run_tests(root: Path, m: Mutant | None, out: Path) -> tuple[bool | None, str
     (out / "tests.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode == 0:
         return False, "missed"
-    if proc.returncode == 1:
-        hit = FAILED.search(proc.stdout)
+    hit = FAILED.search(proc.stdout)
+    # 1: tests failed; 2 with a failure named: xdist's -x interrupts the other worker.
+    if proc.returncode == 1 or (proc.returncode == 2 and hit):
         return True, f"caught by {hit.group(2) if hit else '(see tests.log)'}"
     return None, f"error: pytest exit {proc.returncode}: {proc.stdout[-300:]}"
 
