@@ -250,7 +250,8 @@ class Run:
         bodies: list[tuple[str, Callable[[Worker], None]]] = []
         upsert_span = rows // 2 if mix.delete_group else rows
         if mix.upsert_batch:
-            bodies.append(("upsert", workload.upserter(upsert_span, cfg.dim, b0, mix.upsert_batch)))
+            up = workload.upserter(upsert_span, cfg.dim, b0, mix.upsert_batch, partial=mix.partial_update)
+            bodies.append(("upsert", up))
         if mix.churn_group:
             bodies.append(("churn", workload.churner(rows, CHURN_SPAN, cfg.dim, 1_000_000_000 + b0, mix.churn_group)))
         if mix.insert_batch:

@@ -14,7 +14,14 @@ exists because some bug shows under it and hides under the others:
   delete files, compaction of mostly-deleted segments;
 - ``upsert-only``: the upserter alone (``--no-churn``): count(*) must stay exactly N;
 - ``big-batches``: every batch 25 times larger (upserts of 5,000): a write that spans a
-  log group commit, a flush and a segment.
+  log group commit, a flush and a segment;
+- ``partial-update``: the upserter writes with ``upsert(partial_update=True)``, so each
+  batch goes through the server's read-merge-log path (the current rows read under the
+  write lock and logged merged, as one record) instead of a plain upsert. Its rows carry
+  every field the checker reads, so the model is the upsert's.
+
+A collection TTL has no variant yet: rows would leave by the clock, and the model would
+have to know the server's clock to say which.
 
 ``all`` (or ``--long``) runs every variant in turn, each a run of its own.
 """
@@ -33,6 +40,7 @@ class Mix:
     churn_group: int = 20  # extra keys a churn insert adds and its delete removes; 0: none
     insert_batch: int = 0  # rows per insert of fresh keys (insert-only); 0: none
     delete_group: int = 0  # base keys the deleter deletes, then upserts back; 0: none
+    partial_update: bool = False  # the upserter's writes are partial updates
 
     @property
     def batch(self) -> int:
@@ -41,7 +49,13 @@ class Mix:
 
 
 def _bigger(m: Mix, factor: int = 25) -> Mix:
-    return Mix(*(factor * n for n in (m.upsert_batch, m.churn_group, m.insert_batch, m.delete_group)))
+    return replace(
+        m,
+        upsert_batch=factor * m.upsert_batch,
+        churn_group=factor * m.churn_group,
+        insert_batch=factor * m.insert_batch,
+        delete_group=factor * m.delete_group,
+    )
 
 
 VARIANTS: dict[str, Callable[[Mix], Mix]] = {
@@ -50,6 +64,7 @@ VARIANTS: dict[str, Callable[[Mix], Mix]] = {
     "delete-heavy": lambda m: replace(m, delete_group=m.upsert_batch or m.batch),
     "upsert-only": lambda m: replace(m, churn_group=0, insert_batch=0, delete_group=0),
     "big-batches": _bigger,
+    "partial-update": lambda m: replace(m, partial_update=True),
 }
 ALL = "all"
 

@@ -230,7 +230,12 @@ class Worker(threading.Thread):
 
 
 def mutate(
-    c: Any, kind: str, data: list[dict[str, Any]] | None = None, expr: str = "", timeout: float = CALL_TIMEOUT
+    c: Any,
+    kind: str,
+    data: list[dict[str, Any]] | None = None,
+    expr: str = "",
+    timeout: float = CALL_TIMEOUT,
+    partial_update: bool = False,
 ) -> int | None:
     """Send one write; return the server's timestamp of it (None if it reports none).
 
@@ -240,44 +245,51 @@ def mutate(
     A read pinned at one write's timestamp needs exactly that write's, so the write goes
     through the same handler call the client method makes; without one (another pymilvus),
     through the client method, and nothing is pinned."""
+    partial = {"partial_update": True} if partial_update else {}
     handler = getattr(c, "_get_connection", None)
     if handler is None:
         if kind == "delete":
             c.delete(COLLECTION, filter=expr, timeout=timeout)
         else:
-            getattr(c, kind)(COLLECTION, data, timeout=timeout)
+            getattr(c, kind)(COLLECTION, data, timeout=timeout, **partial)
         return None
     h = handler()
     if kind == "delete":
         res = h.delete(COLLECTION, expr, timeout=timeout)
     elif kind == "upsert":
-        res = h.upsert_rows(COLLECTION, data, timeout=timeout)
+        res = h.upsert_rows(COLLECTION, data, timeout=timeout, **partial)
     else:
         res = h.insert_rows(COLLECTION, data, timeout=timeout)
     return int(getattr(res, "timestamp", 0) or 0) or None
 
 
-def _write(w: Worker, kind: str, batch: int, keys: list[int], dim: int, by_filter: bool = False) -> Op:
+def _write(
+    w: Worker, kind: str, batch: int, keys: list[int], dim: int, by_filter: bool = False, partial: bool = False
+) -> Op:
     """One write of ``keys`` (rows of ``batch``, or their delete: by ids, or by a filter
-    that selects exactly them), recorded and, if acknowledged, read back pinned."""
+    that selects exactly them; an upsert as a partial update if ``partial``), recorded and,
+    if acknowledged, read back pinned."""
     op = w.history.invoke(kind, batch=batch, keys=keys, by=w.name)
     if kind == "delete":
         expr = key_span(keys).filter() if by_filter else Pred(ids=tuple(keys)).filter()
         w.write(op, lambda c: mutate(c, "delete", expr=expr))
     else:
         data = rows_for(keys, batch, dim)
-        w.write(op, lambda c: mutate(c, kind, data))
+        w.write(op, lambda c: mutate(c, kind, data, partial_update=partial))
     return op
 
 
-def upserter(rows: int, dim: int, first_batch: int, batch: int = BATCH) -> Callable[[Worker], None]:
-    """Upserts of ``batch`` keys cycling over keys ``0..rows-1``."""
+def upserter(
+    rows: int, dim: int, first_batch: int, batch: int = BATCH, partial: bool = False
+) -> Callable[[Worker], None]:
+    """Upserts of ``batch`` keys cycling over keys ``0..rows-1`` (partial updates if
+    ``partial``: the same rows through the read-merge-log path)."""
     state = {"b": first_batch}
 
     def step(w: Worker) -> None:
         b = state["b"]
         start = (b * batch) % rows
-        _write(w, "upsert", b, [(start + i) % rows for i in range(min(batch, rows))], dim)
+        _write(w, "upsert", b, [(start + i) % rows for i in range(min(batch, rows))], dim, partial=partial)
         state["b"] = b + 1
 
     return step
