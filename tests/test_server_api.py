@@ -53,22 +53,6 @@ FAST = 3.0  # seconds: an error must come back at once, not after a retry storm
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[KeelServer]:
-    with KeelServer() as s:
-        yield s
-        err = s.stderr_path.read_text(errors="replace") if s.stderr_path.exists() else ""
-    # An exception the service did not expect is logged with a traceback and answered
-    # with code 65535; every failure these tests provoke should be an expected one.
-    assert "Traceback" not in err, f"the server logged an unexpected exception:\n{err}"
-
-
-@pytest.fixture(scope="module")
-def mc(server: KeelServer) -> Iterator[MilvusClient]:
-    c = MilvusClient(uri=server.uri)
-    yield c
-    c.close()
-
 
 @pytest.fixture(scope="module")
 def stub(server: KeelServer) -> Iterator[milvus_pb2_grpc.MilvusServiceStub]:

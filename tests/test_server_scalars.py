@@ -27,14 +27,6 @@ from tests.scalar_util import base_schema, create_flat
 from tests.server_util import KeelServer
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[KeelServer]:
-    with KeelServer() as s:
-        yield s
-        log = s.stderr_path.read_text(errors="replace") if s.stderr_path.exists() else ""
-        assert "Traceback" not in log, log[-3000:]
-
-
 @pytest.fixture
 def client(server: KeelServer) -> Iterator[MilvusClient]:
     c = MilvusClient(uri=server.uri)

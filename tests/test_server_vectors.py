@@ -8,7 +8,6 @@ refused with code 1100 and nothing changed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 import keeldb
-from tests.server_util import KeelServer
 from tests.vector_util import (
     DIM,
     bit_distances,
@@ -43,20 +41,6 @@ TYPES = {
 }
 SEARCH_PARAMS = {"bf": {"nprobe": 4}, "i8": {"ef": 200}}
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[KeelServer]:
-    with KeelServer() as s:
-        yield s
-        err = s.stderr_path.read_text(errors="replace") if s.stderr_path.exists() else ""
-    assert "Traceback" not in err, f"the server logged an unexpected exception:\n{err}"
-
-
-@pytest.fixture(scope="module")
-def mc(server: KeelServer) -> Iterator[MilvusClient]:
-    c = MilvusClient(uri=server.uri)
-    yield c
-    c.close()
 
 
 def make_schema(c: Any) -> Any:
