@@ -37,17 +37,35 @@ def coll_dir(db: Path) -> Path:
     return next((db / "collections").iterdir())
 
 
+def add_segment_file(db: Path, src: Path, seg: Any) -> str:
+    """Copy segment file ``src`` (its manifest entry ``seg``) into ``db``'s collection and
+    commit it as one more live segment, past the engine: a state only a bug makes. Returns
+    the new file's name."""
+    store = LocalStore(coll_dir(db))
+    cur, _ = store.load()
+    name = store.file_name("seg", cur.next_id, "arrow")
+    shutil.copyfile(src, store.local(name))
+    entry = type(seg)(cur.next_id, name, seg.rows, seg.bytes, seg.crc32, seg.max_ts)
+    store.commit(cur.apply(ManifestEdit(add_segments=(entry,)), version=cur.version + 1, next_id=cur.next_id + 1))
+    return name
+
+
+def first_segment(db: Path) -> Any:
+    return LocalStore(coll_dir(db)).load()[0].segments[0]
+
+
 def add_copy_of_a_segment(db: Path) -> tuple[str, str]:
     """What a compaction committed in two steps leaves after a crash between them: the
     manifest names an input and an output holding the same row versions."""
-    store = LocalStore(coll_dir(db))
-    cur, _ = store.load()
-    seg = cur.segments[0]
-    copy = store.file_name("seg", cur.next_id, "arrow")
-    shutil.copyfile(store.local(seg.file), store.local(copy))
-    entry = type(seg)(cur.next_id, copy, seg.rows, seg.bytes, seg.crc32, seg.max_ts)
-    store.commit(cur.apply(ManifestEdit(add_segments=(entry,)), version=cur.version + 1, next_id=cur.next_id + 1))
-    return seg.file, copy
+    seg = first_segment(db)
+    return seg.file, add_segment_file(db, coll_dir(db) / seg.file, seg)
+
+
+def flushes_keep_the_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on a flush adds its segment but leaves the log checkpoint where it was
+    (the seed's bug), through the engine's own ManifestEdit."""
+    real = collection_mod.ManifestEdit
+    monkeypatch.setattr(collection_mod, "ManifestEdit", lambda **kw: real(**{**kw, "log_checkpoint": None}))
 
 
 @pytest.mark.parametrize("deletes", [True, False], ids=["with-deletes", "insert-only"])
@@ -70,13 +88,7 @@ def test_a_version_in_a_segment_and_the_log_tail_is_corruption(tmp_path: Path, m
     c.create_collection("c", dimension=3, metric_type="L2")
     c.insert("c", [{"id": i, "vector": [i, 0, 1]} for i in range(20)])
     c.flush("c")
-    real = collection_mod.ManifestEdit
-
-    def no_checkpoint(**kw: Any) -> ManifestEdit:
-        kw.pop("log_checkpoint", None)
-        return real(**kw)
-
-    monkeypatch.setattr(collection_mod, "ManifestEdit", no_checkpoint)
+    flushes_keep_the_checkpoint(monkeypatch)
     c.upsert("c", [{"id": i, "vector": [i, 2, 1]} for i in range(3)])
     c.flush("c")
     assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 20  # nothing shows yet
@@ -95,8 +107,7 @@ def test_a_delete_in_the_log_tail_older_than_the_files_is_corruption(
     c.create_collection("c", dimension=3, metric_type="L2")
     c.insert("c", [{"id": i, "vector": [i, 0, 1]} for i in range(20)])
     c.flush("c")
-    real = collection_mod.ManifestEdit
-    monkeypatch.setattr(collection_mod, "ManifestEdit", lambda **kw: real(**{**kw, "log_checkpoint": None}))
+    flushes_keep_the_checkpoint(monkeypatch)
     c.delete("c", ids=[3])
     c.flush("c")
     c.close()
@@ -119,16 +130,11 @@ def test_two_versions_of_a_key_without_a_delete_file_are_named(tmp_path: Path) -
     c.insert("c", [{"id": 4, "vector": [9, 9, 9]}])
     c.flush("c")
     c.close()
-    src = LocalStore(coll_dir(other)).load()[0].segments[0]
-    store = LocalStore(coll_dir(db))
-    cur, _ = store.load()
-    name = store.file_name("seg", cur.next_id, "arrow")
-    shutil.copyfile(coll_dir(other) / src.file, store.local(name))
-    entry = type(src)(cur.next_id, name, src.rows, src.bytes, src.crc32, src.max_ts)
-    store.commit(cur.apply(ManifestEdit(add_segments=(entry,)), version=cur.version + 1, next_id=cur.next_id + 1))
+    src, first = first_segment(other), first_segment(db).file
+    name = add_segment_file(db, coll_dir(other) / src.file, src)
     with pytest.raises(keeldb.KeelError, match="key 4 has two versions") as e:
         keeldb.Client(str(db))
-    assert cur.segments[0].file in str(e.value) and name in str(e.value)
+    assert first in str(e.value) and name in str(e.value)
 
 
 def test_a_clean_reopen_passes_the_checks(tmp_path: Path) -> None:
