@@ -187,10 +187,7 @@ def test_stored_compactly_and_read_back_as_pymilvus_does(tmp_path: Path, dtype: 
     """Query returns byte-stored vectors as ``[bytes]`` and search hits as ``bytes`` (what
     pymilvus's MilvusClient returns), sparse rows as dicts; the segment file stores the
     type at its own width."""
-    c = keeldb.Client(str(tmp_path))
-    ip = c.prepare_index_params()
-    ip.add_index("v", "AUTOINDEX")
-    c.create_collection("c", schema=schema(c, dtype), index_params=ip)
+    c = autoindexed(tmp_path, dtype)
     m = Model(dtype)
     insert(c, m, list(range(50)), list(range(50)))
     rows = c.query("c", "id < 3", output_fields=["v"])
@@ -238,12 +235,18 @@ def _input_forms(dtype: DataType) -> list[tuple[str, Any, Any]]:
             ("empty", {}, {})]  # fmt: skip
 
 
-@pytest.mark.parametrize("dtype", [*DENSE, DataType.SPARSE_FLOAT_VECTOR])
-def test_every_input_form(tmp_path: Path, dtype: DataType) -> None:
+def autoindexed(tmp_path: Path, dtype: DataType) -> keeldb.Client:
+    """A client holding collection ``c`` with a field ``v`` of ``dtype`` under AUTOINDEX."""
     c = keeldb.Client(str(tmp_path))
     ip = c.prepare_index_params()
     ip.add_index("v", "AUTOINDEX")
     c.create_collection("c", schema=schema(c, dtype), index_params=ip)
+    return c
+
+
+@pytest.mark.parametrize("dtype", [*DENSE, DataType.SPARSE_FLOAT_VECTOR])
+def test_every_input_form(tmp_path: Path, dtype: DataType) -> None:
+    c = autoindexed(tmp_path, dtype)
     forms = _input_forms(dtype)
     for i, (_name, value, _) in enumerate(forms):
         c.insert("c", [{"id": i, "v": value, "tag": 0}])
@@ -306,10 +309,7 @@ def bad_rows(dtype: DataType) -> list[tuple[str, Any, str]]:
 
 @pytest.mark.parametrize("dtype", [*DENSE, DataType.SPARSE_FLOAT_VECTOR])
 def test_bad_values_are_refused_and_change_nothing(tmp_path: Path, dtype: DataType) -> None:
-    c = keeldb.Client(str(tmp_path))
-    ip = c.prepare_index_params()
-    ip.add_index("v", "AUTOINDEX")
-    c.create_collection("c", schema=schema(c, dtype), index_params=ip)
+    c = autoindexed(tmp_path, dtype)
     good = _input_forms(dtype)[0][1]
     c.insert("c", [{"id": 0, "v": good, "tag": 0}])
     for what, value, words in bad_rows(dtype):
