@@ -50,7 +50,7 @@ from keeldb.fields.sparse_vector import SparseRows
 from keeldb.index.base import IndexKind, in_bitmap
 from keeldb.index.params import IndexSpec, SearchKnobs
 from keeldb.storage.crash import before_segment_write
-from keeldb.storage.fs import file_crc32, fsync_file, written_by_library
+from keeldb.storage.fs import file_crc32, open_for_write, sync_fd, write_all
 
 MAGIC = b"KEELSPI1"
 VERSION = 1
@@ -157,12 +157,19 @@ class SparseIndex:
             offset = _align(offset + sec["count"] * np.dtype(sec["dtype"]).itemsize)
         blob = _json(header)
         blob += b" " * (head_len - len(blob))
-        with written_by_library(path), open(path, "wb") as f:  # one write, as the tracker sees it
-            f.write(MAGIC + len(blob).to_bytes(4, "little") + zlib.crc32(blob).to_bytes(4, "little") + blob)
+        head = MAGIC + len(blob).to_bytes(4, "little") + zlib.crc32(blob).to_bytes(4, "little") + blob
+        fd = open_for_write(path)  # storage/fs: the power-cut tracker sees every byte
+        try:
+            write_all(fd, head)
+            pos = len(head)
             for sec in sections:
-                f.write(b"\0" * (int(sec["offset"]) - f.tell()))
-                f.write(memoryview(arrays[sec["name"]]).cast("B"))
-        fsync_file(path)
+                data = memoryview(arrays[sec["name"]]).cast("B")
+                write_all(fd, b"\0" * (int(sec["offset"]) - pos))
+                write_all(fd, data)
+                pos = int(sec["offset"]) + len(data)
+            sync_fd(fd)
+        finally:
+            os.close(fd)
         return file_crc32(path)
 
     @classmethod
