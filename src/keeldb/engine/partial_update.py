@@ -87,7 +87,7 @@ def merge(
         if whole is not None and not isinstance(whole, list | tuple):
             columns[f.name] = whole  # a column object has no missing rows: pass it on as is
             continue
-        col = list(given.get(f.name, [MISSING] * n))
+        col = list(whole) if whole is not None else [MISSING] * n
         for i, v in enumerate(col):
             if v is MISSING:
                 cur = current[i]
