@@ -115,6 +115,25 @@ def test_compaction_reclaims_expired_versions(tmp_path: Path, monkeypatch: pytes
     assert _count(c) == 11  # reclaimed versions do not come back
 
 
+def test_compaction_keeps_versions_that_have_not_expired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reclaim cut is the TTL at the horizon, not a moment later: versions one second
+    short of expiring survive a compaction, and expire (invisibly) a second later."""
+    monkeypatch.setattr(compaction_mod, "COMPACTION_RETENTION_MS", 0)
+    c = _open(tmp_path)
+    c.insert("c", _rows(range(0, 20)))
+    c.flush("c")
+    c.insert("c", _rows(range(20, 30)))
+    c.flush("c")
+    advance(c, 59)
+    assert _count(c) == 30  # a read moves the visible timestamp (and the horizon) to now
+    c.compact("c")
+    assert _count(c) == 30 and _ids(c) == list(range(30))
+    advance(c, 1.5)
+    assert _count(c) == 0 and _ids(c) == []
+    c.drop_collection_properties("c", ["collection.ttl.seconds"])
+    assert _count(c) == 30  # nothing was reclaimed before it expired
+
+
 def test_ttl_set_and_dropped_on_a_live_collection(tmp_path: Path) -> None:
     c = _open(tmp_path, ttl=None)
     c.insert("c", _rows(range(0, 4)))

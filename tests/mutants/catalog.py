@@ -27,6 +27,7 @@ OWN_TESTS = (
     "tests/test_concurrency.py",
     "tests/test_crash_matrix.py",
 )
+TTL_TESTS = ("tests/test_ttl.py", *OWN_TESTS)
 CLUSTER_TESTS = ("tests/test_cluster_node.py", "tests/test_cluster_crash.py", "tests/test_cluster_store.py")
 
 
@@ -201,6 +202,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         tests=CLUSTER_TESTS,
         chaos=("--target", "cluster"),
+    ),
+    # -- collection TTL: rows leave by the clock (chaos: --workload ttl, chaos/expiry.py) -----
+    Mutant(
+        "ttl-lost-on-reopen",
+        "a reopened collection forgets its TTL (the catalog's collection.ttl.seconds is not passed on): expired rows come back after a restart",
+        (Edit("src/keeldb/engine/database.py", "            ttl_seconds=entry.ttl_seconds,\n", "            ttl_seconds=0,\n"),),
+        tests=TTL_TESTS,
+        chaos=("--workload", "ttl"),
+    ),
+    Mutant(
+        "ttl-early-reclaim",
+        "compaction reclaims versions two seconds before they expire (its TTL cut taken at the horizon + 2 s)",
+        (
+            Edit(
+                "src/keeldb/engine/compaction.py",
+                "        parts, keeps = [], []\n        cut = self.expire_cutoff(horizon)\n",
+                "        parts, keeps = [], []\n        cut = self.expire_cutoff(horizon + (2000 << 18))\n",
+            ),
+        ),
+        tests=TTL_TESTS,
+        chaos=("--workload", "ttl"),
     ),
     # -- dropped fsyncs: invisible to SIGKILL (the page cache survives), seen by power cuts ----
     Mutant(

@@ -29,7 +29,7 @@ from typing import Any
 
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
 from keeldb.chaos.judge import DuringTruth, ScanTruth, Truth, batches, judge, pinned_truth
-from keeldb.chaos.model import ABSENT, BASE, LiveIndex, Model
+from keeldb.chaos.model import ABSENT, BASE, LiveIndex, Model, Value
 
 __all__ = ["ABSENT", "BASE", "Model", "Observed", "availability", "check_reads", "check_state"]
 MAX_READ_VIOLATIONS = 60  # per pass: enough to see the pattern, not a wall of text
@@ -46,6 +46,9 @@ class Observed:
     # Every other read of the pass (filtered counts, queries, gets, pages, filtered
     # searches, reads pinned at the last writes' timestamps), judged against the scan.
     reads: list[Op] = field(default_factory=list)
+    # When the pass read (history time): under a TTL, versions may expire while it reads.
+    start: float | None = None
+    end: float | None = None
 
 
 def _describe(op: Op | None) -> str:
@@ -62,32 +65,37 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
     out: list[str] = list(model.overlapping_writes())
     for k in observed.duplicates[:20]:
         out.append(f"key {k} is visible twice in a full scan")
-    n_scan = len(observed.values)
-    for i, c in enumerate(observed.counts):
-        if c != n_scan:
-            diff = c - n_scan
-            out.append(
-                f"count(*) returned {c} but a full scan finds {n_scan} distinct keys "
-                f"(off by {diff:+d}{batches(diff, history.batch_size)})"
-            )
-        if i and c != observed.counts[i - 1]:
-            out.append(f"count(*) is unstable with no writes in between: {observed.counts[i - 1]} then {c}")
-
+    # Under a TTL the pass's reads take their snapshots at different moments, and a version
+    # may expire between two of them: such keys (``expiring``: what else each may show) may
+    # differ between the counts, the scan and the other reads; every other key may not.
+    read = model.read_window(observed.start, observed.end) if observed.start is not None else None
+    expiring: dict[int, set[Value]] = {}
     keys: Iterable[int] = set(observed.values) | set(model.writes) | set(range(model.base_rows))
     lost = 0
     for k in sorted(keys):
         got = observed.values.get(k, ABSENT)
-        if k not in model.writes:
-            if got != model.initial(k):
-                out.append(_mismatch(model, k, got, {model.initial(k)}, None))
-            continue
-        allowed, last = model.allowed_now(k)
+        held, last = model.allowed_now(k) if k in model.writes else ({model.initial(k)}, None)
+        allowed = model.expire(held, read)
+        if model.may_expire(held, read):
+            expiring[k] = {got, ABSENT} if got is not ABSENT else allowed
         if got not in allowed:
             lost += 1
             if lost <= 20:
                 out.append(_mismatch(model, k, got, allowed, last))
     if lost > 20:
         out.append(f"... and {lost - 20} more keys with wrong values")
+
+    n_scan, slack = len(observed.values), len(expiring)
+    for i, c in enumerate(observed.counts):
+        if abs(c - n_scan) > slack:
+            diff = c - n_scan
+            within = f" (and at most {slack} keys may have expired between the two)" if slack else ""
+            out.append(
+                f"count(*) returned {c} but a full scan finds {n_scan} distinct keys{within} "
+                f"(off by {diff:+d}{batches(diff, history.batch_size)})"
+            )
+        if i and abs(c - observed.counts[i - 1]) > slack:
+            out.append(f"count(*) is unstable with no writes in between: {observed.counts[i - 1]} then {c}")
 
     for op in history.ops:
         if not op.is_write or op.outcome != UNKNOWN:
@@ -101,7 +109,9 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
         if not candidates:
             continue
         mine = model.value(op)
-        before = {k: model.value_before(k, op) for k in candidates}
+        if mine is not ABSENT and model.expire({mine}, read) != {mine}:
+            continue  # it may have expired: not showing it says nothing about whether it landed
+        before = {k: model.value_before(k, op, read) for k in candidates}
         decidable = [k for k in candidates if mine not in before[k]]
         if not decidable:
             continue
@@ -118,10 +128,10 @@ def check_state(history: History, observed: Observed, *, resolve: bool = True) -
                 op.error = op.error or "resolved: not applied (checker)"
 
     for key, batch in observed.search_hits:
-        allowed, last = model.allowed_now(key)
+        allowed, last = model.allowed_now(key, read)
         if batch not in allowed:
             out.append(f"search returned key {key} at batch {batch}, a version that is not live (live: {sorted(map(str, allowed))})")
-    return out + _judge_reads(history, model, observed.reads, ScanTruth(observed.values))
+    return out + _judge_reads(history, model, observed.reads, ScanTruth(observed.values, expiring))
 
 
 def _judge_reads(history: History, model: Model, reads: Iterable[Op], truth: Truth | None = None) -> list[str]:
@@ -175,6 +185,10 @@ def check_reads(history: History) -> list[str]:
             others.append(op)
             continue
         lo = hi = fixed_live
+        if model.expiry is not None:  # the never-written base keys leave together
+            read = model.expiry.read(op.invoke, op.complete)
+            lo = 0 if model.expiry.maybe(model.expiry.base, read) else fixed_live
+            hi = 0 if model.expiry.surely(model.expiry.base, read) else fixed_live
         if index is not None:
             dlo, dhi = index.bounds(op.invoke, op.complete)
             lo, hi = lo + dlo, hi + dhi

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from keeldb.chaos.expiry import Window
 from keeldb.chaos.history import Op
 from keeldb.chaos.model import ABSENT, Model, Value
 from keeldb.chaos.predicates import Pred
@@ -41,28 +42,41 @@ class Truth(Protocol):
 
 class DuringTruth:
     """The model over [start, end]; ``fixed`` overrides the allowed values of some keys (a
-    read pinned at a write's timestamp: that write's keys)."""
+    read pinned at a write's timestamp: that write's keys). ``read``: where the read's
+    snapshot lies in the server's time, when known better than [start, end] says (a pinned
+    read: exactly there) — what a collection TTL is judged by (chaos/expiry.py)."""
 
-    def __init__(self, model: Model, start: float, end: float, fixed: dict[int, set[Value]] | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        start: float,
+        end: float,
+        fixed: dict[int, set[Value]] | None = None,
+        read: Window | None = None,
+    ) -> None:
         self.model, self.start, self.end = model, start, end
         self.fixed = fixed or {}
+        self.read = read
         self.when = "while it ran"
 
     def allowed(self, key: int) -> set[Value]:
         if key in self.fixed:
             return self.fixed[key]
-        return self.model.allowed_during(key, self.start, self.end)
+        return self.model.allowed_during(key, self.start, self.end, self.read)
 
     def candidates(self, pred: Pred) -> Iterable[int]:
         return self.model.candidates(pred)
 
 
 class ScanTruth:
-    """The full scan of a checker pass (already compared with the model): exact. Matching
-    is vectorised, so a filter over every key of a 10-million-row scan stays cheap."""
+    """The full scan of a checker pass (already compared with the model): exact, except for
+    the keys in ``expiring`` (a TTL: versions that may expire between the pass's reads),
+    which may show any of the values listed there. Matching is vectorised, so a filter over
+    every key of a 10-million-row scan stays cheap."""
 
-    def __init__(self, values: dict[int, int]) -> None:
+    def __init__(self, values: dict[int, int], expiring: dict[int, set[Value]] | None = None) -> None:
         self.values = values
+        self.expiring = expiring or {}
         self.when = "in the full scan"
         keys = np.fromiter(values.keys(), dtype=np.int64, count=len(values))
         vals = np.fromiter((NO_BATCH if v is None else v for v in values.values()), dtype=np.int64, count=len(values))
@@ -70,10 +84,15 @@ class ScanTruth:
         self.keys, self.batches = keys[order], vals[order]
 
     def allowed(self, key: int) -> set[Value]:
+        if key in self.expiring:
+            return self.expiring[key]
         return {self.values.get(key, ABSENT)}
 
     def candidates(self, pred: Pred) -> Iterable[int]:
-        return self.matching(Pred(pred.lo, pred.hi, pred.ids, pred.mod)).tolist()
+        scanned = self.matching(Pred(pred.lo, pred.hi, pred.ids, pred.mod)).tolist()
+        if not self.expiring:
+            return scanned
+        return sorted(set(scanned) | {k for k in self.expiring if pred.key_matches(k)})
 
     def matching(self, pred: Pred) -> np.ndarray:
         """The keys whose scanned version ``pred`` selects, in key order."""
@@ -104,7 +123,10 @@ def pinned_truth(model: Model, read: Op) -> DuringTruth | None:
     else:
         fixed = {k: model.value_before(k, w) for k in w.keys}
     assert w.complete is not None
-    return DuringTruth(model, w.invoke, w.complete, fixed)
+    # A collection TTL is judged at exactly the pinned timestamp.
+    snap = None if model.expiry is None else model.expiry.pinned(int(read.args["pin_ts"]))
+    fixed = {k: model.expire(v, snap) for k, v in fixed.items()}
+    return DuringTruth(model, w.invoke, w.complete, fixed, snap)
 
 
 def _show(v: Value) -> str:
@@ -117,7 +139,7 @@ def _choices(vals: set[Value]) -> str:
 
 def match_bounds(pred: Pred, truth: Truth) -> tuple[int, int, Sequence[int]]:
     """(keys that surely matched, keys that may have matched, the sure ones)."""
-    if isinstance(truth, ScanTruth):
+    if isinstance(truth, ScanTruth) and not truth.expiring:
         exact = truth.matching(pred)
         return len(exact), len(exact), exact
     lo = hi = 0

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from keeldb.chaos.expiry import Expiry, Window
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
 from keeldb.chaos.predicates import Pred
 
@@ -44,8 +45,15 @@ class Model:
             if op.is_write:
                 for k in op.keys:
                     self.writes[k].append(op)
-        # Keys that an insert or delete touches can be absent; the others are always live.
-        self.variable = {k for k, ops in self.writes.items() if any(o.kind != "upsert" for o in ops)}
+        self.expiry = Expiry.of(history)  # a collection TTL (chaos/expiry.py), or None
+        # The version each batch number names (deletes name none).
+        self.writer_of = {op.batch: op for op in history.ops if op.is_write and op.kind != "delete"}
+        # Keys that an insert or delete touches can be absent; the others are always live —
+        # unless a TTL makes every version leave in time.
+        if self.expiry is not None:
+            self.variable = set(self.writes)
+        else:
+            self.variable = {k for k, ops in self.writes.items() if any(o.kind != "upsert" for o in ops)}
         self.written = sorted(self.writes)
 
     @staticmethod
@@ -54,6 +62,25 @@ class Model:
 
     def initial(self, key: int) -> Value:
         return BASE if 0 <= key < self.base_rows else ABSENT
+
+    # -- a collection TTL (chaos/expiry.py) -------------------------------------------------
+
+    def version_window(self, value: Value) -> Window:
+        """Where the stamp of the version ``value`` names lies (a TTL run only)."""
+        assert self.expiry is not None and value is not ABSENT
+        return self.expiry.written(None if value == BASE else self.writer_of[value])
+
+    def read_window(self, start: float, end: float) -> Window | None:
+        """Where the snapshot of a read over [start, end] lies; None without a TTL."""
+        return None if self.expiry is None else self.expiry.read(start, end)
+
+    def expire(self, values: set[Value], read: Window | None) -> set[Value]:
+        """``values`` as a read at ``read`` may show them: versions it may find expired may
+        show as absent (chaos/expiry.py). Without a TTL (or a window), unchanged."""
+        if self.expiry is None or read is None:
+            return values
+        pairs = ((v, (0.0, 0.0) if v is ABSENT else self.version_window(v)) for v in values)
+        return self.expiry.apply(pairs, read, ABSENT)  # type: ignore[return-value]
 
     def overlapping_writes(self) -> list[str]:
         """The model orders a key's writes by invoke time; that is only sound if each began
@@ -68,20 +95,33 @@ class Model:
                 break
         return bad
 
-    def allowed_now(self, key: int) -> tuple[set[Value], Op | None]:
+    def may_expire(self, values: set[Value], read: Window | None) -> bool:
+        """Whether a read at ``read`` may find one of these versions expired and may not:
+        two snapshots in that window can disagree about the key."""
+        ttl = self.expiry
+        if ttl is None or read is None:
+            return False
+        windows = (self.version_window(v) for v in values if v is not ABSENT)
+        return any(ttl.maybe(w, read) and not ttl.surely(w, read) for w in windows)
+
+    def allowed_now(self, key: int, read: Window | None = None) -> tuple[set[Value], Op | None]:
         """Values a key may hold after everything in the history: the last acknowledged
-        write's, or a later unknown one's. Returns (allowed values, last acknowledged op)."""
+        write's, or a later unknown one's — as a read at ``read`` may show them (TTL).
+        Returns (allowed values, last acknowledged op)."""
         ops = self.writes.get(key, [])
         last = max((i for i, o in enumerate(ops) if o.outcome == OK), default=-1)
         allowed = {self.value(ops[last]) if last >= 0 else self.initial(key)}
         allowed |= {self.value(o) for o in ops[last + 1 :] if o.outcome == UNKNOWN}
-        return allowed, ops[last] if last >= 0 else None
+        return self.expire(allowed, read), ops[last] if last >= 0 else None
 
-    def allowed_during(self, key: int, start: float, end: float) -> set[Value]:
-        """Values a key may have held at some moment of a read running over [start, end]."""
+    def allowed_during(self, key: int, start: float, end: float, read: Window | None = None) -> set[Value]:
+        """Values a key may have shown to a read running over [start, end] (``read``: where
+        its snapshot lies, if known more precisely than the interval says)."""
+        if read is None:
+            read = self.read_window(start, end)
         ops = self.writes.get(key)
         if not ops:
-            return {self.initial(key)}
+            return self.expire({self.initial(key)}, read)
         last = -1
         for i in range(len(ops) - 1, -1, -1):
             o = ops[i]
@@ -94,16 +134,17 @@ class Model:
                 break
             if o.outcome != FAILED:
                 allowed.add(self.value(o))
-        return allowed
+        return self.expire(allowed, read)
 
-    def value_before(self, key: int, op: Op) -> set[Value]:
-        """Values ``key`` may have held just before ``op`` (one of its writes) took effect."""
+    def value_before(self, key: int, op: Op, read: Window | None = None) -> set[Value]:
+        """Values ``key`` may have held just before ``op`` (one of its writes) took effect,
+        as a read at ``read`` may show them (TTL)."""
         ops = self.writes[key]
         prior = ops[: ops.index(op)]
         last = max((i for i, o in enumerate(prior) if o.outcome == OK), default=-1)
         vals = {self.value(prior[last]) if last >= 0 else self.initial(key)}
         vals |= {self.value(o) for o in prior[last + 1 :] if o.outcome == UNKNOWN}
-        return vals
+        return self.expire(vals, read)
 
     def candidates(self, pred: Pred) -> Iterable[int]:
         """Every key that may ever have matched ``pred``'s key terms: base keys and written
@@ -120,42 +161,55 @@ class Model:
 
 class LiveIndex:
     """Answers "how many variable keys were surely / possibly live during [a, b]" without
-    visiting every key for every read: a key whose writes all ended before ``a`` is in its
+    judging every key for every read: a key whose writes all ended before ``a`` is in its
     final state, one whose first write began after ``b`` in its initial state, and both
-    groups are counted by binary search over sorted times; only keys with a write
-    overlapping the read (a handful) are judged one by one."""
+    groups are counted with vector masks over per-key arrays; only keys with a write
+    overlapping the read (a handful) are judged one by one.
+
+    Under a TTL a final or initial version is surely live only if the read cannot find it
+    expired, and possibly live unless it surely does (chaos/expiry.py): each key keeps the
+    window of its final live versions' stamps. Without a TTL those windows never expire."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
         keys = sorted(model.variable)
         self.keys = np.asarray(keys, dtype=np.int64)
-        first = np.asarray([model.writes[k][0].invoke for k in keys], dtype=np.float64)
-        last = np.asarray([max(o.end for o in model.writes[k]) for k in keys], dtype=np.float64)
-        final_lo, final_hi, init_live = [], [], []
+        self.first = np.asarray([model.writes[k][0].invoke for k in keys], dtype=np.float64)
+        self.last = np.asarray([max(o.end for o in model.writes[k]) for k in keys], dtype=np.float64)
+        final_lo, final_hi, w_min, w_max = [], [], [], []
         for k in keys:
             vals, _ = model.allowed_now(k)
-            live = [v is not ABSENT for v in vals]
-            final_lo.append(all(live))
-            final_hi.append(any(live))
-            init_live.append(model.initial(k) is not ABSENT)
-        self.first, self.last = first, last
-        order_last = np.argsort(last, kind="stable")
-        self.last_sorted = last[order_last]
-        self.cum_lo = np.concatenate([[0], np.cumsum(np.asarray(final_lo, dtype=np.int64)[order_last])])
-        self.cum_hi = np.concatenate([[0], np.cumsum(np.asarray(final_hi, dtype=np.int64)[order_last])])
-        order_first = np.argsort(first, kind="stable")
-        self.first_sorted = first[order_first]
-        init = np.asarray(init_live, dtype=np.int64)[order_first]
-        self.cum_init_from = np.concatenate([np.cumsum(init[::-1])[::-1], [0]])
+            live = [v for v in vals if v is not ABSENT]
+            final_lo.append(len(live) == len(vals))
+            final_hi.append(bool(live))
+            windows = [model.version_window(v) for v in live] if model.expiry is not None and live else [(0.0, 0.0)]
+            w_min.append(min(w[0] for w in windows))
+            w_max.append(max(w[1] for w in windows))
+        self.final_lo = np.asarray(final_lo, dtype=bool)
+        self.final_hi = np.asarray(final_hi, dtype=bool)
+        self.final_w_min = np.asarray(w_min, dtype=np.float64)
+        self.final_w_max = np.asarray(w_max, dtype=np.float64)
+        self.init_live = np.asarray([model.initial(k) is not ABSENT for k in keys], dtype=bool)
 
     def bounds(self, a: float, b: float) -> tuple[int, int]:
-        done = int(np.searchsorted(self.last_sorted, a, side="left"))  # every write ended before a
-        lo, hi = int(self.cum_lo[done]), int(self.cum_hi[done])
-        not_started = int(np.searchsorted(self.first_sorted, b, side="left"))  # first write at/after b
-        lo += int(self.cum_init_from[not_started])
-        hi += int(self.cum_init_from[not_started])
-        for i in np.flatnonzero((self.first < b) & (self.last >= a)):
-            vals = self.model.allowed_during(int(self.keys[i]), a, b)
+        model, ttl = self.model, self.model.expiry
+        done = self.last < a  # every write ended before a: final state
+        fresh = self.first >= b  # first write at/after b: initial state
+        if ttl is None:
+            lo = int(np.count_nonzero(done & self.final_lo)) + int(np.count_nonzero(fresh & self.init_live))
+            hi = int(np.count_nonzero(done & self.final_hi)) + int(np.count_nonzero(fresh & self.init_live))
+        else:
+            r_lo, r_hi = read = ttl.read(a, b)
+            unexpired = r_hi - self.final_w_min < ttl.ttl_ms  # no final version may have expired
+            not_gone = r_lo - self.final_w_max < ttl.ttl_ms  # some final version surely has not
+            base_kept = not ttl.maybe(ttl.base, read)
+            base_maybe = not ttl.surely(ttl.base, read)
+            lo = int(np.count_nonzero(done & self.final_lo & unexpired))
+            hi = int(np.count_nonzero(done & self.final_hi & not_gone))
+            lo += int(np.count_nonzero(fresh & self.init_live)) if base_kept else 0
+            hi += int(np.count_nonzero(fresh & self.init_live)) if base_maybe else 0
+        for i in np.flatnonzero(~done & ~fresh):
+            vals = model.allowed_during(int(self.keys[i]), a, b)
             live = [v is not ABSENT for v in vals]
             lo += all(live)
             hi += any(live)

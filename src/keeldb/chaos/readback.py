@@ -27,7 +27,7 @@ from keeldb.chaos.checker import Observed
 from keeldb.chaos.history import FAILED, OK, UNKNOWN, History, Op
 from keeldb.chaos.predicates import Pred, key_span
 from keeldb.chaos.reads import MOD
-from keeldb.chaos.workload import classify, vector
+from keeldb.chaos.workload import classify, mutate, vector
 
 SCAN_PAGE = 16384  # the largest query_iterator batch pymilvus allows
 MAX_ROWS = 10_000  # Milvus caps one query's result (16,384): row reads stay below
@@ -99,6 +99,10 @@ def read_back(
     c: Any, history: History, *, dim: int, seed: int, search_params: dict[str, Any], use_mod: bool
 ) -> Observed:  # fmt: skip
     rows = history.base_rows
+    ttl = bool(history.meta.get("ttl"))
+    if ttl:
+        stamp(c, history)
+    start = history.now()
     counts = [reads.count(c, None, timeout=120) for _ in range(2)]
     values, dups = scan(c)
     rng = random.Random(seed + len(values))
@@ -142,4 +146,24 @@ def read_back(
 
     for w in last_writes(history):
         _pinned_at(r, w)
-    return Observed(values=values, duplicates=dups, counts=counts, search_hits=hits, reads=r.ops)
+    end = history.now()
+    if ttl:
+        stamp(c, history)
+    return Observed(values=values, duplicates=dups, counts=counts, search_hits=hits, reads=r.ops, start=start, end=end)
+
+
+STAMP_KEY = -1  # a key no workload writes: deleting it changes nothing
+
+
+def stamp(c: Any, history: History) -> None:
+    """A write that changes nothing (the delete of a key that never exists), kept in the
+    history with the timestamp the server gave it. Under a TTL the pass brackets its reads
+    with two: the first bounds their snapshots from below, the second from above — which
+    no worker's write does for the last pass of a run (chaos/expiry.py)."""
+    op = history.invoke("delete", keys=[STAMP_KEY], by="checker")
+    try:
+        op.ts = mutate(c, "delete", expr=Pred(ids=(STAMP_KEY,)).filter(), timeout=120)
+    except Exception as e:
+        history.complete(op, classify(e), error=f"{type(e).__name__}: {e}")
+        raise
+    history.complete(op, OK)

@@ -50,8 +50,8 @@ from keeldb.chaos.targets import (
     MilvusLiteTarget,
     Target,
 )
+from keeldb.chaos.variants import ALL, Mix, expand, mix_of
 from keeldb.chaos.variants import DEFAULT as DEFAULT_WORKLOAD
-from keeldb.chaos.variants import Mix, expand, mix_of
 from keeldb.chaos.workload import COLLECTION, Gate, Worker
 
 __all__ = ["CRASH_WAIT", "FAULT_KINDS", "LIVE_CRASH_POINTS", "Config", "Result", "Run", "live_crash_points", "plan"]
@@ -116,6 +116,12 @@ def plan(cfg: Config) -> list[Config]:
     """The runs a configuration asks for: one, or (``--workload all``) one per variant, in
     turn, each writing to its own directory under ``out``."""
     names = expand(cfg.workload)
+    if cfg.target == "cluster":
+        # A TTL is judged by write timestamps that bound each read's snapshot, which takes
+        # one oracle; a cluster's nodes stamp from separate windows (chaos/expiry.py).
+        if any(mix_of(n).ttl_seconds for n in names) and cfg.workload.strip() != ALL:
+            raise ValueError("--workload ttl is not available for --target cluster (see chaos/expiry.py)")
+        names = [n for n in names if not mix_of(n).ttl_seconds]
     if len(names) == 1:
         return [replace(cfg, workload=names[0])]
     out = cfg.out or Path(f"keeldb-chaos-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -176,7 +182,8 @@ def create_collection(c: Any, cfg: Config) -> None:
     build, _ = workload.index_params(itype, cfg.dim)
     ip = c.prepare_index_params()
     ip.add_index("vector", index_type=itype, metric_type=workload.METRIC, params=build)
-    c.create_collection(COLLECTION, schema=schema, index_params=ip, consistency_level="Strong")
+    ttl = {"properties": {"collection.ttl.seconds": cfg.mix.ttl_seconds}} if cfg.mix.ttl_seconds else {}
+    c.create_collection(COLLECTION, schema=schema, index_params=ip, consistency_level="Strong", **ttl)
 
 
 def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str], None]) -> None:
@@ -187,16 +194,21 @@ def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str],
         c.drop_collection(COLLECTION)
     create_collection(c, cfg)
     step = 5000
-    stamped = False
+    stamps: list[int | None] = []
     for s in range(0, cfg.rows, step):
         rows = workload.rows_for(list(range(s, min(cfg.rows, s + step))), -1, cfg.dim)
-        stamped = bool(workload.mutate(c, "insert", rows, timeout=60))
+        stamps.append(workload.mutate(c, "insert", rows, timeout=60))
         if s // step % 20 == 0:
             progress(f"loading {s + len(rows):,}/{cfg.rows:,} rows")
     c.flush(COLLECTION, timeout=600)
     history.base_rows = cfg.rows
     history.batch_size = cfg.mix.batch
+    stamped = bool(stamps) and all(stamps)
     history.meta["capabilities"] = {"write_timestamps": stamped, "mod_filter": probe_mod(c, cfg.rows)}
+    if cfg.mix.ttl_seconds:
+        # When the base versions were stamped: when they expire (chaos/expiry.py).
+        base_ts = [min(stamps), max(stamps)] if stamped else None  # type: ignore[type-var]
+        history.meta["ttl"] = {"seconds": cfg.mix.ttl_seconds, "base_ts": base_ts}
     c.close()
 
 

@@ -20,8 +20,13 @@ exists because some bug shows under it and hides under the others:
   write lock and logged merged, as one record) instead of a plain upsert. Its rows carry
   every field the checker reads, so the model is the upsert's.
 
-A collection TTL has no variant yet: rows would leave by the clock, and the model would
-have to know the server's clock to say which.
+- ``ttl``: the collection has a TTL (``collection.ttl.seconds``, TTL_SECONDS) and an
+  inserter adds fresh keys beside the mix's writers: versions leave by the server's clock
+  while everything else runs — fresh keys a few seconds after their insert, base keys
+  whenever the upserter takes longer than the TTL to come back to them — so reads,
+  flushes, compactions (which reclaim expired rows) and recovery all meet expiry. The
+  model judges it in the server's own time, bounded by the write timestamps it reported
+  (chaos/expiry.py); not for the cluster target (several oracles: no such bound).
 
 ``all`` (or ``--long``) runs every variant in turn, each a run of its own.
 """
@@ -32,6 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 DEFAULT = "mixed"
+# Short enough that fresh keys expire within a fault interval, long enough that a key is
+# usually read back (pinned, filtered) before it goes.
+TTL_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Mix:
     insert_batch: int = 0  # rows per insert of fresh keys (insert-only); 0: none
     delete_group: int = 0  # base keys the deleter deletes, then upserts back; 0: none
     partial_update: bool = False  # the upserter's writes are partial updates
+    ttl_seconds: int = 0  # the collection's TTL; 0: none
 
     @property
     def batch(self) -> int:
@@ -65,6 +74,7 @@ VARIANTS: dict[str, Callable[[Mix], Mix]] = {
     "upsert-only": lambda m: replace(m, churn_group=0, insert_batch=0, delete_group=0),
     "big-batches": _bigger,
     "partial-update": lambda m: replace(m, partial_update=True),
+    "ttl": lambda m: replace(m, ttl_seconds=TTL_SECONDS, insert_batch=m.insert_batch or m.upsert_batch or m.batch),
 }
 ALL = "all"
 

@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb.engine.heap import release_free_pages
 from keeldb.engine.live_index import ROW_BITS
 from keeldb.engine.memstate import MemState
 from keeldb.engine.rows import decode_table, numpy_of
@@ -147,6 +148,7 @@ def recover(
     oracle.observe(max_ts)
     new_log = store.open_log(replay.next_log)
     report.garbage_removed = versions.collect_garbage(replay.next_log, at_open=True)  # no writer yet
+    release_free_pages()  # the rebuild's sorted copies of every key (engine/heap.py)
     return Recovered(versions, mem, new_log, max_ts, flushed_max, report)
 
 
