@@ -57,6 +57,16 @@ LIVE_CRASH_POINTS = (
     "gc.during",
     "recovery.during_replay",
 )
+# What a cluster node reaches (``--target cluster``): the same engine runs over the cluster
+# store, so every live point above is on its path -- wal.* in the log over object storage
+# (append; the group commit's conditional put for the fsync pair), manifest.* around the
+# etcd transaction that commits a manifest, flush.*, compaction.*, index.*, gc.* (of the
+# node's local cache) and recovery.* (taking a shard over, opening a read replica) in the
+# engine itself. Only the writer of a shard reaches most of them, so a cluster round hands
+# the shard to the node it arms (chaos/targets.py, ClusterTarget). Left out besides the
+# catalog's: nothing (the catalog is an etcd key there, one transaction, no file to crash
+# around, and the workload never changes it anyway).
+CLUSTER_CRASH_POINTS = LIVE_CRASH_POINTS
 # Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
 # lands after a varying number of writes.
 REPEATED = ("wal.",)
@@ -90,16 +100,16 @@ def known_crash_points() -> set[str]:
     return set(CRASH_POINTS)
 
 
-def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The points a run arms: ``requested`` (each must exist), or every live one the server
-    knows."""
+def live_crash_points(requested: tuple[str, ...] = (), live: Sequence[str] = LIVE_CRASH_POINTS) -> tuple[str, ...]:
+    """The points a run arms: ``requested`` (each must exist), or every point of ``live``
+    (the target's: ``Target.crash_points``) the server knows."""
     known = known_crash_points()
     if requested:
         unknown = [p for p in requested if p not in known]
         if unknown:
             raise ValueError(f"unknown crash points {unknown}; known: {', '.join(sorted(known))}")
         return requested
-    return tuple(p for p in LIVE_CRASH_POINTS if p in known)
+    return tuple(p for p in live if p in known)
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:
