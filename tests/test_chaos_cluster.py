@@ -240,7 +240,8 @@ def test_an_armed_start_arms_only_the_chosen_node_and_only_once(
     # It dies at its point: wait_exit and proc are the armed node's.
     nodes[armed].kill()
     assert target.wait_exit(1) and target.proc is not None and target.proc.returncode == -9
-    target.start(env={"KEELDB_CRASH_AT": "flush.after_rotate:1"}, timeout=5)  # the round's next point
+    # The round's next point, on the same node.
+    target.start(env={"KEELDB_CRASH_AT": "flush.after_rotate:1"}, timeout=5)
     assert nodes[armed].launches[-1]["KEELDB_CRASH_AT"] == "flush.after_rotate:1"
     target.kill()  # not reached in time: the runner kills the armed node, nothing else
     assert not nodes[armed].alive and all(nodes[n].alive for n in NODES if n != armed)
@@ -249,7 +250,12 @@ def test_an_armed_start_arms_only_the_chosen_node_and_only_once(
     assert target.armed is None and target.proc is None
     assert nodes[armed].alive and "KEELDB_CRASH_AT" not in nodes[armed].launches[-1]
     assert not [e for e in target.events if "by itself" in e], target.events
-    armed_starts = [(n, env["KEELDB_CRASH_AT"]) for n in NODES for env in nodes[n].launches if "KEELDB_CRASH_AT" in env]
+    armed_starts = [
+        (n, e["KEELDB_CRASH_AT"])
+        for n in NODES
+        for e in nodes[n].launches
+        if "KEELDB_CRASH_AT" in e
+    ]
     assert armed_starts == [(armed, "wal.after_fsync:2"), (armed, "flush.after_rotate:1")]
 
 
@@ -264,7 +270,8 @@ def test_cluster_default_fault_mix_has_crash_points_and_no_power_cut(tmp_path: P
     assert run.crash_points == CLUSTER_CRASH_POINTS and run.cycle is not None
     assert not any(p.startswith(("catalog.", "schema.")) for p in run.crash_points)
     # disk-full and slow-fsync are the single server's only: dropped, not armed on a node
-    kinds = Run(Config(target="cluster", faults=("disk-full", "slow-fsync", "power-cut"))).fault_kinds(target)
+    others = Config(target="cluster", faults=("disk-full", "slow-fsync", "power-cut"))
+    kinds = Run(others).fault_kinds(target)
     assert set(kinds) == {"sigkill"}, kinds
 
 
@@ -296,7 +303,8 @@ def test_cluster_crash_point_round_arms_one_node_as_the_writer(tmp_path: Path) -
     assert result.violations == [], f"{result.violations[:20]}\nlogs: {logs}"
     assert s["fault_kinds"] == {"crash-point": 1}, s
     (point,) = s["crash_points"]
-    assert point.startswith("wal.after_fsync:") and s["crash_points_not_reached"] == [], s["crash_points"]
+    assert point.startswith("wal.after_fsync:"), s["crash_points"]
+    assert s["crash_points_not_reached"] == [], s["crash_points"]
     fault = result.history.faults[0]
     armed = fault.detail.split(":", 1)[0]
     assert armed in NODES, fault.detail
