@@ -348,12 +348,13 @@ class Run:
         """Restart the server with each point of this fault's share of the cycle armed in
         turn (a graceful stop first, so the only crashes are armed ones: ``Target.take_down``;
         a cluster arms one node and makes it the shard's writer, so the points on the
-        writer's path are reached) and let the workload drive it there: the writers reach wal.*, the flusher flush.*, manifest.*,
-        gc.* and index.* (built after flushes), the compactor compaction.*, the restart
-        after a crash recovery.* (a round that starts with it starts with a SIGKILL instead
-        of the graceful stop, so there is a log tail to replay). A point not reached within
-        ``crash_wait`` is noted and the server SIGKILLed; then the next point is armed.
-        Last, a plain restart.
+        writer's path are reached) and let the workload drive it there: the writers reach
+        wal.*, the flusher flush.*, manifest.*, gc.* and index.* (built after flushes), the
+        compactor compaction.*, the restart after a crash recovery.* (a round that starts
+        with it starts with a SIGKILL instead of the graceful stop, so there is a log tail to
+        replay). A point not reached within ``crash_wait`` is noted and the server
+        SIGKILLed; then the next point is armed. Last, a plain restart. The fault's detail
+        names the node a cluster round armed (``node1: wal.after_fsync:2; ...``).
 
         ``power``: each point cuts the power instead (``KEELDB_FAULTS=power-cut``, alternately
         torn), and the round ends with one more cut at a random instant (SIGUSR1); each entry

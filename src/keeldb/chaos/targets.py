@@ -299,10 +299,12 @@ class ClusterTarget(LocalCluster, Target):
     # disk-full and slow-fsync stay off: their rounds (runner.inject) stop the whole target,
     # restart it armed and later SIGKILL "it"; per node that would need the same hand-over
     # and a writer that fails its flushes lets its shard go to an unarmed node at once, so
-    # the fault would not stay where it was put. power-cut stays off: a cut rolls one
-    # process's files back to what its fsyncs made durable, but a node's durable state is an
-    # object-store put or an etcd transaction that returned (its disk is a cache), which no
-    # cut of the node's own power can take back: it would test nothing a crash point does not.
+    # the fault would not stay where it was put. power-cut stays off: a cut rolls back only
+    # the files of the one process that tracks its own fsyncs (storage/powercut.py), but a
+    # node's durable state is in etcd and the object store -- other processes, durable once a
+    # transaction or a put returned, whose fsyncs nothing here can see (that would take a
+    # file system that records them, as LazyFS does) -- and the node's own disk is only a
+    # cache, so cutting the node's power would test nothing its crash points do not.
     supports_io_faults = False
     supports_power_cut = False
 
