@@ -284,10 +284,10 @@ def test_cluster_crash_point_round_arms_one_node_as_the_writer(tmp_path: Path) -
 
     cfg = Config(
         target="cluster",
-        nodes=3,
+        nodes=2,  # one node to stop and start again per armed start: the test stays short
         rows=2000,
         count=1,
-        interval=(1.0, 1.5),
+        interval=(0.5, 1.0),
         faults=("crash-point",),
         crash_points=("wal.after_fsync",),  # the writer's only: reached only if the hand-over works
         crash_wait=20,
@@ -307,9 +307,9 @@ def test_cluster_crash_point_round_arms_one_node_as_the_writer(tmp_path: Path) -
     assert s["crash_points_not_reached"] == [], s["crash_points"]
     fault = result.history.faults[0]
     armed = fault.detail.split(":", 1)[0]
-    assert armed in NODES, fault.detail
+    assert armed in NODES[:2], fault.detail
     # Only the armed node was ever started with the point armed (its log says so).
-    for node in NODES:
+    for node in NODES[:2]:
         log = (logs / f"{node}.log").read_text()
         assert ("armed: KEELDB_CRASH_AT=" in log) == (node == armed), node
     events = result.history.meta.get("target_events", [])
