@@ -11,8 +11,10 @@ faults, seeded), so a five-fault CI run is certain to have killed each kind at l
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -137,6 +139,182 @@ def test_three_node_cluster_under_sigkills_of_nodes_etcd_and_object_store(tmp_pa
     events = result.history.meta.get("target_events", [])
     assert not [e for e in events if "by itself" in e], f"{events}\nlogs: {logs}"
     assert all(c.count is not None for c in result.history.checks)
+
+
+# -- crash points -------------------------------------------------------------------------
+
+
+class _FakeNode:
+    """A node process that only records how it was started (no services needed)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.launches: list[dict[str, str | None]] = []
+        self.proc: Any = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.returncode
+
+    def launch(self, env: Any = None, note: str = "start") -> _FakeNode:
+        assert not self.alive, f"{self.name} is already running"
+        # What the process would see: ours, then the start's (None removes), as Process does.
+        merged = {**os.environ, **(env or {})}
+        self.launches.append({k: v for k, v in merged.items() if v is not None})
+        self.proc = SimpleNamespace(returncode=None)
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> _FakeNode:
+        return self
+
+    def terminate(self) -> None:
+        pass
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        if self.alive:
+            self.proc.returncode = -15
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.alive:
+            self.proc.returncode = -9
+
+    def wait_exit(self, timeout: float) -> bool:
+        return not self.alive
+
+    def restart(self) -> _FakeNode:
+        self.stop()
+        return self.launch()
+
+
+def _fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> ClusterTarget:
+    """A ClusterTarget over fake processes, started, in which the armed node reports the
+    shard once it is the only node running (alone, it takes the shard over)."""
+    import keeldb.chaos.targets as targets
+
+    target = ClusterTarget(tmp_path / "cluster", 3, seed=seed)
+    target.etcd, target.store = _FakeNode(ETCD), _FakeNode(OBJECT_STORE)  # type: ignore[assignment]
+    target.nodes = {n: _FakeNode(n) for n in target.node_ids}  # type: ignore[misc]
+    for fake in [target.etcd, target.store, *target.nodes.values()]:
+        fake.launch()
+        fake.launches.clear()
+
+    def metrics(uri: str, timeout: float = 10) -> dict[str, Any]:
+        node = next(n for n in target.node_ids if target.node_uri(n) == uri)
+        alone = all(not f.alive for n, f in target.nodes.items() if n != node)
+        return {"shards": ["chaos"] if node == target.armed and alone else []}
+
+    monkeypatch.setattr(targets, "node_metrics", metrics)
+    monkeypatch.setattr(target, "wait_serving", lambda timeout: None)
+    return target
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_armed_start_arms_only_the_chosen_node_and_only_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The crash point goes to one node, picked by the seeded picker; etcd, the object
+    store, the other nodes (stopped for the hand-over and started again) and the node's own
+    later restart run without it — even with the variable set in the runner's environment."""
+    monkeypatch.setenv("KEELDB_CRASH_AT", "wal.before_append:1")  # must reach no node plainly
+    target = _fake_cluster(tmp_path, monkeypatch, seed)
+    nodes: dict[str, _FakeNode] = target.nodes  # type: ignore[assignment]
+    expected = VictimPicker(NODES, "random", seed).pick_node()
+
+    target.take_down()
+    armed = target.armed
+    assert armed == expected and target.last_victim == armed
+    assert not nodes[armed].alive and all(nodes[n].alive for n in NODES if n != armed)
+    target.start(env={"KEELDB_CRASH_AT": "wal.after_fsync:2"}, timeout=5)
+    assert nodes[armed].launches[-1]["KEELDB_CRASH_AT"] == "wal.after_fsync:2"
+    for n in NODES:
+        if n != armed:  # stopped for the hand-over, then back, plainly
+            assert len(nodes[n].launches) == 1 and nodes[n].alive, n
+            assert "KEELDB_CRASH_AT" not in nodes[n].launches[-1], n
+    assert [len(f.launches) for f in (target.etcd, target.store)] == [0, 0]  # type: ignore[union-attr]
+
+    # It dies at its point: wait_exit and proc are the armed node's.
+    nodes[armed].kill()
+    assert target.wait_exit(1) and target.proc is not None and target.proc.returncode == -9
+    # The round's next point, on the same node.
+    target.start(env={"KEELDB_CRASH_AT": "flush.after_rotate:1"}, timeout=5)
+    assert nodes[armed].launches[-1]["KEELDB_CRASH_AT"] == "flush.after_rotate:1"
+    target.kill()  # not reached in time: the runner kills the armed node, nothing else
+    assert not nodes[armed].alive and all(nodes[n].alive for n in NODES if n != armed)
+
+    target.start()  # the round's plain restart
+    assert target.armed is None and target.proc is None
+    assert nodes[armed].alive and "KEELDB_CRASH_AT" not in nodes[armed].launches[-1]
+    assert not [e for e in target.events if "by itself" in e], target.events
+    armed_starts = [
+        (n, e["KEELDB_CRASH_AT"])
+        for n in NODES
+        for e in nodes[n].launches
+        if "KEELDB_CRASH_AT" in e
+    ]
+    assert armed_starts == [(armed, "wal.after_fsync:2"), (armed, "flush.after_rotate:1")]
+
+
+def test_cluster_default_fault_mix_has_crash_points_and_no_power_cut(tmp_path: Path) -> None:
+    from keeldb.chaos.faults import CLUSTER_CRASH_POINTS
+    from keeldb.chaos.runner import Config, Run
+
+    run = Run(Config(target="cluster", count=4, seed=2))
+    target = ClusterTarget(tmp_path / "cluster", 3)  # not started: only what it supports
+    kinds = run.fault_kinds(target)
+    assert sorted(kinds) == ["crash-point", "crash-point", "sigkill", "sigkill"], kinds
+    assert run.crash_points == CLUSTER_CRASH_POINTS and run.cycle is not None
+    assert not any(p.startswith(("catalog.", "schema.")) for p in run.crash_points)
+    # disk-full and slow-fsync are the single server's only: dropped, not armed on a node
+    others = Config(target="cluster", faults=("disk-full", "slow-fsync", "power-cut"))
+    kinds = Run(others).fault_kinds(target)
+    assert set(kinds) == {"sigkill"}, kinds
+
+
+def test_cluster_crash_point_round_arms_one_node_as_the_writer(tmp_path: Path) -> None:
+    """``--faults crash-point`` against a cluster: the armed node takes the shard over and
+    the workload drives it into a point of the writer's log (a SIGKILL between the object
+    put of a group commit and its acknowledgement), then everything recovers exactly."""
+    _services_or_skip()
+    from keeldb.chaos.runner import Config, Run
+
+    cfg = Config(
+        target="cluster",
+        nodes=2,  # one node to stop and start again per armed start: the test stays short
+        rows=2000,
+        count=1,
+        interval=(0.5, 1.0),
+        faults=("crash-point",),
+        crash_points=("wal.after_fsync",),  # the writer's only: reached only if the hand-over works
+        crash_wait=20,
+        lease_ttl=2,
+        flush_interval=0.5,
+        compact_interval=2.0,
+        seed=4,
+        out=tmp_path / "chaos",
+    )
+    result = Run(cfg).execute()
+    logs = tmp_path / "chaos" / "cluster"
+    s = result.summary
+    assert result.violations == [], f"{result.violations[:20]}\nlogs: {logs}"
+    assert s["fault_kinds"] == {"crash-point": 1}, s
+    (point,) = s["crash_points"]
+    assert point.startswith("wal.after_fsync:"), s["crash_points"]
+    assert s["crash_points_not_reached"] == [], s["crash_points"]
+    fault = result.history.faults[0]
+    armed = fault.detail.split(":", 1)[0]
+    assert armed in NODES[:2], fault.detail
+    # Only the armed node was ever started with the point armed (its log says so).
+    for node in NODES[:2]:
+        log = (logs / f"{node}.log").read_text()
+        assert ("armed: KEELDB_CRASH_AT=" in log) == (node == armed), node
+    events = result.history.meta.get("target_events", [])
+    assert not [e for e in events if "by itself" in e], f"{events}\nlogs: {logs}"
+    assert len(result.history.checks) == 2 and s["outcomes"].get("upsert/ok", 0) > 5, s["outcomes"]
 
 
 # -- empty local disk ---------------------------------------------------------------------

@@ -312,8 +312,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--faults", default=None,
                    help=f"comma list of fault kinds, from {','.join(FAULT_KINDS_HELP)} (None: sigkill, "
                         "crash-point, which cycles through every live crash point, and power-cut, which cuts "
-                        "the power at them and at random instants, against keeldb; sigkill against other "
-                        "targets)")
+                        "the power at them and at random instants, against keeldb; sigkill and crash-point "
+                        "(one node armed per fault) against a cluster; sigkill against other targets)")
     c.add_argument("--workload", default="mixed",
                    help="what the writers do: mixed (upserts of 200 and churn of extra keys), insert-only, "
                         "delete-heavy, upsert-only, big-batches (batches of 5,000), partial-update (the upserts as "

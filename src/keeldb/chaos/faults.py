@@ -3,11 +3,11 @@
 Random SIGKILLs almost never land inside a narrow window (the microseconds between a log
 append and its acknowledgement, between two manifest commits). Named crash points do: the
 server is restarted with ``KEELDB_CRASH_AT=<point>:<n>`` and dies exactly there. So against
-a server that has them (keeldb) the default mix is SIGKILL *and* crash points, and the
-points are not drawn at random (which repeats some and misses others in a short run) but
-cycled: a seeded shuffle of every live point, dealt out over the run's crash-point faults,
-each fault arming its share of the cycle one after another. Every live point is armed in
-every run that has at least one crash-point fault.
+a server that has them (keeldb, and each node of a keeldb cluster) the default mix is
+SIGKILL *and* crash points, and the points are not drawn at random (which repeats some and
+misses others in a short run) but cycled: a seeded shuffle of every live point, dealt out
+over the run's crash-point faults, each fault arming its share of the cycle one after
+another. Every live point is armed in every run that has at least one crash-point fault.
 
 A SIGKILL leaves the kernel's page cache intact, so a missing fsync is invisible to it and
 to crash points alike. ``power-cut`` is the fault that sees it: the server runs with
@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 FAULT_KINDS = ("sigkill", "sigstop", "crash-point", "power-cut", "disk-full", "slow-fsync")
-# A server without crash points and power cuts (not keeldb): sigkill only.
+# The default mix, less what a target cannot take (Run.fault_kinds): keeldb all three, a
+# keeldb cluster sigkill and crash-point (no power cut: ClusterTarget says why), any other
+# server sigkill only.
 DEFAULT_FAULTS = ("sigkill", "crash-point", "power-cut")
 # How a power-cut fault's cuts alternate: all unsynced bytes lost, or a random part kept.
 POWER_MODES = ("power-cut", "power-cut=tear:{seed}")
@@ -57,6 +59,18 @@ LIVE_CRASH_POINTS = (
     "gc.during",
     "recovery.during_replay",
 )
+# What a cluster node reaches (``--target cluster``): all of the live points. A node runs the
+# same engine over the cluster store, so wal.* lie in its log over object storage (the
+# append; the group commit's conditional put between before_fsync and after_fsync),
+# manifest.* around the etcd transaction that commits a manifest, and flush.*,
+# compaction.*, index.*, gc.* (of the node's local cache) and recovery.* (taking a shard
+# over, opening a read replica) in the engine itself. Almost all lie on a shard writer's
+# path only (a read replica replays, but never appends, flushes or commits), so a cluster
+# round makes the node it arms the writer
+# (chaos/targets.py, ClusterTarget); a run of ``--rows 20000 --count 6 --seed 1`` reached
+# every one. The catalog's points stay out here too: a cluster's catalog is an etcd key
+# (no file to crash around), and the workload never changes it.
+CLUSTER_CRASH_POINTS = LIVE_CRASH_POINTS
 # Points hit many times a second: armed for a later hit too (1st to 3rd), so the crash
 # lands after a varying number of writes.
 REPEATED = ("wal.",)
@@ -90,16 +104,18 @@ def known_crash_points() -> set[str]:
     return set(CRASH_POINTS)
 
 
-def live_crash_points(requested: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The points a run arms: ``requested`` (each must exist), or every live one the server
-    knows."""
+def live_crash_points(
+    requested: tuple[str, ...] = (), live: Sequence[str] = LIVE_CRASH_POINTS
+) -> tuple[str, ...]:
+    """The points a run arms: ``requested`` (each must exist), or every point of ``live``
+    (the target's: ``Target.crash_points``) the server knows."""
     known = known_crash_points()
     if requested:
         unknown = [p for p in requested if p not in known]
         if unknown:
             raise ValueError(f"unknown crash points {unknown}; known: {', '.join(sorted(known))}")
         return requested
-    return tuple(p for p in LIVE_CRASH_POINTS if p in known)
+    return tuple(p for p in live if p in known)
 
 
 def schedule(kinds: Sequence[str], count: int, rng: random.Random) -> list[str]:

@@ -65,7 +65,7 @@ class Config:
     target: str = "keeldb"  # keeldb | milvus-lite | cluster | external
     rows: int = 100_000
     dim: int = 32
-    # None: sigkill and cycling crash points where the target has them, else sigkill
+    # None: faults.DEFAULT_FAULTS less what the target cannot take (Run.fault_kinds)
     faults: tuple[str, ...] | None = None
     count: int = 5  # number of faults to inject
     interval: tuple[float, float] = (1.0, 5.0)  # seconds of workload between faults
@@ -358,22 +358,22 @@ class Run:
 
     def crash_round(self, target: Target, fault: Fault, cycle: CrashCycle, *, power: bool = False) -> None:
         """Restart the server with each point of this fault's share of the cycle armed in
-        turn (a graceful stop first, so the only crashes are armed ones) and let the
-        workload drive it there: the writers reach wal.*, the flusher flush.*, manifest.*,
-        gc.* and index.* (built after flushes), the compactor compaction.*, the restart
-        after a crash recovery.* (a round that starts with it starts with a SIGKILL instead
-        of the graceful stop, so there is a log tail to replay). A point not reached within
-        ``crash_wait`` is noted and the server SIGKILLed; then the next point is armed.
-        Last, a plain restart.
+        turn (a graceful stop first, so the only crashes are armed ones: ``Target.take_down``;
+        a cluster arms one node and makes it the shard's writer, so the points on the
+        writer's path are reached) and let the workload drive it there: the writers reach
+        wal.*, the flusher flush.*, manifest.*, gc.* and index.* (built after flushes), the
+        compactor compaction.*, the restart after a crash recovery.* (a round that starts
+        with it starts with a SIGKILL instead of the graceful stop, so there is a log tail to
+        replay). A point not reached within ``crash_wait`` is noted and the server
+        SIGKILLed; then the next point is armed. Last, a plain restart. The fault's detail
+        names the node a cluster round armed (``node1: wal.after_fsync:2; ...``).
 
         ``power``: each point cuts the power instead (``KEELDB_FAULTS=power-cut``, alternately
         torn), and the round ends with one more cut at a random instant (SIGUSR1); each entry
         of ``fault.points`` is then ``name:n@mode``."""
         specs = cycle.next_round()
-        if specs[0].startswith("recovery."):
-            target.kill()
-        else:
-            target.stop()
+        target.take_down(sigkill=specs[0].startswith("recovery."))
+        where = target.last_victim  # a cluster: the node this round arms
         if power:
             specs.append(RANDOM_CUT)
         for i, spec in enumerate(specs):
@@ -382,7 +382,7 @@ class Run:
             fault.points.append(spec + (f"@{mode}" if mode else "") + note)
             if "while starting" in note:
                 break  # it does not start at all: the plain restart below says why
-        fault.detail = "; ".join(fault.points)
+        fault.detail = (f"{where}: " if where else "") + "; ".join(fault.points)
         fault.restarted = self.history.now()
         self.restart(target)
 
@@ -460,18 +460,24 @@ class Run:
     # -- the run ------------------------------------------------------------------------
 
     def fault_kinds(self, target: Target) -> list[str]:
-        """The run's fault schedule. Default: sigkill and cycling crash points where the
-        target has them, sigkill elsewhere; kinds a target cannot take become sigkill."""
+        """The run's fault schedule. Default: sigkill, cycling crash points and power cuts
+        where the target has them (keeldb: all three; a cluster: sigkill and crash points;
+        elsewhere sigkill); kinds a target cannot take are dropped (sigkill if none is left).
+        The crash points cycled are the target's (``Target.crash_points``) unless named."""
         cfg = self.cfg
         kinds = list(cfg.faults) if cfg.faults else list(DEFAULT_FAULTS)
         kinds = [k for k in kinds if k in FAULT_KINDS]
+        cannot: set[str] = set()
         if not target.supports_crash_points:
-            kinds = [k for k in kinds if k not in ("crash-point", "disk-full", "slow-fsync")] or ["sigkill"]
+            cannot.add("crash-point")
+        if not target.supports_io_faults:
+            cannot |= {"disk-full", "slow-fsync"}
         if not target.supports_power_cut:
-            kinds = [k for k in kinds if k != "power-cut"] or ["sigkill"]
+            cannot.add("power-cut")
+        kinds = [k for k in kinds if k not in cannot] or ["sigkill"]
         plan_ = schedule(kinds, cfg.count, self.rng)
         if "crash-point" in plan_ or "power-cut" in plan_:
-            self.crash_points = live_crash_points(cfg.crash_points)
+            self.crash_points = live_crash_points(cfg.crash_points, target.crash_points)
         if "crash-point" in plan_:
             self.cycle = CrashCycle(self.crash_points, plan_.count("crash-point"), self.rng)
         if "power-cut" in plan_:

@@ -143,14 +143,7 @@ class LocalCluster:
             for node in self.node_ids:
                 self.nodes[node].launch(self._env)
         else:
-            for name in (ETCD, OBJECT_STORE):
-                service = self._service(name)
-                if name in self.down or not service.alive:
-                    if name not in self.down:
-                        self._note(f"{name} had exited by itself; restarted")
-                    service.restart()
-                    self.down.discard(name)
-                service.wait_ready()
+            self._revive_services()
             for node in self.node_ids:
                 server = self.nodes[node]
                 if node in self.down:
@@ -163,6 +156,18 @@ class LocalCluster:
         for node in self.node_ids:
             self.nodes[node].wait_ready(max(1.0, deadline - time.monotonic()))
         self.wait_serving(min(self.ready_timeout, max(1.0, deadline - time.monotonic())))
+
+    def _revive_services(self) -> None:
+        """etcd and the object store: restart whichever is down (killed, or exited by itself,
+        which is noted), and wait until both serve."""
+        for name in (ETCD, OBJECT_STORE):
+            service = self._service(name)
+            if name in self.down or not service.alive:
+                if name not in self.down:
+                    self._note(f"{name} had exited by itself; restarted")
+                service.restart()
+                self.down.discard(name)
+            service.wait_ready()
 
     def _note(self, event: str) -> None:
         """Something nobody injected happened (a component exited by itself)."""
