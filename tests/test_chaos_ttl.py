@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeldb.chaos.checker import Observed, check_reads, check_state
 from keeldb.chaos.expiry import LOGICAL_BITS, Expiry
@@ -141,3 +143,44 @@ def test_the_ttl_variant_and_where_it_runs() -> None:
         plan(Config(workload="ttl", target="cluster"))
     assert "ttl" not in [c.workload for c in plan(Config(workload="all", target="cluster"))]
     assert "ttl" in [c.workload for c in plan(Config(workload="all"))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), ttl=st.booleans())
+def test_live_index_agrees_with_judging_every_key(seed: int, ttl: bool) -> None:
+    """The segment index (one searchsorted for all keys) against the per-key model, over
+    random histories of inserts, upserts and deletes of every outcome, with and without TTL."""
+    import random
+
+    from keeldb.chaos.model import ABSENT, LiveIndex, Model
+
+    rng = random.Random(seed)
+    h = history(until=6.0) if ttl else History()
+    if not ttl:
+        h.base_rows = BASE
+    clock: dict[str, float] = {}
+    for n in range(60):
+        by = rng.choice(["w0", "w1", "w2"])
+        keys = {"w0": [0, 1, 2, 3], "w1": [4, 5, 100, 101], "w2": [102, 103, 104]}[by]
+        t = clock.get(by, 0.0) + rng.uniform(0.01, 0.3)
+        dt = rng.uniform(0.0, 0.1)
+        clock[by] = t + dt
+        kind = rng.choice(["insert", "upsert", "delete"])
+        outcome = rng.choice([OK, OK, OK, UNKNOWN, "failed"])
+        op = Op(len(h.ops), kind, t, t + dt, outcome, 500 + n, rng.sample(keys, 2), args={"by": by})
+        op.ts = stamp(t + dt / 2) if outcome == OK and rng.random() < 0.8 else None
+        h.ops.append(op)
+    h.ops.sort(key=lambda o: o.invoke)
+    for i, o in enumerate(h.ops):
+        o.id = i
+    model = Model(h)
+    index = LiveIndex(model)
+    for _ in range(30):
+        a = rng.uniform(0, 7)
+        b = a + rng.choice([0.0, 0.01, 0.2, 1.0])
+        lo = hi = 0
+        for k in model.variable:
+            live = [v is not ABSENT for v in model.allowed_during(k, a, b)]
+            lo += all(live)
+            hi += any(live)
+        assert index.bounds(a, b) == (lo, hi), (a, b)

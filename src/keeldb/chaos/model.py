@@ -17,6 +17,7 @@ makes a read pinned at a write's timestamp comparable with the model at all.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -136,6 +137,15 @@ class Model:
                 allowed.add(self.value(o))
         return self.expire(allowed, read)
 
+    def held_after(self, key: int, j: int) -> set[Value]:
+        """Values ``key`` may hold between the end of its ``j``-th write and the start of the
+        next: what ``allowed_during`` says of a read in that gap, before any TTL."""
+        ops = self.writes[key]
+        last = max((i for i in range(j + 1) if ops[i].outcome == OK), default=-1)
+        vals = {self.value(ops[last]) if last >= 0 else self.initial(key)}
+        vals |= {self.value(o) for o in ops[last + 1 : j + 1] if o.outcome != FAILED}
+        return vals
+
     def value_before(self, key: int, op: Op, read: Window | None = None) -> set[Value]:
         """Values ``key`` may have held just before ``op`` (one of its writes) took effect,
         as a read at ``read`` may show them (TTL)."""
@@ -159,57 +169,79 @@ class Model:
         return sorted(k for k in keys if pred.key_matches(k))
 
 
+_US = 1_000_000  # segment bounds are kept in integer microseconds of history time
+_SPAN = 1 << 40  # per key, an offset past any time (12 days): all keys in one sorted array
+_EARLY = -(1 << 38)  # "before the run" (the initial segment's start)
+
+
+def _us(t: float | None) -> int:
+    """History seconds as integer microseconds; None or infinity: the end of time."""
+    return _SPAN // 2 if t is None or math.isinf(t) else round(t * _US)
+
+
 class LiveIndex:
     """Answers "how many variable keys were surely / possibly live during [a, b]" without
-    judging every key for every read: a key whose writes all ended before ``a`` is in its
-    final state, one whose first write began after ``b`` in its initial state, and both
-    groups are counted with vector masks over per-key arrays; only keys with a write
-    overlapping the read (a handful) are judged one by one.
+    judging every key one by one for every read.
 
-    Under a TTL a final or initial version is surely live only if the read cannot find it
-    expired, and possibly live unless it surely does (chaos/expiry.py): each key keeps the
-    window of its final live versions' stamps. Without a TTL those windows never expire."""
+    Each key's history is cut into *segments* between its writes: before its first write,
+    and from each write's completion to the next write's invocation. A read that falls
+    wholly inside a segment sees the values held there, which do not change within it
+    (``held_after``). Every segment of every key sits in one sorted array (times offset by
+    the key's position), so one ``searchsorted`` finds, for all keys at once, the segment a
+    read starts in; the keys whose segment also contains the read's end are counted with
+    vector masks, the others (a write overlaps the read: a handful) one by one.
+
+    Under a TTL a segment's version is surely live only if the read cannot find it expired,
+    and possibly live unless it surely does (chaos/expiry.py): each segment keeps the window
+    of its live versions' stamps. Without a TTL nothing expires."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
         keys = sorted(model.variable)
         self.keys = np.asarray(keys, dtype=np.int64)
-        self.first = np.asarray([model.writes[k][0].invoke for k in keys], dtype=np.float64)
-        self.last = np.asarray([max(o.end for o in model.writes[k]) for k in keys], dtype=np.float64)
-        final_lo, final_hi, w_min, w_max = [], [], [], []
-        for k in keys:
-            vals, _ = model.allowed_now(k)
-            live = [v for v in vals if v is not ABSENT]
-            final_lo.append(len(live) == len(vals))
-            final_hi.append(bool(live))
-            windows = [model.version_window(v) for v in live] if model.expiry is not None and live else [(0.0, 0.0)]
-            w_min.append(min(w[0] for w in windows))
-            w_max.append(max(w[1] for w in windows))
-        self.final_lo = np.asarray(final_lo, dtype=bool)
-        self.final_hi = np.asarray(final_hi, dtype=bool)
-        self.final_w_min = np.asarray(w_min, dtype=np.float64)
-        self.final_w_max = np.asarray(w_max, dtype=np.float64)
-        self.init_live = np.asarray([model.initial(k) is not ABSENT for k in keys], dtype=bool)
+        starts: list[int] = []
+        ends: list[int] = []
+        sure: list[bool] = []
+        maybe: list[bool] = []
+        w_min: list[float] = []
+        w_max: list[float] = []
+        for ki, k in enumerate(keys):
+            ops = model.writes[k]
+            bounds = [(_EARLY, _us(ops[0].invoke), {model.initial(k)})]
+            for j, o in enumerate(ops):
+                nxt = _us(ops[j + 1].invoke) if j + 1 < len(ops) else _SPAN // 2
+                bounds.append((_us(o.complete), nxt, model.held_after(k, j)))
+            for start, end, vals in bounds:
+                live = [v for v in vals if v is not ABSENT]
+                windows = [model.version_window(v) for v in live] if model.expiry is not None and live else [(0.0, 0.0)]
+                starts.append(start + ki * _SPAN)
+                ends.append(end)
+                sure.append(len(live) == len(vals))
+                maybe.append(bool(live))
+                w_min.append(min(w[0] for w in windows))
+                w_max.append(max(w[1] for w in windows))
+        self.offsets = np.arange(len(keys), dtype=np.int64) * _SPAN
+        self.starts = np.asarray(starts, dtype=np.int64)  # sorted: per key, in time order
+        self.ends = np.asarray(ends, dtype=np.int64)
+        self.sure = np.asarray(sure, dtype=bool)
+        self.maybe = np.asarray(maybe, dtype=bool)
+        self.w_min = np.asarray(w_min, dtype=np.float64)
+        self.w_max = np.asarray(w_max, dtype=np.float64)
 
     def bounds(self, a: float, b: float) -> tuple[int, int]:
-        model, ttl = self.model, self.model.expiry
-        done = self.last < a  # every write ended before a: final state
-        fresh = self.first >= b  # first write at/after b: initial state
-        if ttl is None:
-            lo = int(np.count_nonzero(done & self.final_lo)) + int(np.count_nonzero(fresh & self.init_live))
-            hi = int(np.count_nonzero(done & self.final_hi)) + int(np.count_nonzero(fresh & self.init_live))
-        else:
-            r_lo, r_hi = read = ttl.read(a, b)
-            unexpired = r_hi - self.final_w_min < ttl.ttl_ms  # no final version may have expired
-            not_gone = r_lo - self.final_w_max < ttl.ttl_ms  # some final version surely has not
-            base_kept = not ttl.maybe(ttl.base, read)
-            base_maybe = not ttl.surely(ttl.base, read)
-            lo = int(np.count_nonzero(done & self.final_lo & unexpired))
-            hi = int(np.count_nonzero(done & self.final_hi & not_gone))
-            lo += int(np.count_nonzero(fresh & self.init_live)) if base_kept else 0
-            hi += int(np.count_nonzero(fresh & self.init_live)) if base_maybe else 0
-        for i in np.flatnonzero(~done & ~fresh):
-            vals = model.allowed_during(int(self.keys[i]), a, b)
+        if not len(self.keys):
+            return 0, 0
+        seg = np.searchsorted(self.starts, self.offsets + _us(a), side="left") - 1  # starts before a
+        inside = self.ends[seg] >= _us(b)  # and no write of the key begins before b
+        sure, maybe = self.sure[seg] & inside, self.maybe[seg] & inside
+        ttl = self.model.expiry
+        if ttl is not None:
+            r_lo, r_hi = ttl.read(a, b)
+            sure &= r_hi - self.w_min[seg] < ttl.ttl_ms  # none of its versions may have expired
+            maybe &= r_lo - self.w_max[seg] < ttl.ttl_ms  # one of them surely has not
+        lo, hi = int(np.count_nonzero(sure)), int(np.count_nonzero(maybe))
+        for i in np.flatnonzero(~inside):
+            vals = self.model.allowed_during(int(self.keys[i]), a, b)
             live = [v is not ABSENT for v in vals]
             lo += all(live)
             hi += any(live)

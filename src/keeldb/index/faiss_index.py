@@ -33,6 +33,11 @@ from keeldb.storage.fs import file_crc32, fsync_file, written_by_library
 
 TRAIN_POINTS_PER_LIST = 256  # FAISS's k-means samples this many points per centroid anyway
 ADD_CHUNK = 65536
+# HNSW inserts a chunk's points in parallel, level by level, each blind to the rest of its
+# chunk: smaller chunks make a better graph at the same cost. Measured on 200k x 128-d
+# clustered float16 rows (M=16, efConstruction=200, ef=32): recall@10 0.308 with chunks of
+# 65,536, 0.336 with 8,192, the same CPU time (68-70 s) either way.
+HNSW_ADD_CHUNK = 8192
 # IO_FLAG_MMAP_IFC maps the file and points the index's code arrays (IVF inverted lists,
 # HNSW's flat storage) straight at the mapping: zero copy, and searches as fast as an
 # in-memory index. (IO_FLAG_MMAP, FAISS's older mmap path, turns IVF lists into
@@ -114,8 +119,9 @@ class FaissIndex:
                 want = max(want, 39 * (1 << spec.build["nbits"]))  # PQ codebooks train too
             rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, want), replace=False))
             index.train(prep(vectors[rows]))
-        for start in range(0, n, ADD_CHUNK):
-            index.add(prep(vectors[start : start + ADD_CHUNK]))
+        chunk = HNSW_ADD_CHUNK if isinstance(index, faiss.IndexHNSW) else ADD_CHUNK
+        for start in range(0, n, chunk):
+            index.add(prep(vectors[start : start + chunk]))
         return cls(spec, index)
 
     def save(self, path: Path) -> tuple[int, int]:
