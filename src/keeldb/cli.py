@@ -317,7 +317,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--workload", default="mixed",
                    help="what the writers do: mixed (upserts of 200 and churn of extra keys), insert-only, "
                         "delete-heavy, upsert-only, big-batches (batches of 5,000), partial-update (the upserts as "
-                        "partial updates), a comma list of them "
+                        "partial updates), ttl (a 3 s collection TTL and an inserter: rows expire as everything runs), "
+                        "a comma list of them "
                         "applied left to right, or all (each variant in turn, a run each)")
     c.add_argument("--long", action="store_true", help="run every workload variant in turn (--workload all)")
     c.add_argument("--count", type=int, default=5, help="number of faults to inject")
