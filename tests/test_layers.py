@@ -25,6 +25,7 @@ RANKS: dict[str, int] = {
     "extras": 0,
     "datatype": 0,
     "fields": 0,
+    "text": 0,
     "schema": 0,
     "storage": 1,
     "index": 2,
