@@ -51,6 +51,7 @@ from keeldb.schema import (
     check_name,
     index_param_from_any,
 )
+from keeldb.text import AnalyzerResult, MultiAnalyzer, Token, build_analyzer
 
 
 class LoadState(Enum):
@@ -830,6 +831,67 @@ class Client:
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
+    # -- text analyzers ------------------------------------------------------------------
+
+    def analyze(
+        self,
+        texts: list[str],
+        analyzer_params: Any = None,
+        collection_name: str | None = None,
+        field_name: str | None = None,
+        analyzer_names: Any = None,
+    ) -> list[list[Token]]:
+        """The tokens of each text: by ``analyzer_params`` (a dict or its JSON; none = the
+        standard analyzer), or by a collection field's analyzer (``collection_name`` +
+        ``field_name``; for a multi-language field, ``analyzer_names`` picks per text: one
+        name for all, or one per text; none = its default)."""
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InvalidArgument("run_analyzer: texts must be a string or a list of strings")
+        if collection_name:
+            if not field_name:
+                raise InvalidArgument("run_analyzer: field_name is required with collection_name")
+            f = self.collection_schema(collection_name).field(field_name)
+            if f is None:
+                raise InvalidArgument(f"field {field_name} not found in collection {collection_name}")
+            if not f.enable_analyzer:
+                raise InvalidArgument(f"field {field_name} does not enable analyzer")
+            analyzer = f.analyzer
+        elif field_name:
+            raise InvalidArgument("run_analyzer: collection_name is required with field_name")
+        else:
+            analyzer = build_analyzer(analyzer_params)
+        names = [analyzer_names] if isinstance(analyzer_names, str) else list(analyzer_names or [])
+        if isinstance(analyzer, MultiAnalyzer):
+            if len(names) not in (0, 1, len(texts)):
+                raise InvalidArgument(
+                    f"run_analyzer: {len(names)} analyzer names for {len(texts)} texts (give one, or one per text)"
+                )
+            picked = [analyzer.pick(names[0] if len(names) == 1 else names[i] if names else None) for i in range(len(texts))]
+            return [a.tokens(t) for a, t in zip(picked, texts, strict=True)]
+        if names:
+            raise InvalidArgument("run_analyzer: analyzer_names needs a field with multi_analyzer_params")
+        return [analyzer.tokens(t) for t in texts]
+
+    def run_analyzer(
+        self,
+        texts: str | list[str],
+        analyzer_params: Any = None,
+        with_hash: bool = False,
+        with_detail: bool = False,
+        collection_name: str | None = None,
+        field_name: str | None = None,
+        analyzer_names: Any = None,
+        timeout: float | None = None,
+        **_: Any,
+    ) -> AnalyzerResult | list[AnalyzerResult]:
+        """pymilvus's ``run_analyzer``: one result for a string, a list for a list. A result's
+        ``tokens`` are strings, or dicts with offsets / positions (``with_detail``) and
+        Milvus's token hash (``with_hash``)."""
+        one = isinstance(texts, str)
+        found = self.analyze([texts] if one else texts, analyzer_params, collection_name, field_name, analyzer_names)  # type: ignore[list-item]
+        results = [AnalyzerResult(toks, with_hash, with_detail) for toks in found]
+        return results[0] if one else results
+
     def compact(self, collection_name: str, timeout: float | None = None, **_: Any) -> int:
         """Merge small segments now (compaction also runs by itself after flushes). Returns
         a job id like pymilvus's; the job has finished when it returns."""
@@ -1064,6 +1126,13 @@ def pymilvus_field_args(f: Any) -> dict[str, Any]:
             kwargs[key] = int(params[key])
     if "mmap_enabled" in params:
         kwargs["mmap_enabled"] = str(params["mmap_enabled"]).lower() == "true"
+    for key in ("enable_analyzer", "enable_match"):
+        if key in params:  # pymilvus keeps a bool, or a "true"/"false" string as given
+            value = params[key]
+            kwargs[key] = value if isinstance(value, bool) else str(value).strip().lower() == "true"
+    for key in ("analyzer_params", "multi_analyzer_params"):
+        if key in params:  # pymilvus turns a dict into JSON text; FieldSchema parses it back
+            kwargs[key] = params[key]
     for key in ("nullable", "is_partition_key", "is_clustering_key"):
         if getattr(f, key, False):
             kwargs[key] = True

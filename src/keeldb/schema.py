@@ -16,6 +16,7 @@ import pyarrow as pa
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields import FieldKind, defaults, float_vector, kind_of, supported, varchar
+from keeldb.text import Analyzer, MultiAnalyzer, build_analyzer, build_multi_analyzer, parse_params
 
 MAX_DIM = float_vector.MAX_DIM
 MAX_VARCHAR_LENGTH = varchar.MAX_VARCHAR_LENGTH
@@ -58,6 +59,13 @@ class FieldSchema:
     is_partition_key: bool = False
     is_clustering_key: bool = False
     mmap_enabled: bool | None = None  # kept and shown (describe_collection); keeldb always maps files
+    # VARCHAR text analysis (Milvus 2.6): the analyzer a BM25 function and text_match use.
+    # The params are kept as the dicts they parse to, and validated (built) when
+    # enable_analyzer is set, as Milvus validates them.
+    enable_analyzer: bool | None = None
+    enable_match: bool | None = None
+    analyzer_params: dict[str, Any] | None = None
+    multi_analyzer_params: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_name("field", self.name)
@@ -89,6 +97,44 @@ class FieldSchema:
                 raise InvalidArgument("the data type of partition key should be Int64 or VarChar")
         if self.default_value is not None:
             self.default_value = kind.check_value(self, defaults.plain(self.default_value))
+        self._check_text()
+
+    def _check_text(self) -> None:
+        """enable_analyzer / enable_match / analyzer params: VARCHAR only; match needs the
+        analyzer; the params must build (Milvus's messages where it has one)."""
+        for key in ("analyzer_params", "multi_analyzer_params"):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(self, key, parse_params(value))  # pymilvus sends them as JSON text
+        for key in ("enable_analyzer", "enable_match"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, bool):
+                raise InvalidArgument(f"field {self.name!r}: {key} must be a boolean, got {value!r}")
+        text_keys = [k for k in ("enable_analyzer", "enable_match", "analyzer_params", "multi_analyzer_params")
+                     if getattr(self, k) not in (None, False)]  # fmt: skip
+        if text_keys and self.dtype != DataType.VARCHAR:
+            raise InvalidArgument(
+                f"field {self.name!r}: {text_keys[0]} applies to VARCHAR fields only, not {self.dtype.name}"
+            )
+        if self.enable_match and not self.enable_analyzer:
+            # Milvus's words (ctokenizer.ValidateTextSchema)
+            raise InvalidArgument(
+                f"field {self.name} is set to enable match or bm25 function but not enable analyzer"
+            )
+        if self.analyzer_params is not None and self.multi_analyzer_params is not None:
+            raise InvalidArgument(
+                f"field {self.name!r}: analyzer_params and multi_analyzer_params cannot be set together"
+            )
+        if self.enable_analyzer:
+            _ = self.analyzer  # built now: bad params are refused at the call that brings them
+
+    @property
+    def analyzer(self) -> Analyzer | MultiAnalyzer:
+        """The field's analyzer (built once, cached by its params); a MultiAnalyzer picks one
+        per row by its ``by_field``. The standard analyzer when no params are given."""
+        if self.multi_analyzer_params is not None:
+            return build_multi_analyzer(self.multi_analyzer_params)
+        return build_analyzer(self.analyzer_params)
 
     @property
     def kind(self) -> FieldKind:
@@ -108,6 +154,9 @@ class FieldSchema:
             params["max_capacity"] = self.max_capacity
         if self.mmap_enabled is not None:
             params["mmap_enabled"] = self.mmap_enabled
+        for key in ("enable_analyzer", "enable_match", "analyzer_params", "multi_analyzer_params"):
+            if getattr(self, key) is not None:
+                params[key] = getattr(self, key)
         out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -149,6 +198,10 @@ class FieldSchema:
             is_partition_key=d.get("is_partition_key", False),
             is_clustering_key=d.get("is_clustering_key", False),
             mmap_enabled=params.get("mmap_enabled"),
+            enable_analyzer=params.get("enable_analyzer"),
+            enable_match=params.get("enable_match"),
+            analyzer_params=params.get("analyzer_params"),
+            multi_analyzer_params=params.get("multi_analyzer_params"),
         )
 
 
@@ -229,6 +282,19 @@ class CollectionSchema:
             raise InvalidArgument("schema does not contain vector field: a schema needs at least one vector field")
         if self.primary.auto_id:
             self.auto_id = True
+        self.check_analyzers()
+
+    def check_analyzers(self) -> None:
+        """A multi-language analyzer's ``by_field`` must be a VARCHAR field of this schema."""
+        for f in self.fields:
+            if not f.enable_analyzer or f.multi_analyzer_params is None:
+                continue
+            by = f.multi_analyzer_params.get("by_field")
+            g = self.field(by) if isinstance(by, str) else None
+            if g is None or g.dtype != DataType.VARCHAR:
+                raise InvalidArgument(
+                    f"field {f.name!r}: multi_analyzer_params by_field {by!r} must name a VARCHAR field of the schema"
+                )
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of a batch: every declared field, ``$meta`` if dynamic, and the
@@ -262,6 +328,7 @@ class CollectionSchema:
 FIELD_ARGS = (
     "is_primary", "auto_id", "dim", "max_length", "nullable", "default_value", "description",
     "element_type", "max_capacity", "is_partition_key", "is_clustering_key", "mmap_enabled",
+    "enable_analyzer", "enable_match", "analyzer_params", "multi_analyzer_params",
 )  # fmt: skip
 
 

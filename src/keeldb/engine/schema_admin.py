@@ -13,6 +13,7 @@ from keeldb.errors import InvalidArgument
 from keeldb.fields import timestamptz
 from keeldb.fields.varchar import MAX_VARCHAR_LENGTH
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, field_from_kwargs
+from keeldb.text import canonical
 
 MAX_FIELDS = 64
 VECTOR_TYPES = frozenset(
@@ -87,6 +88,7 @@ def with_added_field(e: CollectionEntry, name: str, data_type: Any, desc: str, k
         raise InvalidArgument(f"not support to add vector field, field name = {name}")
     new = schema_copy(schema)
     new._append(f)  # noqa: SLF001 - the schema's one way to add a checked field
+    new.check_analyzers()
     normalize_time_defaults(new, e.timezone)
     return new
 
@@ -143,5 +145,17 @@ def describe_fields(schema: CollectionSchema, tz: str) -> list[dict[str, Any]]:
             (d["default_value"],) = timestamptz.format_micros([timestamptz.parse(f.default_value)], tz)
         if f.element_type is not None:
             d["element_type"] = f.element_type
+        _describe_text_params(d["params"])
         fields.append(d)
     return fields
+
+
+def _describe_text_params(params: dict[str, Any]) -> None:
+    """Analyzer settings as pymilvus's describe_collection shows Milvus's: Milvus keeps the
+    type params as the text pymilvus sent ('true', the params' JSON) and returns them so."""
+    for key in ("enable_analyzer", "enable_match"):
+        if key in params:
+            params[key] = "true" if params[key] else "false"
+    for key in ("analyzer_params", "multi_analyzer_params"):
+        if key in params:
+            params[key] = canonical(params[key])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pymilvus.grpc_gen import common_pb2, schema_pb2
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from keeldb.engine.query import Output
 from keeldb.engine.rows import MISSING
@@ -28,6 +28,7 @@ from keeldb.schema import (
     unsupported_function,
 )
 from keeldb.server import vectors
+from keeldb.text import Token, canonical, token_hash
 
 # merr code -> legacy ErrorCode enum (§3): pymilvus checks both, and has_collection /
 # list_indexes / describe_index look at the legacy one. 109 (schema mismatch) must map to
@@ -145,6 +146,7 @@ def field_args_from_proto(pf: schema_pb2.FieldSchema) -> dict[str, Any]:
     for key in ("mmap_enabled", "mmap.enabled"):
         if key in params:
             kwargs["mmap_enabled"] = params[key].strip().lower() == "true"
+    kwargs.update(text_field_args(pf.name, params))
     if pf.data_type == DataType.ARRAY:
         kwargs["element_type"] = int(pf.element_type)
     if pf.HasField("default_value"):
@@ -152,6 +154,22 @@ def field_args_from_proto(pf: schema_pb2.FieldSchema) -> dict[str, Any]:
         if default is not None:
             kwargs["default_value"] = default
     return kwargs
+
+
+def text_field_args(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """enable_analyzer / enable_match ("true"/"false", as pymilvus sends a bool) and the
+    analyzer params (JSON text; ``FieldSchema`` parses and builds them)."""
+    out: dict[str, Any] = {}
+    for key in ("enable_analyzer", "enable_match"):
+        if key in params:
+            value = params[key].strip().lower()
+            if value not in ("true", "false"):
+                raise InvalidArgument(f"field {name!r}: {key} must be true or false, got {params[key]!r}")
+            out[key] = value == "true"
+    for key in ("analyzer_params", "multi_analyzer_params"):
+        if key in params:
+            out[key] = params[key]
+    return out
 
 
 def schema_to_proto(name: str, s: CollectionSchema, tz: str = "UTC") -> schema_pb2.CollectionSchema:
@@ -179,6 +197,12 @@ def schema_to_proto(name: str, s: CollectionSchema, tz: str = "UTC") -> schema_p
                 pf.type_params.add(key=key, value=str(value))
         if f.mmap_enabled is not None:
             pf.type_params.add(key="mmap.enabled", value="true" if f.mmap_enabled else "false")
+        for key in ("enable_analyzer", "enable_match"):
+            if getattr(f, key) is not None:
+                pf.type_params.add(key=key, value="true" if getattr(f, key) else "false")
+        for key in ("analyzer_params", "multi_analyzer_params"):
+            if getattr(f, key) is not None:
+                pf.type_params.add(key=key, value=canonical(getattr(f, key)))
         d = _default_to_proto(f, tz)
         if d is not None:
             pf.default_value.CopyFrom(d)
@@ -397,3 +421,22 @@ def count_to_proto(n: int) -> schema_pb2.FieldData:
     fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
     fd.scalars.long_data.data.append(n)
     return fd
+
+
+# -- RunAnalyzer ------------------------------------------------------------------------
+
+
+def analyzer_results(found: list[list[Token]], with_hash: bool, with_detail: bool) -> Any:
+    """Tokens as Milvus answers RunAnalyzer: the text always; offsets, position and its
+    length only with ``with_detail``; the hash only with ``with_hash`` (as Milvus fills them)."""
+    resp = milvus_pb2.RunAnalyzerResponse(status=status())
+    for tokens in found:
+        r = resp.results.add()
+        for t in tokens:
+            pt = r.tokens.add(token=t.text)
+            if with_detail:
+                pt.start_offset, pt.end_offset = t.start_offset, t.end_offset
+                pt.position, pt.position_length = t.position, t.position_length
+            if with_hash:
+                pt.hash = token_hash(t.text)
+    return resp

@@ -226,6 +226,20 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         self.client.add_collection_field(request.collection_name, pf.name, int(pf.data_type), desc, **args)
         return convert.status()
 
+    @_rpc(milvus_pb2.RunAnalyzerResponse)
+    def RunAnalyzer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """pymilvus's run_analyzer: texts as UTF-8 bytes in ``placeholder``; tokens with
+        offsets/positions when ``with_detail``, Milvus's token hash when ``with_hash``."""
+        try:
+            texts = [bytes(b).decode("utf-8") for b in request.placeholder]
+        except UnicodeDecodeError:
+            raise InvalidArgument("run_analyzer: texts must be UTF-8") from None
+        found = self.client.analyze(
+            texts, request.analyzer_params or None, request.collection_name or None,
+            request.field_name or None, list(request.analyzer_names) or None,
+        )  # fmt: skip
+        return convert.analyzer_results(found, request.with_hash, request.with_detail)
+
     @_rpc(common_pb2.Status)
     def AlterCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
         """alter_collection_properties and drop_collection_properties (both at once: refused)."""

@@ -30,7 +30,7 @@ _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
      "resource groups and replica placement do not apply to keeldb"),
     (("HybridSearch",), "hybrid search is not supported by keeldb yet"),
-    (("Analyzer", "PhraseMatch"), "analyzers and full-text search are not supported by keeldb yet"),
+    (("PhraseMatch",), "phrase match (full-text search) is not supported by keeldb yet"),
     (("Import",), "bulk import is not supported by keeldb yet"),
     (("Snapshot",), "snapshots are not supported by keeldb yet"),
     (("Namespace",), "namespaces are not supported by keeldb"),

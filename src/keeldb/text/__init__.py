@@ -52,6 +52,7 @@ characters, as Milvus's jieba tokenizer sets them).
 
 from keeldb.text.analyzer import (
     Analyzer,
+    AnalyzerResult,
     MultiAnalyzer,
     Token,
     build_analyzer,
@@ -63,6 +64,7 @@ from keeldb.text.analyzer import (
 
 __all__ = [
     "Analyzer",
+    "AnalyzerResult",
     "MultiAnalyzer",
     "Token",
     "build_analyzer",

@@ -482,3 +482,27 @@ def build_multi_analyzer(params: Any) -> MultiAnalyzer:
 
 def analyze(analyzer: Analyzer, texts: Sequence[str]) -> list[list[Token]]:
     return [analyzer.tokens(t) for t in texts]
+
+
+class AnalyzerResult:
+    """One text's answer in pymilvus's ``AnalyzeResult`` shape: ``tokens`` is a list of
+    strings, or -- with ``with_detail`` / ``with_hash`` -- of dicts with pymilvus's keys
+    (``token``, ``start_offset``, ``end_offset``, ``position``, ``position_length``,
+    ``hash``)."""
+
+    def __init__(self, tokens: Sequence[Token], with_hash: bool = False, with_detail: bool = False) -> None:
+        if not with_hash and not with_detail:
+            self.tokens: list[Any] = [t.text for t in tokens]
+            return
+        self.tokens = []
+        for t in tokens:
+            d: dict[str, Any] = {"token": t.text}
+            if with_detail:
+                d.update(start_offset=t.start_offset, end_offset=t.end_offset, position=t.position,
+                         position_length=t.position_length)  # fmt: skip
+            if with_hash:
+                d["hash"] = token_hash(t.text)
+            self.tokens.append(d)
+
+    def __repr__(self) -> str:
+        return str(self.tokens)
