@@ -207,7 +207,8 @@ def load_base(uri: str, cfg: Config, history: History, progress: Callable[[str],
     history.meta["capabilities"] = {"write_timestamps": stamped, "mod_filter": probe_mod(c, cfg.rows)}
     if cfg.mix.ttl_seconds:
         # When the base versions were stamped: when they expire (chaos/expiry.py).
-        base_ts = [min(stamps), max(stamps)] if stamped else None  # type: ignore[type-var]
+        got = [t for t in stamps if t]
+        base_ts = [min(got), max(got)] if stamped else None
         history.meta["ttl"] = {"seconds": cfg.mix.ttl_seconds, "base_ts": base_ts}
     c.close()
 
