@@ -139,14 +139,25 @@ def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> _Hits:
 
 
 def _materialise(snap: Snapshot, out: Output, pk: str, hits: _Hits) -> list[list[dict[str, Any]]]:
+    """Every query's hits as pymilvus-shaped dicts. The rows of all queries are fetched in
+    ONE ``materialize`` call and split afterwards: per query, its fixed cost was half of a
+    100-query batch's time above FAISS's own."""
+    if not hits:
+        return []
+    views = np.concatenate([v for _, v, _ in hits])
+    rows = np.concatenate([r for _, _, r in hits])
+    dists = np.concatenate([d for d, _, _ in hits]).tolist()
+    ents = materialize(snap, out, pk, views, rows, include_pk=True)
+    keep_pk = pk in out.fields
     results: list[list[dict[str, Any]]] = []
-    for dist, views, rows in hits:
-        ents = materialize(snap, out, pk, views, rows, include_pk=True)
+    at = 0
+    for d, _, _ in hits:
         found = []
-        for ent, d in zip(ents, dist.tolist(), strict=True):
-            ident = ent[pk] if pk in out.fields else ent.pop(pk)
-            found.append({"id": ident, "distance": float(d), "entity": ent})
+        for j in range(at, at + len(d)):
+            ent = ents[j]
+            found.append({"id": ent[pk] if keep_pk else ent.pop(pk), "distance": float(dists[j]), "entity": ent})
         results.append(found)
+        at += len(d)
     return results
 
 
