@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -25,10 +26,12 @@ from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
+from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
+from keeldb.engine.rankers import RRF, Ranker, RankerError, ranker_from_function, ranker_from_legacy
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, search
+from keeldb.engine.search import SearchRequest, check, collect, materialise
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -72,12 +75,23 @@ class LoadState(Enum):
 # results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
 # rows), so they are refused until implemented: by the embedded client's keyword arguments
 # and by the server's request parameters alike.
+# A query's ``group_by_field(s)`` would be an aggregation; a search's ``group_by_field`` is
+# grouping search, which keeldb runs (engine/hybrid.py); several grouping fields are not.
 UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by")
+SEARCH_UNSUPPORTED = (
+    "group_by_fields",
+    "order_by_fields",
+    "order_by",
+    "function_chains",
+    "search_aggregation",
+)
 
 
-def refuse_unsupported(params: Mapping[str, Any]) -> None:
-    """InvalidArgument if ``params`` sets any of UNSUPPORTED_READ_PARAMS (blank = unset)."""
-    for key in UNSUPPORTED_READ_PARAMS:
+def refuse_unsupported(
+    params: Mapping[str, Any], keys: tuple[str, ...] = UNSUPPORTED_READ_PARAMS
+) -> None:
+    """InvalidArgument if ``params`` sets any of ``keys`` (blank = unset)."""
+    for key in keys:
         value = params.get(key)
         if value.strip() if isinstance(value, str) else value:
             raise InvalidArgument(f"{key} is not supported by keeldb")
@@ -156,7 +170,10 @@ def _key_selector(entry: CollectionEntry, flt: Any) -> Selector | None:
     pinned = flt.pinned(key.name)
     if pinned is None:
         return None
-    return _partition_selector(partition_key.partitions_of(len(entry.partitions), pinned[1])) or _nothing
+    return (
+        _partition_selector(partition_key.partitions_of(len(entry.partitions), pinned[1]))
+        or _nothing
+    )
 
 
 def _nothing(view: SegmentView) -> np.ndarray:
@@ -242,7 +259,9 @@ class Client:
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
         if not self.db.peek(name).is_loaded:
-            raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
+            raise CollectionNotLoaded(
+                f"collection '{name}' is not loaded; call load_collection first"
+            )
         return c
 
     def check_loaded(self, collection_name: str) -> None:
@@ -267,7 +286,9 @@ class Client:
         """The newest timestamp handed out: every write acknowledged so far is at or below it."""
         return self.db.oracle.last()
 
-    def snapshot(self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None) -> Snapshot:
+    def snapshot(
+        self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None
+    ) -> Snapshot:
         """A read snapshot of a collection, for callers that need several reads to agree or
         need the snapshot's timestamp (the gRPC server's iterators and consistency levels).
 
@@ -320,12 +341,16 @@ class Client:
         check_name("collection", collection_name)
         if schema is None:
             if dimension is None:
-                raise InvalidArgument("create_collection needs either dimension (quick setup) or schema")
+                raise InvalidArgument(
+                    "create_collection needs either dimension (quick setup) or schema"
+                )
             schema = CollectionSchema(
                 auto_id=auto_id, enable_dynamic_field=kwargs.get("enable_dynamic_field", True)
             )
             if id_type in ("int", DataType.INT64):
-                schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
+                schema.add_field(
+                    primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id
+                )
             elif id_type in ("str", "string", DataType.VARCHAR):
                 schema.add_field(
                     primary_field_name,
@@ -347,7 +372,9 @@ class Client:
         key = schema.partition_key
         num_partitions = kwargs.get("num_partitions")
         if key is None and num_partitions not in (None, 0):
-            raise InvalidArgument("num_partitions should only be specified with partition key field enabled")
+            raise InvalidArgument(
+                "num_partitions should only be specified with partition key field enabled"
+            )
         props = _properties.for_create(kwargs.get("properties"), has_partition_key=key is not None)
         level = schema_admin.consistency_level(kwargs.get("consistency_level"))
         stored = schema_admin.schema_copy(schema)  # the catalog's own copy
@@ -356,9 +383,15 @@ class Client:
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
-            raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
+            raise InvalidArgument(
+                f"collection '{collection_name}' already exists with a different schema"
+            )
         loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
-        parts = partition_key.partition_names(partition_key.check_num_partitions(num_partitions)) if key else None
+        parts = (
+            partition_key.partition_names(partition_key.check_num_partitions(num_partitions))
+            if key
+            else None
+        )
         self.db.create(
             collection_name,
             stored,
@@ -382,7 +415,9 @@ class Client:
     def rename_collection(self, old_name: str, new_name: str, **_: Any) -> None:
         self.db.rename(old_name, new_name)
 
-    def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+    def describe_collection(
+        self, collection_name: str, timeout: float | None = None, **_: Any
+    ) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         s = e.schema
         return {
@@ -404,20 +439,35 @@ class Client:
     # -- schema changes and properties --------------------------------------------------
 
     def add_collection_field(
-        self, collection_name: str, field_name: str, data_type: Any, desc: str = "", timeout: float | None = None, **kwargs: Any
+        self,
+        collection_name: str,
+        field_name: str,
+        data_type: Any,
+        desc: str = "",
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> None:
         """Add a nullable field (optionally with a default) to a live collection: ONE
         durable catalog commit; rows written before it read the default, or null."""
         e = self.db.entry(collection_name)
-        self.db.change_schema(collection_name, schema_admin.with_added_field(e, field_name, data_type, desc, kwargs))
+        self.db.change_schema(
+            collection_name, schema_admin.with_added_field(e, field_name, data_type, desc, kwargs)
+        )
 
     def alter_collection_field(
-        self, collection_name: str, field_name: str, field_params: dict[str, Any], timeout: float | None = None, **_: Any
+        self,
+        collection_name: str,
+        field_name: str,
+        field_params: dict[str, Any],
+        timeout: float | None = None,
+        **_: Any,
     ) -> None:
         """Change a field's ``max_length``, ``max_capacity``, ``mmap_enabled`` or
         description (what Milvus allows), as one catalog commit."""
         e = self.db.entry(collection_name)
-        self.db.change_schema(collection_name, schema_admin.with_altered_field(e, field_name, field_params))
+        self.db.change_schema(
+            collection_name, schema_admin.with_altered_field(e, field_name, field_params)
+        )
 
     def drop_collection_field(self, collection_name: str, field_name: str = "", **_: Any) -> None:
         raise InvalidArgument("dropping a field is not supported by keeldb (nor by Milvus 2.6)")
@@ -427,14 +477,24 @@ class Client:
 
         raise unsupported_function(function)
 
-    def alter_collection_function(self, collection_name: str, function_name: str, function: Any = None, **_: Any) -> None:
-        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+    def alter_collection_function(
+        self, collection_name: str, function_name: str, function: Any = None, **_: Any
+    ) -> None:
+        raise InvalidArgument(
+            f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions"
+        )
 
     def drop_collection_function(self, collection_name: str, function_name: str, **_: Any) -> None:
-        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+        raise InvalidArgument(
+            f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions"
+        )
 
     def alter_collection_properties(
-        self, collection_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
+        self,
+        collection_name: str,
+        properties: dict[str, Any],
+        timeout: float | None = None,
+        **_: Any,
     ) -> None:
         """Set collection properties: ``collection.ttl.seconds`` and ``timezone`` take
         effect at once, ``dynamicfield.enabled=true`` adds the dynamic field; the others
@@ -456,14 +516,20 @@ class Client:
         self, collection_name: str, property_keys: list[str], timeout: float | None = None, **_: Any
     ) -> None:
         e = self.db.entry(collection_name)
-        self.db.set_properties(collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded))
+        self.db.set_properties(
+            collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded)
+        )
 
-    def get_collection_stats(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+    def get_collection_stats(
+        self, collection_name: str, timeout: float | None = None, **_: Any
+    ) -> dict[str, Any]:
         return {"row_count": self._coll(collection_name).snapshot().live_count()}
 
     # -- load / release -----------------------------------------------------------------
 
-    def load_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+    def load_collection(
+        self, collection_name: str, timeout: float | None = None, **kwargs: Any
+    ) -> None:
         """Make the collection readable. Returns once every sealed segment's index is
         committed, so the first searches already use the indexes (pymilvus waits the same
         way); ``_async=True`` returns at once and the indexes arrive in the background."""
@@ -483,7 +549,9 @@ class Client:
                 f"there is no vector index on field {missing}; create an index before loading"
             )
 
-    def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
+    def release_collection(
+        self, collection_name: str, timeout: float | None = None, **_: Any
+    ) -> None:
         e = self.db.entry(collection_name)
         if e.is_loaded:
             self.db.update(collection_name, loaded=False, loaded_partitions=())
@@ -543,7 +611,11 @@ class Client:
         return all(any(i.field_name == f.name for i in indexes) for f in schema.vector_fields)
 
     def create_index(
-        self, collection_name: str, index_params: IndexParams, timeout: float | None = None, **kwargs: Any
+        self,
+        collection_name: str,
+        index_params: IndexParams,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> None:
         """Define indexes and, as pymilvus does, return once every sealed segment's index is
         built and committed; ``sync=False`` (or ``_async=True``) returns at once and the
@@ -553,7 +625,9 @@ class Client:
         new = [self._check_index(e.schema, index_param_from_any(p)) for p in index_params]
         merged = list(current)
         for p in new:
-            same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
+            same = [
+                c for c in current if c.field_name == p.field_name or c.index_name == p.index_name
+            ]
             if same:
                 if same[0].to_dict() == p.to_dict():
                     continue
@@ -563,15 +637,21 @@ class Client:
                 )
             merged.append(p)
         _check_unique_indexes(merged)
-        self.db.update(collection_name, indexes=tuple(IndexParam.from_dict(i.to_dict()) for i in merged))
+        self.db.update(
+            collection_name, indexes=tuple(IndexParam.from_dict(i.to_dict()) for i in merged)
+        )
         if kwargs.get("sync", True) and not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
-    def list_indexes(self, collection_name: str, field_name: str | None = "", **_: Any) -> list[str]:
+    def list_indexes(
+        self, collection_name: str, field_name: str | None = "", **_: Any
+    ) -> list[str]:
         e = self.db.entry(collection_name)
         return [i.index_name for i in e.indexes if not field_name or i.field_name == field_name]
 
-    def describe_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+    def describe_index(
+        self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any
+    ) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         for i in e.indexes:
             if i.index_name == index_name:
@@ -591,9 +671,13 @@ class Client:
                     # searched exactly); InProgress only while a build can still finish.
                     "state": "InProgress" if pending and coll.index_building else "Finished",
                 }
-        raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
+        raise IndexNotFound(
+            f"index '{index_name}' does not exist on collection '{collection_name}'"
+        )
 
-    def wait_for_index(self, collection_name: str, index_name: str = "", timeout: float | None = None, **_: Any) -> dict[str, Any]:
+    def wait_for_index(
+        self, collection_name: str, index_name: str = "", timeout: float | None = None, **_: Any
+    ) -> dict[str, Any]:
         """Block until every sealed segment that needs an index has one committed (keeldb
         extension; pymilvus polls ``describe_index`` for the same). Builds in this thread
         what the background builder has not started yet. Returns what was built and the
@@ -601,47 +685,75 @@ class Client:
         c = self._coll(collection_name)
         t0 = time.perf_counter()
         built = c.build_indexes()
-        fields = [i.field_name for i in self.db.peek(collection_name).indexes if not index_name or i.index_name == index_name]
+        fields = [
+            i.field_name
+            for i in self.db.peek(collection_name).indexes
+            if not index_name or i.index_name == index_name
+        ]
         progress = {f: c.index_progress(f) for f in fields}
-        return {"built": built, "seconds": time.perf_counter() - t0, "pending_rows": sum(p[1] for p in progress.values())}
+        return {
+            "built": built,
+            "seconds": time.perf_counter() - t0,
+            "pending_rows": sum(p[1] for p in progress.values()),
+        }
 
-    def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
+    def drop_index(
+        self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any
+    ) -> None:
         e = self.db.entry(collection_name)
         if e.index_named(index_name) is None:
-            raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
+            raise IndexNotFound(
+                f"index '{index_name}' does not exist on collection '{collection_name}'"
+            )
         if e.is_loaded:
-            raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
-        self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
+            raise InvalidArgument(
+                "index cannot be dropped while the collection is loaded; release it first"
+            )
+        self.db.update(
+            collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name)
+        )
 
     # -- partitions ---------------------------------------------------------------------
 
-    def create_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+    def create_partition(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
+    ) -> None:
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable create partition if partition key mode is used")
         self.db.create_partition(collection_name, partition_name)
 
-    def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+    def drop_partition(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
+    ) -> None:
         """Deletes the partition's rows (one durable delete) and then the partition itself."""
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable drop partition if partition key mode is used")
         self.db.drop_partition(collection_name, partition_name)
 
-    def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
+    def has_partition(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
+    ) -> bool:
         return partition_name in self.db.entry(collection_name).partitions
 
-    def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
+    def list_partitions(
+        self, collection_name: str, timeout: float | None = None, **_: Any
+    ) -> list[str]:
         return list(self.db.entry(collection_name).partitions)
 
     def partition_ids(self, collection_name: str) -> dict[str, int]:
         """Partition name -> id (what ShowPartitions reports)."""
         return dict(self.db.entry(collection_name).partitions)
 
-    def get_partition_stats(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> dict[str, int]:
+    def get_partition_stats(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
+    ) -> dict[str, int]:
         c = self._coll(collection_name)
         sel = _partition_selector(_partition_ids(self.db.entry(collection_name), [partition_name]))
         return {"row_count": sum(int(r.size) for _, r in select(c.snapshot(), None, sel))}
 
-    def load_partitions(self, collection_name: str, partition_names: Any = None, **kwargs: Any) -> None:
+    def load_partitions(
+        self, collection_name: str, partition_names: Any = None, **kwargs: Any
+    ) -> None:
         """Load some partitions: reads without partition names see only loaded partitions,
         and reads naming an unloaded one are refused (PartitionNotLoaded), as in Milvus."""
         e = self.db.entry(collection_name)
@@ -658,7 +770,9 @@ class Client:
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
-    def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
+    def release_partitions(
+        self, collection_name: str, partition_names: Any = None, **_: Any
+    ) -> None:
         """Release some partitions; releasing every loaded one releases the collection."""
         e = self.db.entry(collection_name)
         if e.schema.partition_key is not None:
@@ -668,7 +782,9 @@ class Client:
             raise InvalidArgument("release_partitions needs at least one partition name")
         now = e.visible_partitions
         if now & ids:
-            self.db.update(collection_name, loaded=False, loaded_partitions=tuple(sorted(now - ids)))
+            self.db.update(
+                collection_name, loaded=False, loaded_partitions=tuple(sorted(now - ids))
+            )
 
     # -- writes -------------------------------------------------------------------------
 
@@ -708,7 +824,12 @@ class Client:
         return {"partition_id": (_partition_ids(e, partition_name) or [0])[0]}
 
     def _write_partial(
-        self, collection_name: str, given: dict[str, Any], dynamic: list[dict[str, Any]] | None, n: int, partition_name: str | None
+        self,
+        collection_name: str,
+        given: dict[str, Any],
+        dynamic: list[dict[str, Any]] | None,
+        n: int,
+        partition_name: str | None,
     ) -> dict[str, Any]:
         c = self._coll(collection_name)
         e = self.db.peek(collection_name)
@@ -727,7 +848,9 @@ class Client:
         last = self.db.oracle.next_block(n)
         return range(last - n + 1, last + 1)
 
-    def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
+    def _write_rows(
+        self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool
+    ) -> dict[str, Any]:
         c = self._coll(collection_name)
         e = self.db.peek(collection_name)
         where = self._placement(e, partition_name)
@@ -735,7 +858,9 @@ class Client:
         auto = self._auto_ids(c, len(rows) if isinstance(rows, list) else 0, upsert)
         with default_timezone(e.timezone):
             batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, **where)
-        c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
+        c.write(
+            batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"]
+        )
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0}
 
@@ -819,14 +944,18 @@ class Client:
         if partial_update:
             self._loaded(collection_name)
             objs = None if dynamic is None else [json.loads(t) for t in dynamic]
-            return self._write_partial(collection_name, dict(columns), objs, num_rows, partition_name)
+            return self._write_partial(
+                collection_name, dict(columns), objs, num_rows, partition_name
+            )
         where = self._placement(e, partition_name)
         auto = self._auto_ids(c, num_rows, upsert)
         with default_timezone(e.timezone):
             batch = columns_to_batch(
                 c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, **where
             )
-        ts = c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
+        ts = c.write(
+            batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"]
+        )
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
@@ -872,14 +1001,18 @@ class Client:
             raise InvalidArgument("pass either ids or filter to query, not both")
         tz = _timezone(e, kwargs.get("timezone"))
         flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
-        by_id = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
+        by_id = (
+            pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
+        )
         extra = _all_of(part, by_id, _key_selector(e, flt))
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
         snap = kwargs.get("snapshot") or c.snapshot()
         with default_timezone(tz):
-            rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+            rows = query(
+                snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra
+            )
         return _query_shapes(c.schema, rows)
 
     def get(
@@ -899,19 +1032,23 @@ class Client:
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
         with default_timezone(_timezone(e, kwargs.get("timezone"))):
-            rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+            rows = query(
+                kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel
+            )
         return _query_shapes(c.schema, rows)
 
     def count(self, collection_name: str, filter: str = "", **kwargs: Any) -> int:
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
-        return count_rows(c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone))
+        return count_rows(
+            c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone)
+        )
 
     def search(
         self,
         collection_name: str,
-        data: Any,
+        data: Any = None,
         filter: str = "",
         limit: int = 10,
         output_fields: list[str] | None = None,
@@ -919,21 +1056,149 @@ class Client:
         timeout: float | None = None,
         partition_names: list[str] | None = None,
         anns_field: str | None = None,
+        ranker: Any = None,
+        ids: Any = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
-        refuse_unsupported(kwargs)
+        """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
+        ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
+        those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
+        ``strict_group_size``, ``round_decimal``."""
+        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
+        snap = kwargs.get("snapshot") or c.snapshot()
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
+        sp = dict(search_params or {})
+        offset = kwargs.get("offset", sp.get("offset", 0)) or 0
+        tz = _timezone(e, kwargs.get("timezone"))
+        spec = _ranker_spec(ranker, hybrid=False)
+        grouping = _grouping(kwargs)
+        after = kwargs.get("after_distance")
+        if (spec is not None or grouping is not None) and after is not None:
+            raise InvalidArgument("Not allowed to do groupBy or rerank when doing iteration")
+        anns_field = self._anns_field(c.schema, anns_field)
+        if ids is not None:
+            if data is not None:
+                raise InvalidArgument("pass either data or ids to search, not both")
+            data = self._vectors_of(c, e, snap, anns_field, ids, partition_names)
+        elif data is None:
+            raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
+        # A ranker reranks the first offset + limit hits (Milvus); grouping asks for more.
+        route_limit = limit + offset if spec is not None else limit
+        route = self._route(
+            c, e, anns_field, data, sp, filter, kwargs.get("filter_params"), tz, partition_names,
+            limit=route_limit, offset=0 if spec is not None else offset, after=after,
+        )  # fmt: skip
+        decimals = _round_decimal(kwargs.get("round_decimal", -1))
+        out = resolve_output(c.schema, output_fields)
+        pk = c.schema.primary.name
+        with default_timezone(tz):
+            if grouping is not None:
+                check_grouping(c.schema, grouping, limit)
+            if spec is not None:
+                check(replace(route.req, limit=limit, offset=offset))
+                hits = ranked(snap, [route], spec, pk=pk, limit=limit, offset=offset,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
+            elif grouping is not None:
+                hits = round_hits(grouped(snap, route, grouping, limit, offset), decimals)
+            else:
+                check(route.req)
+                hits = round_hits(collect(snap, route.req, route.flt, route.extra), decimals)
+            return materialise(snap, out, pk, hits)
+
+    def hybrid_search(
+        self,
+        collection_name: str,
+        reqs: list[Any],
+        ranker: Any = None,
+        limit: int = 10,
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """pymilvus's ``hybrid_search``: each request (a ``pymilvus.AnnSearchRequest``, or a
+        dict with its names: ``data``, ``anns_field``, ``param``, ``limit``, ``expr`` /
+        ``filter``, ``expr_params``) is searched on ONE snapshot, and the hits are fused by
+        ``ranker`` (``RRFRanker``, ``WeightedRanker``, or a ``Function`` reranker: rrf,
+        weighted, decay; default RRF k=60). ``offset``, ``round_decimal``,
+        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``."""
+        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+        c = self._loaded(collection_name)
+        e = self.db.peek(collection_name)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
+        if not isinstance(reqs, list | tuple) or not reqs:
+            raise InvalidArgument("hybrid_search needs a non-empty list of search requests")
+        spec = _ranker_spec(ranker, hybrid=True)
+        assert spec is not None
+        grouping = _grouping(kwargs)
+        offset = kwargs.get("offset", 0) or 0
+        tz = _timezone(e, kwargs.get("timezone"))
+        routes = []
+        for i, r in enumerate(reqs):
+            a = _ann_request(r, i)
+            field = a["anns_field"]
+            vf = c.schema.field(field) if isinstance(field, str) else None
+            if vf is None or not isinstance(vf.kind, VectorKind):
+                raise InvalidArgument(
+                    f"search request {i}: anns_field {field!r} is not a vector field of the collection"
+                )
+            routes.append(self._route(
+                c, e, field, a["data"], a["param"], a["expr"], a["expr_params"], tz, partition_names,
+                limit=a["limit"], offset=0, after=None,
+            ))  # fmt: skip
+        if grouping is not None:
+            check_grouping(c.schema, grouping, limit)
+        decimals = _round_decimal(kwargs.get("round_decimal", -1))
+        out = resolve_output(c.schema, output_fields)
+        snap = kwargs.get("snapshot") or c.snapshot()  # one snapshot for every request
+        pk = c.schema.primary.name
+        with default_timezone(tz):
+            hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
+                          round_decimal=decimals, grouping=grouping)  # fmt: skip
+            return materialise(snap, out, pk, hits)
+
+    # -- search plumbing ----------------------------------------------------------------
+
+    @staticmethod
+    def _anns_field(schema: CollectionSchema, anns_field: str | None) -> str:
+        if anns_field:
+            return anns_field
+        vfields = schema.vector_fields
+        if len(vfields) != 1:
+            raise InvalidArgument("the collection has several vector fields: pass anns_field")
+        return vfields[0].name
+
+    def _route(
+        self,
+        c: Collection,
+        e: CollectionEntry,
+        anns_field: str,
+        data: Any,
+        search_params: Mapping[str, Any] | None,
+        filter: str | None,
+        filter_params: Any,
+        tz: str,
+        partition_names: Any,
+        *,
+        limit: int,
+        offset: int,
+        after: float | None,
+    ) -> Route:
+        """One search's request, filter and partition selection, checked: what ``search``
+        runs, and each request of a hybrid search."""
         part = _read_partitions(e, partition_names)
-        vfields = c.schema.vector_fields
-        if not anns_field:
-            if len(vfields) != 1:
-                raise InvalidArgument("the collection has several vector fields: pass anns_field")
-            anns_field = vfields[0].name
         vf = c.schema.field(anns_field)
         kind = vf.kind if vf is not None else None
         if vf is None or not isinstance(kind, VectorKind):
-            raise InvalidArgument(f"anns_field {anns_field!r} is not a vector field of the collection")
+            raise InvalidArgument(
+                f"anns_field {anns_field!r} is not a vector field of the collection"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         index = e.index_on(anns_field)
         sp = dict(search_params or {})
         metric = e.search_metric(anns_field, sp.get("metric_type"))
@@ -946,9 +1211,6 @@ class Client:
         for knob in SEARCH_PARAMS:  # pymilvus also accepts them at the top level
             if knob in sp and knob not in params:
                 params[knob] = sp[knob]
-        offset = kwargs.get("offset", sp.get("offset", 0)) or 0
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         req = SearchRequest(
             field=anns_field,
             queries=kind.queries(vf, data),
@@ -957,18 +1219,39 @@ class Client:
             offset=offset,
             radius=params.get("radius", sp.get("radius")),
             range_filter=params.get("range_filter", sp.get("range_filter")),
-            after=kwargs.get("after_distance"),
+            after=after,
             params={k: v for k, v in params.items() if k in SEARCH_PARAMS},
         )
-        tz = _timezone(e, kwargs.get("timezone"))
-        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
+        flt = parse_filter(filter or "", c.schema, filter_params, tz)
         _check_isolation(e, flt)
-        out = resolve_output(c.schema, output_fields)
-        with default_timezone(tz):
-            return search(
-                kwargs.get("snapshot") or c.snapshot(), req, flt, out, c.schema.primary.name,
-                _all_of(part, _key_selector(e, flt)),
-            )  # fmt: skip
+        return Route(req, flt, _all_of(part, _key_selector(e, flt)))
+
+    def _vectors_of(
+        self,
+        c: Collection,
+        e: CollectionEntry,
+        snap: Snapshot,
+        field: str,
+        ids: Any,
+        partition_names: Any,
+    ) -> list[Any]:
+        """Search by primary key: the stored vectors of ``ids`` at the search's snapshot, in
+        the order given; a key with no live row is refused (no query is made up)."""
+        if isinstance(ids, str | int) and not isinstance(ids, bool):
+            ids = [ids]
+        keys = pk_array(c.schema, ids)
+        if not keys:
+            raise InvalidArgument("ids must not be empty")
+        pk = c.schema.primary.name
+        sel = _all_of(_read_partitions(e, partition_names), pk_selector(pk, keys))
+        rows = query(snap, c.schema, None, [field], None, 0, sel)
+        found = {r[pk]: r[field] for r in rows}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise InvalidArgument(
+                f"search by primary key: no live entity with primary key {missing[:10]}"
+            )
+        return [found[k] for k in keys]
 
     # -- keeldb extras ------------------------------------------------------------------
 
@@ -1082,3 +1365,88 @@ def pymilvus_field_args(f: Any) -> dict[str, Any]:
     if default is not None:
         kwargs["default_value"] = default
     return kwargs
+
+
+# -- rankers, grouping and hybrid requests as pymilvus passes them ------------------------------
+
+
+def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
+    """pymilvus's ranker objects (or their dict forms) as an engine ranker: ``RRFRanker`` /
+    ``WeightedRanker`` (``.dict()`` = ``{"strategy", "params"}``), a
+    ``Function(function_type=RERANK)``, a ``FunctionScore`` holding one. None: no reranking
+    for a search, RRF (k=60) for a hybrid search (Milvus's default)."""
+    if ranker is None:
+        return RRF() if hybrid else None
+    if isinstance(ranker, Mapping):
+        if "strategy" in ranker:
+            return ranker_from_legacy(ranker["strategy"], ranker.get("params") or {})
+        return ranker_from_function(ranker, ranker.get("input_field_names") or ())
+    functions = getattr(ranker, "functions", None)
+    if functions is not None and not hasattr(ranker, "input_field_names"):  # FunctionScore
+        if getattr(ranker, "params", None):
+            raise RankerError(f"function score params are not supported by keeldb: {ranker.params}")
+        functions = list(functions)
+        if len(functions) != 1:
+            raise RankerError(f"Currently only supports one rerank, but got {len(functions)}")
+        return _ranker_spec(functions[0], hybrid=hybrid)
+    if hasattr(ranker, "input_field_names"):  # pymilvus Function
+        ftype = getattr(ranker, "type", None)
+        if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
+            raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
+        return ranker_from_function(dict(ranker.params or {}), list(ranker.input_field_names or ()))
+    if hasattr(ranker, "dict"):  # RRFRanker, WeightedRanker
+        d = ranker.dict()
+        if not hybrid:
+            raise RankerError(
+                "RRFRanker / WeightedRanker apply to hybrid_search; pass a Function to search"
+            )
+        return ranker_from_legacy(d.get("strategy"), d.get("params") or {})
+    raise InvalidArgument(
+        f"ranker must be a Function, FunctionScore, RRFRanker or WeightedRanker, got {ranker!r}"
+    )
+
+
+def _grouping(kwargs: Mapping[str, Any]) -> Grouping | None:
+    field = kwargs.get("group_by_field")
+    if field in (None, ""):
+        for key in ("group_size", "strict_group_size"):
+            if kwargs.get(key) not in (None, False):
+                raise InvalidArgument(f"{key} needs group_by_field")
+        return None
+    if not isinstance(field, str):
+        raise InvalidArgument(f"group_by_field must be a field name, got {field!r}")
+    size = kwargs.get("group_size")
+    strict = kwargs.get("strict_group_size")
+    return Grouping(
+        field=field,
+        size=1 if size is None else size,
+        strict=bool(strict),
+        scorer=str(kwargs.get("rank_group_scorer") or "max"),
+    )
+
+
+def _round_decimal(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 6:
+        raise InvalidArgument(f"round_decimal must be an integer in [-1, 6], got {value!r}")
+    return value
+
+
+def _ann_request(r: Any, i: int) -> dict[str, Any]:
+    """One request of a hybrid search, from a ``pymilvus.AnnSearchRequest`` or a dict."""
+    get = r.get if isinstance(r, Mapping) else (lambda k, d=None: getattr(r, k, d))
+    anns_field = get("anns_field")
+    if anns_field is None:
+        raise InvalidArgument(
+            f"search request {i} is not an AnnSearchRequest (no anns_field): {r!r}"
+        )
+    param = get("param") or {}
+    if not isinstance(param, Mapping):
+        raise InvalidArgument(f"search request {i}: param must be a dict")
+    return {
+        "anns_field": anns_field,
+        "data": get("data"),
+        "param": param,
+        "limit": get("limit", 10),
+        "expr": get("expr") or get("filter") or "",
+        "expr_params": get("expr_params"),
+    }
