@@ -29,7 +29,15 @@ from keeldb.engine.expr import parse_filter
 from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
-from keeldb.engine.rankers import RRF, Ranker, RankerError, ranker_from_function, ranker_from_legacy
+from keeldb.engine.rankers import (
+    RRF,
+    Decay,
+    Ranker,
+    RankerError,
+    Weighted,
+    ranker_from_function,
+    ranker_from_legacy,
+)
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
 from keeldb.engine.search import SearchRequest, check, collect, materialise
 from keeldb.engine.segment import SegmentView
@@ -170,10 +178,7 @@ def _key_selector(entry: CollectionEntry, flt: Any) -> Selector | None:
     pinned = flt.pinned(key.name)
     if pinned is None:
         return None
-    return (
-        _partition_selector(partition_key.partitions_of(len(entry.partitions), pinned[1]))
-        or _nothing
-    )
+    return _partition_selector(partition_key.partitions_of(len(entry.partitions), pinned[1])) or _nothing
 
 
 def _nothing(view: SegmentView) -> np.ndarray:
@@ -259,9 +264,7 @@ class Client:
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
         if not self.db.peek(name).is_loaded:
-            raise CollectionNotLoaded(
-                f"collection '{name}' is not loaded; call load_collection first"
-            )
+            raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
         return c
 
     def check_loaded(self, collection_name: str) -> None:
@@ -286,9 +289,7 @@ class Client:
         """The newest timestamp handed out: every write acknowledged so far is at or below it."""
         return self.db.oracle.last()
 
-    def snapshot(
-        self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None
-    ) -> Snapshot:
+    def snapshot(self, collection_name: str, guarantee_ts: int = 0, snapshot_ts: int | None = None) -> Snapshot:
         """A read snapshot of a collection, for callers that need several reads to agree or
         need the snapshot's timestamp (the gRPC server's iterators and consistency levels).
 
@@ -341,16 +342,12 @@ class Client:
         check_name("collection", collection_name)
         if schema is None:
             if dimension is None:
-                raise InvalidArgument(
-                    "create_collection needs either dimension (quick setup) or schema"
-                )
+                raise InvalidArgument("create_collection needs either dimension (quick setup) or schema")
             schema = CollectionSchema(
                 auto_id=auto_id, enable_dynamic_field=kwargs.get("enable_dynamic_field", True)
             )
             if id_type in ("int", DataType.INT64):
-                schema.add_field(
-                    primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id
-                )
+                schema.add_field(primary_field_name, DataType.INT64, is_primary=True, auto_id=auto_id)
             elif id_type in ("str", "string", DataType.VARCHAR):
                 schema.add_field(
                     primary_field_name,
@@ -372,9 +369,7 @@ class Client:
         key = schema.partition_key
         num_partitions = kwargs.get("num_partitions")
         if key is None and num_partitions not in (None, 0):
-            raise InvalidArgument(
-                "num_partitions should only be specified with partition key field enabled"
-            )
+            raise InvalidArgument("num_partitions should only be specified with partition key field enabled")
         props = _properties.for_create(kwargs.get("properties"), has_partition_key=key is not None)
         level = schema_admin.consistency_level(kwargs.get("consistency_level"))
         stored = schema_admin.schema_copy(schema)  # the catalog's own copy
@@ -383,15 +378,9 @@ class Client:
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
-            raise InvalidArgument(
-                f"collection '{collection_name}' already exists with a different schema"
-            )
+            raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
         loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
-        parts = (
-            partition_key.partition_names(partition_key.check_num_partitions(num_partitions))
-            if key
-            else None
-        )
+        parts = partition_key.partition_names(partition_key.check_num_partitions(num_partitions)) if key else None
         self.db.create(
             collection_name,
             stored,
@@ -415,9 +404,7 @@ class Client:
     def rename_collection(self, old_name: str, new_name: str, **_: Any) -> None:
         self.db.rename(old_name, new_name)
 
-    def describe_collection(
-        self, collection_name: str, timeout: float | None = None, **_: Any
-    ) -> dict[str, Any]:
+    def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         s = e.schema
         return {
@@ -439,35 +426,20 @@ class Client:
     # -- schema changes and properties --------------------------------------------------
 
     def add_collection_field(
-        self,
-        collection_name: str,
-        field_name: str,
-        data_type: Any,
-        desc: str = "",
-        timeout: float | None = None,
-        **kwargs: Any,
+        self, collection_name: str, field_name: str, data_type: Any, desc: str = "", timeout: float | None = None, **kwargs: Any
     ) -> None:
         """Add a nullable field (optionally with a default) to a live collection: ONE
         durable catalog commit; rows written before it read the default, or null."""
         e = self.db.entry(collection_name)
-        self.db.change_schema(
-            collection_name, schema_admin.with_added_field(e, field_name, data_type, desc, kwargs)
-        )
+        self.db.change_schema(collection_name, schema_admin.with_added_field(e, field_name, data_type, desc, kwargs))
 
     def alter_collection_field(
-        self,
-        collection_name: str,
-        field_name: str,
-        field_params: dict[str, Any],
-        timeout: float | None = None,
-        **_: Any,
+        self, collection_name: str, field_name: str, field_params: dict[str, Any], timeout: float | None = None, **_: Any
     ) -> None:
         """Change a field's ``max_length``, ``max_capacity``, ``mmap_enabled`` or
         description (what Milvus allows), as one catalog commit."""
         e = self.db.entry(collection_name)
-        self.db.change_schema(
-            collection_name, schema_admin.with_altered_field(e, field_name, field_params)
-        )
+        self.db.change_schema(collection_name, schema_admin.with_altered_field(e, field_name, field_params))
 
     def drop_collection_field(self, collection_name: str, field_name: str = "", **_: Any) -> None:
         raise InvalidArgument("dropping a field is not supported by keeldb (nor by Milvus 2.6)")
@@ -477,24 +449,14 @@ class Client:
 
         raise unsupported_function(function)
 
-    def alter_collection_function(
-        self, collection_name: str, function_name: str, function: Any = None, **_: Any
-    ) -> None:
-        raise InvalidArgument(
-            f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions"
-        )
+    def alter_collection_function(self, collection_name: str, function_name: str, function: Any = None, **_: Any) -> None:
+        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
 
     def drop_collection_function(self, collection_name: str, function_name: str, **_: Any) -> None:
-        raise InvalidArgument(
-            f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions"
-        )
+        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
 
     def alter_collection_properties(
-        self,
-        collection_name: str,
-        properties: dict[str, Any],
-        timeout: float | None = None,
-        **_: Any,
+        self, collection_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
     ) -> None:
         """Set collection properties: ``collection.ttl.seconds`` and ``timezone`` take
         effect at once, ``dynamicfield.enabled=true`` adds the dynamic field; the others
@@ -516,20 +478,14 @@ class Client:
         self, collection_name: str, property_keys: list[str], timeout: float | None = None, **_: Any
     ) -> None:
         e = self.db.entry(collection_name)
-        self.db.set_properties(
-            collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded)
-        )
+        self.db.set_properties(collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded))
 
-    def get_collection_stats(
-        self, collection_name: str, timeout: float | None = None, **_: Any
-    ) -> dict[str, Any]:
+    def get_collection_stats(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         return {"row_count": self._coll(collection_name).snapshot().live_count()}
 
     # -- load / release -----------------------------------------------------------------
 
-    def load_collection(
-        self, collection_name: str, timeout: float | None = None, **kwargs: Any
-    ) -> None:
+    def load_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
         """Make the collection readable. Returns once every sealed segment's index is
         committed, so the first searches already use the indexes (pymilvus waits the same
         way); ``_async=True`` returns at once and the indexes arrive in the background."""
@@ -549,9 +505,7 @@ class Client:
                 f"there is no vector index on field {missing}; create an index before loading"
             )
 
-    def release_collection(
-        self, collection_name: str, timeout: float | None = None, **_: Any
-    ) -> None:
+    def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
         if e.is_loaded:
             self.db.update(collection_name, loaded=False, loaded_partitions=())
@@ -611,11 +565,7 @@ class Client:
         return all(any(i.field_name == f.name for i in indexes) for f in schema.vector_fields)
 
     def create_index(
-        self,
-        collection_name: str,
-        index_params: IndexParams,
-        timeout: float | None = None,
-        **kwargs: Any,
+        self, collection_name: str, index_params: IndexParams, timeout: float | None = None, **kwargs: Any
     ) -> None:
         """Define indexes and, as pymilvus does, return once every sealed segment's index is
         built and committed; ``sync=False`` (or ``_async=True``) returns at once and the
@@ -625,9 +575,7 @@ class Client:
         new = [self._check_index(e.schema, index_param_from_any(p)) for p in index_params]
         merged = list(current)
         for p in new:
-            same = [
-                c for c in current if c.field_name == p.field_name or c.index_name == p.index_name
-            ]
+            same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
             if same:
                 if same[0].to_dict() == p.to_dict():
                     continue
@@ -637,21 +585,15 @@ class Client:
                 )
             merged.append(p)
         _check_unique_indexes(merged)
-        self.db.update(
-            collection_name, indexes=tuple(IndexParam.from_dict(i.to_dict()) for i in merged)
-        )
+        self.db.update(collection_name, indexes=tuple(IndexParam.from_dict(i.to_dict()) for i in merged))
         if kwargs.get("sync", True) and not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
-    def list_indexes(
-        self, collection_name: str, field_name: str | None = "", **_: Any
-    ) -> list[str]:
+    def list_indexes(self, collection_name: str, field_name: str | None = "", **_: Any) -> list[str]:
         e = self.db.entry(collection_name)
         return [i.index_name for i in e.indexes if not field_name or i.field_name == field_name]
 
-    def describe_index(
-        self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any
-    ) -> dict[str, Any]:
+    def describe_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         for i in e.indexes:
             if i.index_name == index_name:
@@ -671,13 +613,9 @@ class Client:
                     # searched exactly); InProgress only while a build can still finish.
                     "state": "InProgress" if pending and coll.index_building else "Finished",
                 }
-        raise IndexNotFound(
-            f"index '{index_name}' does not exist on collection '{collection_name}'"
-        )
+        raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
 
-    def wait_for_index(
-        self, collection_name: str, index_name: str = "", timeout: float | None = None, **_: Any
-    ) -> dict[str, Any]:
+    def wait_for_index(self, collection_name: str, index_name: str = "", timeout: float | None = None, **_: Any) -> dict[str, Any]:
         """Block until every sealed segment that needs an index has one committed (keeldb
         extension; pymilvus polls ``describe_index`` for the same). Builds in this thread
         what the background builder has not started yet. Returns what was built and the
@@ -685,75 +623,47 @@ class Client:
         c = self._coll(collection_name)
         t0 = time.perf_counter()
         built = c.build_indexes()
-        fields = [
-            i.field_name
-            for i in self.db.peek(collection_name).indexes
-            if not index_name or i.index_name == index_name
-        ]
+        fields = [i.field_name for i in self.db.peek(collection_name).indexes if not index_name or i.index_name == index_name]
         progress = {f: c.index_progress(f) for f in fields}
-        return {
-            "built": built,
-            "seconds": time.perf_counter() - t0,
-            "pending_rows": sum(p[1] for p in progress.values()),
-        }
+        return {"built": built, "seconds": time.perf_counter() - t0, "pending_rows": sum(p[1] for p in progress.values())}
 
-    def drop_index(
-        self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any
-    ) -> None:
+    def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
         if e.index_named(index_name) is None:
-            raise IndexNotFound(
-                f"index '{index_name}' does not exist on collection '{collection_name}'"
-            )
+            raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
         if e.is_loaded:
-            raise InvalidArgument(
-                "index cannot be dropped while the collection is loaded; release it first"
-            )
-        self.db.update(
-            collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name)
-        )
+            raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
+        self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
 
     # -- partitions ---------------------------------------------------------------------
 
-    def create_partition(
-        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
-    ) -> None:
+    def create_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable create partition if partition key mode is used")
         self.db.create_partition(collection_name, partition_name)
 
-    def drop_partition(
-        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
-    ) -> None:
+    def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
         """Deletes the partition's rows (one durable delete) and then the partition itself."""
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable drop partition if partition key mode is used")
         self.db.drop_partition(collection_name, partition_name)
 
-    def has_partition(
-        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
-    ) -> bool:
+    def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
         return partition_name in self.db.entry(collection_name).partitions
 
-    def list_partitions(
-        self, collection_name: str, timeout: float | None = None, **_: Any
-    ) -> list[str]:
+    def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
         return list(self.db.entry(collection_name).partitions)
 
     def partition_ids(self, collection_name: str) -> dict[str, int]:
         """Partition name -> id (what ShowPartitions reports)."""
         return dict(self.db.entry(collection_name).partitions)
 
-    def get_partition_stats(
-        self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any
-    ) -> dict[str, int]:
+    def get_partition_stats(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> dict[str, int]:
         c = self._coll(collection_name)
         sel = _partition_selector(_partition_ids(self.db.entry(collection_name), [partition_name]))
         return {"row_count": sum(int(r.size) for _, r in select(c.snapshot(), None, sel))}
 
-    def load_partitions(
-        self, collection_name: str, partition_names: Any = None, **kwargs: Any
-    ) -> None:
+    def load_partitions(self, collection_name: str, partition_names: Any = None, **kwargs: Any) -> None:
         """Load some partitions: reads without partition names see only loaded partitions,
         and reads naming an unloaded one are refused (PartitionNotLoaded), as in Milvus."""
         e = self.db.entry(collection_name)
@@ -770,9 +680,7 @@ class Client:
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
-    def release_partitions(
-        self, collection_name: str, partition_names: Any = None, **_: Any
-    ) -> None:
+    def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
         """Release some partitions; releasing every loaded one releases the collection."""
         e = self.db.entry(collection_name)
         if e.schema.partition_key is not None:
@@ -782,9 +690,7 @@ class Client:
             raise InvalidArgument("release_partitions needs at least one partition name")
         now = e.visible_partitions
         if now & ids:
-            self.db.update(
-                collection_name, loaded=False, loaded_partitions=tuple(sorted(now - ids))
-            )
+            self.db.update(collection_name, loaded=False, loaded_partitions=tuple(sorted(now - ids)))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -824,12 +730,7 @@ class Client:
         return {"partition_id": (_partition_ids(e, partition_name) or [0])[0]}
 
     def _write_partial(
-        self,
-        collection_name: str,
-        given: dict[str, Any],
-        dynamic: list[dict[str, Any]] | None,
-        n: int,
-        partition_name: str | None,
+        self, collection_name: str, given: dict[str, Any], dynamic: list[dict[str, Any]] | None, n: int, partition_name: str | None
     ) -> dict[str, Any]:
         c = self._coll(collection_name)
         e = self.db.peek(collection_name)
@@ -848,9 +749,7 @@ class Client:
         last = self.db.oracle.next_block(n)
         return range(last - n + 1, last + 1)
 
-    def _write_rows(
-        self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool
-    ) -> dict[str, Any]:
+    def _write_rows(self, collection_name: str, data: Any, partition_name: str | None, *, upsert: bool) -> dict[str, Any]:
         c = self._coll(collection_name)
         e = self.db.peek(collection_name)
         where = self._placement(e, partition_name)
@@ -858,9 +757,7 @@ class Client:
         auto = self._auto_ids(c, len(rows) if isinstance(rows, list) else 0, upsert)
         with default_timezone(e.timezone):
             batch = rows_to_batch(c.schema, rows, require_pk=upsert, auto_ids=auto, **where)
-        c.write(
-            batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"]
-        )
+        c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0}
 
@@ -944,18 +841,14 @@ class Client:
         if partial_update:
             self._loaded(collection_name)
             objs = None if dynamic is None else [json.loads(t) for t in dynamic]
-            return self._write_partial(
-                collection_name, dict(columns), objs, num_rows, partition_name
-            )
+            return self._write_partial(collection_name, dict(columns), objs, num_rows, partition_name)
         where = self._placement(e, partition_name)
         auto = self._auto_ids(c, num_rows, upsert)
         with default_timezone(e.timezone):
             batch = columns_to_batch(
                 c.schema, columns, num_rows, meta=dynamic, require_pk=upsert, auto_ids=auto, **where
             )
-        ts = c.write(
-            batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"]
-        )
+        ts = c.write(batch, upsert=upsert, partition_id=None if "route" in where else where["partition_id"])
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0, "timestamp": ts}
 
@@ -1001,18 +894,14 @@ class Client:
             raise InvalidArgument("pass either ids or filter to query, not both")
         tz = _timezone(e, kwargs.get("timezone"))
         flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
-        by_id = (
-            pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
-        )
+        by_id = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
         extra = _all_of(part, by_id, _key_selector(e, flt))
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
         snap = kwargs.get("snapshot") or c.snapshot()
         with default_timezone(tz):
-            rows = query(
-                snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra
-            )
+            rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
         return _query_shapes(c.schema, rows)
 
     def get(
@@ -1032,18 +921,14 @@ class Client:
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
         with default_timezone(_timezone(e, kwargs.get("timezone"))):
-            rows = query(
-                kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel
-            )
+            rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
         return _query_shapes(c.schema, rows)
 
     def count(self, collection_name: str, filter: str = "", **kwargs: Any) -> int:
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
-        return count_rows(
-            c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone)
-        )
+        return count_rows(c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone))
 
     def search(
         self,
@@ -1377,6 +1262,8 @@ def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
     for a search, RRF (k=60) for a hybrid search (Milvus's default)."""
     if ranker is None:
         return RRF() if hybrid else None
+    if isinstance(ranker, RRF | Weighted | Decay):  # already an engine ranker (the server's)
+        return ranker
     if isinstance(ranker, Mapping):
         if "strategy" in ranker:
             return ranker_from_legacy(ranker["strategy"], ranker.get("params") or {})
