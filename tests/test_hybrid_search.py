@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pymilvus import AnnSearchRequest, Function, FunctionScore, FunctionType, RRFRanker, WeightedRanker
+from pymilvus import (
+    AnnSearchRequest,
+    Function,
+    FunctionScore,
+    FunctionType,
+    RRFRanker,
+    WeightedRanker,
+)
 
 import keeldb
 from keeldb.datatype import DataType
