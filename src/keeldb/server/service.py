@@ -687,10 +687,10 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             _refuse_chains(sub)
             sp = convert.kv(sub.search_params)
             refuse_unsupported(sp, SEARCH_UNSUPPORTED)
-            if sp.get("group_by_field"):
-                raise InvalidArgument(
-                    f"search request {i}: group_by_field belongs to the hybrid search, not a request"
-                )
+            # pymilvus copies the hybrid search's grouping keys into every request; grouping
+            # is the hybrid search's (each request is then searched grouped, as Milvus does).
+            if (sp.get("group_by_field") or "").strip() not in ("", (rp.get("group_by_field") or "").strip()):
+                raise InvalidArgument(f"search request {i}: group_by_field differs from the hybrid search's")
             params = convert.parse_param(sp.get("params", "{}")) or {}
             if not isinstance(params, dict):
                 raise InvalidArgument(f"search request {i}: search params must be a JSON object")
