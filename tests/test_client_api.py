@@ -925,8 +925,12 @@ def test_grouping_and_ordering_are_refused_not_ignored(tmp_path: Path) -> None:
     c = keeldb.Client(str(tmp_path / "g"))
     c.create_collection("g", dimension=2)
     c.insert("g", [{"id": 1, "vector": [1, 0], "color": "red"}])
-    with pytest.raises(keeldb.InvalidArgument, match="group_by_field is not supported"):
+    # Grouping search runs (tests/test_hybrid_search.py), but not by a dynamic key, and not
+    # by several fields.
+    with pytest.raises(keeldb.InvalidArgument, match=r"groupBy field\(color\) not found"):
         c.search("g", [[1, 0]], limit=1, group_by_field="color")
+    with pytest.raises(keeldb.InvalidArgument, match="group_by_fields is not supported"):
+        c.search("g", [[1, 0]], limit=1, group_by_fields=["color"])
     with pytest.raises(keeldb.InvalidArgument, match="order_by_fields is not supported"):
         c.query("g", filter="", limit=1, order_by_fields=["color"])
     c.close()

@@ -12,6 +12,10 @@ change on either side shows up:
   params naming a tokenizer that does not exist, and describes ``analyzer_params`` re-encoded
   (``{"type": "english"}``) where Milvus returns the text pymilvus sent (``{"type":"english"}``,
   as keeldb does); both store and describe ``enable_analyzer`` / ``enable_match`` as ``'true'``.
+- A search with a function reranker: Milvus reranks the search's first offset + limit hits, as
+  keeldb does; Milvus Lite reranks at least 10 x limit candidates, so a decay ranker can lift
+  a hit from beyond them. WeightedRanker over its gRPC server normalises each request's
+  distances min-max, not with Milvus's arctan.
 - Milvus Lite has no filter templates, no ``add_collection_field`` (bare gRPC
   UNIMPLEMENTED), keeps ``collection.ttl.seconds`` but never expires rows, and reports no
   ``timezone`` property on a new collection (Milvus reports one).
@@ -172,3 +176,42 @@ def test_analyzer_settings_side_by_side(clients: tuple[MilvusClient, MilvusClien
     with pytest.raises(grpc.RpcError) as e:  # pymilvus passes a bare UNIMPLEMENTED through
         lite.run_analyzer("Running dogs", {"type": "english"}, timeout=10)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_hybrid_search_and_grouping_agree(clients: tuple[MilvusClient, MilvusClient]) -> None:
+    """RRF hybrid search (two vector fields, a filter on one), grouping search and a decay
+    reranker: the same hits in the same order, the same scores. (Not compared: WeightedRanker,
+    which Milvus Lite's server normalises min-max per request instead of Milvus's arctan.)"""
+    from pymilvus import AnnSearchRequest, Function, FunctionType, RRFRanker
+
+    rng = __import__("numpy").random.default_rng(11)
+    rows = [{"id": i, "a": rng.normal(size=4).tolist(), "b": rng.normal(size=4).tolist(),
+             "doc": int(rng.integers(0, 6)), "price": float(i % 30)} for i in range(80)]  # fmt: skip
+    q = rng.normal(size=(1, 4)).tolist()
+    answers = []
+    for c in clients:
+        s = c.create_schema()
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("a", DataType.FLOAT_VECTOR, dim=4)
+        s.add_field("b", DataType.FLOAT_VECTOR, dim=4)
+        s.add_field("doc", DataType.INT64)
+        s.add_field("price", DataType.DOUBLE)
+        ip = c.prepare_index_params()
+        ip.add_index("a", "FLAT", metric_type="L2")
+        ip.add_index("b", "FLAT", metric_type="IP")
+        c.create_collection("hyb", schema=s, index_params=ip)
+        c.insert("hyb", rows)
+        reqs = [AnnSearchRequest(q, "a", {}, 10), AnnSearchRequest(q, "b", {}, 10, expr="doc < 4")]
+        fused = c.hybrid_search("hyb", reqs, RRFRanker(60), limit=6, consistency_level="Strong")[0]
+        grouped = c.search("hyb", q, anns_field="a", limit=3, group_by_field="doc", group_size=2,
+                           output_fields=["doc"])[0]  # fmt: skip
+        decay = Function("d", FunctionType.RERANK, ["price"],
+                         params={"reranker": "decay", "function": "gauss", "origin": 10, "scale": 8})  # fmt: skip
+        # With limit = every row both rerank the same candidates (see the module doc).
+        decayed = c.search("hyb", q, anns_field="b", limit=80, ranker=decay)[0]
+        answers.append([[(h["id"], round(h["distance"], 4)) for h in r] for r in (fused, grouped, decayed)])
+        c.drop_collection("hyb")
+    keel, lite = answers
+    assert keel[0] == lite[0]  # RRF
+    assert [i for i, _ in keel[1]] == [i for i, _ in lite[1]]  # grouping
+    assert keel[2] == lite[2]  # decay

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -25,10 +26,20 @@ from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
+from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
+from keeldb.engine.rankers import (
+    RRF,
+    Decay,
+    Ranker,
+    RankerError,
+    Weighted,
+    ranker_from_function,
+    ranker_from_legacy,
+)
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, search
+from keeldb.engine.search import SearchRequest, check, collect, materialise
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -73,12 +84,23 @@ class LoadState(Enum):
 # results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
 # rows), so they are refused until implemented: by the embedded client's keyword arguments
 # and by the server's request parameters alike.
+# A query's ``group_by_field(s)`` would be an aggregation; a search's ``group_by_field`` is
+# grouping search, which keeldb runs (engine/hybrid.py); several grouping fields are not.
 UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by")
+SEARCH_UNSUPPORTED = (
+    "group_by_fields",
+    "order_by_fields",
+    "order_by",
+    "function_chains",
+    "search_aggregation",
+)
 
 
-def refuse_unsupported(params: Mapping[str, Any]) -> None:
-    """InvalidArgument if ``params`` sets any of UNSUPPORTED_READ_PARAMS (blank = unset)."""
-    for key in UNSUPPORTED_READ_PARAMS:
+def refuse_unsupported(
+    params: Mapping[str, Any], keys: tuple[str, ...] = UNSUPPORTED_READ_PARAMS
+) -> None:
+    """InvalidArgument if ``params`` sets any of ``keys`` (blank = unset)."""
+    for key in keys:
         value = params.get(key)
         if value.strip() if isinstance(value, str) else value:
             raise InvalidArgument(f"{key} is not supported by keeldb")
@@ -973,7 +995,7 @@ class Client:
     def search(
         self,
         collection_name: str,
-        data: Any,
+        data: Any = None,
         filter: str = "",
         limit: int = 10,
         output_fields: list[str] | None = None,
@@ -981,21 +1003,149 @@ class Client:
         timeout: float | None = None,
         partition_names: list[str] | None = None,
         anns_field: str | None = None,
+        ranker: Any = None,
+        ids: Any = None,
         **kwargs: Any,
     ) -> list[list[dict[str, Any]]]:
-        refuse_unsupported(kwargs)
+        """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
+        ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
+        those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
+        ``strict_group_size``, ``round_decimal``."""
+        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
+        snap = kwargs.get("snapshot") or c.snapshot()
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
+        sp = dict(search_params or {})
+        offset = kwargs.get("offset", sp.get("offset", 0)) or 0
+        tz = _timezone(e, kwargs.get("timezone"))
+        spec = _ranker_spec(ranker, hybrid=False)
+        grouping = _grouping(kwargs)
+        after = kwargs.get("after_distance")
+        if (spec is not None or grouping is not None) and after is not None:
+            raise InvalidArgument("Not allowed to do groupBy or rerank when doing iteration")
+        anns_field = self._anns_field(c.schema, anns_field)
+        if ids is not None:
+            if data is not None:
+                raise InvalidArgument("pass either data or ids to search, not both")
+            data = self._vectors_of(c, e, snap, anns_field, ids, partition_names)
+        elif data is None:
+            raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
+        # A ranker reranks the first offset + limit hits (Milvus); grouping asks for more.
+        route_limit = limit + offset if spec is not None else limit
+        route = self._route(
+            c, e, anns_field, data, sp, filter, kwargs.get("filter_params"), tz, partition_names,
+            limit=route_limit, offset=0 if spec is not None else offset, after=after,
+        )  # fmt: skip
+        decimals = _round_decimal(kwargs.get("round_decimal", -1))
+        out = resolve_output(c.schema, output_fields)
+        pk = c.schema.primary.name
+        with default_timezone(tz):
+            if grouping is not None:
+                check_grouping(c.schema, grouping, limit)
+            if spec is not None:
+                check(replace(route.req, limit=limit, offset=offset))
+                hits = ranked(snap, [route], spec, pk=pk, limit=limit, offset=offset,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
+            elif grouping is not None:
+                hits = round_hits(grouped(snap, route, grouping, limit, offset), decimals)
+            else:
+                check(route.req)
+                hits = round_hits(collect(snap, route.req, route.flt, route.extra), decimals)
+            return materialise(snap, out, pk, hits)
+
+    def hybrid_search(
+        self,
+        collection_name: str,
+        reqs: list[Any],
+        ranker: Any = None,
+        limit: int = 10,
+        output_fields: list[str] | None = None,
+        timeout: float | None = None,
+        partition_names: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """pymilvus's ``hybrid_search``: each request (a ``pymilvus.AnnSearchRequest``, or a
+        dict with its names: ``data``, ``anns_field``, ``param``, ``limit``, ``expr`` /
+        ``filter``, ``expr_params``) is searched on ONE snapshot, and the hits are fused by
+        ``ranker`` (``RRFRanker``, ``WeightedRanker``, or a ``Function`` reranker: rrf,
+        weighted, decay; default RRF k=60). ``offset``, ``round_decimal``,
+        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``."""
+        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+        c = self._loaded(collection_name)
+        e = self.db.peek(collection_name)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
+        if not isinstance(reqs, list | tuple) or not reqs:
+            raise InvalidArgument("hybrid_search needs a non-empty list of search requests")
+        spec = _ranker_spec(ranker, hybrid=True)
+        assert spec is not None
+        grouping = _grouping(kwargs)
+        offset = kwargs.get("offset", 0) or 0
+        tz = _timezone(e, kwargs.get("timezone"))
+        routes = []
+        for i, r in enumerate(reqs):
+            a = _ann_request(r, i)
+            field = a["anns_field"]
+            vf = c.schema.field(field) if isinstance(field, str) else None
+            if vf is None or not isinstance(vf.kind, VectorKind):
+                raise InvalidArgument(
+                    f"search request {i}: anns_field {field!r} is not a vector field of the collection"
+                )
+            routes.append(self._route(
+                c, e, field, a["data"], a["param"], a["expr"], a["expr_params"], tz, partition_names,
+                limit=a["limit"], offset=0, after=None,
+            ))  # fmt: skip
+        if grouping is not None:
+            check_grouping(c.schema, grouping, limit)
+        decimals = _round_decimal(kwargs.get("round_decimal", -1))
+        out = resolve_output(c.schema, output_fields)
+        snap = kwargs.get("snapshot") or c.snapshot()  # one snapshot for every request
+        pk = c.schema.primary.name
+        with default_timezone(tz):
+            hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
+                          round_decimal=decimals, grouping=grouping)  # fmt: skip
+            return materialise(snap, out, pk, hits)
+
+    # -- search plumbing ----------------------------------------------------------------
+
+    @staticmethod
+    def _anns_field(schema: CollectionSchema, anns_field: str | None) -> str:
+        if anns_field:
+            return anns_field
+        vfields = schema.vector_fields
+        if len(vfields) != 1:
+            raise InvalidArgument("the collection has several vector fields: pass anns_field")
+        return vfields[0].name
+
+    def _route(
+        self,
+        c: Collection,
+        e: CollectionEntry,
+        anns_field: str,
+        data: Any,
+        search_params: Mapping[str, Any] | None,
+        filter: str | None,
+        filter_params: Any,
+        tz: str,
+        partition_names: Any,
+        *,
+        limit: int,
+        offset: int,
+        after: float | None,
+    ) -> Route:
+        """One search's request, filter and partition selection, checked: what ``search``
+        runs, and each request of a hybrid search."""
         part = _read_partitions(e, partition_names)
-        vfields = c.schema.vector_fields
-        if not anns_field:
-            if len(vfields) != 1:
-                raise InvalidArgument("the collection has several vector fields: pass anns_field")
-            anns_field = vfields[0].name
         vf = c.schema.field(anns_field)
         kind = vf.kind if vf is not None else None
         if vf is None or not isinstance(kind, VectorKind):
-            raise InvalidArgument(f"anns_field {anns_field!r} is not a vector field of the collection")
+            raise InvalidArgument(
+                f"anns_field {anns_field!r} is not a vector field of the collection"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         index = e.index_on(anns_field)
         sp = dict(search_params or {})
         metric = e.search_metric(anns_field, sp.get("metric_type"))
@@ -1008,9 +1158,6 @@ class Client:
         for knob in SEARCH_PARAMS:  # pymilvus also accepts them at the top level
             if knob in sp and knob not in params:
                 params[knob] = sp[knob]
-        offset = kwargs.get("offset", sp.get("offset", 0)) or 0
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         req = SearchRequest(
             field=anns_field,
             queries=kind.queries(vf, data),
@@ -1019,18 +1166,39 @@ class Client:
             offset=offset,
             radius=params.get("radius", sp.get("radius")),
             range_filter=params.get("range_filter", sp.get("range_filter")),
-            after=kwargs.get("after_distance"),
+            after=after,
             params={k: v for k, v in params.items() if k in SEARCH_PARAMS},
         )
-        tz = _timezone(e, kwargs.get("timezone"))
-        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
+        flt = parse_filter(filter or "", c.schema, filter_params, tz)
         _check_isolation(e, flt)
-        out = resolve_output(c.schema, output_fields)
-        with default_timezone(tz):
-            return search(
-                kwargs.get("snapshot") or c.snapshot(), req, flt, out, c.schema.primary.name,
-                _all_of(part, _key_selector(e, flt)),
-            )  # fmt: skip
+        return Route(req, flt, _all_of(part, _key_selector(e, flt)))
+
+    def _vectors_of(
+        self,
+        c: Collection,
+        e: CollectionEntry,
+        snap: Snapshot,
+        field: str,
+        ids: Any,
+        partition_names: Any,
+    ) -> list[Any]:
+        """Search by primary key: the stored vectors of ``ids`` at the search's snapshot, in
+        the order given; a key with no live row is refused (no query is made up)."""
+        if isinstance(ids, str | int) and not isinstance(ids, bool):
+            ids = [ids]
+        keys = pk_array(c.schema, ids)
+        if not keys:
+            raise InvalidArgument("ids must not be empty")
+        pk = c.schema.primary.name
+        sel = _all_of(_read_partitions(e, partition_names), pk_selector(pk, keys))
+        rows = query(snap, c.schema, None, [field], None, 0, sel)
+        found = {r[pk]: r[field] for r in rows}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise InvalidArgument(
+                f"search by primary key: no live entity with primary key {missing[:10]}"
+            )
+        return [found[k] for k in keys]
 
     # -- keeldb extras ------------------------------------------------------------------
 
@@ -1151,3 +1319,90 @@ def pymilvus_field_args(f: Any) -> dict[str, Any]:
     if default is not None:
         kwargs["default_value"] = default
     return kwargs
+
+
+# -- rankers, grouping and hybrid requests as pymilvus passes them ------------------------------
+
+
+def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
+    """pymilvus's ranker objects (or their dict forms) as an engine ranker: ``RRFRanker`` /
+    ``WeightedRanker`` (``.dict()`` = ``{"strategy", "params"}``), a
+    ``Function(function_type=RERANK)``, a ``FunctionScore`` holding one. None: no reranking
+    for a search, RRF (k=60) for a hybrid search (Milvus's default)."""
+    if ranker is None:
+        return RRF() if hybrid else None
+    if isinstance(ranker, RRF | Weighted | Decay):  # already an engine ranker (the server's)
+        return ranker
+    if isinstance(ranker, Mapping):
+        if "strategy" in ranker:
+            return ranker_from_legacy(ranker["strategy"], ranker.get("params") or {})
+        return ranker_from_function(ranker, ranker.get("input_field_names") or ())
+    functions = getattr(ranker, "functions", None)
+    if functions is not None and not hasattr(ranker, "input_field_names"):  # FunctionScore
+        if getattr(ranker, "params", None):
+            raise RankerError(f"function score params are not supported by keeldb: {ranker.params}")
+        functions = list(functions)
+        if len(functions) != 1:
+            raise RankerError(f"Currently only supports one rerank, but got {len(functions)}")
+        return _ranker_spec(functions[0], hybrid=hybrid)
+    if hasattr(ranker, "input_field_names"):  # pymilvus Function
+        ftype = getattr(ranker, "type", None)
+        if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
+            raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
+        return ranker_from_function(dict(ranker.params or {}), list(ranker.input_field_names or ()))
+    if hasattr(ranker, "dict"):  # RRFRanker, WeightedRanker
+        d = ranker.dict()
+        if not hybrid:
+            raise RankerError(
+                "RRFRanker / WeightedRanker apply to hybrid_search; pass a Function to search"
+            )
+        return ranker_from_legacy(d.get("strategy"), d.get("params") or {})
+    raise InvalidArgument(
+        f"ranker must be a Function, FunctionScore, RRFRanker or WeightedRanker, got {ranker!r}"
+    )
+
+
+def _grouping(kwargs: Mapping[str, Any]) -> Grouping | None:
+    field = kwargs.get("group_by_field")
+    if field in (None, ""):
+        for key in ("group_size", "strict_group_size"):
+            if kwargs.get(key) not in (None, False):
+                raise InvalidArgument(f"{key} needs group_by_field")
+        return None
+    if not isinstance(field, str):
+        raise InvalidArgument(f"group_by_field must be a field name, got {field!r}")
+    size = kwargs.get("group_size")
+    strict = kwargs.get("strict_group_size")
+    return Grouping(
+        field=field,
+        size=1 if size is None else size,
+        strict=bool(strict),
+        scorer=str(kwargs.get("rank_group_scorer") or "max"),
+    )
+
+
+def _round_decimal(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 6:
+        raise InvalidArgument(f"round_decimal must be an integer in [-1, 6], got {value!r}")
+    return value
+
+
+def _ann_request(r: Any, i: int) -> dict[str, Any]:
+    """One request of a hybrid search, from a ``pymilvus.AnnSearchRequest`` or a dict."""
+    get = r.get if isinstance(r, Mapping) else (lambda k, d=None: getattr(r, k, d))
+    anns_field = get("anns_field")
+    if anns_field is None:
+        raise InvalidArgument(
+            f"search request {i} is not an AnnSearchRequest (no anns_field): {r!r}"
+        )
+    param = get("param") or {}
+    if not isinstance(param, Mapping):
+        raise InvalidArgument(f"search request {i}: param must be a dict")
+    return {
+        "anns_field": anns_field,
+        "data": get("data"),
+        "param": param,
+        "limit": get("limit", 10),
+        "expr": get("expr") or get("filter") or "",
+        "expr_params": get("expr_params"),
+    }

@@ -11,8 +11,9 @@
     offset is cut;
 (d) **materialise**: the hits' ids and output fields.
 
-A reranker would be a stage between (c) and (d): it sees each query's merged hits with
-their distances and (view, row) handles, and can fetch what it needs before (d) does.
+Rankers and grouping (``hybrid.py``) sit between (c) and (d): they take each query's merged
+hits from ``collect`` -- distances and (view, row) handles -- fetch what they need (primary
+keys, a group or decay field), and hand the hits they keep to ``materialise``.
 Everything stays vectorised per segment; Python loops only over queries and returned hits.
 """
 
@@ -35,9 +36,10 @@ from keeldb.fields import vector_kind_of
 from keeldb.fields.float_vector import float_queries
 from keeldb.schema import DataType
 
-__all__ = ["EXECUTORS", "MAX_TOPK", "SearchRequest", "parse_queries", "search"]
+__all__ = ["EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "search"]
 
 MAX_TOPK = 16384
+Hits = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per query: (distances, views, rows)
 
 # The executor for each searchable field kind: a module implementing
 # executor.SegmentSearch, and one line here.
@@ -59,7 +61,14 @@ def search(
     pk: str,
     extra: Selector | None = None,
 ) -> list[list[dict[str, Any]]]:
-    _check(req)
+    check(req)
+    return materialise(snap, out, pk, collect(snap, req, flt, extra))
+
+
+def collect(snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selector | None = None) -> Hits:
+    """Stages (a) to (c): each query's hits in rank order, as (distances, views, rows), from
+    ``offset`` to ``offset + limit``. Not bounded by MAX_TOPK (a grouped search asks for as
+    many as it needs; ``search`` checks the caller's limit)."""
     plan = _executor(snap, req)(req)
     cands: list[Candidates] = []
     for vi, view in enumerate(snap.views):
@@ -71,12 +80,13 @@ def search(
             continue
         cands.append(plan.candidates(view, vi, mask, nsel))  # (b)
     if not cands:
-        return [[] for _ in range(plan.nq)]
-    hits = _merge(cands, plan.nq, req)  # (c)
-    return _materialise(snap, out, pk, hits)  # (d)
+        empty = np.zeros(0, dtype=np.int64)
+        return [(np.zeros(0, dtype=np.float32), empty, empty) for _ in range(plan.nq)]
+    return _merge(cands, plan.nq, req)  # (c)
 
 
-def _check(req: SearchRequest) -> None:
+def check(req: SearchRequest) -> None:
+    """The caller's limit, offset and range bounds: InvalidArgument if out of bounds."""
     # Type checks first: a str offset or radius used to escape as TypeError / numpy's
     # UFuncTypeError from the comparisons below instead of InvalidArgument.
     for name, v in (("limit", req.limit), ("offset", req.offset)):
@@ -117,10 +127,9 @@ def _executor(snap: Snapshot, req: SearchRequest) -> FieldExecutor:
     return executor
 
 
-_Hits = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per query: (distances, views, rows)
 
 
-def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> _Hits:
+def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> Hits:
     """Each query's hits in rank order, from ``offset`` to ``offset + limit``."""
     if len(cands) == 1:  # one segment (the common case of a big collection): no merge
         keys, dists, views, rowsx = cands[0].key, cands[0].dist, cands[0].view, cands[0].row
@@ -130,7 +139,7 @@ def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> _Hits:
         views = np.concatenate([c.view for c in cands], axis=1)
         rowsx = np.concatenate([c.row for c in cands], axis=1)
     order = np.argsort(keys, axis=1, kind="stable")[:, req.offset : req.want]
-    hits: _Hits = []
+    hits: Hits = []
     for qi in range(nq):
         o = order[qi]
         o = o[np.isfinite(keys[qi, o])]
@@ -138,8 +147,8 @@ def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> _Hits:
     return hits
 
 
-def _materialise(snap: Snapshot, out: Output, pk: str, hits: _Hits) -> list[list[dict[str, Any]]]:
-    """Every query's hits as pymilvus-shaped dicts. The rows of all queries are fetched in
+def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[dict[str, Any]]]:
+    """Stage (d): every query's hits as pymilvus-shaped dicts. The rows of all queries are fetched in
     ONE ``materialize`` call and split afterwards: per query, its fixed cost was half of a
     100-query batch's time above FAISS's own."""
     if not hits:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import threading
 import uuid
@@ -24,9 +25,10 @@ import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from keeldb import __version__
-from keeldb.client import Client, LoadState, refuse_unsupported
+from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
+from keeldb.engine.rankers import RankerError, ranker_from_function, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
@@ -43,7 +45,9 @@ _LOAD_STATE = {
 }
 # The RPCs that read a collection's data. Each handler reads through one
 # ``Client.for_read()``; cluster routing answers them on a node with the read role.
-READS = frozenset({"Search", "Query", "GetCollectionStatistics", "GetPartitionStatistics"})
+READS = frozenset(
+    {"Search", "HybridSearch", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
+)
 
 
 class DatabaseNotFound(KeelError):
@@ -591,24 +595,23 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     def Search(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
         templates = convert.template_values(request.expr_template_values)
-        if request.sub_reqs or request.HasField("function_score"):
-            raise InvalidArgument("hybrid search and function scores are not supported")
-        if request.WhichOneof("search_input") != "placeholder_group":
-            raise InvalidArgument("search by primary keys is not supported; send query vectors")
+        if request.sub_reqs:
+            raise InvalidArgument("sub_reqs in a SearchRequest are not supported; use HybridSearch")
+        _refuse_chains(request)
         client = self.client.for_read()
         schema = client.collection_schema(name)
         sp = convert.kv(request.search_params)
-        refuse_unsupported(sp)
+        refuse_unsupported(sp, SEARCH_UNSUPPORTED)
         params = convert.parse_param(sp.get("params", "{}")) or {}
         if not isinstance(params, dict):
             raise InvalidArgument("search params must be a JSON object")
-        anns = sp.get("anns_field") or ""
-        vfields = schema.vector_fields
-        field = schema.field(anns) if anns else (vfields[0] if len(vfields) == 1 else None)
-        if field is None or not field.kind.is_vector:
-            raise InvalidArgument("pass anns_field: the collection has several vector fields" if not anns
-                                  else f"anns_field {anns!r} is not a vector field")
-        queries = vectors.search_queries(request.placeholder_group, field)
+        field = _anns(schema, sp.get("anns_field") or "")
+        by_ids = request.WhichOneof("search_input") == "ids"
+        queries = None if by_ids else vectors.search_queries(request.placeholder_group, field)
+        ids = _ids(request.ids) if by_ids else None
+        ranker = _function_score(request.function_score) if request.HasField("function_score") else None
+        extra = _grouping_params(sp)
+        extra["round_decimal"] = _int_param(sp, "round_decimal", -1)
         iterator = _param_bool(sp.get("iterator"))
         client.check_loaded(name)
         snap = self._snapshot(client, name, request, iterator)
@@ -647,20 +650,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
             anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
-            filter_params=templates, timezone=sp.get("timezone") or None,
+            filter_params=templates, timezone=sp.get("timezone") or None, ids=ids, ranker=ranker, **extra,
         )
         if seen is not None:
             hits[0] = [h for h in hits[0] if h["id"] not in seen][:limit]
         flat = [h for per_query in hits for h in per_query]
-        data = schema_pb2.SearchResultData(num_queries=len(hits), top_k=limit, primary_field_name=schema.primary.name)
-        data.topks.extend(len(per_query) for per_query in hits)
-        data.ids.CopyFrom(convert.ids_to_proto(schema, [h["id"] for h in flat]))
-        data.scores.extend(h["distance"] for h in flat)
-        data.distances.extend(h["distance"] for h in flat)
-        entities = [dict(h["entity"]) for h in flat]
-        fields, names = convert.fields_to_proto(schema, out, entities, pk_first=False)
-        data.fields_data.extend(fields)
-        data.output_fields.extend(names)
+        data = _result_data(schema, out, hits, limit)
         if v2:
             data.search_iterator_v2_results.token = token
             v2res = data.search_iterator_v2_results
@@ -680,3 +675,158 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         return milvus_pb2.SearchResults(
             status=convert.status(), results=data, collection_name=name, session_ts=self._session_ts(snap)
         )
+
+    @_rpc(milvus_pb2.SearchResults)
+    def HybridSearch(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Several searches fused by a ranker (``rank_params``: ``RRFRanker`` /
+        ``WeightedRanker`` as ``strategy`` + ``params``, with ``limit``, ``offset``,
+        ``round_decimal`` and the grouping keys; or a ``function_score`` reranker), every
+        search on the one snapshot of the request's consistency level."""
+        name = request.collection_name
+        client = self.client.for_read()
+        schema = client.collection_schema(name)
+        rp = convert.kv(request.rank_params)
+        if request.HasField("function_score") and request.function_score.functions:
+            ranker: Any = _function_score(request.function_score)
+        elif rp.get("strategy"):
+            ranker = ranker_from_legacy(_json_or_text(rp["strategy"]), rp.get("params") or "{}")
+        else:
+            ranker = None  # Milvus's default: RRF, k = 60
+        reqs = []
+        for i, sub in enumerate(request.requests):
+            if sub.WhichOneof("search_input") == "ids":
+                raise InvalidArgument(
+                    f"search request {i}: search by primary key is not supported in a hybrid search"
+                )
+            _refuse_chains(sub)
+            sp = convert.kv(sub.search_params)
+            refuse_unsupported(sp, SEARCH_UNSUPPORTED)
+            # pymilvus copies the hybrid search's grouping keys into every request; grouping
+            # is the hybrid search's (each request is then searched grouped, as Milvus does).
+            if (sp.get("group_by_field") or "").strip() not in ("", (rp.get("group_by_field") or "").strip()):
+                raise InvalidArgument(f"search request {i}: group_by_field differs from the hybrid search's")
+            params = convert.parse_param(sp.get("params", "{}")) or {}
+            if not isinstance(params, dict):
+                raise InvalidArgument(f"search request {i}: search params must be a JSON object")
+            field = _anns(schema, sp.get("anns_field") or "")
+            param: dict[str, Any] = {"params": params}
+            metric = sp.get("metric_type") or params.get("metric_type")
+            if metric:
+                param["metric_type"] = metric
+            reqs.append({
+                "anns_field": field.name, "data": vectors.search_queries(sub.placeholder_group, field),
+                "param": param, "limit": _int_param(sp, "topk", 10), "expr": sub.dsl,
+                "expr_params": convert.template_values(sub.expr_template_values),
+            })  # fmt: skip
+        client.check_loaded(name)
+        snap = self._snapshot(client, name, request, False)
+        limit = _int_param(rp, "limit", 10)
+        requested = list(request.output_fields)
+        out = resolve_output(schema, requested)
+        hits = client.hybrid_search(
+            name, reqs, ranker, limit=limit, output_fields=requested,
+            partition_names=list(request.partition_names), snapshot=snap,
+            offset=_int_param(rp, "offset", 0), round_decimal=_int_param(rp, "round_decimal", -1),
+            rank_group_scorer=rp.get("rank_group_scorer") or None, **_grouping_params(rp),
+        )  # fmt: skip
+        return milvus_pb2.SearchResults(
+            status=convert.status(),
+            results=_result_data(schema, out, hits, limit),
+            collection_name=name,
+            session_ts=self._session_ts(snap),
+        )
+
+
+def _result_data(schema: Any, out: Any, hits: list[list[dict[str, Any]]], limit: int) -> Any:
+    """Search hits as the SearchResultData pymilvus parses."""
+    flat = [h for per_query in hits for h in per_query]
+    data = schema_pb2.SearchResultData(
+        num_queries=len(hits), top_k=limit, primary_field_name=schema.primary.name
+    )
+    data.topks.extend(len(per_query) for per_query in hits)
+    data.ids.CopyFrom(convert.ids_to_proto(schema, [h["id"] for h in flat]))
+    data.scores.extend(h["distance"] for h in flat)
+    data.distances.extend(h["distance"] for h in flat)
+    entities = [dict(h["entity"]) for h in flat]
+    fields, names = convert.fields_to_proto(schema, out, entities, pk_first=False)
+    data.fields_data.extend(fields)
+    data.output_fields.extend(names)
+    return data
+
+
+def _anns(schema: Any, anns: str) -> Any:
+    vfields = schema.vector_fields
+    field = schema.field(anns) if anns else (vfields[0] if len(vfields) == 1 else None)
+    if field is None or not field.kind.is_vector:
+        raise InvalidArgument(
+            "pass anns_field: the collection has several vector fields" if not anns
+            else f"anns_field {anns!r} is not a vector field"
+        )  # fmt: skip
+    return field
+
+
+def _ids(ids: Any) -> list[Any]:
+    """A search's ``ids`` (search by primary key)."""
+    which = ids.WhichOneof("id_field")
+    if which == "int_id":
+        return list(ids.int_id.data)
+    if which == "str_id":
+        return list(ids.str_id.data)
+    raise InvalidArgument("search by primary key: no ids")
+
+
+def _json_or_text(value: str) -> Any:
+    """A ``rank_params`` value: pymilvus sends dicts as JSON and everything else as str()."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _int_param(params: dict[str, str], key: str, default: int) -> int:
+    value = params.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"{key} must be an integer, got {value!r}") from None
+
+
+def _grouping_params(params: dict[str, str]) -> dict[str, Any]:
+    """``group_by_field`` / ``group_size`` / ``strict_group_size`` of a request's params."""
+    out: dict[str, Any] = {}
+    field = (params.get("group_by_field") or "").strip()
+    if field:
+        out["group_by_field"] = field
+        out["group_size"] = _int_param(params, "group_size", 1)
+        out["strict_group_size"] = _param_bool(params.get("strict_group_size"))
+    return out
+
+
+def _function_score(fs: Any) -> Any:
+    """A ``FunctionScore`` (``ranker=Function(...)``) as an engine ranker: exactly one
+    RERANK function; its params arrive as text."""
+    if list(fs.params):
+        raise RankerError(
+            f"function score params are not supported by keeldb: {convert.kv(fs.params)}"
+        )
+    if len(fs.functions) != 1:
+        raise RankerError(f"Currently only supports one rerank, but got {len(fs.functions)}")
+    f = fs.functions[0]
+    if f.type != schema_pb2.FunctionType.Rerank:
+        raise RankerError(f"{schema_pb2.FunctionType.Name(f.type)} is not rerank function.")
+    if [n for n in f.output_field_names if n]:
+        raise RankerError(
+            f"Rerank function should not have output field, but now is {len(f.output_field_names)}"
+        )
+    return ranker_from_function(convert.kv(f.params), list(f.input_field_names))
+
+
+def _refuse_chains(request: Any) -> None:
+    """pymilvus 3's function chains and search aggregations: not run by keeldb, so refused."""
+    fields = request.DESCRIPTOR.fields_by_name
+    if "function_chains" in fields and len(request.function_chains):
+        raise InvalidArgument("function_chains are not supported by keeldb")
+    if "search_aggregation" in fields and request.HasField("search_aggregation"):
+        raise InvalidArgument("search_aggregation is not supported by keeldb")

@@ -29,7 +29,6 @@ _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
      "users, roles and privileges are not supported by keeldb (keeldb serve --auth takes one user:password)"),
     (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
      "resource groups and replica placement do not apply to keeldb"),
-    (("HybridSearch",), "hybrid search is not supported by keeldb yet"),
     (("PhraseMatch",), "phrase match (full-text search) is not supported by keeldb yet"),
     (("Import",), "bulk import is not supported by keeldb yet"),
     (("Snapshot",), "snapshots are not supported by keeldb yet"),
