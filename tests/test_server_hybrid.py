@@ -15,6 +15,7 @@ from pymilvus import (
     DataType,
     Function,
     FunctionType,
+    LexicalHighlighter,
     MilvusClient,
     RRFRanker,
     WeightedRanker,
@@ -140,4 +141,7 @@ def test_refusals_over_the_wire_change_nothing(mc: MilvusClient, coll: str) -> N
     _expect(lambda: mc.search(coll, Q, anns_field="a", limit=3, ranker=model), 65535, "model rerankers")
     _expect(lambda: mc.search(coll, Q, anns_field="a", limit=3, group_by_field="price"), 1100, "group by")
     _expect(lambda: mc.search(coll, Q, anns_field="a", limit=3, group_by_field="b"), 1100, "group by")
+    # A highlighter would be answered without highlights if accepted: refused instead.
+    hl = LexicalHighlighter(pre_tags=["<b>"], post_tags=["</b>"])
+    _expect(lambda: mc.search(coll, Q, anns_field="a", limit=3, highlighter=hl), 1100, "highlighters")
     assert mc.query(coll, "", output_fields=["count(*)"]) == before

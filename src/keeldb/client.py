@@ -93,6 +93,7 @@ SEARCH_UNSUPPORTED = (
     "order_by",
     "function_chains",
     "search_aggregation",
+    "highlighter",
 )
 
 

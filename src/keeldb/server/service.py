@@ -824,9 +824,12 @@ def _function_score(fs: Any) -> Any:
 
 
 def _refuse_chains(request: Any) -> None:
-    """pymilvus 3's function chains and search aggregations: not run by keeldb, so refused."""
+    """pymilvus 3's function chains, search aggregations and highlighters: not run by keeldb,
+    so refused (a highlighter accepted and ignored would return results without what it asked)."""
     fields = request.DESCRIPTOR.fields_by_name
     if "function_chains" in fields and len(request.function_chains):
         raise InvalidArgument("function_chains are not supported by keeldb")
     if "search_aggregation" in fields and request.HasField("search_aggregation"):
         raise InvalidArgument("search_aggregation is not supported by keeldb")
+    if "highlighter" in fields and request.HasField("highlighter"):
+        raise InvalidArgument("search highlighters are not supported by keeldb")
