@@ -31,7 +31,10 @@ by every system, each system in its own child process (``_workers``):
   themselves); HNSW's graph links come on top and are shown as such.
 
 QPS = queries answered / summed call time, each call timed alone; the query set repeats
-until ``--min-time`` seconds were timed. Milvus Lite is given ``--lite-budget`` seconds of
+until ``--min-time`` seconds were timed. keeldb and raw FAISS are compared on timings taken
+*beside* each other: the FAISS job saves its index, and the keeldb job loads it and times
+both in one process in alternating rounds (``paired``), so a busy minute of this shared
+machine lands on both; FAISS's timings alone are reported too. Milvus Lite is given ``--lite-budget`` seconds of
 searching (at least ``MIN_LITE_QUERIES`` queries): its pure-Python postings walk takes
 seconds a query at 1M rows. Targets are shown as met / not met, never asserted.
 
