@@ -58,7 +58,9 @@ def test_bench_vectors_smoke(tmp_path: Path) -> None:
     assert kb["ok"] and fb["ok"], (kb.get("error"), fb.get("error"))
     assert kb["distances_equal_faiss"] is True
     for m in ("nq1", "nq100"):
-        assert binary["ratios"][m] == kb[m]["qps"] / fb[m]["qps"]
+        # The ratio is of the timings taken beside each other (one process, alternating).
+        assert binary["ratios"][m] == kb[m]["qps"] / kb["faiss_paired"][m]["qps"]
+        assert _positive(fb[m]["qps"])  # FAISS alone, reported too
         assert binary["targets"][m]["met"] == (binary["ratios"][m] >= 0.8)
 
     f16 = secs["float16"]
@@ -68,7 +70,8 @@ def test_bench_vectors_smoke(tmp_path: Path) -> None:
         for m in ("nq1", "nq100"):
             for e in (kf, ff):
                 assert 0.0 <= e["sweep"][str(ef)][m]["recall"] <= 1.0
-            assert f16["ratios"][f"ef{ef}_{m}"] == kf["sweep"][str(ef)][m]["qps"] / ff["sweep"][str(ef)][m]["qps"]
+            beside = kf["faiss_paired"][str(ef)][m]["qps"]
+            assert f16["ratios"][f"ef{ef}_{m}"] == kf["sweep"][str(ef)][m]["qps"] / beside
     assert kf["sweep"][str(max(report["config"]["ef"]))]["nq1"]["recall"] >= 0.9
     mem = f16["memory"]
     assert mem["raw_bytes"] == report["config"]["dense_rows"] * report["config"]["dim"] * 2
