@@ -608,7 +608,10 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         if field is None or not field.kind.is_vector:
             raise InvalidArgument("pass anns_field: the collection has several vector fields" if not anns
                                   else f"anns_field {anns!r} is not a vector field")
-        queries = vectors.search_queries(request.placeholder_group, field)
+        if schema.bm25_input(field.name) is not None:
+            queries: Any = vectors.search_texts(request.placeholder_group)
+        else:
+            queries = vectors.search_queries(request.placeholder_group, field)
         iterator = _param_bool(sp.get("iterator"))
         client.check_loaded(name)
         snap = self._snapshot(client, name, request, iterator)
