@@ -1015,6 +1015,8 @@ class Client:
         index = e.index_on(anns_field)
         sp = dict(search_params or {})
         metric = e.search_metric(anns_field, sp.get("metric_type"))
+        if c.schema.bm25_input(anns_field) is not None and metric != "BM25":
+            raise InvalidArgument("must use BM25 metric type when searching against BM25 Function output field")
         if index is not None and metric != index.metric_type:
             raise InvalidArgument(
                 f"metric type not match: search asks for {metric}, the index on {anns_field!r} "
