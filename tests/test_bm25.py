@@ -41,12 +41,12 @@ def corpus(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def reference(docs: dict[int, str], query: str, k1: float = 1.2, b: float = 0.75) -> dict[int, float]:
+def reference(docs: dict[int, str], query: str, k1: float = 1.2, b: float = 0.75, analyzer: Any = ANALYZER) -> dict[int, float]:
     """BM25 by Milvus's formula over token strings: every doc with a positive score."""
-    tfs = {pk: Counter(ANALYZER.terms(t)) for pk, t in docs.items()}
+    tfs = {pk: Counter(analyzer.terms(t)) for pk, t in docs.items()}
     n = len(tfs)
     avgdl = sum(sum(c.values()) for c in tfs.values()) / n
-    qtf = Counter(ANALYZER.terms(query))
+    qtf = Counter(analyzer.terms(query))
     scores: dict[int, float] = {}
     for pk, tf in tfs.items():
         dl = sum(tf.values())
