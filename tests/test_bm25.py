@@ -92,6 +92,20 @@ def assert_close(got: dict[int, float], want: dict[int, float]) -> None:
 QUERIES = ["apple banana", "cherry cherry fig", "Mango, papaya and quince!", "kiwi", "grape elder vanilla ugli"]
 
 
+@pytest.fixture(autouse=True)
+def small_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Index segments of 10 rows and more, so sealed segments are scored through their
+    postings and the growing one by a scan -- both paths in one search."""
+    from keeldb.engine import index_builder
+
+    monkeypatch.setattr(index_builder, "INDEX_MIN_ROWS", 10)
+
+
+def indexed_views(c: keeldb.Client, name: str) -> int:
+    c.wait_for_index(name, "sparse")
+    return sum(1 for v in c.snapshot(name).views if "sparse" in v.segment.indexes)
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> keeldb.Client:
     c = keeldb.Client(str(tmp_path / "db"))
@@ -136,6 +150,7 @@ def test_scores_match_reference(client: keeldb.Client) -> None:
     docs = dict(enumerate(corpus(60)))
     client.insert("t", [{"id": k, "text": t, "tag": k % 3} for k, t in docs.items()][:35])
     client.flush("t")  # a sealed, indexed segment and a growing one
+    assert indexed_views(client, "t") == 1
     client.insert("t", [{"id": k, "text": t, "tag": k % 3} for k, t in docs.items()][35:])
     for q in QUERIES:
         assert_close(scores(client, "t", q), reference(docs, q, 1.5, 0.6))  # the index's k1 / b
@@ -163,6 +178,7 @@ def test_same_scores_across_flush_compaction_reopen(tmp_path: Path) -> None:
     def all_scores(cl: keeldb.Client) -> list[list[tuple[Any, float]]]:
         return [[(h["id"], h["distance"]) for h in cl.search("t", [q], anns_field="sparse", limit=80)[0]] for q in QUERIES]
 
+    assert indexed_views(c, "t") == 3  # three sealed segments searched through postings, one scanned
     before = all_scores(c)
     for q, got in zip(QUERIES, before, strict=True):
         assert_close(dict(got), reference(docs, q))
@@ -170,6 +186,8 @@ def test_same_scores_across_flush_compaction_reopen(tmp_path: Path) -> None:
     assert all_scores(c) == before  # bit for bit: growing -> sealed
     c.compact("t")
     assert [v.num_rows for v in c.snapshot("t").views if v.num_rows] == [80]  # really one segment now
+    assert all_scores(c) == before
+    assert indexed_views(c, "t") == 1
     assert all_scores(c) == before
     c.close()
     c = keeldb.Client(path)
