@@ -19,7 +19,7 @@ import pytest
 
 import keeldb
 from keeldb.text import token_hash
-from tests.test_bm25 import ANALYZER, QUERIES, WORDS, assert_close, create, reference, scores
+from tests.test_bm25 import ANALYZER, QUERIES, WORDS, assert_close, reference, scores
 
 KEYS = 20
 BATCHES = 12
