@@ -95,3 +95,24 @@ def test_bm25_refusals_over_the_wire(mc: MilvusClient) -> None:
     with pytest.raises(MilvusException, match="BM25 function input field must set enable_analyzer to true"):
         mc.create_collection("bad", schema=s)
     assert not mc.has_collection("bad")
+
+
+def test_bm25_range_search_and_iterator(mc: MilvusClient) -> None:
+    _create(mc, "bm_it")
+    docs = dict(enumerate(corpus(60, seed=4)))
+    mc.insert("bm_it", [{"id": k, "text": t, "tag": 0} for k, t in docs.items()])
+    want = reference(docs, "apple cherry")
+    ranked = sorted(want, key=lambda k: (-want[k], k))
+    cut = want[ranked[len(ranked) // 2]]
+    hits = mc.search("bm_it", ["apple cherry"], anns_field="sparse", limit=100,
+                     search_params={"metric_type": "BM25", "params": {"radius": cut}})[0]  # fmt: skip
+    got = {h["id"] for h in hits}
+    assert {k for k, v in want.items() if v > cut * (1 + 1e-6)} <= got  # radius: scores above it
+    assert all(want[k] > cut * (1 - 1e-6) for k in got) and ranked[-1] not in got
+    it = mc.search_iterator("bm_it", ["apple cherry"], anns_field="sparse", batch_size=7, limit=-1,
+                            search_params={"metric_type": "BM25"})  # fmt: skip
+    seen: list[int] = []
+    while page := it.next():
+        seen.extend(h["id"] for h in page)
+    it.close()
+    assert sorted(seen) == sorted(want) and len(seen) == len(set(seen))
