@@ -16,6 +16,14 @@ change on either side shows up:
   keeldb does; Milvus Lite reranks at least 10 x limit candidates, so a decay ranker can lift
   a hit from beyond them. WeightedRanker over its gRPC server normalises each request's
   distances min-max, not with Milvus's arctan.
+- BM25 (``test_bm25_side_by_side``): Milvus Lite computes IDF and average length per
+  segment, so a row's score changes when other rows land in another segment (a row of the
+  first segment keeps its old score after a second segment arrives, where the collection's
+  statistics have moved); keeldb's statistics are the collection's at the snapshot, equal
+  to an independent BM25 over every row. Milvus Lite also reports BM25 scores negated
+  (Milvus reports the positive score), hashes terms with FNV-1a (Milvus: CRC-32), has no
+  ``english`` analyzer, and returns the output field's raw vectors to a query that names
+  it (Milvus: "not allowed to retrieve raw data of field ...").
 - Milvus Lite has no filter templates, no ``add_collection_field`` (bare gRPC
   UNIMPLEMENTED), keeps ``collection.ttl.seconds`` but never expires rows, and reports no
   ``timezone`` property on a new collection (Milvus reports one).
@@ -215,3 +223,52 @@ def test_hybrid_search_and_grouping_agree(clients: tuple[MilvusClient, MilvusCli
     assert keel[0] == lite[0]  # RRF
     assert [i for i, _ in keel[1]] == [i for i, _ in lite[1]]  # grouping
     assert keel[2] == lite[2]  # decay
+
+
+def test_bm25_side_by_side(clients: tuple[MilvusClient, MilvusClient]) -> None:
+    """The same full-text script on both: one segment, then a second one."""
+    from pymilvus import Function, FunctionType
+
+    from keeldb.text import build_analyzer
+    from tests.test_bm25 import corpus, reference
+
+    standard = build_analyzer(None)
+    docs = dict(enumerate(corpus(40, seed=11)))
+    seen: list[list[dict[int, float]]] = []
+    for c in clients:
+        s = c.create_schema()
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("text", DataType.VARCHAR, max_length=2000, enable_analyzer=True)
+        s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        s.add_function(Function(name="bm", function_type=FunctionType.BM25, input_field_names=["text"],
+                                output_field_names=["sparse"]))  # fmt: skip
+        ip = c.prepare_index_params()
+        ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                     params={"inverted_index_algo": "TAAT_NAIVE", "bm25_k1": 1.2, "bm25_b": 0.75})  # fmt: skip
+        c.create_collection("bm25", schema=s, index_params=ip)
+        steps = []
+        c.insert("bm25", [{"id": k, "text": t} for k, t in docs.items() if k < 20])
+        c.flush("bm25")
+        hits = c.search("bm25", ["apple banana"], anns_field="sparse", limit=40, search_params={"metric_type": "BM25"})[0]
+        steps.append({h["id"]: h["distance"] for h in hits})
+        c.insert("bm25", [{"id": k, "text": t} for k, t in docs.items() if k >= 20])
+        c.flush("bm25")
+        hits = c.search("bm25", ["apple banana"], anns_field="sparse", limit=40, search_params={"metric_type": "BM25"})[0]
+        steps.append({h["id"]: h["distance"] for h in hits})
+        seen.append(steps)
+    (keel1, keel2), (lite1, lite2) = seen
+    want1 = reference({k: t for k, t in docs.items() if k < 20}, "apple banana", analyzer=standard)
+    want2 = reference(docs, "apple banana", analyzer=standard)
+    for got, want in ((keel1, want1), (keel2, want2)):
+        assert got.keys() == want.keys()
+        assert all(got[k] == pytest.approx(want[k], rel=2e-6) for k in want)
+    first = [k for k in want1 if k in lite1 and k in lite2]
+    assert first and keel1.keys() == lite1.keys()  # the same rows match
+    # Milvus Lite: negated scores, and a first-segment row's score frozen at its segment's statistics
+    assert all(v < 0 for v in lite1.values())
+    assert all(lite2[k] == lite1[k] for k in first)
+    assert all(keel2[k] != pytest.approx(keel1[k], rel=1e-4) for k in first)  # the collection's moved
+    keel, lite = clients
+    assert lite.query("bm25", "id == 1", output_fields=["sparse"])[0]["sparse"]
+    with pytest.raises(MilvusException, match="not allowed to retrieve raw data of field sparse"):
+        keel.query("bm25", "id == 1", output_fields=["sparse"])

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine import database, partial_update, partition_key, schema_admin
+from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
 from keeldb.engine import properties as _properties
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
@@ -415,7 +415,7 @@ class Client:
             "num_shards": 1,
             "description": s.description,
             "fields": schema_admin.describe_fields(s, e.timezone),
-            "functions": [],
+            "functions": schema_admin.describe_functions(s),
             "aliases": [],
             "collection_id": e.id,
             "consistency_level": e.consistency_level,
@@ -447,15 +447,22 @@ class Client:
         raise InvalidArgument("dropping a field is not supported by keeldb (nor by Milvus 2.6)")
 
     def add_collection_function(self, collection_name: str, function: Any, **_: Any) -> None:
-        from keeldb.schema import unsupported_function
+        """Refused: a function added to a live collection would need its output computed
+        for every existing row (a backfill keeldb does not do); declare BM25 functions at
+        create_collection."""
+        from keeldb.schema import function_from_any
 
-        raise unsupported_function(function)
+        fn = function_from_any(function)  # a non-BM25 type gets its own refusal
+        raise InvalidArgument(
+            f"adding function {fn.name!r} to existing collection '{collection_name}' is not supported by keeldb: "
+            "declare BM25 functions in the schema at create_collection"
+        )
 
     def alter_collection_function(self, collection_name: str, function_name: str, function: Any = None, **_: Any) -> None:
-        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+        raise InvalidArgument(f"altering function {function_name!r} of collection '{collection_name}' is not supported by keeldb")
 
     def drop_collection_function(self, collection_name: str, function_name: str, **_: Any) -> None:
-        raise InvalidArgument(f"collection '{collection_name}' has no function {function_name!r}: keeldb runs no schema functions")
+        raise InvalidArgument(f"dropping function {function_name!r} of collection '{collection_name}' is not supported by keeldb")
 
     def alter_collection_properties(
         self, collection_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
@@ -554,7 +561,16 @@ class Client:
             raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
         kind = f.kind
         if isinstance(kind, VectorKind):
-            metric = p.metric_type or kind.default_metric
+            bm25_field = schema.bm25_input(f.name) is not None
+            metric = p.metric_type or ("BM25" if bm25_field else kind.default_metric)
+            if bm25_field and metric != "BM25":
+                raise InvalidArgument(
+                    f"the output field {f.name!r} of a BM25 function only takes metric type BM25, got {metric}"
+                )
+            if metric == "BM25" and not bm25_field:
+                raise InvalidArgument(
+                    f"metric type BM25 applies to the output field of a BM25 function only; {f.name!r} is not one"
+                )
             index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         if not p.index_name:
@@ -1150,6 +1166,8 @@ class Client:
         index = e.index_on(anns_field)
         sp = dict(search_params or {})
         metric = e.search_metric(anns_field, sp.get("metric_type"))
+        if c.schema.bm25_input(anns_field) is not None and metric != "BM25":
+            raise InvalidArgument("must use BM25 metric type when searching against BM25 Function output field")
         if index is not None and metric != index.metric_type:
             raise InvalidArgument(
                 f"metric type not match: search asks for {metric}, the index on {anns_field!r} "
@@ -1159,9 +1177,15 @@ class Client:
         for knob in SEARCH_PARAMS:  # pymilvus also accepts them at the top level
             if knob in sp and knob not in params:
                 params[knob] = sp[knob]
+        if c.schema.bm25_input(anns_field) is not None:
+            if index is not None:
+                params = bm25.with_index_params(params, index.params)
+            queries = bm25_function.query_rows(c.schema, anns_field, data, params.get("analyzer_name"))
+        else:
+            queries = kind.queries(vf, data)
         req = SearchRequest(
             field=anns_field,
-            queries=kind.queries(vf, data),
+            queries=queries,
             metric=metric,
             limit=limit,
             offset=offset,
@@ -1261,11 +1285,6 @@ def _schema_from_pymilvus(schema: Any) -> CollectionSchema:
     """Accept a ``pymilvus.CollectionSchema`` too, so code written for pymilvus works as is.
     What keeldb does not run is refused here, never dropped: schema functions and
     struct-array fields."""
-    functions = list(getattr(schema, "functions", None) or [])
-    if functions:
-        from keeldb.schema import unsupported_function
-
-        raise unsupported_function(functions[0])
     structs = list(getattr(schema, "struct_fields", None) or [])
     if structs:
         raise InvalidArgument(
@@ -1278,6 +1297,8 @@ def _schema_from_pymilvus(schema: Any) -> CollectionSchema:
     )
     for f in schema.fields:
         s.add_field(f.name, int(f.dtype), **pymilvus_field_args(f))
+    for fn in getattr(schema, "functions", None) or []:
+        s.add_function(fn)  # BM25 taken, every other type refused (schema.function_from_any)
     return s
 
 

@@ -8,7 +8,9 @@ works for the other. The schema is persisted in the catalog as plain JSON (``to_
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import pyarrow as pa
@@ -218,14 +220,15 @@ class CollectionSchema:
         functions: list[Any] | None = None,
         **_: Any,
     ) -> None:
-        if functions:
-            raise unsupported_function(functions[0])
         self.fields: list[FieldSchema] = []
+        self.functions: list[Function] = []
         self.auto_id = auto_id
         self.enable_dynamic_field = enable_dynamic_field
         self.description = description
         for f in fields or []:
             self._append(f)
+        for fn in functions or []:
+            self.add_function(fn)
 
     def add_field(self, field_name: str, datatype: Any, **kwargs: Any) -> CollectionSchema:
         """Mirror of ``pymilvus.CollectionSchema.add_field``; returns self for chaining.
@@ -235,9 +238,13 @@ class CollectionSchema:
         return self
 
     def add_function(self, function: Any) -> CollectionSchema:
-        """pymilvus's ``add_function``: keeldb runs no schema functions, so it refuses the
-        call that introduces one rather than storing a schema whose outputs never fill."""
-        raise unsupported_function(function)
+        """pymilvus's ``add_function`` (a keeldb or pymilvus ``Function``). BM25 is the one
+        function keeldb computes; any other type is refused here, at the call that brings
+        it, rather than stored in a schema whose outputs would never fill. The function's
+        fields are checked against the schema at ``validate`` (create_collection), as
+        Milvus checks them, since fields may still be added after it."""
+        self.functions.append(function_from_any(function))
+        return self
 
     def _append(self, f: FieldSchema) -> None:
         if any(g.name == f.name for g in self.fields):
@@ -273,6 +280,18 @@ class CollectionSchema:
                 return f
         return None
 
+    def function_output(self, name: str) -> Function | None:
+        """The function whose output field is ``name`` (None for a field the user writes)."""
+        return next((fn for fn in self.functions if name in fn.output_field_names), None)
+
+    def bm25_input(self, output_name: str) -> FieldSchema | None:
+        """The analyzed VARCHAR field a BM25 output field is derived from (None when
+        ``output_name`` is no BM25 output)."""
+        fn = self.function_output(output_name)
+        if fn is None or fn.type != FunctionType.BM25:
+            return None
+        return self.field(fn.input_field_names[0])
+
     def validate(self) -> None:
         primaries = [f for f in self.fields if f.is_primary]
         if len(primaries) != 1:
@@ -283,6 +302,7 @@ class CollectionSchema:
         if self.primary.auto_id:
             self.auto_id = True
         self.check_analyzers()
+        check_functions(self)
 
     def check_analyzers(self) -> None:
         """A multi-language analyzer's ``by_field`` must be a VARCHAR field of this schema."""
@@ -306,12 +326,15 @@ class CollectionSchema:
         return pa.schema(cols)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "auto_id": self.auto_id,
             "description": self.description,
             "enable_dynamic_field": self.enable_dynamic_field,
             "fields": [f.to_dict() for f in self.fields],
         }
+        if self.functions:  # absent otherwise: catalogs written before functions read the same
+            out["functions"] = [fn.to_dict() for fn in self.functions]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CollectionSchema:
@@ -322,6 +345,8 @@ class CollectionSchema:
         )
         for fd in d["fields"]:
             s._append(FieldSchema.from_dict(fd))
+        for fn in d.get("functions", []):
+            s.functions.append(Function.from_dict(fn))
         return s
 
 
@@ -349,16 +374,190 @@ def field_from_kwargs(name: str, datatype: Any, kwargs: dict[str, Any], *, colle
     return FieldSchema(name, dtype, **args)
 
 
-def unsupported_function(function: Any) -> InvalidArgument:
-    """The refusal of a schema Function (BM25, TEXT_EMBEDDING, ...): keeldb computes no
-    function outputs yet, and a schema that declares one would leave its output empty."""
-    kind = getattr(getattr(function, "type", None), "name", None) or str(getattr(function, "type", "") or function)
-    name = getattr(function, "name", "")
-    if "BM25" in kind.upper():
-        return InvalidArgument(
-            f"schema function {name!r} of type BM25 is not supported yet (full-text search is issue 15)"
+class FunctionType(IntEnum):
+    """pymilvus's ``FunctionType`` (the same numbers, so either enum is understood)."""
+
+    UNKNOWN = 0
+    BM25 = 1
+    TEXTEMBEDDING = 2
+    RERANK = 3
+    MINHASH = 4
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"the {what} field names of a function must be a string or a list of strings")
+    return list(value)
+
+
+class Function:
+    """A schema function, built like ``pymilvus.Function``. keeldb computes BM25 (text ->
+    term frequencies, ``engine/bm25.py``); the others are refused when added."""
+
+    def __init__(
+        self,
+        name: str,
+        function_type: Any,
+        input_field_names: str | Sequence[str],
+        output_field_names: str | Sequence[str] | None = None,
+        description: str = "",
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise InvalidArgument(f"the name of a function must be a string, got {name!r}")
+        if not isinstance(description, str):
+            raise InvalidArgument("the description of a function must be a string")
+        try:
+            self.type = FunctionType(int(function_type))
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"unknown function type {function_type!r}") from None
+        self.name = name
+        self.description = description
+        self.input_field_names = _names(input_field_names, "input")
+        self.output_field_names = _names(output_field_names, "output")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidArgument("the params of a function must be a dictionary")
+        self.params: dict[str, Any] = dict(params or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "type": int(self.type),
+            "input_field_names": list(self.input_field_names),
+            "output_field_names": list(self.output_field_names),
+            "params": dict(self.params),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Function:
+        return cls(d["name"], d["type"], d["input_field_names"], d["output_field_names"], d.get("description", ""),
+                   d.get("params") or {})  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Function) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Function({self.to_dict()!r})"
+
+
+def function_from_any(function: Any) -> Function:
+    """A keeldb ``Function``, or anything with pymilvus's Function attributes (a pymilvus
+    ``Function``, the server's FunctionSchema message); a type other than BM25 is refused."""
+    if not isinstance(function, Function):
+        ftype = getattr(function, "type", None)
+        if ftype is None:
+            raise InvalidArgument(f"not a schema function: {function!r}")
+        function = Function(
+            getattr(function, "name", ""),
+            ftype,
+            list(getattr(function, "input_field_names", []) or []),
+            list(getattr(function, "output_field_names", []) or []),
+            getattr(function, "description", "") or "",
+            dict(getattr(function, "params", {}) or {}),
         )
-    return InvalidArgument(f"schema function {name!r} of type {kind} is not supported by keeldb")
+    if function.type != FunctionType.BM25:
+        raise unsupported_function(function)
+    return function
+
+
+def unsupported_function(function: Any) -> InvalidArgument:
+    """The refusal of a schema function keeldb does not compute (TEXT_EMBEDDING calls a
+    model provider, RERANK belongs to search, MINHASH is not built): refused at the call
+    that introduces it, never stored with an output that would stay empty."""
+    ftype = getattr(function, "type", None)
+    names = {FunctionType.TEXTEMBEDDING: "TextEmbedding", FunctionType.RERANK: "Rerank", FunctionType.MINHASH: "MinHash"}
+    try:
+        kind = names.get(FunctionType(int(ftype)), FunctionType(int(ftype)).name)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        kind = getattr(ftype, "name", None) or str(ftype)
+    name = getattr(function, "name", "")
+    return InvalidArgument(f"schema function {name!r} of type {kind} is not supported by keeldb (only BM25 is)")
+
+
+def check_functions(schema: CollectionSchema) -> None:
+    """Milvus's checks of a schema's functions (its proxy's ``validateFunction``, with its
+    messages): names, inputs and outputs present and distinct; a BM25 function takes no
+    params, reads exactly one VARCHAR field with ``enable_analyzer`` and writes exactly one
+    SPARSE_FLOAT_VECTOR field; no field is the output of two functions; an output is never
+    the primary key, a partition or clustering key, or nullable; an input is never nullable."""
+    used_outputs: set[str] = set()
+    used_names: set[str] = set()
+    for fn in schema.functions:
+        name = fn.name
+        if not name:
+            raise InvalidArgument("function name cannot be empty")
+        check_name("function", name)
+        if not fn.input_field_names:
+            raise InvalidArgument(f"function input field names cannot be empty, function: {name}")
+        if not fn.output_field_names:
+            raise InvalidArgument(f"function output field names cannot be empty, function: {name}")
+        for i in fn.input_field_names:
+            if fn.input_field_names.count(i) > 1:
+                raise InvalidArgument(
+                    f"each function input field should be used exactly once in the same function, function: {name}, input field: {i}"
+                )
+        for o in fn.output_field_names:
+            if o in fn.input_field_names:
+                raise InvalidArgument(
+                    f"a single field cannot be both input and output in the same function, function: {name}, field: {o}"
+                )
+            if fn.output_field_names.count(o) > 1:
+                raise InvalidArgument(
+                    f"each function output field should be used exactly once in the same function, function: {name}, output field: {o}"
+                )
+        if fn.params:
+            raise InvalidArgument("BM25 function accepts no params")
+        if name in used_names:
+            raise InvalidArgument(f"duplicate function name: {name}")
+        used_names.add(name)
+        inputs = []
+        for i in fn.input_field_names:
+            f = schema.field(i)
+            if f is None:
+                raise InvalidArgument(f"function input field not found: {i}")
+            if f.nullable:
+                raise InvalidArgument(f"function input field cannot be nullable: function {name}, field {i}")
+            inputs.append(f)
+        if len(inputs) != 1 or inputs[0].dtype != DataType.VARCHAR:
+            raise InvalidArgument(
+                f"BM25 function input field must be a VARCHAR field, got {len(inputs)} field with type {_milvus_type(inputs[0])}"
+            )
+        if not inputs[0].enable_analyzer:
+            raise InvalidArgument("BM25 function input field must set enable_analyzer to true")
+        outputs = []
+        for o in fn.output_field_names:
+            f = schema.field(o)
+            if f is None:
+                raise InvalidArgument(f"function output field not found: {o}")
+            if f.is_primary:
+                raise InvalidArgument(f"function output field cannot be primary key: function {name}, field {o}")
+            if f.is_partition_key or f.is_clustering_key:
+                raise InvalidArgument(
+                    f"function output field cannot be partition key or clustering key: function {name}, field {o}"
+                )
+            if f.nullable:
+                raise InvalidArgument(f"function output field cannot be nullable: function {name}, field {o}")
+            if o in used_outputs:
+                raise InvalidArgument(f"duplicate function output field: function {name}, field {o}")
+            used_outputs.add(o)
+            outputs.append(f)
+        if len(outputs) != 1:
+            raise InvalidArgument(f"BM25 function only need 1 output field, but got {len(outputs)}")
+        if outputs[0].dtype != DataType.SPARSE_FLOAT_VECTOR:
+            raise InvalidArgument(
+                f"BM25 function output field must be a SparseFloatVector field, but got {_milvus_type(outputs[0])}"
+            )
+
+
+def _milvus_type(f: FieldSchema) -> str:
+    """A data type as Milvus's messages name it (VarChar, SparseFloatVector, ...)."""
+    special = {DataType.VARCHAR: "VarChar", DataType.JSON: "JSON", DataType.TIMESTAMPTZ: "Timestamptz"}
+    return getattr(f.kind, "milvus_name", None) or special.get(f.dtype) or f.dtype.name.title()
 
 
 METRICS = ("L2", "IP", "COSINE")

@@ -95,6 +95,8 @@ class CollectionEntry:
         index's, else Milvus's default. (A search asking for another metric than its index
         has is refused by the caller; this only resolves the name.)"""
         index = self.index_on(field_name)
+        if not asked and index is None and self.schema.bm25_input(field_name) is not None:
+            return "BM25"  # a BM25 function's output is ranked by BM25 only
         if not asked and index is None:
             # No index and no metric named: the data type's default (COSINE for the float
             # types, HAMMING for binary, IP for sparse vectors).

@@ -83,6 +83,12 @@ def merge(
     current = read(keys, names)
     columns: dict[str, Any] = {}
     for f in schema.fields:
+        if schema.function_output(f.name) is not None:
+            # Never carried over: columns_to_batch derives it again from the merged input
+            # (and refuses it if the update gives it).
+            if f.name in given:
+                columns[f.name] = given[f.name]
+            continue
         whole = given.get(f.name)
         if whole is not None and not isinstance(whole, list | tuple):
             columns[f.name] = whole  # a column object has no missing rows: pass it on as is

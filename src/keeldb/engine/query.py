@@ -63,10 +63,13 @@ def resolve_output(schema: CollectionSchema, output_fields: Sequence[str] | None
     for name in output_fields or []:
         name = name.strip()
         if name == "*":
-            fields.extend(f.name for f in schema.fields)
+            # Milvus's "*" leaves out what cannot be output: a BM25 function's vectors
+            fields.extend(f.name for f in schema.fields if schema.bm25_input(f.name) is None)
             dynamic = None
         elif name == DYNAMIC_FIELD and schema.enable_dynamic_field:
             dynamic = None
+        elif schema.bm25_input(name) is not None:
+            raise InvalidArgument(f"not allowed to retrieve raw data of field {name}")  # Milvus's words
         elif schema.field(name) is not None:
             fields.append(name)
         elif name == COUNT:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from keeldb.engine import schema_change
+from keeldb.engine import bm25_function, schema_change
 from keeldb.errors import InvalidArgument
 from keeldb.fields import VectorKind
 from keeldb.fields.arrow import numpy_of
@@ -153,7 +153,15 @@ def columns_to_batch(
         meta = ["{}"] * n
     columns: dict[str, Any] = {}
     vectors: dict[str, Any] = {}
+    derived = [f for f in schema.fields if schema.function_output(f.name) is not None]
     for f in schema.fields:
+        if f in derived:
+            given = values_by_field.get(f.name)
+            if given is not None and (not isinstance(given, list | tuple) or any(v is not MISSING for v in given)):
+                # pymilvus's words; Milvus refuses it too: a function's output is computed
+                raise InvalidArgument(f"Attempt to insert an unexpected function output field `{f.name}` to collection")
+            columns[f.name] = None  # keeps the schema's column order; filled below
+            continue
         if f.is_primary and use_auto:
             ids = list(auto_ids or [])
             if len(ids) != n:
@@ -189,6 +197,9 @@ def columns_to_batch(
         else:
             columns[f.name] = kind.column(f, list(values))
 
+    for f in derived:  # every input column is converted (defaults applied) by now
+        vectors[f.name] = bm25_function.derive(schema, f.name, columns)
+        columns[f.name] = f.kind.from_vectors(f, vectors[f.name])  # type: ignore[attr-defined]
     pks = columns[pkf.name].to_pylist()
     if len(set(pks)) != n:
         # Name both rows, not just the key: in a batch of thousands the key alone is hard to find.

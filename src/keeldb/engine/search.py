@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from keeldb.engine.binary_search import BinarySearch
+from keeldb.engine.bm25 import METRIC as BM25
+from keeldb.engine.bm25 import BM25Search
 from keeldb.engine.dense_search import DenseSearch
 from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest
 from keeldb.engine.expr import Filter
@@ -119,6 +121,14 @@ def _executor(snap: Snapshot, req: SearchRequest) -> FieldExecutor:
     executor = EXECUTORS.get(dtype)
     if executor is None:
         raise InvalidArgument(f"field {name!r} ({dtype.name}) cannot be searched")
+    bm25_field = snap.schema is not None and snap.schema.bm25_input(name) is not None
+    if bm25_field != (req.metric == BM25):
+        raise InvalidArgument(
+            "must use BM25 metric type when searching against BM25 Function output field" if bm25_field
+            else f"metric type BM25 applies to the output field of a BM25 function only; {name!r} is not one"
+        )
+    if bm25_field:  # scored with statistics of the whole snapshot, not segment by segment
+        return lambda r: BM25Search(r, snap)
     metrics = vector_kind_of(dtype).metrics
     if req.metric not in metrics:
         raise InvalidArgument(

@@ -321,7 +321,7 @@ class SparseBuffer:
 class SparseFloatVector(VectorKind):
     dtypes = (DataType.SPARSE_FLOAT_VECTOR,)
     milvus_name = "SparseFloatVector"
-    metrics = ("IP",)
+    metrics = ("IP", "BM25")  # BM25 only on a BM25 function's output (checked by the client)
     default_metric = "IP"
     index_types = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND", "AUTOINDEX")
 

@@ -202,7 +202,22 @@ def _sparse_spec(t: str, metric: str, params: dict[str, Any]) -> IndexSpec:
     drop = _float_param("drop_ratio_build", params.get("drop_ratio_build", 0.0), 0.0, 1.0)
     if drop:
         build["drop_ratio_build"] = drop
+    for name in BM25_PARAMS:
+        if name in params:
+            if metric != "BM25":
+                raise InvalidArgument(f"index parameter {name} applies to metric type BM25 only, not {metric}")
+            build[name] = bm25_param(name, params[name])
     return IndexSpec(t, metric, 0, build, "sparse")
+
+
+# BM25's knobs (index build params, and search params over the index's): knowhere's ranges.
+BM25_PARAMS = {"bm25_k1": (0.0, 3.0), "bm25_b": (0.0, 1.0)}
+
+
+def bm25_param(name: str, value: Any) -> float:
+    """``bm25_k1`` in [0, 3] or ``bm25_b`` in [0, 1], checked."""
+    low, high = BM25_PARAMS[name]
+    return _float_param(name, value, low, high, high_open=False)
 
 
 @dataclass(frozen=True)
@@ -218,7 +233,7 @@ class SearchKnobs:
 
 
 # The search parameters keeldb reads (Milvus's names); others are ignored, as Milvus does.
-SEARCH_PARAMS = ("nprobe", "ef", "drop_ratio_search", "dim_max_score_ratio")
+SEARCH_PARAMS = ("nprobe", "ef", "drop_ratio_search", "dim_max_score_ratio", "bm25_k1", "bm25_b", "analyzer_name")
 
 
 def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:

@@ -25,7 +25,7 @@ from keeldb.schema import (
     CollectionSchema,
     DataType,
     FieldSchema,
-    unsupported_function,
+    Function,
 )
 from keeldb.server import vectors
 from keeldb.text import Token, canonical, token_hash
@@ -100,10 +100,9 @@ def _default_to_proto(f: FieldSchema, tz: str = "UTC") -> schema_pb2.ValueField 
 
 
 def schema_from_proto(ps: schema_pb2.CollectionSchema) -> CollectionSchema:
-    """A CreateCollection schema. Schema functions and struct-array fields are refused
-    here, at the call that introduces them (keeldb runs no functions and stores no structs)."""
-    if len(ps.functions):
-        raise unsupported_function(_FunctionRef(ps.functions[0]))
+    """A CreateCollection schema. BM25 functions are taken (checked at create, as embedded);
+    other function types and struct-array fields are refused here, at the call that
+    introduces them (keeldb computes no other function and stores no structs)."""
     if len(ps.struct_array_fields):
         raise InvalidArgument(f"struct array field {ps.struct_array_fields[0].name!r} is not supported by keeldb")
     s = CollectionSchema(
@@ -113,20 +112,12 @@ def schema_from_proto(ps: schema_pb2.CollectionSchema) -> CollectionSchema:
         if pf.is_dynamic:
             raise InvalidArgument("cannot explicitly set a field as a dynamic field")
         s.add_field(pf.name, int(pf.data_type), **field_args_from_proto(pf))
+    for pfn in ps.functions:
+        s.add_function(
+            Function(pfn.name, int(pfn.type), list(pfn.input_field_names), list(pfn.output_field_names),
+                     pfn.description, kv(pfn.params))
+        )  # fmt: skip
     return s
-
-
-class _FunctionRef:
-    """A FunctionSchema message as ``unsupported_function`` reads a pymilvus Function."""
-
-    def __init__(self, f: schema_pb2.FunctionSchema) -> None:
-        self.name = f.name
-        self.type = _FunctionType(schema_pb2.FunctionType.Name(f.type))
-
-
-class _FunctionType:
-    def __init__(self, name: str) -> None:
-        self.name = name
 
 
 def field_args_from_proto(pf: schema_pb2.FieldSchema) -> dict[str, Any]:
@@ -206,6 +197,17 @@ def schema_to_proto(name: str, s: CollectionSchema, tz: str = "UTC") -> schema_p
         d = _default_to_proto(f, tz)
         if d is not None:
             pf.default_value.CopyFrom(d)
+        if s.function_output(f.name) is not None:
+            pf.is_function_output = True  # pymilvus then leaves it out of inserts
+    ids = {f.name: 100 + i for i, f in enumerate(s.fields)}
+    for i, fn in enumerate(s.functions):
+        pfn = out.functions.add(
+            name=fn.name, id=100 + i, description=fn.description, type=int(fn.type),
+            input_field_names=fn.input_field_names, input_field_ids=[ids[n] for n in fn.input_field_names],
+            output_field_names=fn.output_field_names, output_field_ids=[ids[n] for n in fn.output_field_names],
+        )  # fmt: skip
+        for key, value in fn.params.items():
+            pfn.params.add(key=key, value=str(value))
     return out
 
 

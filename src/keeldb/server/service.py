@@ -607,7 +607,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             raise InvalidArgument("search params must be a JSON object")
         field = _anns(schema, sp.get("anns_field") or "")
         by_ids = request.WhichOneof("search_input") == "ids"
-        queries = None if by_ids else vectors.search_queries(request.placeholder_group, field)
+        queries = None if by_ids else _queries(schema, field, request.placeholder_group)
         ids = _ids(request.ids) if by_ids else None
         ranker = _function_score(request.function_score) if request.HasField("function_score") else None
         extra = _grouping_params(sp)
@@ -714,7 +714,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             if metric:
                 param["metric_type"] = metric
             reqs.append({
-                "anns_field": field.name, "data": vectors.search_queries(sub.placeholder_group, field),
+                "anns_field": field.name, "data": _queries(schema, field, sub.placeholder_group),
                 "param": param, "limit": _int_param(sp, "topk", 10), "expr": sub.dsl,
                 "expr_params": convert.template_values(sub.expr_template_values),
             })  # fmt: skip
@@ -763,6 +763,13 @@ def _anns(schema: Any, anns: str) -> Any:
             else f"anns_field {anns!r} is not a vector field"
         )  # fmt: skip
     return field
+
+
+def _queries(schema: Any, field: Any, placeholder_group: bytes) -> Any:
+    """A search's queries: texts for a BM25 function's output field, vectors otherwise."""
+    if schema.bm25_input(field.name) is not None:
+        return vectors.search_texts(placeholder_group)
+    return vectors.search_queries(placeholder_group, field)
 
 
 def _ids(ids: Any) -> list[Any]:

@@ -92,6 +92,25 @@ def field_to_proto(f: FieldSchema, values: list[Any]) -> schema_pb2.FieldData:
     return fd
 
 
+def search_texts(placeholder_group: bytes) -> list[str]:
+    """Search texts (a BM25 function's output field is searched with text): pymilvus sends
+    them as a VarChar placeholder of UTF-8 bytes."""
+    group = common_pb2.PlaceholderGroup()
+    try:
+        group.ParseFromString(placeholder_group)
+    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError
+        raise InvalidArgument("malformed placeholder group") from None
+    if len(group.placeholders) != 1 or not group.placeholders[0].values:
+        raise InvalidArgument("expected exactly one placeholder of query texts")
+    ph = group.placeholders[0]
+    if ph.type != common_pb2.PlaceholderType.VarChar:
+        raise InvalidArgument("the output field of a BM25 function is searched with text (a list of strings), not vectors")
+    try:
+        return [bytes(v).decode("utf-8") for v in ph.values]
+    except UnicodeDecodeError:
+        raise InvalidArgument("query text must be UTF-8") from None
+
+
 def search_queries(placeholder_group: bytes, f: FieldSchema) -> Any:
     """Search vectors (a serialized PlaceholderGroup) for field ``f``, as the embedded
     ``search`` takes them (float32 rows, each row's bytes, or sparse rows). The
