@@ -116,3 +116,31 @@ def test_bm25_range_search_and_iterator(mc: MilvusClient) -> None:
         seen.extend(h["id"] for h in page)
     it.close()
     assert sorted(seen) == sorted(want) and len(seen) == len(set(seen))
+
+
+def test_hybrid_search_over_a_bm25_field_and_a_sparse_one(mc: MilvusClient) -> None:
+    """A hybrid request over the BM25 output takes text, like a plain search; RRF fuses it
+    with another request exactly as fusing the two single searches by hand."""
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    s = _schema(mc)
+    s.add_field("tags", DataType.SPARSE_FLOAT_VECTOR)
+    ip = mc.prepare_index_params()
+    ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    ip.add_index("tags", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    mc.create_collection("hy", schema=s, index_params=ip)
+    docs = dict(enumerate(corpus(30, seed=5)))
+    mc.insert("hy", [{"id": k, "text": t, "tag": k % 3, "tags": {k % 7: 1.0 + k / 10}} for k, t in docs.items()])
+    q_text, q_tags = "apple banana", {3: 1.0}
+    text_hits = mc.search("hy", [q_text], anns_field="sparse", limit=10, search_params={"metric_type": "BM25"})[0]
+    tag_hits = mc.search("hy", [q_tags], anns_field="tags", limit=10, search_params={"metric_type": "IP"})[0]
+    fused: dict[int, float] = {}
+    for hits in (text_hits, tag_hits):
+        for rank, h in enumerate(hits, start=1):
+            fused[h["id"]] = fused.get(h["id"], 0.0) + 1 / (60 + rank)
+    reqs = [AnnSearchRequest([q_text], "sparse", {"metric_type": "BM25"}, 10),
+            AnnSearchRequest([q_tags], "tags", {"metric_type": "IP"}, 10)]  # fmt: skip
+    got = mc.hybrid_search("hy", reqs, RRFRanker(60), limit=5)[0]
+    want = sorted(fused, key=lambda k: (-fused[k], k))[:5]
+    assert [h["id"] for h in got] == want
+    assert_close({h["id"]: h["distance"] for h in got}, {k: fused[k] for k in want})
