@@ -515,14 +515,7 @@ def check_functions(schema: CollectionSchema) -> None:
         if name in used_names:
             raise InvalidArgument(f"duplicate function name: {name}")
         used_names.add(name)
-        inputs = []
-        for i in fn.input_field_names:
-            f = schema.field(i)
-            if f is None:
-                raise InvalidArgument(f"function input field not found: {i}")
-            if f.nullable:
-                raise InvalidArgument(f"function input field cannot be nullable: function {name}, field {i}")
-            inputs.append(f)
+        inputs = [_function_field(schema, name, i, "input") for i in fn.input_field_names]
         if len(inputs) != 1 or inputs[0].dtype != DataType.VARCHAR:
             raise InvalidArgument(
                 f"BM25 function input field must be a VARCHAR field, got {len(inputs)} field with type {_milvus_type(inputs[0])}"
@@ -531,17 +524,13 @@ def check_functions(schema: CollectionSchema) -> None:
             raise InvalidArgument("BM25 function input field must set enable_analyzer to true")
         outputs = []
         for o in fn.output_field_names:
-            f = schema.field(o)
-            if f is None:
-                raise InvalidArgument(f"function output field not found: {o}")
+            f = _function_field(schema, name, o, "output")
             if f.is_primary:
                 raise InvalidArgument(f"function output field cannot be primary key: function {name}, field {o}")
             if f.is_partition_key or f.is_clustering_key:
                 raise InvalidArgument(
                     f"function output field cannot be partition key or clustering key: function {name}, field {o}"
                 )
-            if f.nullable:
-                raise InvalidArgument(f"function output field cannot be nullable: function {name}, field {o}")
             if o in used_outputs:
                 raise InvalidArgument(f"duplicate function output field: function {name}, field {o}")
             used_outputs.add(o)
@@ -552,6 +541,17 @@ def check_functions(schema: CollectionSchema) -> None:
             raise InvalidArgument(
                 f"BM25 function output field must be a SparseFloatVector field, but got {_milvus_type(outputs[0])}"
             )
+
+
+def _function_field(schema: CollectionSchema, function: str, name: str, role: str) -> FieldSchema:
+    """A function's input or output field, which must exist and not be nullable (Milvus's
+    messages)."""
+    f = schema.field(name)
+    if f is None:
+        raise InvalidArgument(f"function {role} field not found: {name}")
+    if f.nullable:
+        raise InvalidArgument(f"function {role} field cannot be nullable: function {function}, field {name}")
+    return f
 
 
 def _milvus_type(f: FieldSchema) -> str:
