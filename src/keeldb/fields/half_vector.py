@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import ml_dtypes
 import numpy as np
 import pyarrow as pa
 
@@ -72,8 +71,19 @@ class Float16Vector(_HalfVector):
     element = pa.float16()
 
 
+class _Bfloat16Dtype:
+    """``BFloat16Vector.storage``, imported on first use: ``import ml_dtypes`` costs ~0.6 s
+    of CPU (its extension registers every type it has), which every keeldb process — each
+    crash-test child, each server start — paid whether or not it had a BFLOAT16 field."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> np.dtype:
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+
+
 class BFloat16Vector(_HalfVector):
     dtypes = (DataType.BFLOAT16_VECTOR,)
     milvus_name = "BFloat16Vector"
-    storage = np.dtype(ml_dtypes.bfloat16)
+    storage = _Bfloat16Dtype()  # type: ignore[assignment]
     element = pa.uint16()  # the bfloat16 bit patterns
