@@ -26,7 +26,7 @@ def test_every_workload_variant_in_turn(tmp_path: Path) -> None:
     from keeldb.chaos.variants import VARIANTS
 
     out = tmp_path / "long"
-    proc = chaos("--long", "--rows", "3000", "--count", "1", "--interval", "1-1.5", "--faults", "sigkill",
+    proc = chaos("--long", "--rows", "2000", "--count", "1", "--interval", "0.5-1", "--faults", "sigkill",
                  "--seed", "2", "--out", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "every workload passed" in proc.stdout
@@ -46,7 +46,7 @@ def test_every_workload_variant_in_turn(tmp_path: Path) -> None:
     assert outcomes["delete-heavy"].get("delete/ok", 0) > 3
     assert docs["big-batches"]["batch_size"] == 5000 and docs["mixed"]["batch_size"] == 200
     ops = docs["big-batches"]["ops"]
-    assert max(len(o["keys"]) for o in ops if o["kind"] == "upsert") == 3000  # all of the 3,000 rows
+    assert max(len(o["keys"]) for o in ops if o["kind"] == "upsert") == 2000  # all of the 2,000 rows
 
 
 def test_a_crash_point_fault_arms_its_round_of_points_in_turn(tmp_path: Path) -> None:
