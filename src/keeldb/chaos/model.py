@@ -232,7 +232,10 @@ class LiveIndex:
         if not len(self.keys):
             return 0, 0
         seg = np.searchsorted(self.starts, self.offsets + _us(a), side="left") - 1  # starts before a
-        inside = self.ends[seg] >= _us(b)  # and no write of the key begins before b
+        # ... and no write of the key begins before b. Strictly after b in microseconds: a
+        # tie may be a rounding of two different instants, and then the key is judged one by
+        # one below (rounding is monotonic, so a strict "<" here is a strict "<" in time).
+        inside = self.ends[seg] > _us(b)
         sure, maybe = self.sure[seg] & inside, self.maybe[seg] & inside
         ttl = self.model.expiry
         if ttl is not None:
