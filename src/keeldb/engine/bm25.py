@@ -76,26 +76,30 @@ def row_lengths(view: SegmentView, field: str) -> np.ndarray:
     """Each row's length (sum of its term counts), float64: from the sealed segment's index
     file when it has one (``row_sums``, kept before any build-time drop), else from its rows.
     Counts are small integers, so both are exact and equal."""
-    index = view.segment.indexes.get(field)
-    if index is not None and getattr(index, "ntotal", -1) == view.num_rows and hasattr(index, "p"):
+    index = _sparse_index(view, field)
+    if index is not None:
         return np.asarray(index.p.row_sums, dtype=np.float64)
     data: SparseRows = view.vectors(field)
-    nnz = data.nnz
-    row_of = np.repeat(np.arange(len(data), dtype=np.int64), np.diff(data.indptr.astype(np.int64)))
-    return np.bincount(row_of, weights=data.data[:nnz].astype(np.float64), minlength=len(data))
+    return data.row_sums()
 
 
 def _visible(view: SegmentView, ts: int) -> np.ndarray | None:
     return None if view.all_visible(ts) else view.visible(ts)
 
 
-def _postings(view: SegmentView, field: str) -> Any:
-    """The segment's postings when they hold every stored (term, row) pair: an index built
-    with ``drop_ratio_build`` left some out, and document frequencies need them all."""
+def _sparse_index(view: SegmentView, field: str) -> Any:
+    """The segment's committed sparse index over every row of the view, or None."""
     index = view.segment.indexes.get(field)
     if index is None or getattr(index, "ntotal", -1) != view.num_rows or not hasattr(index, "p"):
         return None
-    if index.spec.build.get("drop_ratio_build"):
+    return index
+
+
+def _postings(view: SegmentView, field: str) -> Any:
+    """The segment's postings when they hold every stored (term, row) pair: an index built
+    with ``drop_ratio_build`` left some out, and document frequencies need them all."""
+    index = _sparse_index(view, field)
+    if index is None or index.spec.build.get("drop_ratio_build"):
         return None
     return index.p
 
@@ -105,22 +109,17 @@ def _df_in_view(view: SegmentView, field: str, terms: np.ndarray, vis: np.ndarra
     out = np.zeros(len(terms), dtype=np.int64)
     p = _postings(view, field)
     if p is not None:
-        pos = np.searchsorted(p.terms, terms)
-        for j, (t, at) in enumerate(zip(terms.tolist(), pos.tolist(), strict=True)):
-            if at < len(p.terms) and int(p.terms[at]) == t:
-                rows = p.rows[int(p.indptr[at]) : int(p.indptr[at + 1])]
-                out[j] = len(rows) if vis is None else int(np.count_nonzero(vis[rows]))
+        lists, at = p.find(terms)
+        for i, j in zip(lists.tolist(), at.tolist(), strict=True):
+            rows = p.rows[int(p.indptr[i]) : int(p.indptr[i + 1])]
+            out[j] = len(rows) if vis is None else int(np.count_nonzero(vis[rows]))
         return out
     data: SparseRows = view.vectors(field)
-    idx = data.indices[: data.nnz]
-    pos = np.searchsorted(terms, idx)
-    pos[pos == len(terms)] = 0
-    hit = np.flatnonzero(terms[pos] == idx) if len(terms) else np.empty(0, dtype=np.int64)
-    if vis is not None and hit.size:
-        row_of = np.searchsorted(data.indptr, hit, side="right") - 1
-        hit = hit[vis[row_of]]
+    _, at, rows = data.matches(terms)
+    if vis is not None:
+        at = at[vis[rows]]
     # a row holds a term at most once, so counting pairs counts rows
-    return np.bincount(pos[hit], minlength=len(terms)).astype(np.int64)
+    return np.bincount(at, minlength=len(terms)).astype(np.int64)
 
 
 def corpus_stats(snap: Snapshot, field: str, terms: np.ndarray) -> CorpusStats:
@@ -191,14 +190,13 @@ def score_view(view: SegmentView, field: str, dims: np.ndarray, weights: np.ndar
     lengths = row_lengths(view, field)
     post = _postings(view, field)
     if post is not None:
-        pos = np.searchsorted(post.terms, dims)
         parts_r, parts_w, parts_tf = [], [], []
-        for j, at in enumerate(pos.tolist()):
-            if at < len(post.terms) and int(post.terms[at]) == int(dims[j]):
-                a, b = int(post.indptr[at]), int(post.indptr[at + 1])
-                parts_r.append(post.rows[a:b].astype(np.int64))
-                parts_tf.append(post.values[a:b])
-                parts_w.append(np.full(b - a, j, dtype=np.int64))
+        lists, at = post.find(dims)
+        for i, j in zip(lists.tolist(), at.tolist(), strict=True):
+            a, b = int(post.indptr[i]), int(post.indptr[i + 1])
+            parts_r.append(post.rows[a:b].astype(np.int64))
+            parts_tf.append(post.values[a:b])
+            parts_w.append(np.full(b - a, j, dtype=np.int64))
         if not parts_r:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         rows, wpos, tf = np.concatenate(parts_r), np.concatenate(parts_w), np.concatenate(parts_tf)
@@ -206,12 +204,8 @@ def score_view(view: SegmentView, field: str, dims: np.ndarray, weights: np.ndar
         rows, wpos, tf = rows[order], wpos[order], tf[order]
     else:
         data: SparseRows = view.vectors(field)
-        idx = data.indices[: data.nnz]
-        at = np.searchsorted(dims, idx)
-        at[at == len(dims)] = 0
-        hit = np.flatnonzero(dims[at] == idx) if len(dims) else np.empty(0, dtype=np.int64)
-        rows = np.searchsorted(data.indptr, hit, side="right") - 1
-        wpos, tf = at[hit], data.data[hit]
+        hit, wpos, rows = data.matches(dims)
+        tf = data.data[hit]
     if mask is not None:
         keep = mask[rows]
         rows, wpos, tf = rows[keep], wpos[keep], tf[keep]

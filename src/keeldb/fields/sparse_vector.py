@@ -98,21 +98,33 @@ class SparseRows:
         np.cumsum([len(k) for k in keep], out=indptr[1:])
         return SparseRows(indptr, self.indices[pos], self.data[pos])
 
+    def row_sums(self) -> np.ndarray:
+        """Each row's sum of weights, float64 (a BM25 row's length)."""
+        row_of = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.indptr.astype(np.int64)))
+        return np.bincount(row_of, weights=self.data[: self.nnz].astype(np.float64), minlength=len(self))
+
+    def matches(self, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored pairs whose dimension is one of ``dims`` (sorted, distinct), by a scan
+        of every pair: (their positions in ``indices`` / ``data``, the matching position in
+        ``dims``, their rows), in storage order — by row, then dimension."""
+        if not len(dims) or not self.nnz:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        idx = self.indices[: self.nnz]
+        pos = np.searchsorted(dims, idx)
+        pos[pos == len(dims)] = 0
+        hit = np.flatnonzero(dims[pos] == idx)
+        return hit, pos[hit], np.searchsorted(self.indptr, hit, side="right") - 1
+
     def scores(self, dims: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products with one query (sorted ``dims``, ``weights``), by a scan of
         every stored pair: (rows with a positive score — sharing a dimension with the query
         where both weights are nonzero —, their scores as float64), rows ascending.
         O(nonzeros); what an unindexed segment is searched with."""
-        if not len(dims) or not self.nnz:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        idx = self.indices[: self.nnz]
-        pos = np.searchsorted(dims, idx)
-        pos[pos == len(dims)] = 0
-        hit = np.flatnonzero(dims[pos] == idx)
+        hit, at, row_of = self.matches(dims)
         if not hit.size:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        row_of = np.searchsorted(self.indptr, hit, side="right") - 1
-        contrib = self.data[hit].astype(np.float64) * weights[pos[hit]]
+        contrib = self.data[hit].astype(np.float64) * weights[at]
         rows, inv = np.unique(row_of, return_inverse=True)
         scores = np.bincount(inv, weights=contrib, minlength=len(rows))
         positive = scores > 0

@@ -81,6 +81,18 @@ class Postings:
     max_value: np.ndarray
     row_sums: np.ndarray
 
+    def find(self, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the query dimensions the segment uses: (their posting lists' positions, their
+        positions in ``dims``). List ``i`` is ``rows/values[indptr[i]:indptr[i + 1]]``."""
+        terms = self.terms
+        if not len(terms) or not len(dims):
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        pos = np.searchsorted(terms, dims)
+        pos[pos == len(terms)] = 0
+        hit = np.flatnonzero(terms[pos] == dims)
+        return pos[hit].astype(np.int64), hit
+
 
 def build_postings(data: SparseRows, drop_ratio: float = 0.0) -> Postings:
     """The inverted index of ``data`` with scipy: compact the used dimensions to columns,
@@ -89,7 +101,7 @@ def build_postings(data: SparseRows, drop_ratio: float = 0.0) -> Postings:
     indptr = data.indptr.astype(np.int64)
     row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
     weights = data.data[:nnz]
-    row_sums = np.bincount(row_of, weights=weights, minlength=n).astype(np.float32)
+    row_sums = data.row_sums().astype(np.float32)
     dims = data.indices[:nnz]
     if drop_ratio > 0 and nnz:
         # Leave out the smallest drop_ratio of the segment's weights (Milvus's build drop).
@@ -199,12 +211,8 @@ class SparseIndex:
 
     def _query_terms(self, dims: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The posting lists of the query's dimensions (those the segment uses) and weights."""
-        terms = self.p.terms
-        pos = np.searchsorted(terms, dims)
-        pos[pos == len(terms)] = 0
-        ok = len(terms) > 0
-        hit = (terms[pos] == dims) if ok else np.zeros(len(dims), dtype=bool)
-        return pos[hit].astype(np.int64), weights[hit].astype(np.float32)
+        lists, at = self.p.find(dims)
+        return lists, weights[at].astype(np.float32)
 
     def matrix(self) -> sp.csr_matrix:
         """The postings as a (dimensions x rows) CSR matrix over the index's own arrays —
