@@ -33,7 +33,7 @@ import numpy as np
 
 from keeldb.engine import rankers
 from keeldb.engine.expr import Filter
-from keeldb.engine.query import Selector
+from keeldb.engine.query import Selector, fetch_columns
 from keeldb.engine.search import MAX_TOPK, Hits, SearchRequest, check, collect
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
@@ -108,22 +108,6 @@ def check_ranker(schema: CollectionSchema, ranker: rankers.Ranker, n_routes: int
             raise rankers.RankerError("Function input field cannot be nullable")
 
 
-def _fetch(
-    snap: Snapshot, views: np.ndarray, rows: np.ndarray, names: Sequence[str]
-) -> dict[str, list[Any]]:
-    """Values of ``names`` at (view, row) pairs, in their order."""
-    n = len(rows)
-    out: dict[str, list[Any]] = {name: [None] * n for name in names}
-    for vi in np.unique(views).tolist():
-        pos = np.flatnonzero(views == vi)
-        got = snap.views[vi].take(rows[pos], list(names))
-        for name in names:
-            dest = out[name]
-            for p, v in zip(pos.tolist(), got[name], strict=True):
-                dest[p] = v
-    return out
-
-
 def _with_ef(req: SearchRequest, k: int) -> SearchRequest:
     """``req`` asking for ``k`` hits; an explicit HNSW ``ef`` is raised to ``k`` (it must be
     at least the top-k)."""
@@ -161,7 +145,7 @@ def grouped(snap: Snapshot, route: Route, g: Grouping, limit: int, offset: int) 
         out: Hits = []
         done = True
         for dist, views, rows in hits:
-            values = _fetch(snap, views, rows, [g.field])[g.field]
+            values = fetch_columns(snap, views, rows, [g.field])[g.field]
             groups, full = _pick_groups(values, need, g.size)
             exhausted = len(rows) < k or k >= total
             done = done and (full or exhausted)
@@ -216,7 +200,7 @@ def ranked(
         seen: dict[Hashable, dict[str, Any]] = {}
         for r, hits in zip(routes, per_route, strict=True):
             dist, views, rows = hits[qi]
-            got = _fetch(snap, views, rows, [pk, *extra_fields])
+            got = fetch_columns(snap, views, rows, [pk, *extra_fields])
             keys = got[pk]
             for i, key in enumerate(keys):
                 if key not in where:

@@ -256,6 +256,15 @@ def materialize(
     """Fetch the output columns for (view, row) pairs, preserving their order."""
     n = len(row_of)
     cols = list(dict.fromkeys(([pk] if include_pk else []) + out.columns))
+    values = fetch_columns(snap, view_of, row_of, cols)
+    fields = tuple(dict.fromkeys(((pk,) if include_pk else ()) + out.fields))
+    return assemble(dataclasses.replace(out, fields=fields), values, n)
+
+
+def fetch_columns(snap: Snapshot, view_of: np.ndarray, row_of: np.ndarray, cols: list[str]) -> dict[str, list[Any]]:
+    """The stored values of ``cols`` at (view, row) pairs, in the pairs' order: one ``take``
+    per segment the pairs fall in."""
+    n = len(row_of)
     values: dict[str, list[Any]] = {c: [None] * n for c in cols}
     if n and (view_of == view_of[0]).all():  # all from one segment: no regrouping
         groups = [(int(view_of[0]), np.arange(n), row_of)]
@@ -267,8 +276,7 @@ def materialize(
             dest = values[c]
             for p, v in zip(pos.tolist(), got[c], strict=True):
                 dest[p] = v
-    fields = tuple(dict.fromkeys(((pk,) if include_pk else ()) + out.fields))
-    return assemble(dataclasses.replace(out, fields=fields), values, n)
+    return values
 
 
 def _check_window(limit: int | None, offset: int) -> None:
