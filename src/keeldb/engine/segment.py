@@ -138,6 +138,15 @@ class Segment(ABC):
         # Per vector field, the committed ANN index over this segment's rows (sealed only).
         # Replaced whole, never mutated: a search holds whichever one it picked up.
         self.indexes: dict[str, VectorIndex] = {}
+        # The delete mask's version: bumped by ``mark_deleted`` AFTER it wrote its stamps, so
+        # a reader that reads it before scanning ``deleted_at`` and finds it unchanged later
+        # knows no stamp has landed since (besides those of a delete still being applied,
+        # which are newer than any snapshot that could see them).
+        self.stamps = 0
+        # What readers derive from this segment's immutable rows and keep for the next read
+        # (BM25's per-segment statistics, engine/bm25_stats.py), keyed by their owner. Each
+        # entry is replaced whole, never mutated in place.
+        self.read_cache: dict[Any, Any] = {}
 
     def json_cache(self, name: str, n: int) -> list[Any] | None:
         hit = self._json_cache.get(name)
@@ -229,6 +238,7 @@ class SealedSegment(Segment):
     def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
         self.note_stamp(ts)
         self.deleted_at[rows] = ts
+        self.stamps += 1
 
     def squared_norms(self, field: str) -> np.ndarray | None:
         """float32 vectors only: other types are widened a block at a time when scanned,
@@ -295,6 +305,7 @@ class GrowingSegment(Segment):
     def mark_deleted(self, rows: np.ndarray, ts: int | np.ndarray) -> None:
         self.note_stamp(ts)
         self._deleted_at[rows] = ts
+        self.stamps += 1
 
     def adopt_schema(self, schema: CollectionSchema, conform: Callable[..., pa.Table]) -> None:
         super().adopt_schema(schema, conform)
