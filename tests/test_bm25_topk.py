@@ -197,3 +197,19 @@ def test_pruned_and_exhaustive_collections_answer_alike(tmp_path: Path) -> None:
                {"limit": 20, "search_params": {"params": {"radius": 2.0, "range_filter": 6.0}}}):  # fmt: skip
         assert run("pruned", **kw) == run("naive", **kw), kw
     c.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "dog", "dogs", "Ünï", "x" * 120, "x" * 121, ""]), max_size=12), max_size=30))
+def test_vectorised_term_counts_equal_the_per_row_ones(terms: list[list[str]]) -> None:
+    """The write side's batch derivation (``rows_from_terms``) against one Counter a row."""
+    from collections import Counter
+
+    from keeldb.engine.bm25_function import rows_from_counts, rows_from_terms
+    from keeldb.text import token_hash
+
+    got = rows_from_terms(terms)
+    want = rows_from_counts([Counter(token_hash(t) for t in row) for row in terms])
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices[: got.nnz], want.indices[: want.nnz]) and got.indices.dtype == np.uint32
+    assert np.array_equal(got.data[: got.nnz], want.data[: want.nnz]) and got.data.dtype == np.float32
