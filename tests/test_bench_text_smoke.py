@@ -39,6 +39,7 @@ def test_bench_text_smoke(tmp_path: Path) -> None:
     for name, e in found.items():
         assert e["ok"], (name, e.get("error"))
         assert e["build"]["rows"] == cfg["docs"] and e["build"]["complete"]
+        assert e["build"]["segments"] is None or e["build"]["segments"] >= 1
         for sec in ("bm25", "hybrid"):
             for m in ("nq1", "batch"):
                 assert _positive(e[sec][m]["qps"]), (name, sec, m)

@@ -147,6 +147,7 @@ def segment_terms(view: SegmentView, field: str) -> SegmentTerms | None:
     holds every stored (term, row) pair, else None."""
     seg = view.segment
     index = seg.indexes.get(field)
+    key = ("bm25", field)
     if (
         index is None
         or not hasattr(index, "p")
@@ -154,8 +155,8 @@ def segment_terms(view: SegmentView, field: str) -> SegmentTerms | None:
         or view.num_rows != seg.num_rows
         or index.spec.build.get("drop_ratio_build")
     ):
+        seg.read_cache.pop(key, None)  # let a dropped index's (mapped) file go
         return None
-    key = ("bm25", field)
     cached = seg.read_cache.get(key)
     if cached is None or cached.index is not index:
         cached = seg.read_cache[key] = SegmentTerms(index, view, field)
