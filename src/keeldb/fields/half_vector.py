@@ -23,7 +23,7 @@ import pyarrow as pa
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields.dense import DenseVectorKind, queries_list
-from keeldb.fields.float_vector import FLOAT_INDEX_TYPES, FloatVector, float_queries
+from keeldb.fields.float_vector import HALF_INDEX_TYPES, FloatVector, float_queries
 
 if TYPE_CHECKING:
     from keeldb.schema import FieldSchema
@@ -32,7 +32,7 @@ _FLOATS = FloatVector()
 
 
 class _HalfVector(DenseVectorKind):
-    index_types = FLOAT_INDEX_TYPES
+    index_types = HALF_INDEX_TYPES
 
     def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         if not isinstance(values, np.ndarray) and any(
