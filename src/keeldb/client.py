@@ -27,6 +27,7 @@ from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snaps
 from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
 from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
+from keeldb.engine.ordering import OrderKey, order_hits, ordered_query, parse_order_by
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
 from keeldb.engine.rankers import (
@@ -80,17 +81,16 @@ class LoadState(Enum):
         return self.value
 
 
-# Search and query parameters keeldb does not implement. Grouping and ordering would change
-# results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
-# rows), so they are refused until implemented: by the embedded client's keyword arguments
-# and by the server's request parameters alike.
-# A query's ``group_by_field(s)`` would be an aggregation; a search's ``group_by_field`` is
-# grouping search, which keeldb runs (engine/hybrid.py); several grouping fields are not.
-UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by")
+# Search and query parameters keeldb does not implement. Grouping would change results, and
+# ignoring it would return plausible wrong answers (ungrouped rows), so it is refused until
+# implemented: by the embedded client's keyword arguments and by the server's request
+# parameters alike. A query's ``group_by_field(s)`` would be an aggregation; a search's
+# ``group_by_field`` is grouping search, which keeldb runs (engine/hybrid.py); several
+# grouping fields are not. ``order_by_fields`` (and pymilvus's alias ``order_by``) runs
+# (engine/ordering.py).
+UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields")
 SEARCH_UNSUPPORTED = (
     "group_by_fields",
-    "order_by_fields",
-    "order_by",
     "function_chains",
     "search_aggregation",
     "highlighter",
@@ -978,9 +978,14 @@ class Client:
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
+        keys = _order_keys(c.schema, kwargs, search=False)
         snap = kwargs.get("snapshot") or c.snapshot()
+        offset = kwargs.get("offset", 0) or 0
         with default_timezone(tz):
-            rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
+            if keys:
+                rows = ordered_query(snap, c.schema, flt, output_fields, keys, limit, offset, extra)
+            else:
+                rows = query(snap, c.schema, flt, output_fields, limit, offset, extra)
         return _query_shapes(c.schema, rows)
 
     def get(
@@ -1027,7 +1032,8 @@ class Client:
         """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
         ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
-        ``strict_group_size``, ``round_decimal``."""
+        ``strict_group_size``, ``round_decimal``, ``order_by_fields`` (the best ``offset +
+        limit`` hits re-sorted by those fields: engine/ordering.py)."""
         refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -1042,6 +1048,11 @@ class Client:
         after = kwargs.get("after_distance")
         if (spec is not None or grouping is not None) and after is not None:
             raise InvalidArgument("Not allowed to do groupBy or rerank when doing iteration")
+        keys = _order_keys(c.schema, kwargs, search=True)
+        if keys and after is not None:
+            raise InvalidArgument("order_by is not supported when using search iterator")
+        if keys and spec is not None:
+            raise InvalidArgument("order_by and function_score cannot be used together")
         anns_field = self._anns_field(c.schema, anns_field)
         if ids is not None:
             if data is not None:
@@ -1049,11 +1060,12 @@ class Client:
             data = self._vectors_of(c, e, snap, anns_field, ids, partition_names)
         elif data is None:
             raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
-        # A ranker reranks the first offset + limit hits (Milvus); grouping asks for more.
-        route_limit = limit + offset if spec is not None else limit
+        # A ranker reranks the first offset + limit hits (Milvus), and order_by re-sorts them;
+        # grouping asks for more.
+        whole = spec is not None or bool(keys)
         route = self._route(
             c, e, anns_field, data, sp, filter, kwargs.get("filter_params"), tz, partition_names,
-            limit=route_limit, offset=0 if spec is not None else offset, after=after,
+            limit=limit + offset if whole else limit, offset=0 if whole else offset, after=after,
         )  # fmt: skip
         decimals = _round_decimal(kwargs.get("round_decimal", -1))
         out = resolve_output(c.schema, output_fields)
@@ -1065,6 +1077,14 @@ class Client:
                 check(replace(route.req, limit=limit, offset=offset))
                 hits = ranked(snap, [route], spec, pk=pk, limit=limit, offset=offset,
                               round_decimal=decimals, grouping=grouping)  # fmt: skip
+            elif keys:
+                check(replace(route.req, limit=limit, offset=offset))
+                if grouping is not None:
+                    best = grouped(snap, route, grouping, limit + offset, 0)
+                else:
+                    best = collect(snap, route.req, route.flt, route.extra)
+                group = grouping.field if grouping is not None else None
+                hits = order_hits(snap, round_hits(best, decimals), keys, offset, limit, group)
             elif grouping is not None:
                 hits = round_hits(grouped(snap, route, grouping, limit, offset), decimals)
             else:
@@ -1088,7 +1108,8 @@ class Client:
         ``filter``, ``expr_params``) is searched on ONE snapshot, and the hits are fused by
         ``ranker`` (``RRFRanker``, ``WeightedRanker``, or a ``Function`` reranker: rrf,
         weighted, decay; default RRF k=60). ``offset``, ``round_decimal``,
-        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``."""
+        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``,
+        ``order_by_fields`` (the fused ``offset + limit`` best re-sorted by those fields)."""
         refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -1099,6 +1120,7 @@ class Client:
         spec = _ranker_spec(ranker, hybrid=True)
         assert spec is not None
         grouping = _grouping(kwargs)
+        keys = _order_keys(c.schema, kwargs, search=True)
         offset = kwargs.get("offset", 0) or 0
         tz = _timezone(e, kwargs.get("timezone"))
         routes = []
@@ -1121,8 +1143,15 @@ class Client:
         snap = kwargs.get("snapshot") or c.snapshot()  # one snapshot for every request
         pk = c.schema.primary.name
         with default_timezone(tz):
-            hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
-                          round_decimal=decimals, grouping=grouping)  # fmt: skip
+            if keys:
+                check(SearchRequest(field="", queries=None, metric="", limit=limit, offset=offset))
+                best = ranked(snap, routes, spec, pk=pk, limit=limit + offset, offset=0,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
+                group = grouping.field if grouping is not None else None
+                hits = order_hits(snap, best, keys, offset, limit, group)
+            else:
+                hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
             return materialise(snap, out, pk, hits)
 
     # -- search plumbing ----------------------------------------------------------------
@@ -1382,6 +1411,14 @@ def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
     raise InvalidArgument(
         f"ranker must be a Function, FunctionScore, RRFRanker or WeightedRanker, got {ranker!r}"
     )
+
+
+def _order_keys(schema: CollectionSchema, kwargs: Mapping[str, Any], *, search: bool) -> tuple[OrderKey, ...]:
+    """``order_by_fields`` (or pymilvus's query alias ``order_by``), parsed and checked."""
+    spec = kwargs.get("order_by_fields")
+    if spec in (None, "", [], ()):
+        spec = kwargs.get("order_by")
+    return parse_order_by(spec, schema, search=search)
 
 
 def _grouping(kwargs: Mapping[str, Any]) -> Grouping | None:

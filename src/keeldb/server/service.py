@@ -566,6 +566,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         tz = params.get("timezone") or None
         refuse_unsupported(params)
         iterator = _param_bool(params.get("iterator"))
+        order = (params.get("order_by_fields") or "").strip()
+        if order and iterator:
+            raise InvalidArgument("ORDER BY with iterator is not supported")
         client = self.client.for_read()
         schema = client.collection_schema(name)
         client.check_loaded(name)  # the same not-loaded error as embedded
@@ -573,19 +576,20 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         requested = list(request.output_fields)
         resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=self._session_ts(snap))
         resp.primary_field_name = schema.primary.name
-        if [n.strip() for n in requested] == [COUNT]:
+        if [n.strip() for n in requested] == [COUNT] and not order:
             rows = client.query(name, filter=request.expr, output_fields=[COUNT], filter_params=templates,
                                 partition_names=list(request.partition_names), snapshot=snap, timezone=tz)
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
             return resp
-        limit = int(params["limit"]) if params.get("limit") else None
-        offset = int(params.get("offset") or 0)
-        out = resolve_output(schema, requested)
+        limit = _int_param(params, "limit", 0) or None
+        offset = _int_param(params, "offset", 0)
         rows = client.query(
             name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
             limit=limit, offset=offset, snapshot=snap, filter_params=templates, timezone=tz,
-        )
+            order_by_fields=order,
+        )  # fmt: skip
+        out = resolve_output(schema, requested)
         fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
         resp.fields_data.extend(fields)
         resp.output_fields.extend(names)
@@ -613,6 +617,14 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         extra = _grouping_params(sp)
         extra["round_decimal"] = _int_param(sp, "round_decimal", -1)
         iterator = _param_bool(sp.get("iterator"))
+        # Milvus's parseSearchInfo refuses these with an iterator (V1 and V2 alike).
+        if iterator and "group_by_field" in extra:
+            raise InvalidArgument("Not allowed to do groupBy when doing iteration")
+        order = (sp.get("order_by_fields") or "").strip()
+        if iterator and order:
+            raise InvalidArgument("order_by is not supported when using search iterator")
+        if order:
+            extra["order_by_fields"] = order
         client.check_loaded(name)
         snap = self._snapshot(client, name, request, iterator)
         try:
@@ -701,6 +713,11 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             _refuse_chains(sub)
             sp = convert.kv(sub.search_params)
             refuse_unsupported(sp, SEARCH_UNSUPPORTED)
+            if (sp.get("order_by_fields") or "").strip():
+                raise InvalidArgument(
+                    f"search request {i}: order_by_fields applies to the hybrid search (its rank params), "
+                    "not to one of its requests"
+                )
             # pymilvus copies the hybrid search's grouping keys into every request; grouping
             # is the hybrid search's (each request is then searched grouped, as Milvus does).
             if (sp.get("group_by_field") or "").strip() not in ("", (rp.get("group_by_field") or "").strip()):
@@ -728,6 +745,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             partition_names=list(request.partition_names), snapshot=snap,
             offset=_int_param(rp, "offset", 0), round_decimal=_int_param(rp, "round_decimal", -1),
             rank_group_scorer=rp.get("rank_group_scorer") or None, **_grouping_params(rp),
+            order_by_fields=(rp.get("order_by_fields") or "").strip(),
         )  # fmt: skip
         return milvus_pb2.SearchResults(
             status=convert.status(),
