@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import logging
 import threading
 import uuid
@@ -638,6 +639,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             search_params["metric_type"] = metric
         after = None
         v2 = iterator and _param_bool(sp.get("search_iter_v2"))
+        if _param_bool(sp.get("search_iter_v2")) and not iterator:
+            raise InvalidArgument("parse iterator v2 info failed: both iterator and search_iter_v2 must be set in the SDK")
+        if v2 and offset > 0:
+            raise InvalidArgument(
+                "parse iterator v2 info failed: Setting an offset is not permitted when using a search iterator v2"
+            )
         if v2 and sp.get("search_iter_last_bound"):
             try:
                 after = float(sp["search_iter_last_bound"])
@@ -656,12 +663,18 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 after = after + eps if larger_better else after - eps
                 # A bound tied by more than MAX_TOPK rows still loses rows: a known limit.
                 query_limit = min(MAX_TOPK, limit + len(seen))
+        # Every page of a V2 iterator is searched exactly, the first too: the cursor only moves
+        # on, so a row an ANN index missed on the first page (better than its last hit) would
+        # never be returned by a later one. A cursor at the best possible score does that.
+        cursor = after
+        if v2 and cursor is None:
+            cursor = math.inf if larger_better else -math.inf
         requested = list(request.output_fields)
         out = resolve_output(schema, requested)
         hits = client.search(
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
-            anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
+            anns_field=field.name, offset=offset, snapshot=snap, after_distance=cursor,
             filter_params=templates, timezone=sp.get("timezone") or None, ids=ids, ranker=ranker, **extra,
         )
         if seen is not None:
