@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import math
 import logging
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -654,7 +654,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         seen: dict[Any, float] | None = None  # hits already returned near the bound (ties)
         # Larger scores rank first for IP and COSINE; L2 is ascending.
         asked = str(metric) if metric else None
-        larger_better = v2 and larger_is_better(client.collection_entry(name).search_metric(field.name, asked))
+        larger_better = iterator and larger_is_better(client.collection_entry(name).search_metric(field.name, asked))
         query_limit = limit
         if v2 and after is not None and len(queries) == 1:
             seen = self._cursors.get(token, after)
@@ -663,11 +663,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 after = after + eps if larger_better else after - eps
                 # A bound tied by more than MAX_TOPK rows still loses rows: a known limit.
                 query_limit = min(MAX_TOPK, limit + len(seen))
-        # Every page of a V2 iterator is searched exactly, the first too: the cursor only moves
-        # on, so a row an ANN index missed on the first page (better than its last hit) would
-        # never be returned by a later one. A cursor at the best possible score does that.
+        # Every page of an iterator is searched exactly, the first too: V2's cursor and V1's
+        # rings (range searches below the last score) only move on, so a row an ANN index
+        # missed on a page (better than its last hit) would never be returned by a later one.
+        # A cursor at the best possible score makes the engine search exactly.
         cursor = after
-        if v2 and cursor is None:
+        if iterator and cursor is None:
             cursor = math.inf if larger_better else -math.inf
         requested = list(request.output_fields)
         out = resolve_output(schema, requested)
