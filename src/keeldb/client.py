@@ -40,7 +40,7 @@ from keeldb.engine.rankers import (
     ranker_from_legacy,
 )
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, check, collect, materialise
+from keeldb.engine.search import SearchRequest, check, collect, materialise, recalls
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -95,6 +95,28 @@ SEARCH_UNSUPPORTED = (
     "search_aggregation",
     "highlighter",
 )
+
+
+class SearchResult(list[list[dict[str, Any]]]):
+    """What ``search`` and ``hybrid_search`` return, shaped as pymilvus's ``SearchResult``:
+    one list of hits per query, plus ``extra`` -- ``{"cost": n}``, n the entities the
+    search ran over (what Milvus hands its cost hook as the related count, and the cost it
+    reports in the status's ``report_value``; 0 is not reported, as Milvus skips it) -- and
+    ``recalls``: each query's recall with ``enable_recall_calculation``, else None."""
+
+    def __init__(self, hits: list[list[dict[str, Any]]], cost: int, recalls: list[float] | None = None) -> None:
+        super().__init__(hits)
+        self.extra: dict[str, Any] = {"cost": cost} if cost > 0 else {}
+        self.recalls = recalls
+
+
+class QueryResult(list[dict[str, Any]]):
+    """What ``query`` returns, shaped as pymilvus's: the rows, plus ``extra``: ``{"cost": n}``,
+    n the entities the query ran over (0 when none)."""
+
+    def __init__(self, rows: list[dict[str, Any]], cost: int) -> None:
+        super().__init__(rows)
+        self.extra: dict[str, Any] = {"cost": cost}
 
 
 def refuse_unsupported(
@@ -964,7 +986,7 @@ class Client:
         ids: Any = None,
         partition_names: list[str] | None = None,
         **kwargs: Any,
-    ) -> list[dict[str, Any]]:
+    ) -> QueryResult:
         refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -986,7 +1008,7 @@ class Client:
                 rows = ordered_query(snap, c.schema, flt, output_fields, keys, limit, offset, extra)
             else:
                 rows = query(snap, c.schema, flt, output_fields, limit, offset, extra)
-        return _query_shapes(c.schema, rows)
+        return QueryResult(_query_shapes(c.schema, rows), _rows_in(snap, part))
 
     def get(
         self,
@@ -1028,7 +1050,7 @@ class Client:
         ranker: Any = None,
         ids: Any = None,
         **kwargs: Any,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> SearchResult:
         """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
         ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
@@ -1053,6 +1075,12 @@ class Client:
             raise InvalidArgument("order_by is not supported when using search iterator")
         if keys and spec is not None:
             raise InvalidArgument("order_by and function_score cannot be used together")
+        want_recalls = _recall_asked(sp)
+        if want_recalls and (spec is not None or grouping is not None or keys):
+            raise InvalidArgument(
+                "enable_recall_calculation: keeldb computes recalls of plain, filtered and range "
+                "searches; not with grouping, a reranker or order_by"
+            )
         anns_field = self._anns_field(c.schema, anns_field)
         if ids is not None:
             if data is not None:
@@ -1070,6 +1098,7 @@ class Client:
         decimals = _round_decimal(kwargs.get("round_decimal", -1))
         out = resolve_output(c.schema, output_fields)
         pk = c.schema.primary.name
+        rec: list[float] | None = None
         with default_timezone(tz):
             if grouping is not None:
                 check_grouping(c.schema, grouping, limit)
@@ -1089,8 +1118,12 @@ class Client:
                 hits = round_hits(grouped(snap, route, grouping, limit, offset), decimals)
             else:
                 check(route.req)
-                hits = round_hits(collect(snap, route.req, route.flt, route.extra), decimals)
-            return materialise(snap, out, pk, hits)
+                found = collect(snap, route.req, route.flt, route.extra)
+                if want_recalls:
+                    rec = recalls(snap, route.req, route.flt, route.extra, found)
+                hits = round_hits(found, decimals)
+            cost = _rows_in(snap, _read_partitions(e, partition_names))
+            return SearchResult(materialise(snap, out, pk, hits), cost, rec)
 
     def hybrid_search(
         self,
@@ -1102,7 +1135,7 @@ class Client:
         timeout: float | None = None,
         partition_names: list[str] | None = None,
         **kwargs: Any,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> SearchResult:
         """pymilvus's ``hybrid_search``: each request (a ``pymilvus.AnnSearchRequest``, or a
         dict with its names: ``data``, ``anns_field``, ``param``, ``limit``, ``expr`` /
         ``filter``, ``expr_params``) is searched on ONE snapshot, and the hits are fused by
@@ -1152,7 +1185,9 @@ class Client:
             else:
                 hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
                               round_decimal=decimals, grouping=grouping)  # fmt: skip
-            return materialise(snap, out, pk, hits)
+            # each request ran over the rows: Milvus adds up its sub-searches' counts
+            cost = len(routes) * _rows_in(snap, _read_partitions(e, partition_names))
+            return SearchResult(materialise(snap, out, pk, hits), cost)
 
     # -- search plumbing ----------------------------------------------------------------
 
@@ -1273,6 +1308,28 @@ def _query_shapes(schema: CollectionSchema, rows: list[dict[str, Any]]) -> list[
                 if isinstance(r.get(name), bytes):
                     r[name] = [r[name]]
     return rows
+
+
+def _rows_in(snap: Snapshot, part: Selector | None) -> int:
+    """The entities a read ran over: the snapshot's live rows in the partitions it reads."""
+    if part is None:
+        return snap.live_count()
+    return sum(int(rows.size) for _, rows in select(snap, None, part))
+
+
+def _recall_asked(search_params: Mapping[str, Any]) -> bool:
+    """Whether ``enable_recall_calculation`` is set, in the params or beside them (a bool, or
+    the text pymilvus sends)."""
+    params = search_params.get("params")
+    for where in (params if isinstance(params, Mapping) else {}, search_params):
+        value = where.get("enable_recall_calculation")
+        if value is not None:
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
+            if not isinstance(value, bool):
+                raise InvalidArgument(f"enable_recall_calculation must be true or false, got {value!r}")
+            return value
+    return False
 
 
 def _partial(kwargs: dict[str, Any]) -> bool:

@@ -582,6 +582,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                                 partition_names=list(request.partition_names), snapshot=snap, timezone=tz)
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
+            _report_cost(resp.status, rows)
             return resp
         limit = _int_param(params, "limit", 0) or None
         offset = _int_param(params, "offset", 0)
@@ -594,6 +595,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
         resp.fields_data.extend(fields)
         resp.output_fields.extend(names)
+        _report_cost(resp.status, rows)
         return resp
 
     @_rpc(milvus_pb2.SearchResults)
@@ -698,9 +700,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                     if (d <= bound + eps if larger_better else d >= bound - eps)
                 }
                 self._cursors.put(token, bound, near)
-        return milvus_pb2.SearchResults(
-            status=convert.status(), results=data, collection_name=name, session_ts=self._session_ts(snap)
-        )
+        return _search_results(name, data, hits, self._session_ts(snap))
 
     @_rpc(milvus_pb2.SearchResults)
     def HybridSearch(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -761,12 +761,26 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             rank_group_scorer=rp.get("rank_group_scorer") or None, **_grouping_params(rp),
             order_by_fields=(rp.get("order_by_fields") or "").strip(),
         )  # fmt: skip
-        return milvus_pb2.SearchResults(
-            status=convert.status(),
-            results=_result_data(schema, out, hits, limit),
-            collection_name=name,
-            session_ts=self._session_ts(snap),
-        )
+        return _search_results(name, _result_data(schema, out, hits, limit), hits, self._session_ts(snap))
+
+
+def _report_cost(status: Any, result: Any) -> None:
+    """The read's cost in the status's ``extra_info["report_value"]``, where Milvus puts
+    it (``SetReportValue``: only when positive); pymilvus reads it as ``extra["cost"]``."""
+    cost = int(getattr(result, "extra", {}).get("cost", 0))
+    if cost > 0:
+        status.extra_info["report_value"] = str(cost)
+
+
+def _search_results(name: str, data: Any, hits: Any, session_ts: int) -> Any:
+    """A SearchResults with what Milvus adds to the hits: the cost in the status, the
+    entities searched in ``all_search_count``, and the recalls when they were asked for."""
+    status = convert.status()
+    _report_cost(status, hits)
+    data.all_search_count = int(getattr(hits, "extra", {}).get("cost", 0))
+    if getattr(hits, "recalls", None) is not None:
+        data.recalls.extend(hits.recalls)
+    return milvus_pb2.SearchResults(status=status, results=data, collection_name=name, session_ts=session_ts)
 
 
 def _result_data(schema: Any, out: Any, hits: list[list[dict[str, Any]]], limit: int) -> Any:
