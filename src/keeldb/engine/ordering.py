@@ -100,7 +100,7 @@ def spec_text(spec: Any) -> str:
                 raise InvalidArgument("Invalid order_by_fields item: 'field' key is required and cannot be empty")
             order = item.get("order", "asc")
             if not isinstance(order, str):
-                raise InvalidArgument(f"invalid order direction {order!r} for field '{field}', must be 'asc' or 'desc'")
+                raise _bad_direction(repr(order), field)
             items.append(f"{field}:{order}")
         else:
             raise InvalidArgument(
@@ -122,10 +122,12 @@ def parse_order_by(spec: Any, schema: CollectionSchema, *, search: bool) -> tupl
         if not name:
             raise InvalidArgument("empty field name in order_by_fields")
         if len(parts) > 3:
-            raise InvalidArgument(f"invalid order_by item '{item}': expected field[:asc|desc[:nulls_first|nulls_last]]")
+            raise InvalidArgument(
+                f"invalid order_by item '{item}': expected field[:asc|desc[:nulls_first|nulls_last]]"
+            )
         direction = parts[1].lower() if len(parts) > 1 else ""
         if direction not in _DIRECTIONS:
-            raise InvalidArgument(f"invalid order direction '{parts[1]}' for field '{name}', must be 'asc' or 'desc'")
+            raise _bad_direction(f"'{parts[1]}'", name)
         ascending = _DIRECTIONS[direction]
         nulls_first = not ascending
         if len(parts) > 2:
@@ -136,6 +138,10 @@ def parse_order_by(spec: Any, schema: CollectionSchema, *, search: bool) -> tupl
         field, path = _resolve(name, schema, search)
         keys.append(OrderKey(field, path, ascending, nulls_first))
     return tuple(keys)
+
+
+def _bad_direction(direction: str, field: str) -> InvalidArgument:
+    return InvalidArgument(f"invalid order direction {direction} for field '{field}', must be 'asc' or 'desc'")
 
 
 def _split_colons(item: str) -> list[str]:
@@ -162,7 +168,8 @@ def _resolve(name: str, schema: CollectionSchema, search: bool) -> tuple[str, Pa
     f = schema.field(name)
     if f is not None:
         if f.dtype not in SORTABLE or schema.bm25_input(name) is not None:
-            hint = '; for JSON fields use path syntax like field["key"]' if search and f.dtype == DataType.JSON else ""
+            json_hint = search and f.dtype == DataType.JSON
+            hint = '; for JSON fields use path syntax like field["key"]' if json_hint else ""
             raise InvalidArgument(
                 f"order_by field '{name}' has type {f.dtype.name} which is not sortable; supported types: "
                 f"bool, int8/16/32/64, float, double, varchar{hint}"
