@@ -20,6 +20,7 @@ Everything stays vectorised per segment; Python loops only over queries and retu
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from keeldb.engine.binary_search import BinarySearch
 from keeldb.engine.bm25 import METRIC as BM25
 from keeldb.engine.bm25 import BM25Search
 from keeldb.engine.dense_search import DenseSearch
-from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest
+from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest, larger_is_better
 from keeldb.engine.expr import Filter
 from keeldb.engine.query import Output, Selector, fetch_columns, materialize, selection
 from keeldb.engine.snapshot import Snapshot
@@ -38,7 +39,10 @@ from keeldb.fields import vector_kind_of
 from keeldb.fields.float_vector import float_queries
 from keeldb.schema import DataType
 
-__all__ = ["EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "search"]
+__all__ = [
+    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "recalls",
+    "search",
+]  # fmt: skip
 
 MAX_TOPK = 16384
 Hits = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per query: (distances, views, rows)
@@ -191,6 +195,32 @@ def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[d
         results.append(found)
         at += len(d)
     return results
+
+
+def recalls(snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selector | None, hits: Hits) -> list[float]:
+    """Each query's recall (``enable_recall_calculation``): the share of the exact answer's
+    hits -- the same request searched exactly, as an iterator cursor at the best possible
+    score makes every executor do -- that ``hits`` (its answer through the indexes) found.
+    A hit tied with the exact answer's boundary counts as found: which of several rows at
+    one distance is returned is not a recall loss."""
+    cursor = req.after
+    if cursor is None:
+        cursor = math.inf if larger_is_better(req.metric) else -math.inf
+    exact = collect(snap, replace(req, after=cursor), flt, extra)
+    out = []
+    for (d, v, r), (ed, ev, er) in zip(hits, exact, strict=True):
+        if not len(er):
+            out.append(1.0)
+            continue
+        truth = set(zip(ev.tolist(), er.tolist(), strict=True))
+        lo, hi = float(min(ed[0], ed[-1])), float(max(ed[0], ed[-1]))
+        tol = 1e-6 * max(1.0, abs(lo), abs(hi))
+        found = sum(
+            1 for x, key in zip(d.tolist(), zip(v.tolist(), r.tolist(), strict=True), strict=True)
+            if key in truth or lo - tol <= x <= hi + tol
+        )  # fmt: skip
+        out.append(min(found, len(er)) / len(er))
+    return out
 
 
 def parse_queries(data: Any, dim: int) -> np.ndarray:

@@ -72,9 +72,14 @@ class SparseSearch:
         rows_out = np.zeros((self.nq, want), dtype=np.int64)
         for qi, (rows, scores) in enumerate(per_query):
             if ranged:
-                keep = in_range(scores, req.radius, req.range_filter, True)
+                # Bounds are compared with the scores as reported (float32): a client sends
+                # back a reported score as the next range_filter or cursor, and a row tied at
+                # it must stay on the same side whatever its float64 digits (pymilvus's V1
+                # iterator skipped BM25 rows tied at a page's last score).
+                reported = scores.astype(np.float32)
+                keep = in_range(reported, req.radius, req.range_filter, True)
                 if req.after is not None:
-                    keep &= scores < req.after
+                    keep &= reported < np.float32(req.after)
                 rows, scores = rows[keep], scores[keep]
             order = np.lexsort((rows, -scores))[:want]
             m = len(order)
