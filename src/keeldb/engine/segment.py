@@ -135,9 +135,14 @@ class Segment(ABC):
         # any snapshot it holds (the module doc's argument), so the shortcut it enables in
         # ``all_visible`` never shows a row that is deleted at the reader's snapshot.
         self.min_stamped = NEVER
-        # Per vector field, the committed ANN index over this segment's rows (sealed only).
+        # Per vector field, the committed ANN index over this segment's rows (sealed only);
+        # per enable_match field, its committed text-match index.
         # Replaced whole, never mutated: a search holds whichever one it picked up.
         self.indexes: dict[str, VectorIndex] = {}
+        # Per enable_match field, the text-match postings a filter built in memory when no
+        # index file was there yet (sealed), or the growing segment's token table, extended
+        # as rows arrive (engine/text_match.py).
+        self.text_tables: dict[str, Any] = {}
 
     def json_cache(self, name: str, n: int) -> list[Any] | None:
         hit = self._json_cache.get(name)
@@ -217,6 +222,13 @@ class SealedSegment(Segment):
         super().adopt_schema(schema, conform)
         self.file_table = conform(self.file_table, schema)
         self.table = self.file_table.drop_columns([TS_COLUMN, *self.vector_names])
+
+    def index_input(self, field: str) -> Any:
+        """What an index of ``field`` is built from: a vector field's searchable form; a
+        text field's column, or the postings a filter already built from it in memory."""
+        if field in self.vectors:
+            return self.vectors[field]
+        return self.text_tables.get(field) or self.table.column(field)
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:

@@ -26,6 +26,8 @@ from keeldb.fields import vector_kind_of
 ANN_TYPES = ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
 BINARY_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 SPARSE_TYPES = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")
+# The index every enable_match VARCHAR field gets without create_index (index/text_index.py).
+TEXT_MATCH = "TEXT_MATCH"
 # What a spec records of the field's data type (``IndexSpec.vector``); FLOAT_VECTOR is
 # "float", and leaves the spec's key as it was before other types existed.
 VECTOR_NAMES = {
@@ -146,6 +148,14 @@ def _float_param(name: str, value: Any, low: float, high: float, *, high_open: b
         shown = f"[{low}, {high})" if high_open else f"[{low:f}, {high:f}]"
         raise InvalidArgument(f"param '{name}' ({value}) should be in range {shown}")
     return float(value)
+
+
+def text_match_spec(analyzer_params: str) -> IndexSpec:
+    """The text-match index of an ``enable_match`` field analyzed with ``analyzer_params``
+    (their canonical JSON text): a spec like a vector index's, so the builder, the manifest
+    and recovery treat both alike. The params are part of the key: postings built with
+    another analyzer are never used."""
+    return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": analyzer_params}, "varchar")
 
 
 def index_spec(
