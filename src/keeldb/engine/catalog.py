@@ -23,7 +23,6 @@ from keeldb.engine import ttl
 from keeldb.errors import InvalidArgument
 from keeldb.index.params import IndexSpec, index_spec, text_match_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
-from keeldb.text import canonical
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +113,7 @@ class CollectionEntry:
         possible for a catalog written by other code) means exact search for that field,
         not an error."""
         specs = {
-            f.name: text_match_spec(canonical(f.analyzer_params or {}))
+            f.name: text_match_spec(f.analyzer_params or {})
             for f in self.schema.fields
             if f.enable_match and f.enable_analyzer and f.multi_analyzer_params is None
         }

@@ -150,12 +150,14 @@ def _float_param(name: str, value: Any, low: float, high: float, *, high_open: b
     return float(value)
 
 
-def text_match_spec(analyzer_params: str) -> IndexSpec:
-    """The text-match index of an ``enable_match`` field analyzed with ``analyzer_params``
-    (their canonical JSON text): a spec like a vector index's, so the builder, the manifest
-    and recovery treat both alike. The params are part of the key: postings built with
-    another analyzer are never used."""
-    return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": analyzer_params}, "varchar")
+def text_match_spec(analyzer_params: dict[str, Any]) -> IndexSpec:
+    """The text-match index of an ``enable_match`` field analyzed with ``analyzer_params``:
+    a spec like a vector index's, so the builder, the manifest and recovery treat both
+    alike. The params are part of the key (as JSON with sorted keys: the catalog stores
+    them sorted, a new schema in the order given), so postings built with another analyzer
+    are never used."""
+    text = json.dumps(analyzer_params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": text}, "varchar")
 
 
 def index_spec(
