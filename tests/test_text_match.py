@@ -324,7 +324,7 @@ def test_index_file_round_trip(tmp_path: Path) -> None:
     assert size == os.path.getsize(tmp_path / "idx.text")
     loaded = TextIndex.load(spec, tmp_path / "idx.text")
     assert loaded.ntotal == 200
-    for name in ("term_offsets", "term_bytes", "doc_ptr", "rows", "pos_ptr", "positions", "null_rows"):
+    for name in ("term_offsets", "term_bytes", "term_ptr", "rows", "positions", "null_rows"):
         assert (getattr(loaded.postings, name) == getattr(built.postings, name)).all(), name
     terms = [loaded.postings.term(j) for j in range(loaded.postings.n_terms)]
     assert terms == sorted(terms, key=str.encode) and "alpha" in terms and "the" not in terms

@@ -41,10 +41,9 @@ VERSION = 1
 SECTIONS = (
     ("term_offsets", "<i8"),  # term j is term_bytes[term_offsets[j]:term_offsets[j+1]]
     ("term_bytes", "|u1"),  # the distinct tokens, UTF-8, ascending by bytes, concatenated
-    ("doc_ptr", "<i8"),  # term j's rows are rows[doc_ptr[j]:doc_ptr[j+1]]
-    ("rows", "<i4"),  # row numbers, ascending within a term
-    ("pos_ptr", "<i8"),  # entry e of rows has positions[pos_ptr[e]:pos_ptr[e+1]]
-    ("positions", "<i4"),  # token positions (the analyzer's), ascending within an entry
+    ("term_ptr", "<i8"),  # term j's occurrences are entries [term_ptr[j], term_ptr[j+1])
+    ("rows", "<i4"),  # of rows / positions: row numbers, ascending within a term,
+    ("positions", "<i4"),  # and token positions (the analyzer's), ascending within a row
     ("null_rows", "<i4"),  # rows whose value is null, ascending
 )
 
@@ -96,11 +95,10 @@ def _check(path: Path, p: Postings) -> None:
     t = len(p.term_offsets) - 1
     ok = (
         t >= 0
-        and len(p.doc_ptr) == t + 1
-        and len(p.pos_ptr) == len(p.rows) + 1
+        and len(p.term_ptr) == t + 1
+        and len(p.positions) == len(p.rows)
         and int(p.term_offsets[-1]) == len(p.term_bytes)
-        and int(p.doc_ptr[-1]) == len(p.rows)
-        and int(p.pos_ptr[-1]) == len(p.positions)
+        and int(p.term_ptr[-1]) == len(p.rows)
         and (not len(p.rows) or (0 <= int(p.rows.min()) and int(p.rows.max()) < p.n_rows))
     )
     if not ok:

@@ -5,8 +5,8 @@ that contain it and, per row, the token's positions -- what Milvus keeps in the 
 index it builds for an ``enable_match`` field. Two forms, one interface
 (``occurrences(term) -> (rows, positions)``, every occurrence of the token, sorted by row):
 
-- ``Postings``: immutable, sorted; terms in UTF-8 byte order, a CSR of rows per term and a
-  CSR of positions per (term, row). Built once per sealed segment and written next to it
+- ``Postings``: immutable, sorted; terms in UTF-8 byte order, each with its occurrences as
+  (row, position) pairs sorted by row. Built once per sealed segment and written next to it
   (``index/text_index.py``; the bytes in docs/formats.md) or kept in memory; its arrays may
   be views of a memory-mapped file.
 - ``TokenTable``: the growing segment's tokens as flat (row, term id, position) arrays,
@@ -67,16 +67,17 @@ class Postings:
     """One segment's text-match postings (every row, live or not).
 
     Term ``j`` is ``term_bytes[term_offsets[j]:term_offsets[j + 1]]`` (UTF-8; terms ascending
-    by bytes). Its rows are ``rows[doc_ptr[j]:doc_ptr[j + 1]]`` (ascending); entry ``e`` of
-    ``rows`` has positions ``positions[pos_ptr[e]:pos_ptr[e + 1]]`` (ascending). ``null_rows``:
-    the rows whose value is null (they match nothing, and neither does their negation)."""
+    by bytes); its occurrences are entries ``term_ptr[j]`` to ``term_ptr[j + 1]`` of ``rows``
+    and ``positions``, sorted by row, then position. ``null_rows``: the rows whose value is
+    null (they match nothing, and neither does their negation). One (row, position) pair an
+    occurrence -- 8 bytes a token -- rather than a row list plus a position list per row:
+    short texts hold most tokens once, where the two-level form costs twice that."""
 
     n_rows: int
     term_offsets: np.ndarray  # int64, terms + 1
     term_bytes: np.ndarray  # uint8
-    doc_ptr: np.ndarray  # int64, terms + 1
+    term_ptr: np.ndarray  # int64, terms + 1
     rows: np.ndarray  # int32
-    pos_ptr: np.ndarray  # int64, len(rows) + 1
     positions: np.ndarray  # int32
     null_rows: np.ndarray  # int32, ascending
 
@@ -109,16 +110,17 @@ class Postings:
         j = self.find(term)
         if j < 0:
             return _EMPTY
-        return self.rows[int(self.doc_ptr[j]) : int(self.doc_ptr[j + 1])].astype(np.int64)
+        rows = self.rows[int(self.term_ptr[j]) : int(self.term_ptr[j + 1])]
+        first = np.ones(len(rows), dtype=bool)  # sorted: the first occurrence of each row
+        first[1:] = rows[1:] != rows[:-1]
+        return rows[first].astype(np.int64)
 
     def occurrences(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         j = self.find(term)
         if j < 0:
             return _EMPTY, _EMPTY
-        a, b = int(self.doc_ptr[j]), int(self.doc_ptr[j + 1])
-        ptr = self.pos_ptr[a : b + 1]
-        rows = np.repeat(self.rows[a:b].astype(np.int64), np.diff(ptr))
-        return rows, self.positions[int(ptr[0]) : int(ptr[-1])].astype(np.int64)
+        a, b = int(self.term_ptr[j]), int(self.term_ptr[j + 1])
+        return self.rows[a:b].astype(np.int64), self.positions[a:b].astype(np.int64)
 
 
 def _sorted_postings(n_rows: int, terms: Sequence[str], rows: np.ndarray, tids: np.ndarray,
@@ -133,16 +135,10 @@ def _sorted_postings(n_rows: int, terms: Sequence[str], rows: np.ndarray, tids: 
     term_bytes = np.frombuffer(b"".join(encoded[i] for i in by_bytes), dtype=np.uint8)
     r = rank[tids]
     order = np.lexsort((positions, rows, r))
-    r, rows, positions = r[order], rows[order], positions[order]
-    new_entry = np.ones(len(r), dtype=bool)  # an occurrence that starts a (term, row) entry
-    if len(r):
-        new_entry[1:] = (r[1:] != r[:-1]) | (rows[1:] != rows[:-1])
-    starts = np.flatnonzero(new_entry)
-    pos_ptr = np.append(starts, len(r)).astype(np.int64)
-    doc_ptr = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r[starts], minlength=len(encoded)), out=doc_ptr[1:])
-    return Postings(n_rows, term_offsets, term_bytes, doc_ptr, rows[starts].astype(np.int32), pos_ptr,
-                    positions.astype(np.int32), np.asarray(null_rows, dtype=np.int32))  # fmt: skip
+    term_ptr = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=len(encoded)), out=term_ptr[1:])
+    return Postings(n_rows, term_offsets, term_bytes, term_ptr, rows[order].astype(np.int32),
+                    positions[order].astype(np.int32), np.asarray(null_rows, dtype=np.int32))  # fmt: skip
 
 
 def build_postings(texts: Iterable[str | None], analyzer: Analyzer) -> Postings:
