@@ -227,7 +227,7 @@ class TokenTable:
         return np.concatenate(rows).astype(np.int64), np.concatenate(poss).astype(np.int64)
 
     def rows_with(self, term: str) -> np.ndarray:
-        return np.unique(self.occurrences(term)[0])
+        return _distinct_sorted(self.occurrences(term)[0])  # chunks and rows in row order
 
     def null_rows(self) -> np.ndarray:
         return np.concatenate(self._nulls).astype(np.int64) if self._nulls else _EMPTY
@@ -247,6 +247,23 @@ class TokenTable:
 
 def _below(rows: np.ndarray, n: int) -> np.ndarray:
     return rows if not len(rows) or rows[-1] < n else rows[rows < n]
+
+
+def _distinct_sorted(a: np.ndarray) -> np.ndarray:
+    """The distinct values of an ascending array (np.unique without its sort or hash)."""
+    if len(a) < 2:
+        return a
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    return a[first]
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The values of ascending, distinct ``a`` that are in ascending ``b``."""
+    if not len(a) or not len(b):
+        return a[:0]
+    at = np.minimum(np.searchsorted(b, a), len(b) - 1)
+    return a[b[at] == a]
 
 
 def text_match(src: Occurrences, terms: Sequence[str], n: int, minimum: int | None = None) -> np.ndarray:
@@ -275,25 +292,29 @@ def phrase_match(src: Occurrences, tokens: Sequence[tuple[str, int]], slop: int,
     lists = []
     candidates: np.ndarray | None = None
     for term, qpos in tokens:
-        rows, pos = src.occurrences(term)
-        keep = rows < n
-        rows, pos = rows[keep], pos[keep]
+        rows, pos = src.occurrences(term)  # sorted by row
+        if len(rows) and rows[-1] >= n:
+            keep = rows < n
+            rows, pos = rows[keep], pos[keep]
         lists.append((rows, pos + (top - qpos)))
-        present = np.unique(rows)
-        candidates = present if candidates is None else np.intersect1d(candidates, present, assume_unique=True)
+        present = _distinct_sorted(rows)
+        candidates = present if candidates is None else _common(candidates, present)
         if not len(candidates):
             return np.zeros(n, dtype=bool)
     assert candidates is not None
     keys = []
     for rows, placed in lists:
-        sel = np.isin(rows, candidates)
-        keys.append(np.sort((rows[sel] << 32) | placed[sel]))
-    anchors = np.unique(np.concatenate(keys))
+        at = np.minimum(np.searchsorted(candidates, rows), len(candidates) - 1)
+        sel = candidates[at] == rows
+        k = (rows[sel] << 32) | placed[sel]
+        if len(k) > 1 and (k[1:] < k[:-1]).any():  # positions need not rise within a row (jieba)
+            k = np.sort(k)
+        keys.append(k)
+    anchors = np.concatenate(keys)  # repeats are harmless: each is tested alike
     ok = np.ones(len(anchors), dtype=bool)
     for k in keys:
-        j = np.minimum(np.searchsorted(k, anchors), len(k) - 1)
-        found = k[j]
+        found = k[np.minimum(np.searchsorted(k, anchors), len(k) - 1)]
         ok &= (found >= anchors) & (found - anchors <= slop) & ((found >> 32) == (anchors >> 32))
     hit = np.zeros(n, dtype=bool)
-    hit[np.unique(anchors[ok] >> 32)] = True
+    hit[anchors[ok] >> 32] = True
     return hit
