@@ -62,14 +62,9 @@ def source(ctx: E._Ctx, field: str, analyzer: Analyzer) -> tuple[Occurrences, np
     index = seg.indexes.get(field)
     committed: Postings | None = getattr(index, "postings", None)
     if committed is not None and committed.n_rows == seg.num_rows:
-        seg.text_tables.pop(field, None)  # the file's postings replace any built in memory
         return committed, committed.null_rows
     if isinstance(seg, SealedSegment):
-        memo = seg.text_tables.get(field)
-        if memo is None:
-            # Two readers may race to build it: both build the same postings, one is kept.
-            memo = postings.build_postings(seg.table.column(field).to_pylist(), analyzer)
-            seg.text_tables[field] = memo
+        memo = seg.text_postings(field, analyzer)
         return memo, memo.null_rows
     table = seg.text_tables.get(field)
     if table is None:

@@ -160,6 +160,12 @@ def text_match_spec(analyzer_params: dict[str, Any]) -> IndexSpec:
     return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": text}, "varchar")
 
 
+def text_analyzer_params(spec: IndexSpec) -> dict[str, Any]:
+    """The analyzer params a text-match spec was made with."""
+    params: dict[str, Any] = json.loads(spec.build["analyzer"])
+    return params
+
+
 def index_spec(
     index_type: str, metric: str, dim: int, params: dict[str, Any], dtype: DataType = DataType.FLOAT_VECTOR
 ) -> IndexSpec:

@@ -22,7 +22,6 @@ The index is not a vector index: ``search`` / ``range_search`` refuse. The engin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import pyarrow as pa
 from keeldb.errors import CorruptionError
 from keeldb.index import sections
 from keeldb.index.base import IndexKind
-from keeldb.index.params import IndexSpec, SearchKnobs
+from keeldb.index.params import IndexSpec, SearchKnobs, text_analyzer_params
 from keeldb.text import build_analyzer
 from keeldb.text.postings import Postings, build_postings
 
@@ -64,7 +63,7 @@ class TextIndex:
         engine already built in memory for the segment (the same analyzer: the spec's)."""
         if isinstance(column, Postings):
             return cls(spec, column)
-        analyzer = build_analyzer(json.loads(spec.build["analyzer"]))
+        analyzer = build_analyzer(text_analyzer_params(spec))
         values = column.to_pylist() if isinstance(column, pa.Array | pa.ChunkedArray) else list(column)
         return cls(spec, build_postings(values, analyzer))
 
