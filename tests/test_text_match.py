@@ -252,6 +252,7 @@ def test_analyzers_decide_what_matches(tmp_path: Path) -> None:
         {"id": 2, "v": [0, 1], "en": "America has a bank", "zh": "人民公园"},
     ])  # fmt: skip
     assert _ids(c, "text_match(en, 'dog run')") == [0]  # stems: dogs -> dog, running -> run
+    assert _ids(c, "text_match(en, {q})", filter_params={"q": "dogs"}) == [0]  # a template for the query
     assert _ids(c, "text_match(en, 'the')") == []  # a stop word: no query token at all
     assert _ids(c, "phrase_match(en, 'running park')") == []  # "in the" between them ...
     assert _ids(c, "phrase_match(en, 'running park', 2)") == [0]  # ... two positions

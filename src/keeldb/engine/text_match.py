@@ -10,9 +10,9 @@ matching, the same code for all three):
 1. its committed text-match index (``index/text_index.py``: the builder writes one for
    every sealed segment of an ``enable_match`` field, memory-mapped at open);
 2. for a sealed segment without one yet (just flushed or compacted, too small to get a
-   file, its file unreadable): postings built in memory from the segment's text at the
-   first match, kept with the segment (which never changes) and handed to the builder,
-   which then writes them instead of tokenizing again;
+   file, its file unreadable): postings built in memory from the segment's text, once,
+   by whichever comes first of the first match and the index builder, which writes them
+   to the file (``SealedSegment.text_postings``);
 3. for the growing segment: its token table, extended with the rows that arrived since the
    last match (rows are tokenized once; a reader with an older, shorter view drops the
    rows beyond it).
