@@ -29,6 +29,8 @@ QUANTIZED_TYPES = ("HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "IVF_RABITQ", "SCANN")
 ANN_TYPES = ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", *QUANTIZED_TYPES)
 BINARY_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 SPARSE_TYPES = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")
+# The index every enable_match VARCHAR field gets without create_index (index/text_index.py).
+TEXT_MATCH = "TEXT_MATCH"
 # What a spec records of the field's data type (``IndexSpec.vector``); FLOAT_VECTOR is
 # "float", and leaves the spec's key as it was before other types existed.
 VECTOR_NAMES = {
@@ -156,6 +158,22 @@ def _float_param(name: str, value: Any, low: float, high: float, *, high_open: b
         shown = f"[{low}, {high})" if high_open else f"[{low:f}, {high:f}]"
         raise InvalidArgument(f"param '{name}' ({value}) should be in range {shown}")
     return float(value)
+
+
+def text_match_spec(analyzer_params: dict[str, Any]) -> IndexSpec:
+    """The text-match index of an ``enable_match`` field analyzed with ``analyzer_params``:
+    a spec like a vector index's, so the builder, the manifest and recovery treat both
+    alike. The params are part of the key (as JSON with sorted keys: the catalog stores
+    them sorted, a new schema in the order given), so postings built with another analyzer
+    are never used."""
+    text = json.dumps(analyzer_params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": text}, "varchar")
+
+
+def text_analyzer_params(spec: IndexSpec) -> dict[str, Any]:
+    """The analyzer params a text-match spec was made with."""
+    params: dict[str, Any] = json.loads(spec.build["analyzer"])
+    return params
 
 
 def index_spec(
