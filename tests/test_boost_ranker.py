@@ -125,8 +125,10 @@ def _check(client: Any, fns: list[dict[str, Any]], *, field: str = "v", limit: i
            offset: int = 0, score_params: dict[str, str] | None = None) -> None:  # fmt: skip
     plain = client.search("bo", Q, limit=limit + offset, anns_field=field)
     functions = [boost(**fn) for fn in fns]
-    ranker: Any = functions[0] if len(fns) == 1 and not score_params else FunctionScore(
-        functions=functions, params=score_params or {}
+    ranker: Any = (
+        functions[0]
+        if len(fns) == 1 and not score_params
+        else FunctionScore(functions=functions, params=score_params or {})
     )
     got = client.search("bo", Q, limit=limit, offset=offset, anns_field=field, ranker=ranker)
     sp = score_params or {}
@@ -224,7 +226,9 @@ def test_boost_is_not_a_hybrid_ranker_nor_grouped(client: keeldb.Client) -> None
     with pytest.raises(KeelError, match=r"Unsupported rerank function: \[boost\]"):
         client.hybrid_search("bo", reqs, ranker=boost(weight=1), limit=5)
     with pytest.raises(KeelError, match="don't support use segment scorer with group_by"):
-        client.search("bo", Q, limit=5, anns_field="v", ranker=boost(weight=1), group_by_field="rank")
+        client.search(
+            "bo", Q, limit=5, anns_field="v", ranker=boost(weight=1), group_by_field="rank"
+        )
 
 
 # -- over pymilvus, through the server -------------------------------------------------------
