@@ -22,11 +22,21 @@ import pyarrow.compute as pc
 
 from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
 from keeldb.engine import properties as _properties
+from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
-from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
+from keeldb.engine.hybrid import (
+    Grouping,
+    Route,
+    boosted,
+    check_boost,
+    check_grouping,
+    grouped,
+    ranked,
+    round_hits,
+)
 from keeldb.engine.ordering import OrderKey, order_hits, ordered_query, parse_order_by
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
@@ -36,7 +46,7 @@ from keeldb.engine.rankers import (
     Ranker,
     RankerError,
     Weighted,
-    ranker_from_function,
+    ranker_from_functions,
     ranker_from_legacy,
 )
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
@@ -1052,7 +1062,7 @@ class Client:
         **kwargs: Any,
     ) -> SearchResult:
         """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
-        ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
+        ``FunctionScore``: rrf, weighted, decay, boost), ``ids`` (search with the stored vectors of
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
         ``strict_group_size``, ``round_decimal``, ``order_by_fields`` (the best ``offset +
         limit`` hits re-sorted by those fields: engine/ordering.py)."""
@@ -1068,6 +1078,8 @@ class Client:
         spec = _ranker_spec(ranker, hybrid=False)
         grouping = _grouping(kwargs)
         after = kwargs.get("after_distance")
+        if isinstance(spec, Boost) and (grouping is not None or after is not None):
+            raise InvalidArgument("don't support use segment scorer with group_by or search_iterator")
         if (spec is not None or grouping is not None) and after is not None:
             raise InvalidArgument("Not allowed to do groupBy or rerank when doing iteration")
         keys = _order_keys(c.schema, kwargs, search=True)
@@ -1102,7 +1114,11 @@ class Client:
         with default_timezone(tz):
             if grouping is not None:
                 check_grouping(c.schema, grouping, limit)
-            if spec is not None:
+            if isinstance(spec, Boost):
+                filters = check_boost(c.schema, spec, kwargs.get("filter_params"), tz)
+                hits = boosted(snap, route, spec, filters, pk=pk, limit=limit, offset=offset,
+                               round_decimal=decimals)  # fmt: skip
+            elif spec is not None:
                 check(replace(route.req, limit=limit, offset=offset))
                 hits = ranked(snap, [route], spec, pk=pk, limit=limit, offset=offset,
                               round_decimal=decimals, grouping=grouping)  # fmt: skip
@@ -1151,7 +1167,7 @@ class Client:
         if not isinstance(reqs, list | tuple) or not reqs:
             raise InvalidArgument("hybrid_search needs a non-empty list of search requests")
         spec = _ranker_spec(ranker, hybrid=True)
-        assert spec is not None
+        assert spec is not None and not isinstance(spec, Boost)
         grouping = _grouping(kwargs)
         keys = _order_keys(c.schema, kwargs, search=True)
         offset = kwargs.get("offset", 0) or 0
@@ -1432,32 +1448,32 @@ def pymilvus_field_args(f: Any) -> dict[str, Any]:
 # -- rankers, grouping and hybrid requests as pymilvus passes them ------------------------------
 
 
-def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
+def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | Boost | None:
     """pymilvus's ranker objects (or their dict forms) as an engine ranker: ``RRFRanker`` /
     ``WeightedRanker`` (``.dict()`` = ``{"strategy", "params"}``), a
-    ``Function(function_type=RERANK)``, a ``FunctionScore`` holding one. None: no reranking
-    for a search, RRF (k=60) for a hybrid search (Milvus's default)."""
+    ``Function(function_type=RERANK)``, a ``FunctionScore`` (one function, or boost
+    functions). None: no reranking for a search, RRF (k=60) for a hybrid search (Milvus's
+    default)."""
     if ranker is None:
         return RRF() if hybrid else None
-    if isinstance(ranker, RRF | Weighted | Decay):  # already an engine ranker (the server's)
+    if isinstance(ranker, RRF | Weighted | Decay | Boost):  # already an engine ranker
+        if isinstance(ranker, Boost) and hybrid:
+            return ranker_from_functions([({"reranker": "boost"}, ())], {}, hybrid=True)
         return ranker
     if isinstance(ranker, Mapping):
         if "strategy" in ranker:
             return ranker_from_legacy(ranker["strategy"], ranker.get("params") or {})
-        return ranker_from_function(ranker, ranker.get("input_field_names") or ())
+        return ranker_from_functions(
+            [(ranker, ranker.get("input_field_names") or ())], {}, hybrid=hybrid
+        )
     functions = getattr(ranker, "functions", None)
     if functions is not None and not hasattr(ranker, "input_field_names"):  # FunctionScore
-        if getattr(ranker, "params", None):
-            raise RankerError(f"function score params are not supported by keeldb: {ranker.params}")
-        functions = list(functions)
-        if len(functions) != 1:
-            raise RankerError(f"Currently only supports one rerank, but got {len(functions)}")
-        return _ranker_spec(functions[0], hybrid=hybrid)
+        return ranker_from_functions(
+            [_function_parts(f) for f in functions], dict(getattr(ranker, "params", None) or {}),
+            hybrid=hybrid,
+        )  # fmt: skip
     if hasattr(ranker, "input_field_names"):  # pymilvus Function
-        ftype = getattr(ranker, "type", None)
-        if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
-            raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
-        return ranker_from_function(dict(ranker.params or {}), list(ranker.input_field_names or ()))
+        return ranker_from_functions([_function_parts(ranker)], {}, hybrid=hybrid)
     if hasattr(ranker, "dict"):  # RRFRanker, WeightedRanker
         d = ranker.dict()
         if not hybrid:
@@ -1468,6 +1484,16 @@ def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
     raise InvalidArgument(
         f"ranker must be a Function, FunctionScore, RRFRanker or WeightedRanker, got {ranker!r}"
     )
+
+
+def _function_parts(f: Any) -> tuple[dict[str, Any], list[str]]:
+    """A pymilvus ``Function``'s params and input field names, checked to be a RERANK."""
+    if not hasattr(f, "input_field_names"):
+        raise InvalidArgument(f"a FunctionScore holds Functions, got {f!r}")
+    ftype = getattr(f, "type", None)
+    if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
+        raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
+    return dict(f.params or {}), list(f.input_field_names or ())
 
 
 def _order_keys(schema: CollectionSchema, kwargs: Mapping[str, Any], *, search: bool) -> tuple[OrderKey, ...]:

@@ -29,7 +29,7 @@ from keeldb import __version__
 from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
-from keeldb.engine.rankers import RankerError, ranker_from_function, ranker_from_legacy
+from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
@@ -713,7 +713,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         schema = client.collection_schema(name)
         rp = convert.kv(request.rank_params)
         if request.HasField("function_score") and request.function_score.functions:
-            ranker: Any = _function_score(request.function_score)
+            ranker: Any = _function_score(request.function_score, hybrid=True)
         elif rp.get("strategy"):
             ranker = ranker_from_legacy(_json_or_text(rp["strategy"]), rp.get("params") or "{}")
         else:
@@ -857,23 +857,19 @@ def _grouping_params(params: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _function_score(fs: Any) -> Any:
-    """A ``FunctionScore`` (``ranker=Function(...)``) as an engine ranker: exactly one
-    RERANK function; its params arrive as text."""
-    if list(fs.params):
-        raise RankerError(
-            f"function score params are not supported by keeldb: {convert.kv(fs.params)}"
-        )
-    if len(fs.functions) != 1:
-        raise RankerError(f"Currently only supports one rerank, but got {len(fs.functions)}")
-    f = fs.functions[0]
-    if f.type != schema_pb2.FunctionType.Rerank:
-        raise RankerError(f"{schema_pb2.FunctionType.Name(f.type)} is not rerank function.")
-    if [n for n in f.output_field_names if n]:
-        raise RankerError(
-            f"Rerank function should not have output field, but now is {len(f.output_field_names)}"
-        )
-    return ranker_from_function(convert.kv(f.params), list(f.input_field_names))
+def _function_score(fs: Any, *, hybrid: bool = False) -> Any:
+    """A ``FunctionScore`` (``ranker=Function(...)`` or ``FunctionScore(...)``) as an engine
+    ranker: RERANK functions, their params and the score's params arrive as text."""
+    parts = []
+    for f in fs.functions:
+        if f.type != schema_pb2.FunctionType.Rerank:
+            raise RankerError(f"{schema_pb2.FunctionType.Name(f.type)} is not rerank function.")
+        if [n for n in f.output_field_names if n]:
+            raise RankerError(
+                f"Rerank function should not have output field, but now is {len(f.output_field_names)}"
+            )
+        parts.append((convert.kv(f.params), list(f.input_field_names)))
+    return ranker_from_functions(parts, convert.kv(fs.params), hybrid=hybrid)
 
 
 def _refuse_chains(request: Any) -> None:
