@@ -108,7 +108,12 @@ def _check(data: Path, journal: Path) -> None:
         manifest = coll._versions.current
         segments = {e.id for e in manifest.segments}
         assert all(e.segment in segments for e in manifest.indexes)
-        assert coll.report.indexes_loaded == len(manifest.indexes) and not coll.report.indexes_skipped
+        if manifest.version == coll.report.manifest_version:
+            assert coll.report.indexes_loaded == len(manifest.indexes)
+        else:  # the background builder committed an index after the open (a busy machine
+            # let it finish before these lines): what recovery loaded is a subset of it
+            assert coll.report.indexes_loaded <= len(manifest.indexes)
+        assert not coll.report.indexes_skipped
         c.flush("t")
         c.compact("t")
         c.wait_for_index("t")
