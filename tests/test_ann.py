@@ -437,3 +437,18 @@ def test_index_build_on_a_full_disk_leaves_the_segment_exact(tmp_path: Path, mon
     assert c.wait_for_index("c")["built"] == 1
     assert index_in_use(c) and c.describe_index("c", "v")["state"] == "Finished"
     c.close()
+
+
+def test_brute_force_is_milvus_lites_name_for_flat(tmp_path: Path) -> None:
+    """BRUTE_FORCE (Milvus Lite's exact index) searches exactly as FLAT, is described by the
+    name it was given, and is the same after a reopen."""
+    c = make(tmp_path / "db", "BRUTE_FORCE")
+    got = c.search("c", QUERIES[:20], limit=10)
+    assert [[h["id"] for h in g] for g in got] == exact_top(BASE, np.arange(N), QUERIES[:20], 10, "L2")
+    assert c.describe_index("c", "v")["index_type"] == "BRUTE_FORCE"
+    c.close()
+    c = keeldb.Client(str(tmp_path / "db"))
+    c.load_collection("c")
+    assert c.search("c", QUERIES[:20], limit=10) == got
+    assert c.describe_index("c", "v")["index_type"] == "BRUTE_FORCE"
+    c.close()

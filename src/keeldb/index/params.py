@@ -186,6 +186,8 @@ def index_spec(
     kind = vector_kind_of(dtype)
     vector = VECTOR_NAMES[dtype]
     t = index_type.upper()
+    if t == "BRUTE_FORCE" and "FLAT" in kind.index_types:
+        t = "FLAT"  # Milvus Lite's name for an exact search; the catalog keeps the name given
     m = metric.upper()
     if t not in kind.index_types:
         if t in _MILVUS_ONLY.get(vector, ()):
