@@ -408,6 +408,8 @@ def _f16_truth(x: np.ndarray, q: np.ndarray) -> np.ndarray:
 def job_f16_faiss(job: dict) -> dict:
     import faiss
 
+    from keeldb.index.faiss_index import HNSW_ADD_CHUNK
+
     x, q = np.load(job["data"], mmap_mode="r"), np.load(job["queries"])
     truth = _f16_truth(x, q)
     np.save(job["truth"], truth)
@@ -415,8 +417,12 @@ def job_f16_faiss(job: dict) -> dict:
     index = faiss.index_factory(x.shape[1], f"HNSW{job['m']},SQfp16")
     index.hnsw.efConstruction = job["ef_construction"]
     index.train(np.asarray(x[: min(len(x), 65536)], dtype=np.float32))
-    for lo in range(0, len(x), CHUNK):
-        index.add(np.asarray(x[lo : lo + CHUNK], dtype=np.float32))
+    # Added in keeldb's HNSW chunks: FAISS inserts a chunk's points in parallel, blind to
+    # each other, so bigger chunks make a worse graph (recall 0.919 against keeldb's 0.944
+    # at ef=32 on 1M rows with chunks of 50,000), and a worse graph at the same ef is a
+    # cheaper walk: the two would not be timed doing the same work.
+    for lo in range(0, len(x), HNSW_ADD_CHUNK):
+        index.add(np.asarray(x[lo : lo + HNSW_ADD_CHUNK], dtype=np.float32))
     out: dict[str, Any] = {"build_s": time.perf_counter() - t0, "sweep": {}}
     faiss.write_index(index, job["index_out"])  # searched again beside keeldb (``paired``)
     qf = q.astype(np.float32)

@@ -24,6 +24,16 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], float]] = {
     "IVF_PQ": ({"nlist": 32, "m": 16, "nbits": 6}, {"nprobe": 8}, 0.45),
     "HNSW": ({"M": 16, "efConstruction": 64}, {"ef": 64}, 0.90),
     "AUTOINDEX": ({}, {}, 0.85),
+    # Milvus 2.6's quantized kinds (index/quantized.py): the graph or lists over codes,
+    # re-ranked by a finer copy where asked.
+    "HNSW_SQ": ({"M": 16, "efConstruction": 64, "sq_type": "SQ8"}, {"ef": 64}, 0.85),
+    "HNSW_SQ/refine": ({"M": 16, "efConstruction": 64, "sq_type": "SQ4U", "refine": True, "refine_type": "FP16"},
+                       {"ef": 64, "refine_k": 4}, 0.85),  # fmt: skip
+    "HNSW_PQ": ({"M": 16, "efConstruction": 64, "m": 16, "nbits": 6, "refine": True, "refine_type": "FP32"}, {"ef": 64, "refine_k": 8}, 0.85),
+    "HNSW_PRQ": ({"M": 16, "efConstruction": 64, "m": 16, "nrq": 2, "nbits": 4, "refine": True, "refine_type": "SQ8"},
+                 {"ef": 64, "refine_k": 8}, 0.85),  # fmt: skip
+    "IVF_RABITQ": ({"nlist": 64, "refine": True, "refine_type": "FP32"}, {"nprobe": 12, "refine_k": 8}, 0.85),
+    "SCANN": ({"nlist": 64}, {"nprobe": 12, "reorder_k": 200}, 0.85),
 }
 
 
@@ -77,7 +87,7 @@ def index_in_use(c: keeldb.Client) -> bool:
 @pytest.mark.parametrize("index_type", sorted(CASES))
 def test_recall_against_exact_search(tmp_path: Path, index_type: str) -> None:
     build, search, floor = CASES[index_type]
-    c = make(tmp_path / "db", index_type, build=build)
+    c = make(tmp_path / "db", index_type.split("/")[0], build=build)
     assert index_in_use(c), "the index was never committed: the test would measure exact search"
     got = c.search("c", QUERIES, limit=10, search_params={"params": search})
     r = recall(got, exact_top(BASE, np.arange(N), QUERIES, 10, "L2"))
@@ -99,10 +109,10 @@ def test_metrics_through_the_index(tmp_path: Path, metric: str) -> None:
     c.close()
 
 
-@pytest.mark.parametrize("index_type", ["IVF_FLAT", "HNSW", "IVF_PQ"])
+@pytest.mark.parametrize("index_type", ["IVF_FLAT", "HNSW", "IVF_PQ", "HNSW_SQ/refine", "IVF_RABITQ", "SCANN"])
 def test_deleted_and_filtered_rows_never_returned_and_k_hits(tmp_path: Path, index_type: str) -> None:
     build, search, _ = CASES[index_type]
-    c = make(tmp_path / "db", index_type, build=build)
+    c = make(tmp_path / "db", index_type.split("/")[0], build=build)
     assert index_in_use(c)
     rng = np.random.default_rng(1)
     deleted = set(rng.choice(N, N // 3, replace=False).tolist())
@@ -118,7 +128,7 @@ def test_deleted_and_filtered_rows_never_returned_and_k_hits(tmp_path: Path, ind
         ("id in [1, 2, 3, 5, 8]", lambda i: i in (1, 2, 3, 5, 8)),
     ]:
         qualifying = [i for i in alive.tolist() if ok(i)]
-        for params in (search, {"nprobe": 1} if index_type != "HNSW" else {"ef": 10}):
+        for params in (search, {"ef": 10} if index_type.startswith("HNSW") else {"nprobe": 1}):
             got = c.search("c", QUERIES[:20], limit=10, filter=flt, search_params={"params": params}, output_fields=["g"])
             for hits in got:
                 assert len(hits) == min(10, len(qualifying)), (flt, params, len(hits))
@@ -288,6 +298,16 @@ def test_create_index_and_load_return_when_searches_use_the_index(tmp_path: Path
         ("IVF_PQ", {"nlist": 16, "m": 8, "nbits": 40}, "nbits"),
         ("HNSW", {"M": 1}, "M"),
         ("HNSW", {"efConstruction": -3}, "efConstruction"),
+        ("HNSW_SQ", {"sq_type": "SQ3"}, "sq_type must be one of SQ4U, SQ6, SQ8, FP16, BF16"),
+        ("HNSW_SQ", {"sq_type": "FP16", "refine": True, "refine_type": "SQ8"}, "must be finer than sq_type FP16"),
+        ("HNSW_SQ", {"refine_type": "FP32"}, "refine_type needs refine set to true"),
+        ("HNSW_SQ", {"refine": "maybe"}, "refine must be true or false"),
+        ("HNSW_PQ", {"m": 5}, "multiple"),
+        ("HNSW_PQ", {"m": 8, "nbits": 24}, "nbits"),
+        ("HNSW_PRQ", {"m": 8, "nrq": 0}, "nrq"),
+        ("IVF_RABITQ", {"refine": True, "refine_type": "INT4"}, "refine_type must be one of"),
+        ("SCANN", {"with_raw_data": 3}, "with_raw_data"),
+        ("DISKANN", {}, "unknown vector index type"),
     ],
 )
 def test_bad_index_params_are_refused_at_create(tmp_path: Path, index_type: str, params: dict[str, Any], message: str) -> None:
@@ -309,6 +329,37 @@ def test_bad_search_params(tmp_path: Path) -> None:
         c.search("c", QUERIES[:1], limit=20, search_params={"params": {"ef": 10}})
     with pytest.raises(keeldb.InvalidArgument, match="nprobe"):
         c.search("c", QUERIES[:1], limit=5, search_params={"params": {"nprobe": 0}})
+    for bad, message in (({"refine_k": 0.5}, "refine_k"), ({"reorder_k": 5}, "reorder_k"), ({"rbq_query_bits": 9}, "rbq_query_bits")):
+        with pytest.raises(keeldb.InvalidArgument, match=message):
+            c.search("c", QUERIES[:1], limit=10, search_params={"params": bad})
+    c.close()
+
+
+@pytest.mark.parametrize("index_type", ["HNSW_SQ/refine", "IVF_RABITQ", "SCANN"])
+def test_quantized_index_survives_restart_and_answers_the_same(tmp_path: Path, index_type: str) -> None:
+    """A quantized kind's file (FAISS's serialisation of the wrapper, codes and refine copy)
+    is loaded at restart, not rebuilt, and answers exactly as before."""
+    build, search, _ = CASES[index_type]
+    c = make(tmp_path / "db", index_type.split("/")[0], build=build)
+    before = c.search("c", QUERIES[:20], limit=10, search_params={"params": search})
+    c.close()
+    c = keeldb.Client(str(tmp_path / "db"))
+    c.load_collection("c")
+    assert c.recovery_report("c")["indexes_loaded"] == 1 and index_in_use(c)
+    assert c.wait_for_index("c")["built"] == 0
+    assert c.search("c", QUERIES[:20], limit=10, search_params={"params": search}) == before
+    c.close()
+
+
+@pytest.mark.parametrize("metric", ["IP", "COSINE"])
+def test_quantized_kinds_under_similarity_metrics(tmp_path: Path, metric: str) -> None:
+    c = make(tmp_path / "db", "HNSW_SQ", metric=metric, build={"M": 16, "efConstruction": 64, "refine": True, "refine_type": "FP32"})
+    assert index_in_use(c)
+    got = c.search("c", QUERIES[:50], limit=10, search_params={"metric_type": metric, "params": {"ef": 128, "refine_k": 2}})
+    assert recall(got, exact_top(BASE, np.arange(N), QUERIES[:50], 10, metric)) >= 0.85
+    for g in got:
+        d = [h["distance"] for h in g]
+        assert d == sorted(d, reverse=True)
     c.close()
 
 
@@ -385,4 +436,19 @@ def test_index_build_on_a_full_disk_leaves_the_segment_exact(tmp_path: Path, mon
     monkeypatch.setattr(crash, "_faults", {})
     assert c.wait_for_index("c")["built"] == 1
     assert index_in_use(c) and c.describe_index("c", "v")["state"] == "Finished"
+    c.close()
+
+
+def test_brute_force_is_milvus_lites_name_for_flat(tmp_path: Path) -> None:
+    """BRUTE_FORCE (Milvus Lite's exact index) searches exactly as FLAT, is described by the
+    name it was given, and is the same after a reopen."""
+    c = make(tmp_path / "db", "BRUTE_FORCE")
+    got = c.search("c", QUERIES[:20], limit=10)
+    assert [[h["id"] for h in g] for g in got] == exact_top(BASE, np.arange(N), QUERIES[:20], 10, "L2")
+    assert c.describe_index("c", "v")["index_type"] == "BRUTE_FORCE"
+    c.close()
+    c = keeldb.Client(str(tmp_path / "db"))
+    c.load_collection("c")
+    assert c.search("c", QUERIES[:20], limit=10) == got
+    assert c.describe_index("c", "v")["index_type"] == "BRUTE_FORCE"
     c.close()

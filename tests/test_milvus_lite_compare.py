@@ -24,6 +24,10 @@ change on either side shows up:
   (Milvus reports the positive score), hashes terms with FNV-1a (Milvus: CRC-32), has no
   ``english`` analyzer, and returns the output field's raw vectors to a query that names
   it (Milvus: "not allowed to retrieve raw data of field ...").
+- ``text_match`` (``test_text_match_side_by_side``): the same rows with the standard
+  analyzer; but Milvus Lite matches a field without ``enable_match`` (Milvus: 'field "x"
+  does not enable match'), counts null rows into ``not text_match(...)`` (Milvus's valid
+  bitmap leaves them out), and has no ``phrase_match`` and no ``minimum_should_match``.
 - Milvus Lite has no filter templates, no ``add_collection_field`` (bare gRPC
   UNIMPLEMENTED), keeps ``collection.ttl.seconds`` but never expires rows, and reports no
   ``timezone`` property on a new collection (Milvus reports one).
@@ -272,3 +276,47 @@ def test_bm25_side_by_side(clients: tuple[MilvusClient, MilvusClient]) -> None:
     assert lite.query("bm25", "id == 1", output_fields=["sparse"])[0]["sparse"]
     with pytest.raises(MilvusException, match="not allowed to retrieve raw data of field sparse"):
         keel.query("bm25", "id == 1", output_fields=["sparse"])
+
+
+def test_text_match_side_by_side(clients: tuple[MilvusClient, MilvusClient]) -> None:
+    """``text_match`` with the standard analyzer: the same rows on both, on a growing and a
+    sealed segment. What Milvus Lite 3.2.2 lacks or does otherwise is asserted too."""
+    from tests.test_bm25 import corpus
+
+    docs: dict[int, str | None] = dict(enumerate(corpus(60, seed=3)))
+    docs[60] = None
+    queries = ["apple", "Banana cherry", "kiwi, lemon! mango", "fig-grape", "zzz", ""]
+    answers = []
+    for c in clients:
+        s = c.create_schema()
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        s.add_field("text", DataType.VARCHAR, max_length=2000, enable_analyzer=True, enable_match=True, nullable=True)
+        s.add_field("plain", DataType.VARCHAR, max_length=2000)
+        ip = c.prepare_index_params()
+        ip.add_index("v", index_type="FLAT", metric_type="L2")
+        c.create_collection("tm", schema=s, index_params=ip)
+        rows = [{"id": k, "v": [float(k), 0.0], "text": t, "plain": t or ""} for k, t in docs.items()]
+        c.insert("tm", rows[:30])
+        got = [_ids(c, "tm", f"text_match(text, '{q}')") for q in queries]
+        c.flush("tm")
+        c.insert("tm", rows[30:])
+        got += [_ids(c, "tm", f"TEXT_MATCH(text, '{q}') and id >= 10") for q in queries]
+        answers.append(got)
+    keel_answer, lite_answer = answers
+    assert keel_answer == lite_answer and any(keel_answer)
+    keel, lite = clients
+    # Milvus (and keeldb) exclude null rows from the negation too; Milvus Lite counts them in.
+    assert 60 not in _ids(keel, "tm", "not text_match(text, 'apple')")
+    assert 60 in _ids(lite, "tm", "not text_match(text, 'apple')")
+    # Milvus refuses a field without enable_match; Milvus Lite matches it anyway.
+    with pytest.raises(MilvusException, match='field "plain" does not enable match'):
+        keel.query("tm", "text_match(plain, 'apple')")
+    assert _ids(lite, "tm", "text_match(plain, 'apple')") == _ids(keel, "tm", "text_match(text, 'apple')")
+    # Milvus Lite has neither phrase_match nor text_match's minimum_should_match.
+    assert _ids(keel, "tm", "phrase_match(text, 'apple banana', 3)")
+    with pytest.raises(MilvusException, match="unknown function 'phrase_match'"):
+        lite.query("tm", "phrase_match(text, 'apple banana', 3)")
+    assert _ids(keel, "tm", "text_match(text, 'apple banana', minimum_should_match=2)")
+    with pytest.raises(MilvusException):
+        lite.query("tm", "text_match(text, 'apple banana', minimum_should_match=2)")

@@ -301,7 +301,7 @@ BAD_FILTERS = [
     ('ST_DWITHIN(g, "POINT(0 0)", -5)', "non-negative distance"),
     ('ST_CONTAINS(t, "POINT(0 0)")', "needs a GEOMETRY field"),
     ("g > 1", "cannot compare GEOMETRY field"),
-    ('text_match(tags, "a")', "text_match needs an analyzer"),
+    ('text_match(tags, "a")', "text match operation on non-string is unsupported"),
     ("random_sample(0.1)", "random_sample is not supported"),
     ("exists id", "exists needs a JSON path"),
     ("id in {ids}", "template variable name {ids} is not found"),

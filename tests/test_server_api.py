@@ -841,11 +841,12 @@ def test_status_codes(mc: MilvusClient, data: list[dict[str, Any]]) -> None:
 def test_unsupported_features_are_refused_not_ignored(mc: MilvusClient, data: list[dict[str, Any]]) -> None:
     """Grouping and ordering used to be silently ignored (plausible, wrong answers).
     Grouping search now runs (tests/test_server_hybrid.py), but not by a dynamic key or by
-    several fields."""
+    several fields; ordering runs (tests/test_ordering.py)."""
     expect_error(lambda: mc.search("data", [[1, 0, 0, 0]], limit=3, group_by_field="color"), 1100, "groupBy field")
     expect_error(lambda: mc.search("data", [[1, 0, 0, 0]], limit=3, group_by_fields=["color"]), 1100, "group_by")
+    # Ordering runs (tests/test_ordering.py); Milvus requires a limit with it.
     expect_error(lambda: mc.query("data", filter="id < 5", output_fields=["id"],
-                                  order_by_fields=[{"field": "id", "order": "desc"}]), 1100, "order_by")
+                                  order_by_fields=[{"field": "id", "order": "desc"}]), 1100, "ORDER BY requires")
     assert [r["id"] for r in mc.query("data", filter="id in {ids}", filter_params={"ids": [1, 2]})] == [1, 2]
     # Search by primary key runs (tests/test_server_hybrid.py); a key with no live row is refused.
     expect_error(lambda: mc.search("data", ids=[10**9], limit=2), 1100, "no live entity")

@@ -22,11 +22,22 @@ import pyarrow.compute as pc
 
 from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
 from keeldb.engine import properties as _properties
+from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
 from keeldb.engine.expr import parse_filter
-from keeldb.engine.hybrid import Grouping, Route, check_grouping, grouped, ranked, round_hits
+from keeldb.engine.hybrid import (
+    Grouping,
+    Route,
+    boosted,
+    check_boost,
+    check_grouping,
+    grouped,
+    ranked,
+    round_hits,
+)
+from keeldb.engine.ordering import OrderKey, order_hits, ordered_query, parse_order_by
 from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
 from keeldb.engine.rankers import (
@@ -35,11 +46,11 @@ from keeldb.engine.rankers import (
     Ranker,
     RankerError,
     Weighted,
-    ranker_from_function,
+    ranker_from_functions,
     ranker_from_legacy,
 )
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, check, collect, materialise
+from keeldb.engine.search import SearchRequest, check, collect, materialise, recalls
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -80,21 +91,42 @@ class LoadState(Enum):
         return self.value
 
 
-# Search and query parameters keeldb does not implement. Grouping and ordering would change
-# results, and ignoring them would return plausible wrong answers (ungrouped hits, unordered
-# rows), so they are refused until implemented: by the embedded client's keyword arguments
-# and by the server's request parameters alike.
-# A query's ``group_by_field(s)`` would be an aggregation; a search's ``group_by_field`` is
-# grouping search, which keeldb runs (engine/hybrid.py); several grouping fields are not.
-UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields", "order_by_fields", "order_by")
+# Search and query parameters keeldb does not implement. Grouping would change results, and
+# ignoring it would return plausible wrong answers (ungrouped rows), so it is refused until
+# implemented: by the embedded client's keyword arguments and by the server's request
+# parameters alike. A query's ``group_by_field(s)`` would be an aggregation; a search's
+# ``group_by_field`` is grouping search, which keeldb runs (engine/hybrid.py); several
+# grouping fields are not. ``order_by_fields`` (and pymilvus's alias ``order_by``) runs
+# (engine/ordering.py).
+UNSUPPORTED_READ_PARAMS = ("group_by_field", "group_by_fields")
 SEARCH_UNSUPPORTED = (
     "group_by_fields",
-    "order_by_fields",
-    "order_by",
     "function_chains",
     "search_aggregation",
     "highlighter",
 )
+
+
+class SearchResult(list[list[dict[str, Any]]]):
+    """What ``search`` and ``hybrid_search`` return, shaped as pymilvus's ``SearchResult``:
+    one list of hits per query, plus ``extra`` -- ``{"cost": n}``, n the entities the
+    search ran over (what Milvus hands its cost hook as the related count, and the cost it
+    reports in the status's ``report_value``; 0 is not reported, as Milvus skips it) -- and
+    ``recalls``: each query's recall with ``enable_recall_calculation``, else None."""
+
+    def __init__(self, hits: list[list[dict[str, Any]]], cost: int, recalls: list[float] | None = None) -> None:
+        super().__init__(hits)
+        self.extra: dict[str, Any] = {"cost": cost} if cost > 0 else {}
+        self.recalls = recalls
+
+
+class QueryResult(list[dict[str, Any]]):
+    """What ``query`` returns, shaped as pymilvus's: the rows, plus ``extra``: ``{"cost": n}``,
+    n the entities the query ran over (0 when none)."""
+
+    def __init__(self, rows: list[dict[str, Any]], cost: int) -> None:
+        super().__init__(rows)
+        self.extra: dict[str, Any] = {"cost": cost}
 
 
 def refuse_unsupported(
@@ -964,7 +996,7 @@ class Client:
         ids: Any = None,
         partition_names: list[str] | None = None,
         **kwargs: Any,
-    ) -> list[dict[str, Any]]:
+    ) -> QueryResult:
         refuse_unsupported(kwargs)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -978,10 +1010,15 @@ class Client:
         limit = kwargs.get("limit")
         if limit in (None, 0, -1):
             limit = None
+        keys = _order_keys(c.schema, kwargs, search=False)
         snap = kwargs.get("snapshot") or c.snapshot()
+        offset = kwargs.get("offset", 0) or 0
         with default_timezone(tz):
-            rows = query(snap, c.schema, flt, output_fields, limit, kwargs.get("offset", 0) or 0, extra)
-        return _query_shapes(c.schema, rows)
+            if keys:
+                rows = ordered_query(snap, c.schema, flt, output_fields, keys, limit, offset, extra)
+            else:
+                rows = query(snap, c.schema, flt, output_fields, limit, offset, extra)
+        return QueryResult(_query_shapes(c.schema, rows), _rows_in(snap, part))
 
     def get(
         self,
@@ -1023,11 +1060,12 @@ class Client:
         ranker: Any = None,
         ids: Any = None,
         **kwargs: Any,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> SearchResult:
         """pymilvus's ``search``. Also: ``ranker`` (a ``Function(function_type=RERANK)`` or
-        ``FunctionScore``: rrf, weighted, decay), ``ids`` (search with the stored vectors of
+        ``FunctionScore``: rrf, weighted, decay, boost), ``ids`` (search with the stored vectors of
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
-        ``strict_group_size``, ``round_decimal``."""
+        ``strict_group_size``, ``round_decimal``, ``order_by_fields`` (the best ``offset +
+        limit`` hits re-sorted by those fields: engine/ordering.py)."""
         refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -1040,8 +1078,21 @@ class Client:
         spec = _ranker_spec(ranker, hybrid=False)
         grouping = _grouping(kwargs)
         after = kwargs.get("after_distance")
+        if isinstance(spec, Boost) and (grouping is not None or after is not None):
+            raise InvalidArgument("don't support use segment scorer with group_by or search_iterator")
         if (spec is not None or grouping is not None) and after is not None:
             raise InvalidArgument("Not allowed to do groupBy or rerank when doing iteration")
+        keys = _order_keys(c.schema, kwargs, search=True)
+        if keys and after is not None:
+            raise InvalidArgument("order_by is not supported when using search iterator")
+        if keys and spec is not None:
+            raise InvalidArgument("order_by and function_score cannot be used together")
+        want_recalls = _recall_asked(sp)
+        if want_recalls and (spec is not None or grouping is not None or keys):
+            raise InvalidArgument(
+                "enable_recall_calculation: keeldb computes recalls of plain, filtered and range "
+                "searches; not with grouping, a reranker or order_by"
+            )
         anns_field = self._anns_field(c.schema, anns_field)
         if ids is not None:
             if data is not None:
@@ -1049,28 +1100,46 @@ class Client:
             data = self._vectors_of(c, e, snap, anns_field, ids, partition_names)
         elif data is None:
             raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
-        # A ranker reranks the first offset + limit hits (Milvus); grouping asks for more.
-        route_limit = limit + offset if spec is not None else limit
+        # A ranker reranks the first offset + limit hits (Milvus), and order_by re-sorts them;
+        # grouping asks for more.
+        whole = spec is not None or bool(keys)
         route = self._route(
             c, e, anns_field, data, sp, filter, kwargs.get("filter_params"), tz, partition_names,
-            limit=route_limit, offset=0 if spec is not None else offset, after=after,
+            limit=limit + offset if whole else limit, offset=0 if whole else offset, after=after,
         )  # fmt: skip
         decimals = _round_decimal(kwargs.get("round_decimal", -1))
         out = resolve_output(c.schema, output_fields)
         pk = c.schema.primary.name
+        rec: list[float] | None = None
         with default_timezone(tz):
             if grouping is not None:
                 check_grouping(c.schema, grouping, limit)
-            if spec is not None:
+            if isinstance(spec, Boost):
+                filters = check_boost(c.schema, spec, kwargs.get("filter_params"), tz)
+                hits = boosted(snap, route, spec, filters, pk=pk, limit=limit, offset=offset,
+                               round_decimal=decimals)  # fmt: skip
+            elif spec is not None:
                 check(replace(route.req, limit=limit, offset=offset))
                 hits = ranked(snap, [route], spec, pk=pk, limit=limit, offset=offset,
                               round_decimal=decimals, grouping=grouping)  # fmt: skip
+            elif keys:
+                check(replace(route.req, limit=limit, offset=offset))
+                if grouping is not None:
+                    best = grouped(snap, route, grouping, limit + offset, 0)
+                else:
+                    best = collect(snap, route.req, route.flt, route.extra)
+                group = grouping.field if grouping is not None else None
+                hits = order_hits(snap, round_hits(best, decimals), keys, offset, limit, group)
             elif grouping is not None:
                 hits = round_hits(grouped(snap, route, grouping, limit, offset), decimals)
             else:
                 check(route.req)
-                hits = round_hits(collect(snap, route.req, route.flt, route.extra), decimals)
-            return materialise(snap, out, pk, hits)
+                found = collect(snap, route.req, route.flt, route.extra)
+                if want_recalls:
+                    rec = recalls(snap, route.req, route.flt, route.extra, found)
+                hits = round_hits(found, decimals)
+            cost = _rows_in(snap, _read_partitions(e, partition_names))
+            return SearchResult(materialise(snap, out, pk, hits), cost, rec)
 
     def hybrid_search(
         self,
@@ -1082,13 +1151,14 @@ class Client:
         timeout: float | None = None,
         partition_names: list[str] | None = None,
         **kwargs: Any,
-    ) -> list[list[dict[str, Any]]]:
+    ) -> SearchResult:
         """pymilvus's ``hybrid_search``: each request (a ``pymilvus.AnnSearchRequest``, or a
         dict with its names: ``data``, ``anns_field``, ``param``, ``limit``, ``expr`` /
         ``filter``, ``expr_params``) is searched on ONE snapshot, and the hits are fused by
         ``ranker`` (``RRFRanker``, ``WeightedRanker``, or a ``Function`` reranker: rrf,
         weighted, decay; default RRF k=60). ``offset``, ``round_decimal``,
-        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``."""
+        ``group_by_field`` / ``group_size`` / ``strict_group_size`` / ``rank_group_scorer``,
+        ``order_by_fields`` (the fused ``offset + limit`` best re-sorted by those fields)."""
         refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
@@ -1097,8 +1167,9 @@ class Client:
         if not isinstance(reqs, list | tuple) or not reqs:
             raise InvalidArgument("hybrid_search needs a non-empty list of search requests")
         spec = _ranker_spec(ranker, hybrid=True)
-        assert spec is not None
+        assert spec is not None and not isinstance(spec, Boost)
         grouping = _grouping(kwargs)
+        keys = _order_keys(c.schema, kwargs, search=True)
         offset = kwargs.get("offset", 0) or 0
         tz = _timezone(e, kwargs.get("timezone"))
         routes = []
@@ -1121,9 +1192,18 @@ class Client:
         snap = kwargs.get("snapshot") or c.snapshot()  # one snapshot for every request
         pk = c.schema.primary.name
         with default_timezone(tz):
-            hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
-                          round_decimal=decimals, grouping=grouping)  # fmt: skip
-            return materialise(snap, out, pk, hits)
+            if keys:
+                check(SearchRequest(field="", queries=None, metric="", limit=limit, offset=offset))
+                best = ranked(snap, routes, spec, pk=pk, limit=limit + offset, offset=0,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
+                group = grouping.field if grouping is not None else None
+                hits = order_hits(snap, best, keys, offset, limit, group)
+            else:
+                hits = ranked(snap, routes, spec, pk=pk, limit=limit, offset=offset,
+                              round_decimal=decimals, grouping=grouping)  # fmt: skip
+            # each request ran over the rows: Milvus adds up its sub-searches' counts
+            cost = len(routes) * _rows_in(snap, _read_partitions(e, partition_names))
+            return SearchResult(materialise(snap, out, pk, hits), cost)
 
     # -- search plumbing ----------------------------------------------------------------
 
@@ -1246,6 +1326,28 @@ def _query_shapes(schema: CollectionSchema, rows: list[dict[str, Any]]) -> list[
     return rows
 
 
+def _rows_in(snap: Snapshot, part: Selector | None) -> int:
+    """The entities a read ran over: the snapshot's live rows in the partitions it reads."""
+    if part is None:
+        return snap.live_count()
+    return sum(int(rows.size) for _, rows in select(snap, None, part))
+
+
+def _recall_asked(search_params: Mapping[str, Any]) -> bool:
+    """Whether ``enable_recall_calculation`` is set, in the params or beside them (a bool, or
+    the text pymilvus sends)."""
+    params = search_params.get("params")
+    for where in (params if isinstance(params, Mapping) else {}, search_params):
+        value = where.get("enable_recall_calculation")
+        if value is not None:
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
+            if not isinstance(value, bool):
+                raise InvalidArgument(f"enable_recall_calculation must be true or false, got {value!r}")
+            return value
+    return False
+
+
 def _partial(kwargs: dict[str, Any]) -> bool:
     """Whether an upsert is a partial update; per-field merge operators are refused."""
     ops = kwargs.get("field_ops")
@@ -1346,32 +1448,32 @@ def pymilvus_field_args(f: Any) -> dict[str, Any]:
 # -- rankers, grouping and hybrid requests as pymilvus passes them ------------------------------
 
 
-def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
+def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | Boost | None:
     """pymilvus's ranker objects (or their dict forms) as an engine ranker: ``RRFRanker`` /
     ``WeightedRanker`` (``.dict()`` = ``{"strategy", "params"}``), a
-    ``Function(function_type=RERANK)``, a ``FunctionScore`` holding one. None: no reranking
-    for a search, RRF (k=60) for a hybrid search (Milvus's default)."""
+    ``Function(function_type=RERANK)``, a ``FunctionScore`` (one function, or boost
+    functions). None: no reranking for a search, RRF (k=60) for a hybrid search (Milvus's
+    default)."""
     if ranker is None:
         return RRF() if hybrid else None
-    if isinstance(ranker, RRF | Weighted | Decay):  # already an engine ranker (the server's)
+    if isinstance(ranker, RRF | Weighted | Decay | Boost):  # already an engine ranker
+        if isinstance(ranker, Boost) and hybrid:
+            return ranker_from_functions([({"reranker": "boost"}, ())], {}, hybrid=True)
         return ranker
     if isinstance(ranker, Mapping):
         if "strategy" in ranker:
             return ranker_from_legacy(ranker["strategy"], ranker.get("params") or {})
-        return ranker_from_function(ranker, ranker.get("input_field_names") or ())
+        return ranker_from_functions(
+            [(ranker, ranker.get("input_field_names") or ())], {}, hybrid=hybrid
+        )
     functions = getattr(ranker, "functions", None)
     if functions is not None and not hasattr(ranker, "input_field_names"):  # FunctionScore
-        if getattr(ranker, "params", None):
-            raise RankerError(f"function score params are not supported by keeldb: {ranker.params}")
-        functions = list(functions)
-        if len(functions) != 1:
-            raise RankerError(f"Currently only supports one rerank, but got {len(functions)}")
-        return _ranker_spec(functions[0], hybrid=hybrid)
+        return ranker_from_functions(
+            [_function_parts(f) for f in functions], dict(getattr(ranker, "params", None) or {}),
+            hybrid=hybrid,
+        )  # fmt: skip
     if hasattr(ranker, "input_field_names"):  # pymilvus Function
-        ftype = getattr(ranker, "type", None)
-        if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
-            raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
-        return ranker_from_function(dict(ranker.params or {}), list(ranker.input_field_names or ()))
+        return ranker_from_functions([_function_parts(ranker)], {}, hybrid=hybrid)
     if hasattr(ranker, "dict"):  # RRFRanker, WeightedRanker
         d = ranker.dict()
         if not hybrid:
@@ -1382,6 +1484,24 @@ def _ranker_spec(ranker: Any, *, hybrid: bool) -> Ranker | None:
     raise InvalidArgument(
         f"ranker must be a Function, FunctionScore, RRFRanker or WeightedRanker, got {ranker!r}"
     )
+
+
+def _function_parts(f: Any) -> tuple[dict[str, Any], list[str]]:
+    """A pymilvus ``Function``'s params and input field names, checked to be a RERANK."""
+    if not hasattr(f, "input_field_names"):
+        raise InvalidArgument(f"a FunctionScore holds Functions, got {f!r}")
+    ftype = getattr(f, "type", None)
+    if int(getattr(ftype, "value", ftype) or 0) != 3:  # FunctionType.RERANK
+        raise RankerError(f"{getattr(ftype, 'name', ftype)} is not rerank function.")
+    return dict(f.params or {}), list(f.input_field_names or ())
+
+
+def _order_keys(schema: CollectionSchema, kwargs: Mapping[str, Any], *, search: bool) -> tuple[OrderKey, ...]:
+    """``order_by_fields`` (or pymilvus's query alias ``order_by``), parsed and checked."""
+    spec = kwargs.get("order_by_fields")
+    if spec in (None, "", [], ()):
+        spec = kwargs.get("order_by")
+    return parse_order_by(spec, schema, search=search)
 
 
 def _grouping(kwargs: Mapping[str, Any]) -> Grouping | None:

@@ -51,7 +51,6 @@ from keeldb.engine.bm25_scoring import (
     top_k,
 )
 from keeldb.engine.bm25_stats import CorpusStats, corpus_stats, segment_terms
-from keeldb.engine.dense_search import in_range
 from keeldb.engine.executor import Candidates, SearchRequest
 from keeldb.engine.segment import SegmentView
 from keeldb.engine.snapshot import Snapshot
@@ -132,9 +131,7 @@ class BM25Search(SparseSearch):
             positive = scores > 0
             rows, scores = rows[positive], scores[positive]
             if self.every_row:
-                keep = in_range(scores, req.radius, req.range_filter, True)
-                if req.after is not None:
-                    keep &= scores < req.after
+                keep = self.in_bounds(scores)
                 rows, scores = rows[keep], scores[keep]
             per_query.append(top_k(rows, scores, self.want))
         return self._candidates(vi, per_query, ranged=False)

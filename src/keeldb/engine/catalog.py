@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from keeldb.engine import ttl
 from keeldb.errors import InvalidArgument
-from keeldb.index.params import IndexSpec, index_spec
+from keeldb.index.params import IndexSpec, index_spec, text_match_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
 
 
@@ -106,10 +106,17 @@ class CollectionEntry:
         return (asked or (index.metric_type if index is not None else "") or DEFAULT_METRIC).upper()
 
     def index_specs(self) -> dict[str, IndexSpec]:
-        """Vector field -> how its segments' indexes are built. A definition the current
-        code cannot build (checked at create_index, so only possible for a catalog written
-        by other code) means exact search for that field, not an error."""
-        specs = {}
+        """Field -> how its segments' indexes are built: each vector index created, and the
+        text-match index of every ``enable_match`` VARCHAR field (Milvus builds it without
+        create_index; a field with multi-language analyzers has none, text_match refuses
+        it). A definition the current code cannot build (checked at create_index, so only
+        possible for a catalog written by other code) means exact search for that field,
+        not an error."""
+        specs = {
+            f.name: text_match_spec(f.analyzer_params or {})
+            for f in self.schema.fields
+            if f.enable_match and f.enable_analyzer and f.multi_analyzer_params is None
+        }
         for i in self.indexes:
             f = self.schema.field(i.field_name)
             if f is None or not f.kind.is_vector:

@@ -216,6 +216,8 @@ class Database:
             e = self.entry(name)
             c = self.collection(name)
             c.change_schema(schema, lambda: self.catalog.commit({name: replace(e, schema=schema)}))
+            # an added enable_match field brings its text-match index (CollectionEntry.index_specs)
+            c.set_index_specs(replace(e, schema=schema).index_specs())
 
     def create_partition(self, name: str, partition: str) -> None:
         check_name("partition", partition)

@@ -129,8 +129,11 @@ def _indexed(
         key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
         return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
     d, rows = ann.search(q, want, knobs, allowed)
-    key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
-    short = np.flatnonzero((rows >= 0).sum(axis=1) < min(want, nsel))
+    found = rows >= 0
+    if found.all():  # the common case, without the fix-ups below
+        return Candidates(_sort_key(d, req.metric), d, np.full(rows.shape, vi, dtype=np.int64), rows)
+    key = np.where(found, _sort_key(d, req.metric), np.inf)
+    short = np.flatnonzero(found.sum(axis=1) < min(want, nsel))
     if short.size:
         fix = _exact(view, vi, mask, q[short], req, want, score)
         m = fix.key.shape[1]

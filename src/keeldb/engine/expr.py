@@ -152,6 +152,7 @@ _GRAMMAR = r"""
      | "(" or_expr ")"
 ?call_arg: sum
          | arg_list                            -> list_arg
+         | NAMED sum                           -> named_arg
 arg_list: LITERAL_LIST
         | LSQB (sum ("," sum)* ","?)? "]"
 list: LITERAL_LIST
@@ -161,6 +162,7 @@ subscript: LITERAL_LIST
 
 LITERAL_LIST.4: /LITERAL_LIST_RE/
 
+NAMED.3: /(?:minimum_should_match|MINIMUM_SHOULD_MATCH)\s*=(?!=)/
 OR.2: /(?:or|OR)\b|\|\|/
 AND.2: /(?:and|AND)\b|&&/
 NOT.2: /(?:not|NOT)\b|!(?!=)/
@@ -1230,9 +1232,18 @@ class _Compiler:
 
     def c_call(self, t: Tree) -> _Pred | _Value:
         name_tok: Token = t.children[0]
-        args = [self.value(c) if not (isinstance(c, Tree) and c.data == "list_arg") else self.list_value(c)
-                for c in t.children[1:] if c is not None]  # fmt: skip
+        args = [self.call_arg(c) for c in t.children[1:] if c is not None]
         return _functions().compile_call(self, name_tok, args)
+
+    def call_arg(self, c: Tree | Token) -> _Value:
+        if isinstance(c, Tree) and c.data == "list_arg":
+            return self.list_value(c)
+        if isinstance(c, Tree) and c.data == "named_arg":  # text_match's minimum_should_match=k
+            tok: Token = c.children[0]
+            name = tok.value.split("=")[0].strip().lower()
+            value = self.value(c.children[1])
+            return _functions().NamedArg(_pos(tok), value.kind, name, value)  # type: ignore[no-any-return]
+        return self.value(c)
 
     def list_value(self, t: Tree) -> _Value:
         """A list literal as a function argument (``array_contains_any(x, [1, 2])``)."""

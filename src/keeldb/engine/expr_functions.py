@@ -19,9 +19,12 @@
   durations; years and months are calendar months, added in UTC with the day clamped to
   the month's end), compared as microseconds.
 
+- Text: ``text_match(field, 'words'[, minimum_should_match=k])`` and
+  ``phrase_match(field, 'phrase'[, slop])`` on an ``enable_match`` VARCHAR field, through
+  its text-match postings (``engine/text_match.py``).
+
 Function names are Milvus's, all lower or all upper case (``ST_Contains`` is refused, as
-Milvus refuses it). Milvus's ``text_match``, ``phrase_match`` and ``random_sample`` are
-refused with a reason until keeldb has them.
+Milvus refuses it). Milvus's ``random_sample`` is refused with a reason.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import pyarrow.compute as pc
 import shapely
 
 from keeldb.engine import expr as E
+from keeldb.engine import text_match
 from keeldb.errors import InvalidArgument
 from keeldb.fields import timestamptz
 from keeldb.fields.geometry import geometries_of, parse_wkt
@@ -47,8 +51,6 @@ if TYPE_CHECKING:
 
 EARTH_RADIUS_M = 6_371_008.8
 NOT_YET = {
-    "text_match": "text_match needs an analyzer index (full-text search), which keeldb does not have yet",
-    "phrase_match": "phrase_match needs an analyzer index (full-text search), which keeldb does not have yet",
     "random_sample": "random_sample is not supported by keeldb",
 }
 
@@ -63,6 +65,18 @@ class ListLit(E._Value):
 
     def describe(self) -> str:
         return "a list literal"
+
+
+@dataclass(eq=False)
+class NamedArg(E._Value):
+    """``name=value`` inside a call: only text_match's ``minimum_should_match=k``, as in
+    Milvus's grammar."""
+
+    name: str
+    value: E._Value
+
+    def describe(self) -> str:
+        return f"the named argument {self.name}="
 
 
 @dataclass(eq=False)
@@ -351,6 +365,10 @@ def compile_call(c: E._Compiler, name_tok: Token, args: list[E._Value]) -> E._Pr
         raise c.error(NOT_YET[low], pos)
     if not (name.islower() or name.isupper()) or low not in _CALLS:
         raise c.error(f"unknown function '{name}' (function names are all lower or all upper case)", pos)
+    if low not in _TAKES_NAMED:
+        for a in args:
+            if isinstance(a, NamedArg):
+                raise c.error(f"{low} takes no named arguments", a.pos)
     return _CALLS[low](c, low, args, pos)
 
 
@@ -440,7 +458,10 @@ _CALLS = {
     "json_contains_any": _contains,
     "array_length": _array_length,
     **{op: _spatial for op in (*_GEO_OPS, "st_dwithin", "st_isvalid")},
+    "text_match": text_match.compile_text_match,
+    "phrase_match": text_match.compile_phrase_match,
 }
+_TAKES_NAMED = ("text_match", "phrase_match")  # phrase_match refuses them itself, naming why
 
 
 def element(c: E._Compiler, base: E._FieldRef, subscripts: list[E._Lit], pos: int) -> ArrayElement:

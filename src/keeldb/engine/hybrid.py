@@ -31,15 +31,25 @@ from typing import Any
 
 import numpy as np
 
+from keeldb.engine import boost as boosting
 from keeldb.engine import rankers
-from keeldb.engine.expr import Filter
+from keeldb.engine.expr import Filter, parse_filter
 from keeldb.engine.query import Selector, fetch_columns
 from keeldb.engine.search import MAX_TOPK, Hits, SearchRequest, check, collect
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
 from keeldb.schema import CollectionSchema, DataType
 
-__all__ = ["Grouping", "Route", "check_grouping", "check_ranker", "grouped", "ranked"]
+__all__ = [
+    "Grouping",
+    "Route",
+    "boosted",
+    "check_boost",
+    "check_grouping",
+    "check_ranker",
+    "grouped",
+    "ranked",
+]
 
 MAX_REQUESTS = 1024  # Milvus's limit on the searches of one hybrid search
 # Field types a search can be grouped by (Milvus 2.6: integers, bool, varchar).
@@ -230,6 +240,101 @@ def ranked(
             )
         )
     return results
+
+
+def _go_type(dtype: DataType) -> str:
+    """A data type as Milvus's Go ``DataType.String()`` spells it (Int32, VarChar, ...)."""
+    special = {DataType.VARCHAR: "VarChar", DataType.JSON: "JSON"}
+    return special.get(dtype) or "".join(p.capitalize() for p in dtype.name.split("_"))
+
+
+def check_boost(
+    schema: CollectionSchema,
+    boost: boosting.Boost,
+    filter_params: dict[str, Any] | None = None,
+    timezone: str = "UTC",
+) -> list[Filter | None]:
+    """Each boost function's filter, parsed against ``schema``, after checking its random
+    field (Milvus's CreateSearchScorer): refused before any search runs."""
+    out: list[Filter | None] = []
+    for fn in boost.functions:
+        flt = None
+        if fn.filter is not None:
+            try:
+                flt = parse_filter(fn.filter, schema, filter_params, timezone)
+            except InvalidArgument as e:
+                raise rankers.RankerError(f"parse expr failed with error: {{{e}}}") from None
+        if fn.random and fn.field is not None:
+            f = schema.field(fn.field)
+            if f is None:
+                raise InvalidArgument(
+                    f"random seed field not found: field not found[field={fn.field}]"
+                )
+            if f.dtype != DataType.INT64:
+                raise InvalidArgument(
+                    f"only support int64 field as random seed, but got {_go_type(f.dtype)}"
+                )
+        out.append(flt)
+    return out
+
+
+def boosted(
+    snap: Snapshot,
+    route: Route,
+    boost: boosting.Boost,
+    filters: Sequence[Filter | None],
+    *,
+    pk: str,
+    limit: int,
+    offset: int = 0,
+    round_decimal: int = -1,
+) -> Hits:
+    """A search rescored by a boost ranker (engine/boost.py): per query, its first
+    ``offset + limit`` hits, each function's filter evaluated on them, their scores
+    combined, re-sorted in the metric's direction (ties: the smaller primary key), and the
+    hits from ``offset`` to ``offset + limit`` returned."""
+    check(replace(route.req, limit=limit, offset=offset))
+    hits = collect(snap, replace(route.req, limit=limit + offset, offset=0), route.flt, route.extra)
+    descending = rankers.larger_is_better(route.req.metric)
+    fields = list(dict.fromkeys([pk, *(f.field for f in boost.functions if f.random and f.field)]))
+    masks: dict[tuple[int, int], np.ndarray] = {}  # (function, view) -> matching rows
+
+    def matches(fi: int, view: int) -> np.ndarray:
+        if (fi, view) not in masks:
+            masks[fi, view] = filters[fi].evaluate(snap.views[view])  # type: ignore[union-attr]
+        return masks[fi, view]
+
+    out: Hits = []
+    for dist, views, rows in hits:
+        got = fetch_columns(snap, views, rows, fields)
+        scored: list[tuple[float, Any, int]] = []
+        for i in range(len(rows)):
+            values: list[float | None] = []
+            for fi, fn in enumerate(boost.functions):
+                if filters[fi] is not None and not matches(fi, int(views[i]))[int(rows[i])]:
+                    values.append(None)
+                    continue
+                if not fn.random:
+                    values.append(fn.weight)
+                    continue
+                key = got[fn.field][i] if fn.field else got[pk][i]
+                r = np.float32(boosting.hash_to_unit(boosting.key_of(key), fn.seed))
+                values.append(float(r * np.float32(fn.weight)))
+            scored.append((boost.combine(float(dist[i]), values), got[pk][i], i))
+        sign = -1.0 if descending else 1.0
+        scored.sort(key=lambda t: (sign * t[0], t[1]))
+        page = scored[offset : offset + limit]
+        idx = np.array([t[2] for t in page], dtype=np.int64)
+        out.append(
+            (
+                np.array(
+                    [rankers.round_score(t[0], round_decimal) for t in page], dtype=np.float64
+                ),
+                views[idx] if len(idx) else views[:0],
+                rows[idx] if len(idx) else rows[:0],
+            )
+        )
+    return out
 
 
 def round_hits(hits: Hits, decimals: int) -> Hits:

@@ -130,7 +130,7 @@ class IndexBuilder:
         still in the manifest (**index.after_commit**: recovery loads it); then attach it to
         the segment in memory, where the next search picks it up. Returns False if it could
         not be written (e.g. the disk is full): the segment stays exact, nothing is lost."""
-        index: VectorIndex | None = build_index(spec, seg.vectors[fname])
+        index: VectorIndex | None = build_index(spec, seg.index_input(fname, spec))
         iid = self.versions.new_id()
         with self.versions.new_files() as files:
             try:
@@ -160,6 +160,7 @@ class IndexBuilder:
                 self.versions.log_and_apply(ManifestEdit(add_indexes=(entry,)), "index")
                 crash_point("index.after_commit")
                 seg.indexes = {**seg.indexes, fname: loaded}
+                seg.drop_text_postings(fname)  # the file's postings replace any kept in memory
         self._collect_garbage()
         return True
 

@@ -174,7 +174,7 @@ def query(
 ) -> list[dict[str, Any]]:
     """Matching rows ordered by primary key (what Milvus's merge of sorted results yields),
     then ``offset`` / ``limit`` applied."""
-    _check_window(limit, offset)
+    check_window(limit, offset)
     if output_fields is not None and list(output_fields) == [COUNT]:
         if offset or limit:
             raise InvalidArgument("count(*) does not take limit or offset")
@@ -279,7 +279,7 @@ def fetch_columns(snap: Snapshot, view_of: np.ndarray, row_of: np.ndarray, cols:
     return values
 
 
-def _check_window(limit: int | None, offset: int) -> None:
+def check_window(limit: int | None, offset: int) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

@@ -24,7 +24,10 @@ returns is the score Milvus would return for the same hits:
   ``decay`` at ``scale`` beyond it (Milvus's decay-ranker documentation).
 
 Ties rank the smaller primary key first (Milvus sorts by score, then id). Model rerankers
-(they call a remote inference service) and the boost ranker are refused, never skipped.
+(they call a remote inference service) are refused, never skipped. The boost ranker
+(``"reranker": "boost"``) rescores one search's own hits and is built here too
+(``ranker_from_functions``), but its arithmetic lives in ``engine/boost.py``; like Milvus,
+it cannot be a hybrid search's ranker.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from keeldb.engine.boost import Boost, boost_from_functions, is_boost
 from keeldb.errors import InvalidArgument, KeelError
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "group_fused",
     "normalizer",
     "ranker_from_function",
+    "ranker_from_functions",
     "ranker_from_legacy",
     "round_score",
 ]
@@ -205,11 +210,45 @@ def ranker_from_function(params: Mapping[str, Any], input_fields: Sequence[str] 
         )
     if name == "boost":
         raise RankerError(
-            "the boost ranker is not supported by keeldb yet (use rrf, weighted or decay)"
+            "Unsupported rerank function: [boost] , list of supported [decay,rrf,weighted] "
+            "(a boost ranker rescores a search; it cannot fuse a hybrid search's requests)"
         )
     raise RankerError(
         f"Unsupported rerank function: [{name}] , list of supported [decay,rrf,weighted]"
     )
+
+
+def ranker_from_functions(
+    functions: Sequence[tuple[Mapping[str, Any], Sequence[str]]],
+    score_params: Mapping[str, Any],
+    *,
+    hybrid: bool,
+) -> Ranker | Boost:
+    """The ranker of a ``FunctionScore``: its RERANK functions (params, input field names)
+    and its params. Boost functions (any number, combined by ``boost_mode`` /
+    ``function_mode``) make a ``Boost`` for a search; otherwise exactly one function and no
+    params."""
+    kinds = [is_boost(p) for p, _ in functions]
+    if any(kinds):
+        if hybrid:
+            raise RankerError(
+                "Unsupported rerank function: [boost] , list of supported [decay,rrf,weighted] "
+                "(a boost ranker rescores a search; it cannot fuse a hybrid search's requests)"
+            )
+        if not all(kinds):
+            raise RankerError(
+                "a FunctionScore mixing boost functions with other rerankers is not supported "
+                "by keeldb"
+            )
+        return boost_from_functions(functions, score_params)
+    if score_params:
+        raise RankerError(
+            f"function score params are not supported by keeldb: {dict(score_params)}"
+        )
+    if len(functions) != 1:
+        raise RankerError(f"Currently only supports one rerank, but got {len(functions)}")
+    params, inputs = functions[0]
+    return ranker_from_function(params, inputs)
 
 
 def ranker_from_legacy(strategy: Any, params: Any) -> Ranker:

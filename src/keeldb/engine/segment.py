@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,8 +28,11 @@ from keeldb.engine import schema_change
 from keeldb.engine.rows import Batch, numpy_of
 from keeldb.fields import VectorKind
 from keeldb.index.base import VectorIndex
+from keeldb.index.params import IndexSpec, text_analyzer_params
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
+from keeldb.text import Analyzer, build_analyzer
+from keeldb.text.postings import Postings, build_postings
 
 NEVER = np.iinfo(np.int64).max
 
@@ -135,7 +139,8 @@ class Segment(ABC):
         # any snapshot it holds (the module doc's argument), so the shortcut it enables in
         # ``all_visible`` never shows a row that is deleted at the reader's snapshot.
         self.min_stamped = NEVER
-        # Per vector field, the committed ANN index over this segment's rows (sealed only).
+        # Per vector field, the committed ANN index over this segment's rows (sealed only);
+        # per enable_match field, its committed text-match index.
         # Replaced whole, never mutated: a search holds whichever one it picked up.
         self.indexes: dict[str, VectorIndex] = {}
         # The delete mask's version: bumped by ``mark_deleted`` AFTER it wrote its stamps, so
@@ -147,6 +152,10 @@ class Segment(ABC):
         # (BM25's per-segment statistics, engine/bm25_stats.py), keyed by their owner. Each
         # entry is replaced whole, never mutated in place.
         self.read_cache: dict[Any, Any] = {}
+        # Per enable_match field, the text-match postings a filter built in memory when no
+        # index file was there yet (sealed), or the growing segment's token table, extended
+        # as rows arrive (engine/text_match.py).
+        self.text_tables: dict[str, Any] = {}
 
     def json_cache(self, name: str, n: int) -> list[Any] | None:
         hit = self._json_cache.get(name)
@@ -208,6 +217,7 @@ class SealedSegment(Segment):
         self._pk_cache: np.ndarray | None = None
         self._pk_order: np.ndarray | None = None
         self._norms: dict[str, np.ndarray] = {}
+        self._text_lock = threading.Lock()
         self.max_ts = int(self.ts.max()) if self.num_rows else 0
         self._min_ts: int | None = None
         stamped = self.deleted_at[self.deleted_at != NEVER]
@@ -226,6 +236,31 @@ class SealedSegment(Segment):
         super().adopt_schema(schema, conform)
         self.file_table = conform(self.file_table, schema)
         self.table = self.file_table.drop_columns([TS_COLUMN, *self.vector_names])
+
+    def index_input(self, field: str, spec: IndexSpec) -> Any:
+        """What an index of ``field`` is built from: a vector field's searchable form; for
+        a text-match index, the field's postings (``text_postings``: shared with a filter
+        that needs them before the file exists, so the text is tokenized once)."""
+        if field in self.vectors:
+            return self.vectors[field]
+        return self.text_postings(field, build_analyzer(text_analyzer_params(spec)))
+
+    def text_postings(self, field: str, analyzer: Analyzer) -> Postings:
+        """The text-match postings of ``field`` built in memory from the segment's text,
+        once (a second caller waits for the first: the index builder and a filter may both
+        want them right after a flush). Kept until the committed index file replaces them
+        (``drop_text_postings``). The field's analyzer never changes (Milvus has no way to
+        alter it), so the postings are keyed by the field alone."""
+        memo = self.text_tables.get(field)
+        if memo is None:
+            with self._text_lock:
+                memo = self.text_tables.get(field)
+                if memo is None:
+                    memo = self.text_tables[field] = build_postings(self.table.column(field).to_pylist(), analyzer)
+        return memo  # type: ignore[no-any-return]
+
+    def drop_text_postings(self, field: str) -> None:
+        self.text_tables.pop(field, None)
 
     def pk_numpy(self) -> np.ndarray:
         if self._pk_cache is None:

@@ -63,18 +63,29 @@ class SparseSearch:
         per_query = [(r[i][r[i] >= 0], s[i][r[i] >= 0].astype(np.float64)) for i in range(self.nq)]
         return self._candidates(vi, per_query, ranged=False)
 
+    def in_bounds(self, scores: np.ndarray) -> np.ndarray:
+        """Which ``scores`` the range bounds and the iterator cursor keep. Bounds are compared
+        with the scores as reported (float32): a client sends back a reported score as the
+        next range_filter or cursor, and a row tied at it must stay on the same side whatever
+        its float64 digits (pymilvus's V1 iterator skipped BM25 rows tied at a page's last
+        score)."""
+        req = self.req
+        reported = scores.astype(np.float32)
+        keep = in_range(reported, req.radius, req.range_filter, True)
+        if req.after is not None:
+            keep &= reported < np.float32(req.after)
+        return keep
+
     def _candidates(self, vi: int, per_query: list[tuple[np.ndarray, np.ndarray]], *, ranged: bool) -> Candidates:
         """Each query's best ``want`` (row, score): range bounds and the iterator cursor
         applied, ties broken by row."""
-        req, want = self.req, self.want
+        want = self.want
         key = np.full((self.nq, want), np.inf)
         dist = np.full((self.nq, want), np.nan, dtype=np.float32)
         rows_out = np.zeros((self.nq, want), dtype=np.int64)
         for qi, (rows, scores) in enumerate(per_query):
             if ranged:
-                keep = in_range(scores, req.radius, req.range_filter, True)
-                if req.after is not None:
-                    keep &= scores < req.after
+                keep = self.in_bounds(scores)
                 rows, scores = rows[keep], scores[keep]
             order = np.lexsort((rows, -scores))[:want]
             m = len(order)

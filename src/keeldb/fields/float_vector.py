@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_DIM", "FloatVector", "float_queries", "vector_column", "vectors_of"]
 # The float index types keeldb builds (index/params.py maps them to FAISS).
-FLOAT_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
+FLOAT_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "HNSW_SQ", "HNSW_PQ", "HNSW_PRQ",
+                     "IVF_RABITQ", "SCANN", "AUTOINDEX")  # fmt: skip
+# FLOAT16 / BFLOAT16: the HNSW variants over codes, not (yet) RaBitQ or ScaNN
+HALF_INDEX_TYPES = tuple(t for t in FLOAT_INDEX_TYPES if t not in ("IVF_RABITQ", "SCANN"))
 
 
 def vector_column(arr: np.ndarray) -> pa.FixedSizeListArray:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields.dense import DenseVectorKind, queries_list
-from keeldb.fields.float_vector import FLOAT_INDEX_TYPES, FloatVector, float_queries
+from keeldb.fields.float_vector import HALF_INDEX_TYPES, FloatVector, float_queries
 
 if TYPE_CHECKING:
     from keeldb.schema import FieldSchema
@@ -32,7 +32,7 @@ _FLOATS = FloatVector()
 
 
 class _HalfVector(DenseVectorKind):
-    index_types = FLOAT_INDEX_TYPES
+    index_types = HALF_INDEX_TYPES
 
     def from_values(self, f: FieldSchema, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         if not isinstance(values, np.ndarray) and any(
@@ -56,6 +56,10 @@ class _HalfVector(DenseVectorKind):
 
     def queries(self, f: FieldSchema, data: Any) -> np.ndarray:
         """Float32 queries: the type's own arrays or bytes (decoded exactly), or numbers."""
+        if isinstance(data, np.ndarray) and data.dtype == self.storage and data.ndim == 2:
+            # The batch as one array (the usual form of a numpy caller's queries): checked
+            # whole, not split into rows and stacked again (a tenth of a 1-query search).
+            return self.vectors(f, data).astype(np.float32)
         rows = queries_list(data)
         if all(isinstance(v, np.ndarray) and v.dtype == self.storage for v in rows) or all(
             isinstance(v, bytes | bytearray | memoryview) for v in rows

@@ -19,10 +19,9 @@ Asia/Shanghai, trailing zeros of the fraction dropped. Time zone names are IANA 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -56,13 +55,21 @@ _ISO = re.compile(
 _zone: contextvars.ContextVar[str] = contextvars.ContextVar("keeldb_timezone", default=DEFAULT_TIMEZONE)
 
 
-@contextlib.contextmanager
-def default_timezone(name: str | None) -> Iterator[None]:
-    token = _zone.set(name or DEFAULT_TIMEZONE)
-    try:
-        yield
-    finally:
-        _zone.reset(token)
+class default_timezone:  # noqa: N801 - used as a function: ``with default_timezone(tz):``
+    """The zone naive values are read in, for the ``with`` block. A class rather than a
+    ``contextlib`` generator: every search enters one, and the generator's machinery cost
+    a tenth of a 1-query search's own time."""
+
+    __slots__ = ("_name", "_token")
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name or DEFAULT_TIMEZONE
+
+    def __enter__(self) -> None:
+        self._token = _zone.set(self._name)
+
+    def __exit__(self, *exc: object) -> None:
+        _zone.reset(self._token)
 
 
 @lru_cache(maxsize=256)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from keeldb.index import params as P
 from keeldb.index.params import ANN_TYPES, BINARY_TYPES, SPARSE_TYPES, IndexSpec, SearchKnobs
 
 
@@ -78,7 +79,9 @@ class IndexKind(Protocol):
 
 # index type -> "module:attribute" of its IndexKind: FAISS for the float types (FLAT too,
 # though on float32 vectors it needs no file: IndexSpec.needs_file), FAISS's binary indexes
-# for BINARY_VECTOR, keeldb's inverted index for SPARSE_FLOAT_VECTOR. AUTOINDEX is resolved
+# for BINARY_VECTOR, keeldb's inverted index for SPARSE_FLOAT_VECTOR, keeldb's positional
+# postings for the text match of a VARCHAR field (not a vector index: it is read by the
+# filter, never searched). AUTOINDEX is resolved
 # by the field's data type (``IndexSpec.vector``).
 _FAISS = "keeldb.index.faiss_index:FAISS"
 _BINARY = "keeldb.index.faiss_binary:BINARY"
@@ -87,6 +90,7 @@ _KINDS: dict[str, str] = {
     **{t: _FAISS for t in ("FLAT", *ANN_TYPES, "AUTOINDEX")},
     **{t: _BINARY for t in BINARY_TYPES},
     **{t: _SPARSE for t in SPARSE_TYPES},
+    P.TEXT_MATCH: "keeldb.index.text_index:TEXT",  # an enable_match VARCHAR field's postings
 }
 _AUTOINDEX = {"binary": _BINARY, "sparse": _SPARSE}
 _loaded: dict[str, IndexKind] = {}

@@ -26,8 +26,15 @@ from typing import Any
 import faiss
 import numpy as np
 
+from keeldb.index import quantized
 from keeldb.index.base import IndexKind
-from keeldb.index.params import AUTO_PROBE_FRACTION, DEFAULT_NPROBE, IndexSpec, SearchKnobs
+from keeldb.index.params import (
+    AUTO_PROBE_FRACTION,
+    DEFAULT_NPROBE,
+    QUANTIZED_TYPES,
+    IndexSpec,
+    SearchKnobs,
+)
 from keeldb.storage.crash import before_segment_write
 from keeldb.storage.fs import file_crc32, fsync_file, written_by_library
 
@@ -82,10 +89,11 @@ class FaissIndex:
         self.spec = spec
         self.index = index
         self.ntotal = int(index.ntotal)
-        self._ivf = faiss.try_extract_index_ivf(index)
+        self._ivf = faiss.try_extract_index_ivf(quantized.core(index))
         self.nlist = int(self._ivf.nlist) if self._ivf is not None else 0
-        self.is_hnsw = isinstance(index, faiss.IndexHNSW)
-        self._plain: dict[tuple[SearchKnobs, int], faiss.SearchParameters] = {}
+        self.is_hnsw = isinstance(quantized.core(index), faiss.IndexHNSW)
+        self._quantized = spec.index_type in QUANTIZED_TYPES
+        self._plain: dict[tuple[SearchKnobs, int], tuple[faiss.SearchParameters, ...]] = {}
 
     # -- building and files ---------------------------------------------------------------
 
@@ -98,9 +106,12 @@ class FaissIndex:
         (``IndexSpec.factory``), so the build never holds the segment as float32."""
         n = len(vectors)
         metric = faiss.METRIC_L2 if spec.metric == "L2" else faiss.METRIC_INNER_PRODUCT
-        index = faiss.index_factory(spec.dim, spec.factory(n), metric)
-        if isinstance(index, faiss.IndexHNSW):
-            index.hnsw.efConstruction = spec.build["efConstruction"]
+        if spec.index_type in QUANTIZED_TYPES:
+            index = quantized.make(spec, spec.nlist_for(n) if "nlist" in spec.build else 0, metric)
+        else:
+            index = faiss.index_factory(spec.dim, spec.factory(n), metric)
+            if isinstance(index, faiss.IndexHNSW):
+                index.hnsw.efConstruction = spec.build["efConstruction"]
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None and spec.vector != "float" and spec.index_type in ("IVF_FLAT", "AUTOINDEX"):
             # The codes hold the vectors themselves, not their residuals to the centroid: a
@@ -111,15 +122,15 @@ class FaissIndex:
             x = np.ascontiguousarray(x, dtype=np.float32)
             return normalized(x) if spec.metric == "COSINE" else x
 
-        if not index.is_trained:
-            ivf = faiss.try_extract_index_ivf(index)
+        if quantized.needs_training(index):
+            ivf = faiss.try_extract_index_ivf(quantized.core(index))
             # IVF: enough points per list; a scalar quantizer alone (HNSW over SQ8): a sample
             want = TRAIN_POINTS_PER_LIST * ivf.nlist if ivf is not None else 65536
-            if spec.index_type == "IVF_PQ":
-                want = max(want, 39 * (1 << spec.build["nbits"]))  # PQ codebooks train too
+            if "nbits" in spec.build:
+                want = max(want, 39 * (1 << spec.build["nbits"]))  # PQ / RQ codebooks train too
             rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, want), replace=False))
             index.train(prep(vectors[rows]))
-        chunk = HNSW_ADD_CHUNK if isinstance(index, faiss.IndexHNSW) else ADD_CHUNK
+        chunk = HNSW_ADD_CHUNK if isinstance(quantized.core(index), faiss.IndexHNSW) else ADD_CHUNK
         for start in range(0, n, chunk):
             index.add(prep(vectors[start : start + chunk]))
         return cls(spec, index)
@@ -135,7 +146,9 @@ class FaissIndex:
 
     # -- searching ------------------------------------------------------------------------
 
-    def _params(self, knobs: SearchKnobs, k: int, sel: faiss.IDSelector | None) -> faiss.SearchParameters:
+    def _params(self, knobs: SearchKnobs, k: int, sel: faiss.IDSelector | None) -> tuple[faiss.SearchParameters, ...]:
+        """The parameters to search with, first, then every object they point at: the
+        caller holds the tuple for the length of the call (SWIG does not keep them alive)."""
         if sel is None:
             # Without a selector the parameters depend on the knobs only: build them once
             # (a SWIG object costs tens of microseconds, a real share of a HNSW search).
@@ -144,9 +157,13 @@ class FaissIndex:
             if cached is None:
                 if len(self._plain) > 64:
                     self._plain.clear()
-                cached = self._plain[key] = self._make_params(knobs, k, None)
+                cached = self._plain[key] = self._wrapped(knobs, k, None)
             return cached
-        return self._make_params(knobs, k, sel)
+        return self._wrapped(knobs, k, sel)
+
+    def _wrapped(self, knobs: SearchKnobs, k: int, sel: faiss.IDSelector | None) -> tuple[faiss.SearchParameters, ...]:
+        base = self._make_params(knobs, k, sel)
+        return quantized.search_params(self.index, base, knobs, k) if self._quantized else (base,)
 
     def _make_params(self, knobs: SearchKnobs, k: int, sel: faiss.IDSelector | None) -> faiss.SearchParameters:
         kw: dict[str, object] = {}
@@ -172,8 +189,9 @@ class FaissIndex:
         ``np.packbits(mask, bitorder="little")``), or None for every row."""
         # The selector and the bitmap must outlive the call: SWIG does not keep them alive.
         sel = self._selector(allowed)
-        d, i = self.index.search(q, k, params=self._params(knobs, k, sel))
-        del sel
+        params = self._params(knobs, k, sel)
+        d, i = self.index.search(q, k, params=params[0])
+        del sel, params
         return d, i
 
     def range_search(
@@ -182,8 +200,9 @@ class FaissIndex:
         """Every allowed row within ``radius`` (L2: distance < radius; IP/COSINE: similarity
         > radius), as FAISS's (lims, distances, rows)."""
         sel = self._selector(allowed)
-        out = self.index.range_search(q, float(radius), params=self._params(knobs, 1, sel))
-        del sel
+        params = self._params(knobs, 1, sel)
+        out = self.index.range_search(q, float(radius), params=params[0])
+        del sel, params
         return out
 
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:

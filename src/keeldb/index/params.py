@@ -23,9 +23,14 @@ from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields import vector_kind_of
 
-ANN_TYPES = ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW")
+# Milvus 2.6's quantized kinds (``index/quantized.py`` builds them): graphs over compressed
+# codes and RaBitQ / ScaNN-style IVF, each optionally re-ranked by a finer copy.
+QUANTIZED_TYPES = ("HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "IVF_RABITQ", "SCANN")
+ANN_TYPES = ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", *QUANTIZED_TYPES)
 BINARY_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 SPARSE_TYPES = ("SPARSE_INVERTED_INDEX", "SPARSE_WAND")
+# The index every enable_match VARCHAR field gets without create_index (index/text_index.py).
+TEXT_MATCH = "TEXT_MATCH"
 # What a spec records of the field's data type (``IndexSpec.vector``); FLOAT_VECTOR is
 # "float", and leaves the spec's key as it was before other types existed.
 VECTOR_NAMES = {
@@ -39,11 +44,10 @@ VECTOR_NAMES = {
 # Index types Milvus builds for a data type that keeldb does not (yet): refused as a
 # missing feature, not as a wrong combination.
 _MILVUS_ONLY = {
-    "float": ("IVF_RABITQ", "HNSW_SQ", "HNSW_PQ", "HNSW_PRQ", "SCANN", "DISKANN", "GPU_IVF_FLAT", "GPU_IVF_PQ",
-              "GPU_CAGRA", "GPU_BRUTE_FORCE"),
+    "float": ("DISKANN", "GPU_IVF_FLAT", "GPU_IVF_PQ", "GPU_CAGRA", "GPU_BRUTE_FORCE"),
     "binary": ("MINHASH_LSH",),
 }
-_MILVUS_ONLY["float16"] = _MILVUS_ONLY["bfloat16"] = _MILVUS_ONLY["float"]
+_MILVUS_ONLY["float16"] = _MILVUS_ONLY["bfloat16"] = (*_MILVUS_ONLY["float"], "IVF_RABITQ", "SCANN")
 SPARSE_ALGOS = ("TAAT_NAIVE", "DAAT_WAND", "DAAT_MAXSCORE")
 # Build parameters per type: name -> (default, low, high). Milvus's own ranges.
 BUILD_PARAMS: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -52,6 +56,14 @@ BUILD_PARAMS: dict[str, dict[str, tuple[int, int, int]]] = {
     "IVF_SQ8": {"nlist": (128, 1, 65536)},
     "IVF_PQ": {"nlist": (128, 1, 65536), "m": (0, 1, 65536), "nbits": (8, 1, 16)},
     "HNSW": {"M": (16, 2, 2048), "efConstruction": (200, 1, 1 << 31)},
+    "HNSW_SQ": {"M": (16, 2, 2048), "efConstruction": (200, 1, 1 << 31)},
+    # nbits: Milvus allows up to 24; 2^nbits centroids per sub-space are trained here, so
+    # keeldb stops at 16 (65,536 centroids) and says so.
+    "HNSW_PQ": {"M": (16, 2, 2048), "efConstruction": (200, 1, 1 << 31), "m": (0, 1, 65536), "nbits": (8, 1, 16)},
+    "HNSW_PRQ": {"M": (16, 2, 2048), "efConstruction": (200, 1, 1 << 31), "m": (0, 1, 65536),
+                 "nbits": (8, 1, 16), "nrq": (2, 1, 16)},  # fmt: skip
+    "IVF_RABITQ": {"nlist": (128, 1, 65536)},
+    "SCANN": {"nlist": (128, 1, 65536)},
     "BIN_FLAT": {},
     "BIN_IVF_FLAT": {"nlist": (128, 1, 65536)},
 }
@@ -148,6 +160,22 @@ def _float_param(name: str, value: Any, low: float, high: float, *, high_open: b
     return float(value)
 
 
+def text_match_spec(analyzer_params: dict[str, Any]) -> IndexSpec:
+    """The text-match index of an ``enable_match`` field analyzed with ``analyzer_params``:
+    a spec like a vector index's, so the builder, the manifest and recovery treat both
+    alike. The params are part of the key (as JSON with sorted keys: the catalog stores
+    them sorted, a new schema in the order given), so postings built with another analyzer
+    are never used."""
+    text = json.dumps(analyzer_params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return IndexSpec(TEXT_MATCH, "", 0, {"analyzer": text}, "varchar")
+
+
+def text_analyzer_params(spec: IndexSpec) -> dict[str, Any]:
+    """The analyzer params a text-match spec was made with."""
+    params: dict[str, Any] = json.loads(spec.build["analyzer"])
+    return params
+
+
 def index_spec(
     index_type: str, metric: str, dim: int, params: dict[str, Any], dtype: DataType = DataType.FLOAT_VECTOR
 ) -> IndexSpec:
@@ -158,9 +186,16 @@ def index_spec(
     kind = vector_kind_of(dtype)
     vector = VECTOR_NAMES[dtype]
     t = index_type.upper()
+    if t == "BRUTE_FORCE" and "FLAT" in kind.index_types:
+        t = "FLAT"  # Milvus Lite's name for an exact search; the catalog keeps the name given
     m = metric.upper()
     if t not in kind.index_types:
-        if t in _MILVUS_ONLY.get(vector, ()) or t not in (*BUILD_PARAMS, *SPARSE_TYPES, "AUTOINDEX"):
+        if t in _MILVUS_ONLY.get(vector, ()):
+            raise InvalidArgument(
+                f"unknown vector index type {index_type!r} for {dtype.name}: Milvus builds it, keeldb does "
+                f"not; use one of {kind.index_types}"
+            )
+        if t not in (*BUILD_PARAMS, *SPARSE_TYPES, "AUTOINDEX"):
             raise InvalidArgument(
                 f"unknown vector index type {index_type!r} for {dtype.name}; use one of {kind.index_types}"
             )
@@ -179,14 +214,61 @@ def index_spec(
     build: dict[str, Any] = {}
     for name, (default, low, high) in BUILD_PARAMS.get(t, {}).items():
         build[name] = _int_param(name, params[name], low, high) if name in params else default
-    if t == "IVF_PQ":
+    if "m" in build:  # IVF_PQ, HNSW_PQ, HNSW_PRQ
         if build["m"] == 0:
             # Milvus requires m; we pick the largest divisor of dim up to dim / 4 (4-dim
             # subvectors), a usual choice, rather than refuse.
             build["m"] = max(d for d in range(1, max(1, dim // 4) + 1) if dim % d == 0)
         if dim % build["m"]:
-            raise InvalidArgument(f"IVF_PQ: dimension {dim} is not a multiple of m={build['m']}")
+            raise InvalidArgument(f"{t}: dimension {dim} is not a multiple of m={build['m']}")
+    if t in QUANTIZED_TYPES:
+        build.update(_quantized_params(t, params))
     return IndexSpec(t, m, dim, build, vector)
+
+
+# Code precisions, coarsest first: a refine copy must be finer than the codes it re-ranks.
+SQ_TYPES = ("SQ4U", "SQ6", "SQ8", "FP16", "BF16")
+REFINE_TYPES = ("SQ6", "SQ8", "FP16", "BF16", "FP32")
+_PRECISION = {"SQ4U": 4, "SQ6": 6, "SQ8": 8, "FP16": 16, "BF16": 16, "FP32": 32}
+
+
+def _bool_param(name: str, value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"index parameter {name} must be true or false, got {value!r}")
+    return value
+
+
+def _choice_param(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.upper() not in allowed:
+        raise InvalidArgument(f"index parameter {name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value.upper()
+
+
+def _quantized_params(t: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The string and boolean build parameters of Milvus 2.6's quantized kinds: ``sq_type``
+    (HNSW_SQ, default SQ8), ``refine`` + ``refine_type`` (the finer copy candidates are
+    re-ranked with; default SQ8 as knowhere's), ``with_raw_data`` (SCANN, default true:
+    its re-ranking copy is the raw vectors)."""
+    out: dict[str, Any] = {}
+    if t == "HNSW_SQ":
+        out["sq_type"] = _choice_param("sq_type", params.get("sq_type", "SQ8"), SQ_TYPES)
+    if t == "SCANN":
+        out["with_raw_data"] = _bool_param("with_raw_data", params.get("with_raw_data", True))
+        return out
+    refine = _bool_param("refine", params.get("refine", False))
+    if not refine:
+        if "refine_type" in params:
+            raise InvalidArgument("index parameter refine_type needs refine set to true")
+        return out
+    rtype = _choice_param("refine_type", params.get("refine_type", "SQ8"), REFINE_TYPES)
+    if t == "HNSW_SQ" and _PRECISION[rtype] <= _PRECISION[out["sq_type"]]:
+        raise InvalidArgument(
+            f"refine_type {rtype} must be finer than sq_type {out['sq_type']} (the copy candidates are re-ranked with)"
+        )
+    out["refine_type"] = rtype
+    return out
 
 
 def _sparse_spec(t: str, metric: str, params: dict[str, Any]) -> IndexSpec:
@@ -230,10 +312,16 @@ class SearchKnobs:
     ef: int | None = None
     drop_ratio_search: float | None = None
     dim_max_score_ratio: float | None = None
+    # Quantized kinds: candidates re-ranked per hit (``refine_k``, a factor >= 1; SCANN's
+    # ``reorder_k``, a count >= k), and RaBitQ's query bits (0 = float queries).
+    refine_k: float | None = None
+    reorder_k: int | None = None
+    rbq_query_bits: int | None = None
 
 
 # The search parameters keeldb reads (Milvus's names); others are ignored, as Milvus does.
-SEARCH_PARAMS = ("nprobe", "ef", "drop_ratio_search", "dim_max_score_ratio", "bm25_k1", "bm25_b", "analyzer_name")
+SEARCH_PARAMS = ("nprobe", "ef", "drop_ratio_search", "dim_max_score_ratio", "bm25_k1", "bm25_b", "analyzer_name",
+                 "refine_k", "reorder_k", "rbq_query_bits")  # fmt: skip
 
 
 def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
@@ -248,4 +336,13 @@ def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
         drop = _float_param("drop_ratio_search", params["drop_ratio_search"], 0.0, 1.0)
     if "dim_max_score_ratio" in params:
         ratio = _float_param("dim_max_score_ratio", params["dim_max_score_ratio"], 0.5, 1.3, high_open=False)
-    return SearchKnobs(nprobe, ef, drop, ratio)
+    refine_k = reorder_k = qbits = None
+    if "refine_k" in params:
+        refine_k = _float_param("refine_k", params["refine_k"], 1.0, 1024.0, high_open=False)
+    if "reorder_k" in params:
+        reorder_k = _int_param("reorder_k", params["reorder_k"], 1, 1 << 20)
+        if reorder_k < limit:
+            raise InvalidArgument(f"search parameter reorder_k ({reorder_k}) must be at least the top-k ({limit})")
+    if "rbq_query_bits" in params:
+        qbits = _int_param("rbq_query_bits", params["rbq_query_bits"], 0, 8)
+    return SearchKnobs(nprobe, ef, drop, ratio, refine_k, reorder_k, qbits)

@@ -35,26 +35,19 @@ of the inner product's query weight x stored weight.
 
 from __future__ import annotations
 
-import json
-import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from keeldb.errors import CorruptionError
 from keeldb.fields.sparse_vector import SparseRows
+from keeldb.index import sections
 from keeldb.index.base import IndexKind, in_bitmap
 from keeldb.index.params import IndexSpec, SearchKnobs
-from keeldb.storage.crash import before_segment_write
-from keeldb.storage.fs import file_crc32, open_for_write, sync_fd, write_all
 
 MAGIC = b"KEELSPI1"
 VERSION = 1
-ALIGN = 64
 # name -> numpy dtype of each section, in file order
 SECTIONS = (
     ("terms", "<u4"),  # distinct dimensions used in the segment, ascending
@@ -64,7 +57,6 @@ SECTIONS = (
     ("max_value", "<f4"),  # the largest weight of each posting list
     ("row_sums", "<f4"),  # per row: the sum of all its weights (before drop_ratio_build)
 )
-_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
 # MaxScore: rows of the first list fully scored to find a lower bound of the k-th best score,
 # and what completing a candidate's score in one list (a numpy binary search) costs next to
 # walking one posting in scipy's product: pruning must save more than it adds.
@@ -155,56 +147,14 @@ class SparseIndex:
 
     def save(self, path: Path) -> tuple[int, int]:
         """Write and fsync the file (docs/formats.md); return (size, crc32)."""
-        before_segment_write()
-        arrays = {name: np.ascontiguousarray(getattr(self.p, name), dtype=dt) for name, dt in SECTIONS}
-        sections = [{"name": name, "dtype": dt, "count": len(arrays[name]), "offset": 10**15} for name, dt in SECTIONS]
-        header = {"version": VERSION, "rows": self.ntotal, "spec": self.spec.key, "sections": sections}
-        # The sections' offsets depend on the header's length and the length on the offsets:
-        # measure the header with placeholder offsets wider than any real one, then pad the
-        # real header to that length with spaces (which JSON ignores).
-        head_len = len(_json(header))
-        offset = _align(16 + head_len)
-        for sec in sections:
-            sec["offset"] = offset
-            offset = _align(offset + sec["count"] * np.dtype(sec["dtype"]).itemsize)
-        blob = _json(header)
-        blob += b" " * (head_len - len(blob))
-        head = MAGIC + len(blob).to_bytes(4, "little") + zlib.crc32(blob).to_bytes(4, "little") + blob
-        fd = open_for_write(path)  # storage/fs: the power-cut tracker sees every byte
-        try:
-            write_all(fd, head)
-            pos = len(head)
-            for sec in sections:
-                data = memoryview(arrays[sec["name"]]).cast("B")
-                write_all(fd, b"\0" * (int(sec["offset"]) - pos))
-                write_all(fd, data)
-                pos = int(sec["offset"]) + len(data)
-            sync_fd(fd)
-        finally:
-            os.close(fd)
-        return file_crc32(path)
+        arrays = {name: getattr(self.p, name) for name, _ in SECTIONS}
+        return sections.write(path, MAGIC, {"version": VERSION, "rows": self.ntotal, "spec": self.spec.key}, SECTIONS, arrays)
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> SparseIndex:
         """Open a saved index (memory-mapped unless KEELDB_INDEX_MMAP=0); the caller has
         verified its size and CRC against the manifest."""
-        raw: Any = np.memmap(path, dtype=np.uint8, mode="r") if _MMAP else np.fromfile(path, dtype=np.uint8)
-        if bytes(raw[:8]) != MAGIC:
-            raise CorruptionError(f"{path}: not a keeldb sparse index (magic {bytes(raw[:8])!r})")
-        n = int.from_bytes(bytes(raw[8:12]), "little")
-        blob = bytes(raw[16 : 16 + n])
-        if zlib.crc32(blob) != int.from_bytes(bytes(raw[12:16]), "little"):
-            raise CorruptionError(f"{path}: sparse index header checksum mismatch")
-        header = json.loads(blob)
-        if header.get("version") != VERSION:
-            raise CorruptionError(f"{path}: sparse index version {header.get('version')} is not {VERSION}")
-        arrays = {}
-        for sec in header["sections"]:
-            dt = np.dtype(sec["dtype"])
-            start, count = int(sec["offset"]), int(sec["count"])
-            if start + count * dt.itemsize > len(raw):
-                raise CorruptionError(f"{path}: section {sec['name']} runs past the end of the file")
-            arrays[sec["name"]] = raw[start : start + count * dt.itemsize].view(dt)
+        header, arrays = sections.read(path, MAGIC, VERSION, "sparse index")
         return cls(spec, Postings(**{name: arrays[name] for name, _ in SECTIONS}), int(header["rows"]))
 
     # -- searching --------------------------------------------------------------------------
@@ -319,14 +269,6 @@ class SparseIndex:
             rs.append(rows[hit])
             lims.append(lims[-1] + int(hit.sum()))
         return np.asarray(lims, dtype=np.int64), np.concatenate(ss), np.concatenate(rs)
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 SPARSE: IndexKind = SparseIndex  # what index/base.py's registry names

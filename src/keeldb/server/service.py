@@ -14,6 +14,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from keeldb import __version__
 from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
-from keeldb.engine.rankers import RankerError, ranker_from_function, ranker_from_legacy
+from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
@@ -566,6 +567,9 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         tz = params.get("timezone") or None
         refuse_unsupported(params)
         iterator = _param_bool(params.get("iterator"))
+        order = (params.get("order_by_fields") or "").strip()
+        if order and iterator:
+            raise InvalidArgument("ORDER BY with iterator is not supported")
         client = self.client.for_read()
         schema = client.collection_schema(name)
         client.check_loaded(name)  # the same not-loaded error as embedded
@@ -573,22 +577,25 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         requested = list(request.output_fields)
         resp = milvus_pb2.QueryResults(status=convert.status(), collection_name=name, session_ts=self._session_ts(snap))
         resp.primary_field_name = schema.primary.name
-        if [n.strip() for n in requested] == [COUNT]:
+        if [n.strip() for n in requested] == [COUNT] and not order:
             rows = client.query(name, filter=request.expr, output_fields=[COUNT], filter_params=templates,
                                 partition_names=list(request.partition_names), snapshot=snap, timezone=tz)
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
+            _report_cost(resp.status, rows)
             return resp
-        limit = int(params["limit"]) if params.get("limit") else None
-        offset = int(params.get("offset") or 0)
-        out = resolve_output(schema, requested)
+        limit = _int_param(params, "limit", 0) or None
+        offset = _int_param(params, "offset", 0)
         rows = client.query(
             name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
             limit=limit, offset=offset, snapshot=snap, filter_params=templates, timezone=tz,
-        )
+            order_by_fields=order,
+        )  # fmt: skip
+        out = resolve_output(schema, requested)
         fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
         resp.fields_data.extend(fields)
         resp.output_fields.extend(names)
+        _report_cost(resp.status, rows)
         return resp
 
     @_rpc(milvus_pb2.SearchResults)
@@ -613,6 +620,14 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         extra = _grouping_params(sp)
         extra["round_decimal"] = _int_param(sp, "round_decimal", -1)
         iterator = _param_bool(sp.get("iterator"))
+        # Milvus's parseSearchInfo refuses these with an iterator (V1 and V2 alike).
+        if iterator and "group_by_field" in extra:
+            raise InvalidArgument("Not allowed to do groupBy when doing iteration")
+        order = (sp.get("order_by_fields") or "").strip()
+        if iterator and order:
+            raise InvalidArgument("order_by is not supported when using search iterator")
+        if order:
+            extra["order_by_fields"] = order
         client.check_loaded(name)
         snap = self._snapshot(client, name, request, iterator)
         try:
@@ -626,6 +641,12 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             search_params["metric_type"] = metric
         after = None
         v2 = iterator and _param_bool(sp.get("search_iter_v2"))
+        if _param_bool(sp.get("search_iter_v2")) and not iterator:
+            raise InvalidArgument("parse iterator v2 info failed: both iterator and search_iter_v2 must be set in the SDK")
+        if v2 and offset > 0:
+            raise InvalidArgument(
+                "parse iterator v2 info failed: Setting an offset is not permitted when using a search iterator v2"
+            )
         if v2 and sp.get("search_iter_last_bound"):
             try:
                 after = float(sp["search_iter_last_bound"])
@@ -635,7 +656,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         seen: dict[Any, float] | None = None  # hits already returned near the bound (ties)
         # Larger scores rank first for IP and COSINE; L2 is ascending.
         asked = str(metric) if metric else None
-        larger_better = v2 and larger_is_better(client.collection_entry(name).search_metric(field.name, asked))
+        larger_better = iterator and larger_is_better(client.collection_entry(name).search_metric(field.name, asked))
         query_limit = limit
         if v2 and after is not None and len(queries) == 1:
             seen = self._cursors.get(token, after)
@@ -644,12 +665,19 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                 after = after + eps if larger_better else after - eps
                 # A bound tied by more than MAX_TOPK rows still loses rows: a known limit.
                 query_limit = min(MAX_TOPK, limit + len(seen))
+        # Every page of an iterator is searched exactly, the first too: V2's cursor and V1's
+        # rings (range searches below the last score) only move on, so a row an ANN index
+        # missed on a page (better than its last hit) would never be returned by a later one.
+        # A cursor at the best possible score makes the engine search exactly.
+        cursor = after
+        if iterator and cursor is None:
+            cursor = math.inf if larger_better else -math.inf
         requested = list(request.output_fields)
         out = resolve_output(schema, requested)
         hits = client.search(
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
-            anns_field=field.name, offset=offset, snapshot=snap, after_distance=after,
+            anns_field=field.name, offset=offset, snapshot=snap, after_distance=cursor,
             filter_params=templates, timezone=sp.get("timezone") or None, ids=ids, ranker=ranker, **extra,
         )
         if seen is not None:
@@ -672,9 +700,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                     if (d <= bound + eps if larger_better else d >= bound - eps)
                 }
                 self._cursors.put(token, bound, near)
-        return milvus_pb2.SearchResults(
-            status=convert.status(), results=data, collection_name=name, session_ts=self._session_ts(snap)
-        )
+        return _search_results(name, data, hits, self._session_ts(snap))
 
     @_rpc(milvus_pb2.SearchResults)
     def HybridSearch(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -687,7 +713,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
         schema = client.collection_schema(name)
         rp = convert.kv(request.rank_params)
         if request.HasField("function_score") and request.function_score.functions:
-            ranker: Any = _function_score(request.function_score)
+            ranker: Any = _function_score(request.function_score, hybrid=True)
         elif rp.get("strategy"):
             ranker = ranker_from_legacy(_json_or_text(rp["strategy"]), rp.get("params") or "{}")
         else:
@@ -701,6 +727,11 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             _refuse_chains(sub)
             sp = convert.kv(sub.search_params)
             refuse_unsupported(sp, SEARCH_UNSUPPORTED)
+            if (sp.get("order_by_fields") or "").strip():
+                raise InvalidArgument(
+                    f"search request {i}: order_by_fields applies to the hybrid search (its rank params), "
+                    "not to one of its requests"
+                )
             # pymilvus copies the hybrid search's grouping keys into every request; grouping
             # is the hybrid search's (each request is then searched grouped, as Milvus does).
             if (sp.get("group_by_field") or "").strip() not in ("", (rp.get("group_by_field") or "").strip()):
@@ -728,13 +759,28 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             partition_names=list(request.partition_names), snapshot=snap,
             offset=_int_param(rp, "offset", 0), round_decimal=_int_param(rp, "round_decimal", -1),
             rank_group_scorer=rp.get("rank_group_scorer") or None, **_grouping_params(rp),
+            order_by_fields=(rp.get("order_by_fields") or "").strip(),
         )  # fmt: skip
-        return milvus_pb2.SearchResults(
-            status=convert.status(),
-            results=_result_data(schema, out, hits, limit),
-            collection_name=name,
-            session_ts=self._session_ts(snap),
-        )
+        return _search_results(name, _result_data(schema, out, hits, limit), hits, self._session_ts(snap))
+
+
+def _report_cost(status: Any, result: Any) -> None:
+    """The read's cost in the status's ``extra_info["report_value"]``, where Milvus puts
+    it (``SetReportValue``: only when positive); pymilvus reads it as ``extra["cost"]``."""
+    cost = int(getattr(result, "extra", {}).get("cost", 0))
+    if cost > 0:
+        status.extra_info["report_value"] = str(cost)
+
+
+def _search_results(name: str, data: Any, hits: Any, session_ts: int) -> Any:
+    """A SearchResults with what Milvus adds to the hits: the cost in the status, the
+    entities searched in ``all_search_count``, and the recalls when they were asked for."""
+    status = convert.status()
+    _report_cost(status, hits)
+    data.all_search_count = int(getattr(hits, "extra", {}).get("cost", 0))
+    if getattr(hits, "recalls", None) is not None:
+        data.recalls.extend(hits.recalls)
+    return milvus_pb2.SearchResults(status=status, results=data, collection_name=name, session_ts=session_ts)
 
 
 def _result_data(schema: Any, out: Any, hits: list[list[dict[str, Any]]], limit: int) -> Any:
@@ -811,23 +857,19 @@ def _grouping_params(params: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _function_score(fs: Any) -> Any:
-    """A ``FunctionScore`` (``ranker=Function(...)``) as an engine ranker: exactly one
-    RERANK function; its params arrive as text."""
-    if list(fs.params):
-        raise RankerError(
-            f"function score params are not supported by keeldb: {convert.kv(fs.params)}"
-        )
-    if len(fs.functions) != 1:
-        raise RankerError(f"Currently only supports one rerank, but got {len(fs.functions)}")
-    f = fs.functions[0]
-    if f.type != schema_pb2.FunctionType.Rerank:
-        raise RankerError(f"{schema_pb2.FunctionType.Name(f.type)} is not rerank function.")
-    if [n for n in f.output_field_names if n]:
-        raise RankerError(
-            f"Rerank function should not have output field, but now is {len(f.output_field_names)}"
-        )
-    return ranker_from_function(convert.kv(f.params), list(f.input_field_names))
+def _function_score(fs: Any, *, hybrid: bool = False) -> Any:
+    """A ``FunctionScore`` (``ranker=Function(...)`` or ``FunctionScore(...)``) as an engine
+    ranker: RERANK functions, their params and the score's params arrive as text."""
+    parts = []
+    for f in fs.functions:
+        if f.type != schema_pb2.FunctionType.Rerank:
+            raise RankerError(f"{schema_pb2.FunctionType.Name(f.type)} is not rerank function.")
+        if [n for n in f.output_field_names if n]:
+            raise RankerError(
+                f"Rerank function should not have output field, but now is {len(f.output_field_names)}"
+            )
+        parts.append((convert.kv(f.params), list(f.input_field_names)))
+    return ranker_from_functions(parts, convert.kv(fs.params), hybrid=hybrid)
 
 
 def _refuse_chains(request: Any) -> None:

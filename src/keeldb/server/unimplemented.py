@@ -29,7 +29,7 @@ _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
      "users, roles and privileges are not supported by keeldb (keeldb serve --auth takes one user:password)"),
     (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
      "resource groups and replica placement do not apply to keeldb"),
-    (("PhraseMatch",), "phrase match (full-text search) is not supported by keeldb yet"),
+    (("PhraseMatch",), "computing a phrase-match slop is not supported by keeldb (phrase_match filters are)"),
     (("Import",), "bulk import is not supported by keeldb yet"),
     (("Snapshot",), "snapshots are not supported by keeldb yet"),
     (("Namespace",), "namespaces are not supported by keeldb"),
