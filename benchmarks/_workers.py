@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from _common import json_default
+from _common import json_default, package_version
 
 WORKER_COMMAND = "_worker"
 PROGRESS = "[bench] "  # child stderr lines with this prefix are relayed by the parent
@@ -105,6 +105,39 @@ def run_worker(
 def read_result(path: Path) -> dict[str, Any] | None:
     """What a child wrote, or None if it wrote nothing (it died, or timed out)."""
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_system(
+    script: str, key: str, label: str, workdir: Path, params: dict[str, Any], timeout: float,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+    """One system's worker (``key`` is "keeldb" or "milvus-lite"), run in ``workdir/key``
+    with ``params``: its report entry (label, version, or why it is unavailable or failed)
+    and its result, None if there is none."""
+    entry: dict[str, Any] = {"label": label, "metrics": {}}
+    if key == "milvus-lite":
+        try:
+            import milvus_lite
+
+            entry["version"] = package_version("milvus-lite", milvus_lite)
+        except ImportError:
+            entry["unavailable_reason"] = "milvus-lite is not installed (the 'bench' extra)"
+            return entry, None
+    else:
+        import keeldb
+
+        entry["version"] = package_version("keeldb", keeldb)
+    where = workdir / key
+    where.mkdir(parents=True, exist_ok=True)
+    result_path = where / "result.json"
+    log(f"{label} ...")
+    rc, wall = run_worker(script, [key, str(where), str(result_path), json.dumps(params)], where / "child.log",
+                          timeout, relay=log)  # fmt: skip
+    res = read_result(result_path)
+    if not res or not res.get("ok"):
+        entry.setdefault("errors", []).append((res or {}).get("error") or f"child exited {rc} after {wall:.0f}s")
+        return entry, None
+    return entry, res
 
 
 def _relay(log_path: Path, stop: threading.Event, relay: Callable[[str], None]) -> None:

@@ -39,7 +39,7 @@ import _cli
 import _report
 import _workers
 import numpy as np
-from _common import figure, package_version
+from _common import figure
 
 DEFAULT_SEED = 15
 SYSTEMS = {"keeldb": "keeldb (embedded)", "milvus-lite": "Milvus Lite (embedded)"}
@@ -200,32 +200,9 @@ def run_benchmarks(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], 
     params = {"rows": cfg.rows, "batch": cfg.batch, "calls": cfg.calls, "scan_calls": cfg.scan_calls, "seed": cfg.seed}
     systems: dict[str, dict] = {}
     for key in cfg.systems:
-        entry: dict[str, Any] = {"label": SYSTEMS[key], "metrics": {}}
+        entry, res = _workers.run_system(__file__, key, SYSTEMS[key], workdir, params, cfg.child_timeout, log)
         systems[key] = entry
-        if key == "milvus-lite":
-            try:
-                import milvus_lite
-
-                entry["version"] = package_version("milvus-lite", milvus_lite)
-            except ImportError:
-                entry["unavailable_reason"] = "milvus-lite is not installed (the 'bench' extra)"
-                continue
-        else:
-            import keeldb
-
-            entry["version"] = package_version("keeldb", keeldb)
-        where = workdir / key
-        where.mkdir(parents=True, exist_ok=True)
-        result_path = where / "result.json"
-        log(f"{SYSTEMS[key]} ...")
-        rc, wall = _workers.run_worker(
-            __file__, [key, str(where), str(result_path), json.dumps(params)], where / "child.log",
-            cfg.child_timeout, relay=log,
-        )  # fmt: skip
-        res = _workers.read_result(result_path)
-        if not res or not res.get("ok"):
-            why = (res or {}).get("error") or f"child exited {rc} after {wall:.0f}s"
-            entry.setdefault("errors", []).append(why)
+        if res is None:
             continue
         m = entry["metrics"]
         m["insert_rows_per_s"] = figure(cfg.rows / res["insert_s"], None, seconds=res["insert_s"])

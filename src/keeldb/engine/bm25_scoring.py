@@ -39,6 +39,7 @@ import numpy as np
 from keeldb.engine.bm25_stats import SegmentTerms, row_lengths
 from keeldb.engine.segment import SegmentView
 from keeldb.fields.sparse_vector import SparseRows
+from keeldb.index.sparse_index import top_k  # the sparse index's tie rule, one definition
 
 DEFAULT_K1 = 1.2  # Milvus's (knowhere's) defaults
 DEFAULT_B = 0.75
@@ -287,17 +288,6 @@ def _dense_top(q: _Query, mask: np.ndarray | None, theta: float) -> Scored:
         keep &= mask
     rows = np.flatnonzero(keep)
     return rows, acc[rows]
-
-
-def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> Scored:
-    """The k best (score descending, ties by row ascending)."""
-    if len(rows) > 4 * k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        cut = scores[part].min()
-        pick = np.flatnonzero(scores >= cut)  # every row tied at the cut, for the tie rule
-        rows, scores = rows[pick], scores[pick]
-    order = np.lexsort((rows, -scores))[:k]
-    return rows[order], scores[order]
 
 
 __all__ = ["Params", "contributions", "exhaustive", "saturation", "score_view", "top_candidates", "top_k"]

@@ -113,18 +113,25 @@ def build_postings(data: SparseRows, drop_ratio: float = 0.0) -> Postings:
     return Postings(terms.astype(np.uint32), pptr, csc.indices.astype(np.int32), values, max_value.astype(np.float32), row_sums)
 
 
+def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (rows, scores): score descending, ties by row ascending (the tie rule of
+    every sparse and BM25 search)."""
+    if len(rows) > 4 * k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        cut = scores[part].min()
+        pick = np.flatnonzero(scores >= cut)  # every row tied at the cut, for the tie rule
+        rows, scores = rows[pick], scores[pick]
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order], scores[order]
+
+
 def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best (score, row), larger first, ties by row; padded with (nan, -1)."""
     out_s = np.full(k, np.nan, dtype=np.float32)
     out_r = np.full(k, -1, dtype=np.int64)
     if len(rows):
-        if len(rows) > 4 * k:
-            part = np.argpartition(-scores, k - 1)[:k]
-            cut = scores[part].min()
-            pick = np.flatnonzero(scores >= cut)  # every row tied at the cut, for the tie rule
-            rows, scores = rows[pick], scores[pick]
-        order = np.lexsort((rows, -scores))[:k]
-        out_s[: len(order)], out_r[: len(order)] = scores[order], rows[order]
+        best_r, best_s = top_k(rows, scores, k)
+        out_s[: len(best_r)], out_r[: len(best_r)] = best_s, best_r
     return out_s, out_r
 
 
