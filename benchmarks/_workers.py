@@ -160,3 +160,28 @@ def _relay(log_path: Path, stop: threading.Event, relay: Callable[[str], None]) 
                 relay("  " + text[len(PROGRESS) :])
         if done:
             return
+
+
+def job_worker(argv: Sequence[str], jobs: dict[str, Callable[[dict], dict]]) -> int:
+    """A worker that runs one job file (``run_job``): ``jobs[job["task"]](job)``."""
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    return measure(result_path, lambda: jobs[job["task"]](job))
+
+
+def run_job(script: str, workdir: Path, tag: str, job: dict, timeout: float, log: Callable[[str], None]) -> dict:
+    """Run ``job`` (a dict with its ``task``) in a ``script`` worker (``job_worker``); its
+    result, or why there is none, with the child's wall time."""
+    job_path, result_path = workdir / f"{tag}.job.json", workdir / f"{tag}.result.json"
+    log_path = workdir / f"{tag}.stderr.log"
+    result_path.unlink(missing_ok=True)
+    write_json(job_path, job)
+    log(f"{tag} ...")
+    rc, wall = run_worker(script, [str(job_path), str(result_path)], log_path, timeout, relay=log)
+    out = read_result(result_path)
+    if out is None:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        out = {"ok": False, "error": f"child {'timed out' if rc is None else f'exit code {rc}'} ({tail[0][:300]})"}
+    out["process_wall_s"] = wall
+    return out
+

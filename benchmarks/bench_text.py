@@ -64,9 +64,10 @@ from typing import Any
 
 import _cli
 import _report
+import _workers
 import numpy as np
 from _common import TOP_K, package_version, time_calls
-from _workers import measure, progress, read_result, run_worker, write_json
+from _workers import job_worker, progress
 
 DEFAULT_SEED = 20261215
 SECTIONS = ("bm25", "hybrid", "insert")
@@ -407,29 +408,11 @@ JOBS: dict[str, Callable[[dict], dict]] = {"search": job_search, "insert": job_i
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
-    return measure(result_path, lambda: JOBS[job["task"]](job))
-
-
-# --------------------------------------------------------------------------------------
-# Parent
-# --------------------------------------------------------------------------------------
+    return job_worker(argv, JOBS)
 
 
 def run_job(workdir: Path, tag: str, job: dict, timeout: float, log: Callable[[str], None]) -> dict:
-    job_path, result_path = workdir / f"{tag}.job.json", workdir / f"{tag}.result.json"
-    log_path = workdir / f"{tag}.stderr.log"
-    result_path.unlink(missing_ok=True)
-    write_json(job_path, job)
-    log(f"{tag} ...")
-    rc, wall = run_worker(__file__, [str(job_path), str(result_path)], log_path, timeout, relay=log)
-    out = read_result(result_path)
-    if out is None:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        out = {"ok": False, "error": f"child {'timed out' if rc is None else f'exit code {rc}'} ({tail[0][:300]})"}
-    out["process_wall_s"] = wall
-    return out
+    return _workers.run_job(__file__, workdir, tag, job, timeout, log)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
