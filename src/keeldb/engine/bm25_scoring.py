@@ -38,8 +38,7 @@ import numpy as np
 
 from keeldb.engine.bm25_stats import SegmentTerms, row_lengths
 from keeldb.engine.segment import SegmentView
-from keeldb.fields.sparse_vector import SparseRows
-from keeldb.index.sparse_index import top_k  # the sparse index's tie rule, one definition
+from keeldb.fields.sparse_vector import SparseRows, top_k
 
 DEFAULT_K1 = 1.2  # Milvus's (knowhere's) defaults
 DEFAULT_B = 0.75

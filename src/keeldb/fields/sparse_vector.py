@@ -373,3 +373,14 @@ class SparseFloatVector(VectorKind):
             raise InvalidArgument("data must be a non-empty list of sparse query vectors")
         return parse_rows(data, f.name)
 
+
+def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (rows, scores): score descending, ties by row ascending (the tie rule of
+    every sparse and BM25 search)."""
+    if len(rows) > 4 * k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        cut = scores[part].min()
+        pick = np.flatnonzero(scores >= cut)  # every row tied at the cut, for the tie rule
+        rows, scores = rows[pick], scores[pick]
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order], scores[order]

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from keeldb.fields.sparse_vector import SparseRows
+from keeldb.fields.sparse_vector import SparseRows, top_k
 from keeldb.index import sections
 from keeldb.index.base import IndexKind, in_bitmap
 from keeldb.index.params import IndexSpec, SearchKnobs
@@ -111,18 +111,6 @@ def build_postings(data: SparseRows, drop_ratio: float = 0.0) -> Postings:
     values = csc.data.astype(np.float32, copy=False)
     max_value = np.maximum.reduceat(values, pptr[:-1].astype(np.int64)) if len(terms) else np.empty(0, dtype=np.float32)
     return Postings(terms.astype(np.uint32), pptr, csc.indices.astype(np.int32), values, max_value.astype(np.float32), row_sums)
-
-
-def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best (rows, scores): score descending, ties by row ascending (the tie rule of
-    every sparse and BM25 search)."""
-    if len(rows) > 4 * k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        cut = scores[part].min()
-        pick = np.flatnonzero(scores >= cut)  # every row tied at the cut, for the tie rule
-        rows, scores = rows[pick], scores[pick]
-    order = np.lexsort((rows, -scores))[:k]
-    return rows[order], scores[order]
 
 
 def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
