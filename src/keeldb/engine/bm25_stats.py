@@ -37,7 +37,6 @@ import numpy as np
 from keeldb.engine.segment import NEVER, SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.fields.sparse_vector import SparseRows
-from keeldb.index.sparse_index import Postings
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class SegmentTerms:
 
     def __init__(self, index: Any, view: SegmentView, field: str) -> None:
         self.index = index  # the committed index these postings are (a rebuilt one replaces this)
-        self.p: Postings = index.p
+        self.p = index.p  # the index's Postings (index/sparse_index.py)
         self.num_rows = view.num_rows
         self.lengths = np.asarray(self.p.row_sums)  # float32 term counts: exact integers
         self.total = float(self.lengths.sum(dtype=np.float64))
