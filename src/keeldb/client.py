@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb.access.calls import AccessCalls, AccessStore
 from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
 from keeldb.engine import properties as _properties
 from keeldb.engine.boost import Boost
@@ -239,8 +240,11 @@ def _timezone(entry: CollectionEntry, asked: Any) -> str:
     return check_timezone(asked) if asked else entry.timezone
 
 
-class Client:
-    """An embedded keeldb database in the directory ``uri`` (created if missing)."""
+class Client(AccessCalls):
+    """An embedded keeldb database in the directory ``uri`` (created if missing). Users,
+    roles and privileges (``create_user`` ... ``list_privilege_groups``, from AccessCalls)
+    are managed here for the server: embedded, the caller owns the directory and no call is
+    checked."""
 
     def __init__(
         self,
@@ -285,6 +289,9 @@ class Client:
         return Client.over(self.db, ReadCall())
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _access_store(self) -> AccessStore:
+        return self.db.catalog
 
     @property
     def db(self) -> database.Database:

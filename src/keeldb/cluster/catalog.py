@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from keeldb.cluster.etcd import Compare, Etcd, put_op
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.storage.catalog import CatalogState
 
 State = CatalogState[CollectionEntry]
+ACCESS_MAX_AGE = 1.0  # seconds a node answers access checks from its copy
 
 
 class EtcdCatalog:
@@ -31,6 +34,7 @@ class EtcdCatalog:
         self.key = f"/keeldb/{cluster}/catalog"
         self._lock = threading.Lock()
         self._state: State = CatalogState()
+        self._access_read = time.monotonic()
         self._refresh()
 
     def _read(self) -> tuple[State, int]:
@@ -69,6 +73,21 @@ class EtcdCatalog:
         """One compare-and-swap, retried on conflict; a name in ``new`` that a racing create
         on another node took fails (checked against the state the swap is compared on)."""
         self._change(lambda state: state.changed(changes, new))
+
+    def access(self) -> Mapping[str, Any]:
+        """Users, roles and grants: this node's copy, re-read from etcd when older than
+        ``ACCESS_MAX_AGE`` seconds, so a change made through another node (a revoked role)
+        takes effect here within that time, and a check costs no etcd read per call."""
+        now = time.monotonic()
+        if now - self._access_read > ACCESS_MAX_AGE:
+            self._refresh()
+            self._access_read = now
+        return self._state.access
+
+    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
+        """One compare-and-swap like ``commit``; ``update`` may run more than once (on the
+        state each attempt read), so it must be a pure function of its argument."""
+        return self._change(lambda state: state.with_access(update(state.access))).access
 
     def _change(self, apply: Callable[[State], State]) -> State:
         while True:

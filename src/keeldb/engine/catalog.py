@@ -14,7 +14,7 @@ defaults).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -179,4 +179,13 @@ class Catalog(Protocol):
     def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
         """Apply ``{name: entry}`` (``None`` removes) atomically and durably; every name in
         ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step."""
+        ...
+
+    def access(self) -> Mapping[str, Any]:
+        """Users, roles and grants (keeldb/access/state.py's JSON form), as last committed."""
+        ...
+
+    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Replace them with ``update(current)`` through the same atomic, durable commit as
+        ``commit``; ``update`` is pure (an etcd catalog may run it again on a newer state)."""
         ...

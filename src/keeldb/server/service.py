@@ -10,7 +10,6 @@ status UNKNOWN, which pymilvus retries for minutes (docs/research/pymilvus-wire.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
@@ -18,7 +17,6 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -34,6 +32,8 @@ from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
 from keeldb.schema import IndexParams
 from keeldb.server import convert, unimplemented, vectors
+from keeldb.server.access_rpc import AccessRPCs
+from keeldb.server.rpc import rpc as _rpc
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -100,26 +100,6 @@ class _IteratorCursors:
                 self._by_token.popitem(last=False)
 
 
-def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Run a handler; on any error answer ``response(status=...)`` (or the Status itself)."""
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def handler(self: Service, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                self._check_database(context)
-                return fn(self, request, context)
-            except Exception as e:  # noqa: BLE001 - see module docstring
-                if not isinstance(e, KeelError):
-                    log.exception("%s failed", fn.__name__)
-                st = convert.status(e)
-                return st if response is common_pb2.Status else response(status=st)
-
-        return handler
-
-    return wrap
-
-
 def _parsed(message: Any, data: bytes, what: str) -> Any:
     """A serialized protobuf field of a request (a schema), or InvalidArgument."""
     out = message()
@@ -135,7 +115,7 @@ def _param_bool(value: str | None) -> bool:
 
 
 @unimplemented.install  # every other RPC answers Milvus's "service unimplemented" status
-class Service(milvus_pb2_grpc.MilvusServiceServicer):
+class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, client: Client) -> None:
         self.client = client
         self._ids = itertools.count(1)

@@ -44,6 +44,9 @@ class CatalogState(Generic[E]):
 
     next_id: int = 1
     collections: Mapping[str, E] = field(default_factory=dict)
+    # Users, roles and grants (keeldb/access/state.py's JSON form), opaque here: they change
+    # through the same atomic replace as the collections, so one commit path carries both.
+    access: Mapping[str, Any] = field(default_factory=dict)
 
     def allocated(self) -> CatalogState[E]:
         """The state after handing out ``next_id``."""
@@ -64,15 +67,22 @@ class CatalogState(Generic[E]):
                 collections[name] = entry
         return replace(self, collections=collections)
 
+    def with_access(self, access: Mapping[str, Any]) -> CatalogState[E]:
+        return replace(self, access=dict(access))
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "next_id": self.next_id,
             "collections": {name: e.to_dict() for name, e in self.collections.items()},
         }
+        if self.access:  # absent until the first user or grant: older catalogs read the same
+            out["access"] = dict(self.access)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], decode: Callable[[dict[str, Any]], E]) -> CatalogState[E]:
-        return cls(int(d["next_id"]), {name: decode(e) for name, e in d["collections"].items()})
+        collections = {name: decode(e) for name, e in d["collections"].items()}
+        return cls(int(d["next_id"]), collections, dict(d.get("access") or {}))
 
 
 class FileCatalog(Generic[E]):
@@ -111,8 +121,20 @@ class FileCatalog(Generic[E]):
     def commit(self, changes: Mapping[str, E | None], *, new: Collection[str] = ()) -> None:
         """THE way the catalog changes: apply ``{name: entry}`` (``None`` removes; names in
         ``new`` must not exist yet) and make it durable, atomically."""
+        self._apply(lambda state: state.changed(changes, new))
+
+    def access(self) -> Mapping[str, Any]:
+        """Users, roles and grants as last committed (``keeldb/access/state.py`` decodes)."""
+        return self._state.access
+
+    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Replace the access state by ``update(current)`` through the same commit as
+        ``commit``; ``update`` runs under the catalog's lock, so two changes never race."""
+        return self._apply(lambda state: state.with_access(update(state.access))).access
+
+    def _apply(self, change: Callable[[CatalogState[E]], CatalogState[E]]) -> CatalogState[E]:
         with self._lock:
-            state = self._state.changed(changes, new)
+            state = change(self._state)
             atomic_replace(
                 self.path,
                 encode_framed(MAGIC, state.to_dict()),
@@ -120,3 +142,4 @@ class FileCatalog(Generic[E]):
                 after_rename=lambda: crash_point("catalog.after_rename"),
             )
             self._state = state
+            return state
