@@ -25,8 +25,11 @@ UNIMPLEMENTED_CODE = 10  # Milvus's merr.ErrServiceUnimplemented
 _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("Alias",), "aliases are not supported by keeldb yet"),
     (("Database",), "keeldb has one database, 'default'; creating, dropping or altering databases is not supported"),
-    (("Credential", "CredUsers", "Role", "User", "Privilege", "Grant", "RBAC", "RowPolic"),
-     "users, roles and privileges are not supported by keeldb (keeldb serve --auth takes one user:password)"),
+    (("RowPolic",), "row-level security policies are not supported by keeldb (users, roles and privileges are)"),
+    (("UserTags", "UsersWithTag"), "user tags are not supported by keeldb (users, roles and privileges are)"),
+    (("RBAC",), "backing up and restoring RBAC metadata is not supported by keeldb (it is in the catalog, "
+     "which a copy of the data directory carries)"),
+    (("AlterRole",), "role descriptions are not supported by keeldb (roles are)"),
     (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
      "resource groups and replica placement do not apply to keeldb"),
     (("PhraseMatch",), "computing a phrase-match slop is not supported by keeldb (phrase_match filters are)"),
