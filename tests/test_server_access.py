@@ -148,7 +148,7 @@ def test_login_failures_say_the_same_thing() -> None:
         root.grant_privilege_v2("reader", "CollectionReadOnly", "c")
         root.grant_role("alice", "reader")
         for user, password in (("alice", "wrong-one"), ("mallory", "secret123"), ("root", "milvus")):
-            assert unauthenticated(lambda: MilvusClient(uri=srv.uri, user=user, password=password)) == "connect refused"
+            assert unauthenticated(lambda u=user, p=password: MilvusClient(uri=srv.uri, user=u, password=p)) == "connect refused"
         stub_calls = grpc.insecure_channel(f"{srv.host}:{srv.port}")
         stub = stub_calls.unary_unary("/milvus.proto.milvus.MilvusService/ShowCollections")
         with pytest.raises(grpc.RpcError) as e:
