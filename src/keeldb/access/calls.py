@@ -29,7 +29,7 @@ DEFAULT_DB = "default"
 class AccessStore(Protocol):
     """Where the access state lives: the catalog (``Catalog.access`` / ``commit_access``)."""
 
-    def access(self) -> Mapping[str, Any]: ...
+    def access(self, fresh: bool = False) -> Mapping[str, Any]: ...
 
     def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]: ...
 
@@ -43,10 +43,11 @@ class AccessCalls:
     def _access(self) -> AccessState:
         return self.access_state()
 
-    def access_state(self) -> AccessState:
-        """Users, roles and grants as last committed. Decoded once per change: the server
+    def access_state(self, fresh: bool = False) -> AccessState:
+        """Users, roles and grants as last committed (``fresh``: re-read now, where a
+        cluster catalog would answer from its copy). Decoded once per change: the server
         calls this on every RPC it checks."""
-        raw = self._access_store().access()
+        raw = self._access_store().access(fresh)
         cached = getattr(self, "_access_cache", None)
         if cached is not None and cached[0] is raw:
             return cached[1]

@@ -74,12 +74,13 @@ class EtcdCatalog:
         on another node took fails (checked against the state the swap is compared on)."""
         self._change(lambda state: state.changed(changes, new))
 
-    def access(self) -> Mapping[str, Any]:
+    def access(self, fresh: bool = False) -> Mapping[str, Any]:
         """Users, roles and grants: this node's copy, re-read from etcd when older than
-        ``ACCESS_MAX_AGE`` seconds, so a change made through another node (a revoked role)
-        takes effect here within that time, and a check costs no etcd read per call."""
+        ``ACCESS_MAX_AGE`` seconds (or ``fresh``), so a change made through another node (a
+        revoked role) takes effect here within that time, and a check costs no etcd read
+        per call."""
         now = time.monotonic()
-        if now - self._access_read > ACCESS_MAX_AGE:
+        if fresh or now - self._access_read > ACCESS_MAX_AGE:
             self._refresh()
             self._access_read = now
         return self._state.access

@@ -181,8 +181,9 @@ class Catalog(Protocol):
         ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step."""
         ...
 
-    def access(self) -> Mapping[str, Any]:
-        """Users, roles and grants (keeldb/access/state.py's JSON form), as last committed."""
+    def access(self, fresh: bool = False) -> Mapping[str, Any]:
+        """Users, roles and grants (keeldb/access/state.py's JSON form), as last committed;
+        a cluster catalog answers from a copy at most a second old unless ``fresh``."""
         ...
 
     def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:

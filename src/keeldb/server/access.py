@@ -105,6 +105,11 @@ class AccessInterceptor(grpc.ServerInterceptor):
             return _abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header")
         user = self.authenticate(header, state)
         if user is None:
+            # A user created (or a password changed) through another cluster node a moment
+            # ago: this node's copy may be up to a second old. Once, from etcd.
+            state = self.client.access_state(fresh=True)
+            user = self.authenticate(header, state)
+        if user is None:
             return _abort(grpc.StatusCode.UNAUTHENTICATED, AUTH_FAILED)
         handler = continuation(details)
         if handler is None:

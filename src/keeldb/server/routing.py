@@ -149,6 +149,13 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             route, request_deserializer=handler.request_deserializer, response_serializer=serialize_any
         )
 
+    def _forwarded_metadata(self, context: grpc.ServicerContext) -> list[tuple[str, str]]:
+        """The caller's metadata (its credentials and database: the node asked checks them
+        again, with the same users and grants from etcd), marked as forwarded."""
+        metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
+        metadata.append((FORWARDED, self.node.node_id))
+        return metadata
+
     def _forward(self, address: str, method: str, request: Any, context: grpc.ServicerContext) -> Any:
         """The writer's reply, as bytes. If the forward breaks, the outcome is unknown: a
         read is aborted with UNAVAILABLE (pymilvus retries it, harmlessly); anything that
@@ -156,8 +163,7 @@ class RoutingInterceptor(grpc.ServerInterceptor):
         its retry of an insert the writer had applied would insert the rows twice (auto_id)
         or be refused as a duplicate key, a false "no"."""
         call = self._channel(address).unary_unary(method, request_serializer=lambda r: r.SerializeToString())
-        metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
-        metadata.append((FORWARDED, self.node.node_id))
+        metadata = self._forwarded_metadata(context)
         remaining = context.time_remaining()
         timeout = min(remaining, 60.0) if remaining is not None else 60.0
         try:
@@ -228,7 +234,7 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 response_deserializer=milvus_pb2.GetCompactionStateResponse.FromString,
             )
             try:
-                other = call(request, timeout=10, metadata=[(FORWARDED, self.node.node_id)])
+                other = call(request, timeout=10, metadata=self._forwarded_metadata(context))
             except grpc.RpcError:  # a peer going away: ask the next one
                 self.drop_channel(address)
                 continue

@@ -123,8 +123,9 @@ class FileCatalog(Generic[E]):
         ``new`` must not exist yet) and make it durable, atomically."""
         self._apply(lambda state: state.changed(changes, new))
 
-    def access(self) -> Mapping[str, Any]:
-        """Users, roles and grants as last committed (``keeldb/access/state.py`` decodes)."""
+    def access(self, fresh: bool = False) -> Mapping[str, Any]:
+        """Users, roles and grants as last committed (``keeldb/access/state.py`` decodes);
+        one process writes this catalog, so memory is always fresh."""
         return self._state.access
 
     def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
