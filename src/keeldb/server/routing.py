@@ -170,6 +170,10 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             reply: bytes = call(request, timeout=timeout, metadata=metadata)
             return reply
         except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                # The writer's own access check refused it before it ran: a known outcome,
+                # answered as the writer answered (not retried by pymilvus).
+                context.abort(e.code(), e.details())
             self.drop_channel(address)
             why = f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown"
             rpc = method.rsplit("/", 1)[-1]
