@@ -27,11 +27,15 @@ DEFAULT_DB = "default"
 
 
 class AccessStore(Protocol):
-    """Where the access state lives: the catalog (``Catalog.access`` / ``commit_access``)."""
+    """Where the access state lives: the catalog's ``access`` member (``Catalog.extra`` /
+    ``commit``)."""
 
-    def access(self, fresh: bool = False) -> Mapping[str, Any]: ...
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]: ...
 
-    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]: ...
+    def commit(self, changes: Mapping[str, Any], *, extra: Callable[..., Mapping[str, Any]]) -> Mapping[str, Any]: ...
+
+
+MEMBER = "access"
 
 
 class AccessCalls:
@@ -47,7 +51,7 @@ class AccessCalls:
         """Users, roles and grants as last committed (``fresh``: re-read now, where a
         cluster catalog would answer from its copy). Decoded once per change: the server
         calls this on every RPC it checks."""
-        raw = self._access_store().access(fresh)
+        raw = self._access_store().extra(fresh).get(MEMBER)
         cached = getattr(self, "_access_cache", None)
         if cached is not None and cached[0] is raw:
             return cached[1]
@@ -87,9 +91,10 @@ class AccessCalls:
     def _change_access(self, change: Callable[[AccessState], AccessState]) -> AccessState:
         """One commit: ``change`` applied to the state as committed (it must be pure: a
         cluster catalog may apply it again after a conflicting change by another node)."""
-        return AccessState.from_dict(
-            self._access_store().commit_access(lambda d: change(AccessState.from_dict(d)).to_dict())
-        )
+        def update(members: Mapping[str, Any], _collections: Any) -> Mapping[str, Any]:
+            return {**members, MEMBER: change(AccessState.from_dict(members.get(MEMBER))).to_dict()}
+
+        return AccessState.from_dict(self._access_store().commit({}, extra=update).get(MEMBER))
 
     # -- users ---------------------------------------------------------------------------
 

@@ -176,17 +176,18 @@ class Catalog(Protocol):
 
     def allocate_id(self) -> int: ...
 
-    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
+    def commit(
+        self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = (),
+        extra: Callable[[Mapping[str, Any], Mapping[str, CollectionEntry]], Mapping[str, Any]] | None = None,
+    ) -> Mapping[str, Any]:  # fmt: skip
         """Apply ``{name: entry}`` (``None`` removes) atomically and durably; every name in
-        ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step."""
+        ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step.
+        ``extra(members, collections after)``: the catalog's other members (databases,
+        aliases, access) changed in the same commit; pure (an etcd catalog may run it
+        again on a newer state); it may raise, and then nothing changes. Returns them."""
         ...
 
-    def access(self, fresh: bool = False) -> Mapping[str, Any]:
-        """Users, roles and grants (keeldb/access/state.py's JSON form), as last committed;
-        a cluster catalog answers from a copy at most a second old unless ``fresh``."""
-        ...
-
-    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
-        """Replace them with ``update(current)`` through the same atomic, durable commit as
-        ``commit``; ``update`` is pure (an etcd catalog may run it again on a newer state)."""
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        """The other members as last committed; a cluster catalog answers from a copy at
+        most a second old unless ``fresh``."""
         ...

@@ -35,6 +35,9 @@ class Entry(Protocol):
 
 
 E = TypeVar("E", bound=Entry)
+# A change of the catalog's other members: (current members, collections after the change)
+# -> new members.
+ExtraUpdate = Callable[[Mapping[str, Any], Mapping[str, E]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,24 @@ class CatalogState(Generic[E]):
 
     next_id: int = 1
     collections: Mapping[str, E] = field(default_factory=dict)
-    # Users, roles and grants (keeldb/access/state.py's JSON form), opaque here: they change
-    # through the same atomic replace as the collections, so one commit path carries both.
-    access: Mapping[str, Any] = field(default_factory=dict)
+    # The catalog's other top-level members, JSON values opaque here: "databases" and
+    # "aliases" (engine/namespace.py), "access" (users, roles, grants: keeldb/access). They
+    # change through the same atomic replace as the collections -- in the same commit when
+    # a change touches both (a rename moves the collection's aliases with it).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def allocated(self) -> CatalogState[E]:
         """The state after handing out ``next_id``."""
         return replace(self, next_id=self.next_id + 1)
 
-    def changed(self, changes: Mapping[str, E | None], new: Collection[str] = ()) -> CatalogState[E]:
+    def changed(
+        self, changes: Mapping[str, E | None], new: Collection[str] = (), extra: ExtraUpdate[E] | None = None
+    ) -> CatalogState[E]:
         """``{name: entry}`` applied (``None`` removes the name). Each name in ``new`` must
         not exist yet: a create (or a rename's target) that a racing change already took
-        fails instead of overwriting it."""
+        fails instead of overwriting it. ``extra(members, collections)``: the new other
+        members, given the current ones and the collections after ``changes`` (it may
+        raise: then nothing changes)."""
         for name in new:
             if name in self.collections:
                 raise InvalidArgument(f"collection '{name}' already exists")
@@ -65,24 +74,23 @@ class CatalogState(Generic[E]):
                 collections.pop(name, None)
             else:
                 collections[name] = entry
-        return replace(self, collections=collections)
-
-    def with_access(self, access: Mapping[str, Any]) -> CatalogState[E]:
-        return replace(self, access=dict(access))
+        members = self.extra if extra is None else dict(extra(self.extra, collections))
+        return replace(self, collections=collections, extra=members)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "next_id": self.next_id,
             "collections": {name: e.to_dict() for name, e in self.collections.items()},
         }
-        if self.access:  # absent until the first user or grant: older catalogs read the same
-            out["access"] = dict(self.access)
+        # Members appear once first set: an older catalog reads the same.
+        out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], decode: Callable[[dict[str, Any]], E]) -> CatalogState[E]:
         collections = {name: decode(e) for name, e in d["collections"].items()}
-        return cls(int(d["next_id"]), collections, dict(d.get("access") or {}))
+        extra = {k: v for k, v in d.items() if k not in ("next_id", "collections")}
+        return cls(int(d["next_id"]), collections, extra)
 
 
 class FileCatalog(Generic[E]):
@@ -118,20 +126,19 @@ class FileCatalog(Generic[E]):
             self._state = self._state.allocated()
             return cid
 
-    def commit(self, changes: Mapping[str, E | None], *, new: Collection[str] = ()) -> None:
+    def commit(
+        self, changes: Mapping[str, E | None], *, new: Collection[str] = (), extra: ExtraUpdate[E] | None = None
+    ) -> Mapping[str, Any]:
         """THE way the catalog changes: apply ``{name: entry}`` (``None`` removes; names in
-        ``new`` must not exist yet) and make it durable, atomically."""
-        self._apply(lambda state: state.changed(changes, new))
+        ``new`` must not exist yet) and ``extra`` (see ``CatalogState.changed``; it runs
+        under the catalog's lock, so two changes never race) and make it durable,
+        atomically. Returns the other members as committed."""
+        return self._apply(lambda state: state.changed(changes, new, extra)).extra
 
-    def access(self, fresh: bool = False) -> Mapping[str, Any]:
-        """Users, roles and grants as last committed (``keeldb/access/state.py`` decodes);
-        one process writes this catalog, so memory is always fresh."""
-        return self._state.access
-
-    def commit_access(self, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> Mapping[str, Any]:
-        """Replace the access state by ``update(current)`` through the same commit as
-        ``commit``; ``update`` runs under the catalog's lock, so two changes never race."""
-        return self._apply(lambda state: state.with_access(update(state.access))).access
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        """The other members as last committed; one process writes this catalog, so
+        memory is always fresh."""
+        return self._state.extra
 
     def _apply(self, change: Callable[[CatalogState[E]], CatalogState[E]]) -> CatalogState[E]:
         with self._lock:
