@@ -21,7 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keeldb.access.calls import AccessCalls, AccessStore
-from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
+from keeldb.engine import (
+    bm25,
+    bm25_function,
+    database,
+    namespace,
+    partial_update,
+    partition_key,
+    schema_admin,
+)
 from keeldb.engine import properties as _properties
 from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
@@ -240,7 +248,7 @@ def _timezone(entry: CollectionEntry, asked: Any) -> str:
     return check_timezone(asked) if asked else entry.timezone
 
 
-class Client(AccessCalls):
+class Client(AccessCalls, namespace.NamespaceCalls):
     """An embedded keeldb database in the directory ``uri`` (created if missing). Users,
     roles and privileges (``create_user`` ... ``list_privilege_groups``, from AccessCalls)
     are managed here for the server: embedded, the caller owns the directory and no call is
@@ -253,6 +261,7 @@ class Client(AccessCalls):
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
         segment_target_bytes: int | None = None,
         compaction_deleted_ratio: float | None = None,
+        db_name: str = "",
         **_: Any,
     ) -> None:
         """``segment_target_bytes`` / ``compaction_deleted_ratio``: compaction policy (see
@@ -268,15 +277,21 @@ class Client(AccessCalls):
         )
         self._borrowed = False
         self._read: ReadCall | None = None
+        self._db_name = db_name  # "": the call's database (namespace.current_database)
+        self._scopes: dict[str, namespace.DatabaseScope] = {}
+        if db_name:
+            self.db.check()
 
     @classmethod
-    def over(cls, db: database.Database, read: ReadCall | None = None) -> Client:
+    def over(cls, db: database.Database, read: ReadCall | None = None, db_name: str = "") -> Client:
         """A client over a database opened elsewhere (a cluster node's); ``close`` then
         leaves the database to its owner. ``read``: see ``for_read``."""
         self = cls.__new__(cls)
         self._db = db
         self._borrowed = True
         self._read = read
+        self._db_name = db_name
+        self._scopes = {}
         return self
 
     def for_read(self) -> Client:
@@ -286,7 +301,7 @@ class Client(AccessCalls):
         to date once, at its first lookup. Embedded it reads exactly as this client does.
         Use it for that call only, and leave it unclosed (it borrows this client's
         database)."""
-        return Client.over(self.db, ReadCall())
+        return Client.over(self._database, ReadCall(), self._db_name)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -294,10 +309,20 @@ class Client(AccessCalls):
         return self.db.catalog
 
     @property
-    def db(self) -> database.Database:
+    def _database(self) -> database.Database:
         if self._db is None:
             raise ClientClosed("the client is closed")
         return self._db
+
+    @property
+    def db(self) -> namespace.DatabaseScope:
+        """The data directory seen from this client's database (``using_database``), or,
+        for a client bound to none (the server's), from the current call's."""
+        name = self._db_name or namespace.current_database.get()
+        scope = self._scopes.get(name)
+        if scope is None or scope.database is not self._db:
+            scope = self._scopes[name] = namespace.DatabaseScope(self._database, name)
+        return scope
 
     def _coll(self, name: str) -> Collection:
         return self.db.collection(name, self._read)
@@ -415,7 +440,7 @@ class Client(AccessCalls):
         level = schema_admin.consistency_level(kwargs.get("consistency_level"))
         stored = schema_admin.schema_copy(schema)  # the catalog's own copy
         schema_admin.normalize_time_defaults(stored, props[_properties.TIMEZONE])
-        if self.db.catalog.get(collection_name) is not None:
+        if self.db.get(collection_name) is not None:
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
@@ -434,7 +459,7 @@ class Client(AccessCalls):
         )
 
     def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
-        return self.db.catalog.get(collection_name) is not None
+        return self.db.get(collection_name) is not None
 
     def list_collections(self, **_: Any) -> list[str]:
         return self.db.names()
@@ -442,8 +467,10 @@ class Client(AccessCalls):
     def drop_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         self.db.drop(collection_name)
 
-    def rename_collection(self, old_name: str, new_name: str, **_: Any) -> None:
-        self.db.rename(old_name, new_name)
+    def rename_collection(self, old_name: str, new_name: str, target_db: str | None = "", **_: Any) -> None:
+        """Aliases move with the collection (in the same commit); to ``target_db`` only
+        without aliases (Milvus's rule)."""
+        self.db.rename(old_name, new_name, target_db or "")
 
     def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
@@ -561,7 +588,7 @@ class Client(AccessCalls):
     def get_load_state(
         self, collection_name: str, partition_name: str = "", timeout: float | None = None, **_: Any
     ) -> dict[str, LoadState]:
-        e = self.db.catalog.get(collection_name)
+        e = self.db.get(collection_name)
         if e is None:
             return {"state": LoadState.NotExist}
         loaded = e.visible_partitions

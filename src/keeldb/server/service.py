@@ -29,10 +29,11 @@ from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
-from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
+from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument
 from keeldb.schema import IndexParams
 from keeldb.server import convert, unimplemented, vectors
 from keeldb.server.access_rpc import AccessRPCs
+from keeldb.server.namespace_rpc import NamespaceRPCs
 from keeldb.server.rpc import rpc as _rpc
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,6 @@ _LOAD_STATE = {
 READS = frozenset(
     {"Search", "HybridSearch", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
 )
-
-
-class DatabaseNotFound(KeelError):
-    code = 800
 
 
 class SchemaMismatch(InvalidArgument):
@@ -115,20 +112,13 @@ def _param_bool(value: str | None) -> bool:
 
 
 @unimplemented.install  # every other RPC answers Milvus's "service unimplemented" status
-class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
+class Service(AccessRPCs, NamespaceRPCs, milvus_pb2_grpc.MilvusServiceServicer):
     def __init__(self, client: Client) -> None:
         self.client = client
         self._ids = itertools.count(1)
         self._cursors = _IteratorCursors()
 
     # -- plumbing ---------------------------------------------------------------------
-
-    @staticmethod
-    def _check_database(context: grpc.ServicerContext) -> None:
-        """keeldb has one database, ``default``; pymilvus names it in the ``dbname`` header."""
-        for key, value in context.invocation_metadata() or ():
-            if key == "dbname" and value not in ("", "default"):
-                raise DatabaseNotFound(f"database not found[database={value}]")
 
     # -- connection -------------------------------------------------------------------
 
@@ -150,16 +140,6 @@ class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.AllocTimestampResponse)
     def AllocTimestamp(self, request: Any, context: grpc.ServicerContext) -> Any:
         return milvus_pb2.AllocTimestampResponse(status=convert.status(), timestamp=self.client.alloc_timestamp())
-
-    @_rpc(milvus_pb2.ListDatabasesResponse)
-    def ListDatabases(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.ListDatabasesResponse(status=convert.status(), db_names=["default"])
-
-    @_rpc(milvus_pb2.DescribeDatabaseResponse)
-    def DescribeDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if request.db_name not in ("", "default"):
-            raise DatabaseNotFound(f"database not found[database={request.db_name}]")
-        return milvus_pb2.DescribeDatabaseResponse(status=convert.status(), db_name="default")
 
     # -- collections ------------------------------------------------------------------
 
@@ -197,7 +177,8 @@ class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
             num_partitions=len(self.client.list_partitions(name)),
             created_timestamp=created,
             update_timestamp=created,
-            db_name="default",
+            db_name=self.client.db.db_name,
+            aliases=self.client.aliases_of(name),
         )
         for key, value in entry.properties.items():
             resp.properties.add(key=key, value=str(value))
@@ -254,9 +235,7 @@ class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def RenameCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if request.newDBName not in ("", "default"):
-            raise DatabaseNotFound(f"database not found[database={request.newDBName}]")
-        self.client.rename_collection(request.oldName, request.newName)
+        self.client.rename_collection(request.oldName, request.newName, request.newDBName)
         return convert.status()
 
     @_rpc(milvus_pb2.GetCollectionStatisticsResponse)
@@ -470,7 +449,7 @@ class Service(AccessRPCs, milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.FlushResponse)
     def Flush(self, request: Any, context: grpc.ServicerContext) -> Any:
-        resp = milvus_pb2.FlushResponse(status=convert.status(), db_name="default")
+        resp = milvus_pb2.FlushResponse(status=convert.status(), db_name=self.client.db.db_name)
         for name in request.collection_names:
             resp.coll_flush_ts[name] = self.client.flush(name)
             # No segment ids: GetFlushState answers from the flush timestamp alone.

@@ -23,8 +23,6 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 UNIMPLEMENTED_CODE = 10  # Milvus's merr.ErrServiceUnimplemented
 # What the client is told is missing, by the first matching word of the RPC's name.
 _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("Alias",), "aliases are not supported by keeldb yet"),
-    (("Database",), "keeldb has one database, 'default'; creating, dropping or altering databases is not supported"),
     (("RowPolic",), "row-level security policies are not supported by keeldb (users, roles and privileges are)"),
     (("UserTags", "UsersWithTag"), "user tags are not supported by keeldb (users, roles and privileges are)"),
     (("RBAC",), "backing up and restoring RBAC metadata is not supported by keeldb (it is in the catalog, "
