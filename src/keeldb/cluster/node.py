@@ -265,19 +265,20 @@ class ClusterDatabase(Database):
         if self.node.can_write:
             self.try_open(name)
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str, extra: Any = None) -> None:
         with self._lock:
-            super().rename(old, new)
+            super().rename(old, new, extra)
             if old in self._shards:
                 self._shards[new] = self._shards.pop(old)
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str, extra: Any = None) -> None:
         """Catalog first (the moment it stops existing), then the lease, the etcd keys and
-        the objects (a crash in between leaves only unreachable garbage)."""
+        the objects (a crash in between leaves only unreachable garbage). ``extra``: the
+        aliases rule, checked in that commit (``engine/namespace.py``)."""
         e = self.catalog.get(name)
         if e is None:
             return
-        self.catalog.commit({name: None})
+        self.catalog.commit({name: None}, extra=extra)
         self.let_go(name, "dropped")
         prefix = shard_prefix(self.node.cluster, str(e.id), 0)
         try:

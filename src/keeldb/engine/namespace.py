@@ -414,6 +414,12 @@ class NamespaceCalls:
             out["collection_name"] = collection_name
         return out
 
+    def catalog_key(self, collection_name: str, db_name: str = "") -> str:
+        """The catalog key ``collection_name`` (or an alias) stands for in ``db_name`` (this
+        client's database if empty): what cluster routing finds the writer by."""
+        scope = self.db if not db_name else DatabaseScope(self._database, db_name)
+        return scope.key(collection_name)
+
     def aliases_of(self, collection_name: str) -> list[str]:
         """The aliases of a collection (describe_collection reports them)."""
         return aliases_of(self._database.catalog.extra(), self.db.key(collection_name))

@@ -37,6 +37,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from keeldb.cluster.errors import NotOwner
 from keeldb.server import convert
+from keeldb.server.rpc import call_database
 from keeldb.server.service import READS
 
 if TYPE_CHECKING:  # the node needs the cluster extra; routing is handed one
@@ -126,6 +127,8 @@ class RoutingInterceptor(grpc.ServerInterceptor):
 
         def route(request: Any, context: grpc.ServicerContext) -> Any:
             name = _collection_of(request)
+            if name:  # the catalog key of the name (or alias) in the call's database
+                name = self.node.client.catalog_key(name, call_database(rpc, request, context))
             if name and rpc in READS and self.node.can_read:
                 return inner(request, context)
             if name and not forwarded:
