@@ -1,4 +1,4 @@
-"""Crash-testing user, role and grant changes: a child process makes a sequence of them
+"""Crash-testing user, role and grant changes, and database and alias changes: a child process makes a sequence of them
 through the embedded client and is killed at each catalog commit step
 (``catalog.before_rename``: the new catalog is written and fsynced under a temporary name;
 ``catalog.after_rename``: it has replaced the old one, the caller not yet answered). After
@@ -24,7 +24,11 @@ OPS = [
     ("create_role", ("reader",)),
     ("grant_privilege_v2", ("reader", "CollectionReadOnly", "docs", "default")),
     ("update_password", ("alice", "secret123", "changed99")),
+    ("create_database", ("db2",)),
+    ("create_alias", ("c1", "live")),
+    ("alter_alias", ("c2", "live")),
 ]
+
 CHILD = """
 import sys, keeldb
 ops = {ops!r}
@@ -44,10 +48,21 @@ def view(c: keeldb.Client) -> tuple[Any, ...]:
         s.role_names(),
         sorted(g.key() for g in s.grants),
         login,
+        c.list_databases(),
+        c.describe_alias("live")["collection_name"] if c.list_aliases()["aliases"] else None,
     )
 
 
+def setup(d: Path) -> None:
+    """Collections to alias, made here before the child (and its armed crash point) runs."""
+    c = keeldb.Client(str(d))
+    for name in ("c1", "c2"):
+        c.create_collection(name, dimension=2)
+    c.close()
+
+
 def expected_views(tmp: Path) -> list[tuple[Any, ...]]:
+    setup(tmp / "model")
     c = keeldb.Client(str(tmp / "model"))
     views = [view(c)]
     for name, args in OPS:
@@ -62,6 +77,7 @@ def test_crash_at_each_access_commit(tmp_path: Path, point: str) -> None:
     views = expected_views(tmp_path)
     for n in range(1, len(OPS) + 1):
         d = tmp_path / f"{point}-{n}"
+        setup(d)  # collections to alias, made before the crash point is armed
         env = dict(os.environ, KEELDB_CRASH_AT=f"{point}:{n}")
         r = subprocess.run([sys.executable, "-c", CHILD.format(ops=OPS), str(d)], env=env, capture_output=True,
                            text=True, timeout=120)  # fmt: skip

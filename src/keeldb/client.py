@@ -440,7 +440,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         level = schema_admin.consistency_level(kwargs.get("consistency_level"))
         stored = schema_admin.schema_copy(schema)  # the catalog's own copy
         schema_admin.normalize_time_defaults(stored, props[_properties.TIMEZONE])
-        if self.db.get(collection_name) is not None:
+        if self.db.get(collection_name, resolve=False) is not None:
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op

@@ -268,10 +268,11 @@ class DatabaseScope:
 
     # -- the Database calls, by name ------------------------------------------------------
 
-    def get(self, name: str) -> CollectionEntry | None:
-        """The entry, current, or None (no error: has_collection, get_load_state)."""
+    def get(self, name: str, *, resolve: bool = True) -> CollectionEntry | None:
+        """The entry, current, or None (no error: has_collection, get_load_state);
+        ``resolve=False``: the collection of that very name, not an alias's."""
         self.check()
-        return self.catalog.get(self.key(name))
+        return self.catalog.get(self.key(name) if resolve else key(self.db_name, name))
 
     def entry(self, name: str) -> CollectionEntry:
         return self._named(name, self.database.entry)
@@ -351,8 +352,6 @@ class NamespaceCalls:
 
     def drop_database(self, db_name: str, **_: Any) -> None:
         self._commit(drop_database(db_name))
-        if self._db_name == db_name:
-            self._db_name = DEFAULT_DB
 
     def list_databases(self, timeout: float | None = None, **_: Any) -> list[str]:
         return list(databases(self._database.catalog.extra(fresh=True)))
