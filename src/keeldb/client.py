@@ -30,6 +30,7 @@ from keeldb.engine import (
     partition_key,
     schema_admin,
 )
+from keeldb.engine import index_properties as _index_properties
 from keeldb.engine import properties as _properties
 from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
@@ -642,6 +643,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         if not p.index_name:
             p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
         check_name("index", p.index_name)
+        _index_properties.check_values(p.params, f, p)  # mmap.enabled, warmup, ...
         return p
 
     @staticmethod
@@ -661,7 +663,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         for p in new:
             same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
             if same:
-                if same[0].to_dict() == p.to_dict():
+                if _definition(same[0]) == _definition(p):
                     continue
                 raise InvalidArgument(
                     f"at most one distinct index is allowed per field: {p.field_name!r} already has "
@@ -718,6 +720,49 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         if e.is_loaded:
             raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
         self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
+
+    def alter_index_properties(
+        self, collection_name: str, index_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Set index properties, as Milvus allows on a released collection: ``mmap.enabled``
+        opens the index's files memory-mapped or reads them into memory, at once and after
+        every restart; ``warmup`` and ``indexoffsetcache.enabled`` are refused (nothing in
+        keeldb to act on), other keys are not configurable (engine/index_properties.py).
+        ONE catalog commit of the index definition; describe_index shows the property."""
+        self._alter_index(collection_name, index_name, properties, None)
+
+    def drop_index_properties(
+        self, collection_name: str, index_name: str, property_keys: list[str], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Remove index properties (``mmap.enabled``: back to the default, memory-mapped
+        unless KEELDB_INDEX_MMAP=0); same rules as ``alter_index_properties``."""
+        self._alter_index(collection_name, index_name, None, property_keys)
+
+    def _alter_index(
+        self, collection_name: str, index_name: str, properties: dict[str, Any] | None, keys: list[str] | None
+    ) -> None:
+        """Milvus's order: the keys, the collection, the index name, the load state, the
+        index, the values; then one commit (``Database.update``), which reopens the open
+        index files as the new setting says."""
+        _index_properties.check_keys([*(properties or {}), *(keys or [])])
+        e = self.db.entry(collection_name)
+        if not index_name:
+            raise InvalidArgument("index name is empty")
+        index = e.index_named(index_name)
+        if index is None:
+            if e.is_loaded:
+                raise _index_properties.loaded_error(collection_name)
+            raise IndexNotFound(f"index not found[indexName={index_name}]")
+        field = e.schema.field(index.field_name)
+        assert field is not None  # an index's field is never dropped before it
+        if keys is None:
+            params = _index_properties.altered(collection_name, index, field, properties or {}, loaded=e.is_loaded)
+        else:
+            params = _index_properties.dropped(collection_name, index, keys, loaded=e.is_loaded)
+        if params == index.params:
+            return
+        new = IndexParam(index.field_name, index.index_type, index.index_name, index.metric_type, params)
+        self.db.update(collection_name, indexes=tuple(new if i is index else i for i in e.indexes))
 
     # -- partitions ---------------------------------------------------------------------
 
@@ -1408,6 +1453,12 @@ def _json_object_text(text: str | bytes, row: int) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _definition(p: IndexParam) -> dict[str, Any]:
+    """What makes an index the same index: its definition without the properties
+    ``alter_index_properties`` may change (a repeated create_index is then a no-op)."""
+    return {**p.to_dict(), "params": _index_properties.without_configurable(p.params)}
 
 
 def _check_unique_indexes(indexes: list[IndexParam]) -> None:

@@ -15,11 +15,11 @@ defaults).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from keeldb.engine import ttl
+from keeldb.engine import index_properties, ttl
 from keeldb.errors import InvalidArgument
 from keeldb.index.params import IndexSpec, index_spec, text_match_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
@@ -122,9 +122,10 @@ class CollectionEntry:
             if f is None or not f.kind.is_vector:
                 continue
             try:
-                specs[f.name] = index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
+                spec = index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
             except InvalidArgument:
                 continue
+            specs[f.name] = replace(spec, mmap=index_properties.mmap_of(i.params))  # how its files open
         return specs
 
     # -- the JSON form ----------------------------------------------------------------------

@@ -340,6 +340,19 @@ class Service(AccessRPCs, NamespaceRPCs, milvus_pb2_grpc.MilvusServiceServicer):
         return resp
 
     @_rpc(common_pb2.Status)
+    def AlterIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """alter_index_properties (``extra_params``) and drop_index_properties
+        (``delete_keys``); both at once is refused, as Milvus's proxy does."""
+        props, keys = convert.kv(request.extra_params), list(request.delete_keys)
+        if props and keys:
+            raise InvalidArgument("cannot provide both DeleteKeys and ExtraParams")
+        if keys:
+            self.client.drop_index_properties(request.collection_name, request.index_name, keys)
+        else:
+            self.client.alter_index_properties(request.collection_name, request.index_name, props)
+        return convert.status()
+
+    @_rpc(common_pb2.Status)
     def DropIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
         index = request.index_name

@@ -36,7 +36,6 @@ _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("Namespace",), "namespaces are not supported by keeldb"),
     (("Function", "AlterCollectionSchema"), "schema functions are not supported by keeldb"),
     (("StructField",), "struct array fields are not supported by keeldb"),
-    (("AlterIndex",), "altering index properties is not supported by keeldb yet"),
     (("Truncate",), "truncate_collection is not supported by keeldb yet (drop and create the collection)"),
     (("FileResource",), "file resources are not supported by keeldb"),
     (("Replicate", "DumpMessages"), "cross-cluster replication is not supported by keeldb"),
