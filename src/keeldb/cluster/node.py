@@ -380,6 +380,14 @@ class Node:
             time.sleep(0.2)  # the holder is not registered (dying or restarting)
         raise NotOwner(f"no live node writes collection '{name}' right now; retry")
 
+    def members(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(node id, address, roles) of every live node, this one included, by node id."""
+        out = []
+        for kv in self.etcd.get_prefix(self._node_key("")):
+            info = json.loads(kv.value)
+            out.append((kv.key.decode().rsplit("/", 1)[1], str(info["address"]), tuple(info.get("roles", ()))))
+        return sorted(out)
+
     def peers(self) -> list[str]:
         """The addresses of the other live nodes."""
         return [

@@ -25,6 +25,7 @@ from keeldb.client import Client
 from keeldb.errors import KeelError
 from keeldb.server.access import AccessInterceptor
 from keeldb.server.auth import AuthInterceptor
+from keeldb.server.deployment_rpc import Members, standalone
 from keeldb.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ def build_server(
     workers: int = 32,
     extra_interceptors: tuple[Any, ...] = (),
     security: Security = Security(),
+    members: Members | None = None,
 ) -> tuple[grpc.Server, int]:
+    """``members``: the read nodes GetReplicas reports (a cluster's); this server by default."""
     limit = max_message_mb * 1024 * 1024
     options = [
         ("grpc.max_receive_message_length", limit),
@@ -151,7 +154,8 @@ def build_server(
     interceptors += extra_interceptors
     credentials = _credentials(security)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), interceptors=interceptors, options=options)
-    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(Service(client), server)
+    service = Service(client, members)
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
     try:
         address = f"{host}:{port}"
         bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
@@ -160,6 +164,8 @@ def build_server(
     if not bound:
         # check_port_free passed a moment ago, so another process has just taken it.
         raise StartupError(f"port {port} is already in use" if port else f"cannot listen on {host}")
+    if members is None:
+        service.members = standalone(f"{host}:{bound}")
     return server, bound
 
 
@@ -240,6 +246,7 @@ def _cluster_server(
         server, bound = build_server(
             node.client, host, port, auth=auth, max_message_mb=max_message_mb,
             extra_interceptors=(RoutingInterceptor(node),), security=security,
+            members=lambda: [(i + 1, a) for i, (_, a, roles) in enumerate(node.members()) if "read" in roles],
         )
     except BaseException:
         node.close()

@@ -33,6 +33,7 @@ from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument
 from keeldb.schema import IndexParams
 from keeldb.server import convert, unimplemented, vectors
 from keeldb.server.access_rpc import AccessRPCs
+from keeldb.server.deployment_rpc import DeploymentRPCs, Members, standalone
 from keeldb.server.namespace_rpc import NamespaceRPCs
 from keeldb.server.rpc import rpc as _rpc
 
@@ -112,9 +113,12 @@ def _param_bool(value: str | None) -> bool:
 
 
 @unimplemented.install  # every other RPC answers Milvus's "service unimplemented" status
-class Service(AccessRPCs, NamespaceRPCs, milvus_pb2_grpc.MilvusServiceServicer):
-    def __init__(self, client: Client) -> None:
+class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusServiceServicer):
+    def __init__(self, client: Client, members: Members | None = None) -> None:
+        """``members``: the nodes serving reads, for GetReplicas and the resource group
+        (this server alone by default; the build sets its address once bound)."""
         self.client = client
+        self.members = members or standalone("127.0.0.1:19530")
         self._ids = itertools.count(1)
         self._cursors = _IteratorCursors()
 

@@ -28,8 +28,9 @@ _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("RBAC",), "backing up and restoring RBAC metadata is not supported by keeldb (it is in the catalog, "
      "which a copy of the data directory carries)"),
     (("AlterRole",), "role descriptions are not supported by keeldb (roles are)"),
-    (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
-     "resource groups and replica placement do not apply to keeldb"),
+    (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance"),
+     "keeldb has one resource group, __default_resource_group, and one replica of each loaded collection "
+     "(list_resource_groups, describe_resource_group, describe_replica); changing groups or placement does not apply"),
     (("PhraseMatch",), "computing a phrase-match slop is not supported by keeldb (phrase_match filters are)"),
     (("Import",), "bulk import is not supported by keeldb yet"),
     (("Snapshot",), "snapshots are not supported by keeldb yet"),
