@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextvars
 import hashlib
 import threading
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from keeldb.client import Client
 AUTH_FAILED = "auth check failure, please check username and password are correct"
 DEFAULT_DB = "default"
 MAX_REMEMBERED = 10_000
-current_user: contextvars.ContextVar[str] = contextvars.ContextVar("keeldb_user", default="")
 
 
 class AccessInterceptor(grpc.ServerInterceptor):
@@ -116,7 +114,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
             return handler
         rpc = details.method.rsplit("/", 1)[-1]
         db = meta.get("dbname") or DEFAULT_DB
-        return _checked(handler, lambda request: self.denied(rpc, request, user, db, self.client.access_state()), user)
+        return _checked(handler, lambda request: self.denied(rpc, request, user, db, self.client.access_state()))
 
 
 class _Nobody:
@@ -133,20 +131,15 @@ def _abort(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(handler)
 
 
-def _checked(handler: grpc.RpcMethodHandler, denied: Callable[[Any], str | None], user: str) -> grpc.RpcMethodHandler:
-    """``handler`` with the privilege check run on its request first, and the caller's
-    name in ``current_user`` while it runs."""
+def _checked(handler: grpc.RpcMethodHandler, denied: Callable[[Any], str | None]) -> grpc.RpcMethodHandler:
+    """``handler`` with the privilege check run on its request first."""
 
     def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
             why = denied(request)
             if why is not None:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-            token = current_user.set(user)
-            try:
-                return behavior(request, context)
-            finally:
-                current_user.reset(token)
+            return behavior(request, context)
 
         return run
 

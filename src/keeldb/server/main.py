@@ -184,6 +184,10 @@ def serve(
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     check_security(host, security, auth)
+    if cluster is not None and security.tls_cert:
+        raise StartupError(
+            "--tls-cert with --cluster is not supported yet: nodes forward calls to each other in plaintext"
+        )
     if port:
         check_port_free(host, port)
     node = None
