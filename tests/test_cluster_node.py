@@ -290,3 +290,21 @@ def test_users_and_grants_are_the_clusters(nodes: Nodes) -> None:
             break
         assert time.monotonic() < deadline, "the revocation never reached node b"
         time.sleep(0.2)
+
+
+def test_databases_and_aliases_through_any_node(nodes: Nodes) -> None:
+    """A collection of another database, reached through an alias, routed to its writer
+    from any node: the catalog key (database + name, alias resolved) is what routes."""
+    for name in ("a", "b"):
+        nodes.start(name)
+    a = nodes.client("a")
+    a.create_database("team")
+    a.using_database("team")
+    create(a)
+    a.create_alias("c", "live")
+    b = nodes.client("b", db_name="team")
+    b.insert("live", rows([1, 2, 3], 1))  # through the alias, forwarded to c's writer
+    assert state(b) == {1: 1, 2: 1, 3: 1}
+    assert nodes.client("b").list_collections() == []  # default holds nothing
+    b.upsert("live", rows([2], 2))
+    assert state(a) == {1: 1, 2: 2, 3: 1}
