@@ -95,6 +95,8 @@ def test_alias_rules(tmp_path: Path) -> None:
         c.alter_alias("green", "nope")
     c.alter_alias("green", "live")  # the blue/green switch
     assert count(c, "live") == 2
+    d = c.describe_collection("live")
+    assert d["collection_name"] == "green" and d["aliases"] == ["live"]
     assert c.describe_alias("live") == {"alias": "live", "collection_name": "green", "db_name": "default"}
     assert c.list_aliases("green")["aliases"] == ["live"] and c.list_aliases("blue")["aliases"] == []
     c.insert("live", rows([3], 0.0))  # writes through an alias land in its collection

@@ -477,13 +477,13 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         e = self.db.entry(collection_name)
         s = e.schema
         return {
-            "collection_name": collection_name,
+            "collection_name": namespace.split(self.db.key(collection_name))[1],  # the collection an alias names
             "auto_id": s.auto_id,
             "num_shards": 1,
             "description": s.description,
             "fields": schema_admin.describe_fields(s, e.timezone),
             "functions": schema_admin.describe_functions(s),
-            "aliases": [],
+            "aliases": self.aliases_of(collection_name),
             "collection_id": e.id,
             "consistency_level": e.consistency_level,
             "consistency_level_name": schema_admin.level_name(e.consistency_level),

@@ -25,6 +25,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from keeldb import __version__
 from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
+from keeldb.engine import namespace
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
@@ -175,7 +176,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
             status=convert.status(),
             schema=convert.schema_to_proto(name, entry.schema, entry.timezone),
             collectionID=entry.id,
-            collection_name=name,
+            collection_name=namespace.split(self.client.catalog_key(name))[1],  # an alias's collection
             shards_num=1,
             consistency_level=entry.consistency_level,
             num_partitions=len(self.client.list_partitions(name)),
