@@ -132,13 +132,13 @@ def _indexed(
         key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
         return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
     d, rows = ann.search(q, want, knobs, allowed)
-    found = rows >= 0
-    if found.all():  # the common case, without the fix-ups below
+    if rows.min() >= 0:  # the common case (every slot found), without the fix-ups below
         # FAISS returns each query's top-k sorted (knn results are, for every index type),
         # so the candidates are ranked; the distances are not changed afterwards, so a
         # distance serves as its own sort key.
         key = -d if larger_is_better(req.metric) else d
         return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), rows, ranked=True)
+    found = rows >= 0
     key = np.where(found, _sort_key(d, req.metric), np.inf)
     short = np.flatnonzero(found.sum(axis=1) < min(want, nsel))
     if short.size:

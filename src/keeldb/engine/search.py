@@ -187,6 +187,8 @@ def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> Hits:
     """Each query's hits in rank order, from ``offset`` to ``offset + limit``."""
     if len(cands) == 1 and cands[0].ranked and req.offset == 0 and cands[0].key.shape[1] <= req.want:
         c = cands[0]  # one segment's index answer, complete and in rank order: as it is
+        if nq == 1:
+            return [(c.dist[0], c.view[0], c.row[0])]
         return list(zip(c.dist, c.view, c.row, strict=True))
     if len(cands) == 1:  # one segment (the common case of a big collection): no merge
         keys, dists, views, rowsx = cands[0].key, cands[0].dist, cands[0].view, cands[0].row
@@ -252,7 +254,7 @@ def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[d
 
 def _ids(snap: Snapshot, views: np.ndarray, rows: np.ndarray, pk: str) -> list[Any]:
     """The primary keys at (view, row) pairs, in order."""
-    if len(rows) and views[0] == views[-1] and (views == views[0]).all():  # one segment
+    if len(rows) and (sum(1 for v in snap.views if v.num_rows) == 1 or (views == views[0]).all()):  # one segment
         return snap.views[int(views[0])].take(rows, [pk])[pk]
     return fetch_columns(snap, views, rows, [pk])[pk]
 

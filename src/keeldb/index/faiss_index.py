@@ -11,9 +11,9 @@ hits than rows qualify (an IVF probe or an HNSW walk that met too few allowed ro
 caller searches exactly instead (see ``engine/search.py``).
 
 Files are FAISS's own serialisation (documented by FAISS, versioned by its fourcc tags);
-keeldb adds only the size and CRC-32 in the manifest. They are loaded memory-mapped
-(``IO_FLAG_MMAP_IFC``), so an index costs page cache, not heap, and a restart opens it
-instead of rebuilding it.
+keeldb adds only the size and CRC-32 in the manifest. A restart reads them instead of
+rebuilding them: into memory by default, as Milvus holds indexes, or memory-mapped
+(``IO_FLAG_MMAP_IFC``, page cache rather than heap) with KEELDB_INDEX_MMAP=1 (``_MMAP``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,12 @@ _LOAD_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 # The trade-off, measured at 1M x 128-d IVF_FLAT on this 2-core VM: a mapped index searched
 # ~25-35% slower per query than the same index read into memory (4 KiB page-cache pages:
 # TLB misses and faults after the host drops caches), while resident memory is the same
-# either way (the index's pages are touched in both). Mapped stays the default (the pages
-# are reclaimable under memory pressure and shared between processes);
-# KEELDB_INDEX_MMAP=0 reads indexes into memory instead.
-_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
+# either way (the index's pages are touched in both). So indexes are read into memory by
+# default, as Milvus holds them (its ``mmap.enabled`` is off unless asked);
+# KEELDB_INDEX_MMAP=1 maps them instead (reclaimable under memory pressure, shared between
+# processes). (Sparse and text-match index files, index/sections.py, stay mapped unless
+# KEELDB_INDEX_MMAP=0.)
+_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "0") == "1"
 
 
 def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> tuple[int, int]:
@@ -70,7 +72,7 @@ def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> 
 
 
 def read_flags() -> int:
-    """How saved FAISS indexes are opened: memory-mapped unless KEELDB_INDEX_MMAP=0."""
+    """How saved FAISS indexes are opened: read into memory unless KEELDB_INDEX_MMAP=1."""
     return _LOAD_FLAGS if _MMAP else 0
 
 
@@ -94,6 +96,7 @@ class FaissIndex:
         self.is_hnsw = isinstance(quantized.core(index), faiss.IndexHNSW)
         self._quantized = spec.index_type in QUANTIZED_TYPES
         self._plain: dict[tuple[SearchKnobs, int], tuple[faiss.SearchParameters, ...]] = {}
+        self._last: tuple[SearchKnobs | None, int, tuple[faiss.SearchParameters, ...]] = (None, 0, ())
 
     # -- building and files ---------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class FaissIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
-        """Open a saved index memory-mapped. The caller has verified its size and CRC."""
+        """Open a saved index (``read_flags``). The caller has verified its size and CRC."""
         return cls(spec, faiss.read_index(str(path), read_flags()))
 
     # -- searching ------------------------------------------------------------------------
@@ -152,12 +155,16 @@ class FaissIndex:
         if sel is None:
             # Without a selector the parameters depend on the knobs only: build them once
             # (a SWIG object costs tens of microseconds, a real share of a HNSW search).
+            last = self._last  # one read: another thread may replace it
+            if last[0] is knobs and last[1] == k:  # the same knobs object: a kept search plan
+                return last[2]
             key = (knobs, k)
             cached = self._plain.get(key)
             if cached is None:
                 if len(self._plain) > 64:
                     self._plain.clear()
                 cached = self._plain[key] = self._wrapped(knobs, k, None)
+            self._last = (knobs, k, cached)
             return cached
         return self._wrapped(knobs, k, sel)
 
