@@ -1075,7 +1075,8 @@ class Client:
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
         ``strict_group_size``, ``round_decimal``, ``order_by_fields`` (the best ``offset +
         limit`` hits re-sorted by those fields: engine/ordering.py)."""
-        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+        if kwargs:
+            refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
         snap = kwargs.get("snapshot") or c.snapshot()
