@@ -59,6 +59,7 @@ from keeldb.engine.search import (
     recalls,
     reusable_executor,
 )
+from keeldb.engine.search import plain as plain_search
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -1368,8 +1369,7 @@ class _PlainSearch:
             raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
         t = self.req  # (a new request, not dataclasses.replace: that cost twice as much)
         req = SearchRequest(t.field, self.kind.queries(self.field, data), t.metric, t.limit, t.offset, params=t.params)
-        hits = collect(snap, req, None, None, self.executor(req))
-        return SearchResult(materialise(snap, self.out, self.pk, hits), snap.live_count())
+        return SearchResult(plain_search(snap, req, self.executor(req), self.out, self.pk), snap.live_count())
 
 
 _PLANS_KEPT = 64  # per collection; more distinct parameter sets than this start over

@@ -50,8 +50,8 @@ from keeldb.index.params import search_knobs
 from keeldb.schema import DataType
 
 __all__ = [
-    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "recalls",
-    "reusable_executor", "search",
+    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "plain",
+    "recalls", "reusable_executor", "search",
 ]  # fmt: skip
 
 MAX_TOPK = 16384
@@ -250,6 +250,43 @@ def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[d
         results.append(found)
         at += len(d)
     return results
+
+
+def plain(snap: Snapshot, req: SearchRequest, plan: SegmentSearch, out: Output, pk: str) -> list[list[dict[str, Any]]]:
+    """``materialise(collect(...))`` for a search without filter or partition selection
+    (``plan``: the request prepared by its executor). When the snapshot's only rows are one
+    sealed segment, visible whole -- every big collection right after a flush or a
+    compaction -- and its index answers every query completely, the hits are built from
+    the index's answer directly: no mask, no merge, no regrouping by segment."""
+    only = None
+    for vi, view in enumerate(snap.views):
+        if view.num_rows:
+            if only is not None:
+                only = None
+                break
+            only = (vi, view)
+    if (
+        only is not None
+        and req.offset == 0
+        and not out.with_dynamic
+        and out.fields in ((), (pk,))
+        and only[1].all_visible(snap.ts)
+        and (pks := only[1].segment.cached_pks()) is not None
+    ):
+        vi, view = only
+        c = plan.candidates(view, vi, None, view.num_rows)
+        if c.ranked and c.key.shape[1] <= req.want:
+            rows = [] if out.fields else None
+            dists = c.dist.tolist()
+            results: list[list[dict[str, Any]]] = []
+            for ids, ds in zip(pks[c.row].tolist(), dists, strict=True):
+                if rows is None:
+                    results.append([{"id": i, "distance": x, "entity": {}} for i, x in zip(ids, ds, strict=True)])
+                else:
+                    results.append([{"id": i, "distance": x, "entity": {pk: i}} for i, x in zip(ids, ds, strict=True)])
+            return results
+        return materialise(snap, out, pk, _merge([c], plan.nq, req))
+    return materialise(snap, out, pk, collect(snap, req, None, None, plan))
 
 
 def _ids(snap: Snapshot, views: np.ndarray, rows: np.ndarray, pk: str) -> list[Any]:
