@@ -197,7 +197,15 @@ class FaissIndex:
         # The selector and the bitmap must outlive the call: SWIG does not keep them alive.
         sel = self._selector(allowed)
         params = self._params(knobs, k, sel)
-        d, i = self.index.search(q, k, params=params[0])
+        # FAISS's own search_c, as its Python ``search`` wrapper calls it, without the
+        # wrapper's per-call conversions (the queries are contiguous float32 already).
+        n = q.shape[0]
+        if q.dtype != np.float32 or not q.flags.c_contiguous or q.shape[1] != self.spec.dim:
+            q = np.ascontiguousarray(q, dtype=np.float32)
+            assert q.ndim == 2 and q.shape[1] == self.spec.dim
+        d = np.empty((n, k), dtype=np.float32)
+        i = np.empty((n, k), dtype=np.int64)
+        self.index.search_c(n, faiss.swig_ptr(q), k, faiss.swig_ptr(d), faiss.swig_ptr(i), params[0])
         del sel, params
         return d, i
 
