@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -36,6 +36,7 @@ from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
+from keeldb.engine.executor import FieldExecutor
 from keeldb.engine.expr import parse_filter
 from keeldb.engine.hybrid import (
     Grouping,
@@ -48,7 +49,7 @@ from keeldb.engine.hybrid import (
     round_hits,
 )
 from keeldb.engine.ordering import OrderKey, order_hits, ordered_query, parse_order_by
-from keeldb.engine.query import Selector, pk_selector, query, resolve_output, select
+from keeldb.engine.query import Output, Selector, pk_selector, query, resolve_output, select
 from keeldb.engine.query import count as count_rows
 from keeldb.engine.rankers import (
     RRF,
@@ -60,7 +61,15 @@ from keeldb.engine.rankers import (
     ranker_from_legacy,
 )
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
-from keeldb.engine.search import SearchRequest, check, collect, materialise, recalls
+from keeldb.engine.search import (
+    SearchRequest,
+    check,
+    collect,
+    materialise,
+    recalls,
+    reusable_executor,
+)
+from keeldb.engine.search import plain as plain_search
 from keeldb.engine.segment import SegmentView
 from keeldb.errors import (
     ClientClosed,
@@ -78,6 +87,7 @@ from keeldb.schema import (
     PARTITION_FIELD,
     CollectionSchema,
     DataType,
+    FieldSchema,
     IndexParam,
     IndexParams,
     check_name,
@@ -1145,10 +1155,18 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         those primary keys instead of ``data``), ``group_by_field`` / ``group_size`` /
         ``strict_group_size``, ``round_decimal``, ``order_by_fields`` (the best ``offset +
         limit`` hits re-sorted by those fields: engine/ordering.py)."""
-        refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+        if kwargs:
+            refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
         snap = kwargs.get("snapshot") or c.snapshot()
+        plain = None  # the key of a plain search's checked plan (_PlainSearch)
+        if ranker is None and ids is None and not filter and not partition_names:
+            plain = _plain_key(anns_field, limit, output_fields, search_params, kwargs)
+            if plain is not None:
+                plan = c.search_plans.get(plain)
+                if plan is not None and plan.entry is e and plan.schema is c.schema:
+                    return plan.run(snap, data)
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         sp = dict(search_params or {})
@@ -1214,6 +1232,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             else:
                 check(route.req)
                 found = collect(snap, route.req, route.flt, route.extra)
+                if plain is not None and not want_recalls and decimals == -1:
+                    _keep_plan(c, e, plain, snap, route, out, pk)
                 if want_recalls:
                     rec = recalls(snap, route.req, route.flt, route.extra, found)
                 hits = round_hits(found, decimals)
@@ -1403,6 +1423,85 @@ def _query_shapes(schema: CollectionSchema, rows: list[dict[str, Any]]) -> list[
                 if isinstance(r.get(name), bytes):
                     r[name] = [r[name]]
     return rows
+
+
+@dataclass(frozen=True)
+class _PlainSearch:
+    """A plain search -- no filter, partitions, ranker, grouping, ordering, range, cursor,
+    rounding or recalls; ids only or no output fields -- checked once by the general path
+    and kept on the collection under its parameters (``_plain_key``). Valid while the
+    catalog entry (index, metric, loaded partitions, properties) and the schema it was
+    checked against are the current ones: both are replaced whole on any change. What a
+    call still does: read its snapshot, check its query vectors, search, build the hits."""
+
+    entry: CollectionEntry
+    schema: CollectionSchema
+    field: FieldSchema
+    kind: VectorKind
+    req: SearchRequest  # queries: those of the call that made the plan (replaced per call)
+    executor: FieldExecutor
+    out: Output
+    pk: str
+
+    def run(self, snap: Snapshot, data: Any) -> SearchResult:
+        if data is None:
+            raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
+        t = self.req  # (a new request, not dataclasses.replace: that cost twice as much)
+        req = SearchRequest(t.field, self.kind.queries(self.field, data), t.metric, t.limit, t.offset, params=t.params)
+        return SearchResult(plain_search(snap, req, self.executor(req), self.out, self.pk), snap.live_count())
+
+
+_PLANS_KEPT = 64  # per collection; more distinct parameter sets than this start over
+
+
+def _keep_plan(c: Collection, e: CollectionEntry, key: tuple[Any, ...], snap: Snapshot, route: Route, out: Output,
+               pk: str) -> None:  # fmt: skip
+    """Keep a plain search's checked route for the next call with the same parameters."""
+    req = route.req
+    if route.flt is not None or route.extra is not None or req.radius is not None or req.range_filter is not None:
+        return
+    if req.after is not None or req.offset or out.with_dynamic or out.fields not in ((), (pk,)):
+        return
+    vf = c.schema.field(req.field)
+    executor = reusable_executor(snap, req)
+    if vf is None or not isinstance(vf.kind, VectorKind) or executor is None or c.schema.bm25_input(req.field):
+        return
+    if len(c.search_plans) >= _PLANS_KEPT:
+        c.search_plans.clear()
+    c.search_plans[key] = _PlainSearch(e, c.schema, vf, vf.kind, req, executor, out, pk)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` as a hashable key, with every scalar's type (so that ``1``, ``1.0`` and
+    ``True`` differ: a plan checked for one must not answer for another); None for
+    anything else (numpy scalars, objects: no plan)."""
+    t = type(value)
+    if t in _SCALARS:
+        return (t, value)
+    if t is dict:
+        items = []
+        for k, v in value.items():
+            f = _frozen(v)
+            if type(k) is not str or f is None:
+                return None
+            items.append((k, f))
+        return (dict, tuple(items))
+    if t is list or t is tuple:
+        items = [_frozen(v) for v in value]
+        return None if any(f is None for f in items) else (t, tuple(items))
+    return None
+
+
+def _plain_key(anns_field: Any, limit: Any, output_fields: Any, search_params: Any,
+               kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:  # fmt: skip
+    """The key a plain search's plan is kept under: every argument but the query data and
+    the snapshot (None when one is not a plain value: no plan)."""
+    rest = {k: v for k, v in kwargs.items() if k != "snapshot"} if kwargs else None
+    key = (_frozen(anns_field), _frozen(limit), _frozen(output_fields), _frozen(search_params), _frozen(rest))
+    return None if None in key else key
 
 
 def _rows_in(snap: Snapshot, part: Selector | None) -> int:

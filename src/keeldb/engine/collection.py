@@ -114,6 +114,9 @@ class Collection:
         self._partition_ids = set(partition_ids)
         self.schema = schema
         self.pk_name = schema.primary.name
+        # Plain searches already checked, by their parameters (client.py ``_PlainSearch``):
+        # valid while the catalog entry and the schema they were checked against are current.
+        self.search_plans: dict[Any, Any] = {}
         self.oracle = oracle
         self.auto_flush_bytes = auto_flush_bytes
         self.auto_compact = auto_compact

@@ -20,6 +20,7 @@ import numpy as np
 
 from keeldb.engine.executor import Candidates, SearchRequest, larger_is_better
 from keeldb.engine.segment import SegmentView
+from keeldb.engine.visibility import packed
 from keeldb.index.base import VectorIndex
 from keeldb.index.params import SearchKnobs, search_knobs
 
@@ -38,10 +39,12 @@ class DenseSearch:
     contiguous float32 (normalised for COSINE). ``score`` is the exact distance of a block
     of rows (a subclass swaps it: binary vectors)."""
 
-    def __init__(self, req: SearchRequest) -> None:
+    def __init__(self, req: SearchRequest, knobs: SearchKnobs | None = None) -> None:
+        """``knobs``: ``search_knobs(req.params, req.want)`` when the caller has them already
+        (a repeated search keeps them: parsing them again was a tenth of its own cost)."""
         self.req = req
         self.want = req.want
-        self.knobs = search_knobs(req.params, self.want)
+        self.knobs = search_knobs(req.params, self.want) if knobs is None else knobs
         self.q = self.prepare(req)
         self.nq = self.q.shape[0]
 
@@ -113,7 +116,7 @@ def _indexed(
     A query for which the index found fewer hits than ``min(want, nsel)`` (its probes or
     its graph walk met too few allowed rows) is answered exactly instead, so a search never
     returns fewer than k hits when k rows qualify."""
-    allowed = None if mask is None else np.packbits(mask, bitorder="little")
+    allowed = None if mask is None else packed(view, mask)
     nq = q.shape[0]
     if req.radius is not None:
         lims, dr, ir = ann.range_search(q, req.radius, knobs, allowed)
@@ -129,9 +132,13 @@ def _indexed(
         key = np.where(rows >= 0, _sort_key(d, req.metric), np.inf)
         return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), np.maximum(rows, 0))
     d, rows = ann.search(q, want, knobs, allowed)
+    if rows.min() >= 0:  # the common case (every slot found), without the fix-ups below
+        # FAISS returns each query's top-k sorted (knn results are, for every index type),
+        # so the candidates are ranked; the distances are not changed afterwards, so a
+        # distance serves as its own sort key.
+        key = -d if larger_is_better(req.metric) else d
+        return Candidates(key, d, np.full(rows.shape, vi, dtype=np.int64), rows, ranked=True)
     found = rows >= 0
-    if found.all():  # the common case, without the fix-ups below
-        return Candidates(_sort_key(d, req.metric), d, np.full(rows.shape, vi, dtype=np.int64), rows)
     key = np.where(found, _sort_key(d, req.metric), np.inf)
     short = np.flatnonzero(found.sum(axis=1) < min(want, nsel))
     if short.size:

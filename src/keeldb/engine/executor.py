@@ -51,6 +51,9 @@ class Candidates:
     dist: np.ndarray  # the distance reported to the caller
     view: np.ndarray  # index of the segment view in the snapshot
     row: np.ndarray  # row in that view
+    # Every slot filled and each query's candidates already in rank order (an index's
+    # top-k as FAISS returns it, sorted): one segment's candidates then need no merge.
+    ranked: bool = False
 
 
 class SegmentSearch(Protocol):

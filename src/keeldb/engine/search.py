@@ -19,6 +19,7 @@ Everything stays vectorised per segment; Python loops only over queries and retu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from typing import Any
@@ -29,19 +30,28 @@ from keeldb.engine.binary_search import BinarySearch
 from keeldb.engine.bm25 import METRIC as BM25
 from keeldb.engine.bm25 import BM25Search
 from keeldb.engine.dense_search import DenseSearch
-from keeldb.engine.executor import Candidates, FieldExecutor, SearchRequest, larger_is_better
+from keeldb.engine.executor import (
+    Candidates,
+    FieldExecutor,
+    SearchRequest,
+    SegmentSearch,
+    larger_is_better,
+)
 from keeldb.engine.expr import Filter
 from keeldb.engine.query import Output, Selector, fetch_columns, materialize, selection
+from keeldb.engine.segment import SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.engine.sparse_search import SparseSearch
+from keeldb.engine.visibility import visible_mask
 from keeldb.errors import InvalidArgument
 from keeldb.fields import vector_kind_of
 from keeldb.fields.float_vector import float_queries
+from keeldb.index.params import search_knobs
 from keeldb.schema import DataType
 
 __all__ = [
-    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "recalls",
-    "search",
+    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "plain",
+    "recalls", "reusable_executor", "search",
 ]  # fmt: skip
 
 MAX_TOPK = 16384
@@ -71,17 +81,21 @@ def search(
     return materialise(snap, out, pk, collect(snap, req, flt, extra))
 
 
-def collect(snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selector | None = None) -> Hits:
+def collect(
+    snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selector | None = None,
+    plan: SegmentSearch | None = None,
+) -> Hits:
     """Stages (a) to (c): each query's hits in rank order, as (distances, views, rows), from
     ``offset`` to ``offset + limit``. Not bounded by MAX_TOPK (a grouped search asks for as
-    many as it needs; ``search`` checks the caller's limit)."""
-    plan = _executor(snap, req)(req)
+    many as it needs; ``search`` checks the caller's limit). ``plan``: the request already
+    prepared by its executor (``prepare``), when the caller keeps one."""
+    if plan is None:
+        plan = _executor(snap, req)(req)
     cands: list[Candidates] = []
     for vi, view in enumerate(snap.views):
         if view.num_rows == 0:
             continue
-        mask = selection(view, snap.ts, flt, extra)  # (a)
-        nsel = view.num_rows if mask is None else int(np.count_nonzero(mask))
+        mask, nsel = _selection(view, snap.ts, flt, extra)  # (a)
         if nsel == 0:
             continue
         cands.append(plan.candidates(view, vi, mask, nsel))  # (b)
@@ -89,6 +103,32 @@ def collect(snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selec
         empty = np.zeros(0, dtype=np.int64)
         return [(np.zeros(0, dtype=np.float32), empty, empty) for _ in range(plan.nq)]
     return _merge(cands, plan.nq, req)  # (c)
+
+
+def reusable_executor(snap: Snapshot, req: SearchRequest) -> FieldExecutor | None:
+    """The executor of ``req``'s field kind, checked against ``snap``'s schema, for later
+    requests that differ from ``req`` only in their queries and snapshot (a caller keeping
+    it skips the checks and the knobs' parsing per search); None for BM25, whose executor
+    is bound to one snapshot's statistics."""
+    executor = _executor(snap, req)
+    if executor is DenseSearch or executor is BinarySearch:
+        return functools.partial(executor, knobs=search_knobs(req.params, req.want))
+    if executor in EXECUTORS.values():
+        return executor
+    return None
+
+
+def _selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector | None) -> tuple[np.ndarray | None, int]:
+    """(mask, selected rows) for one segment: without a filter or a partition selection, a
+    sealed segment's visibility mask comes from its cache (``visibility.py``)."""
+    if flt is None and extra is None:
+        if view.all_visible(ts):  # a sealed segment nobody deleted from: no mask at all
+            return None, view.num_rows
+        cached = visible_mask(view, ts)
+        if cached is not None:
+            return cached
+    mask = selection(view, ts, flt, extra)
+    return mask, (view.num_rows if mask is None else int(np.count_nonzero(mask)))
 
 
 def check(req: SearchRequest) -> None:
@@ -145,6 +185,11 @@ def _executor(snap: Snapshot, req: SearchRequest) -> FieldExecutor:
 
 def _merge(cands: list[Candidates], nq: int, req: SearchRequest) -> Hits:
     """Each query's hits in rank order, from ``offset`` to ``offset + limit``."""
+    if len(cands) == 1 and cands[0].ranked and req.offset == 0 and cands[0].key.shape[1] <= req.want:
+        c = cands[0]  # one segment's index answer, complete and in rank order: as it is
+        if nq == 1:
+            return [(c.dist[0], c.view[0], c.row[0])]
+        return list(zip(c.dist, c.view, c.row, strict=True))
     if len(cands) == 1:  # one segment (the common case of a big collection): no merge
         keys, dists, views, rowsx = cands[0].key, cands[0].dist, cands[0].view, cands[0].row
     else:
@@ -172,18 +217,28 @@ def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[d
     100-query batch's time above FAISS's own."""
     if not hits:
         return []
-    views = np.concatenate([v for _, v, _ in hits])
-    rows = np.concatenate([r for _, _, r in hits])
-    dists = np.concatenate([d for d, _, _ in hits]).tolist()
+    if len(hits) == 1:  # one query (the commonest call): nothing to join
+        dists, views, rows = hits[0][0].tolist(), hits[0][1], hits[0][2]
+    else:
+        views = np.concatenate([v for _, v, _ in hits])
+        rows = np.concatenate([r for _, _, r in hits])
+        dists = np.concatenate([d for d, _, _ in hits]).tolist()
     results: list[list[dict[str, Any]]] = []
     at = 0
-    if not out.fields and not out.with_dynamic:
-        # No output fields (the commonest search): only the ids are fetched, and no row
-        # dicts are assembled only to be emptied again (half of a 1-query search's own time).
-        ids = fetch_columns(snap, views, rows, [pk])[pk]
+    if not out.with_dynamic and (not out.fields or out.fields == (pk,)):
+        # Ids only (the commonest search, with or without asking for the primary key): only
+        # the ids are fetched, and no row dicts are assembled only to be emptied again (half
+        # of a 1-query search's own time).
+        ids = _ids(snap, views, rows, pk)
+        with_pk = bool(out.fields)
         for d, _, _ in hits:
-            results.append([{"id": ids[j], "distance": dists[j], "entity": {}} for j in range(at, at + len(d))])
-            at += len(d)
+            end = at + len(d)
+            pairs = zip(ids[at:end], dists[at:end], strict=True)
+            if with_pk:
+                results.append([{"id": i, "distance": x, "entity": {pk: i}} for i, x in pairs])
+            else:
+                results.append([{"id": i, "distance": x, "entity": {}} for i, x in pairs])
+            at = end
         return results
     ents = materialize(snap, out, pk, views, rows, include_pk=True)
     keep_pk = pk in out.fields
@@ -195,6 +250,50 @@ def materialise(snap: Snapshot, out: Output, pk: str, hits: Hits) -> list[list[d
         results.append(found)
         at += len(d)
     return results
+
+
+def plain(snap: Snapshot, req: SearchRequest, plan: SegmentSearch, out: Output, pk: str) -> list[list[dict[str, Any]]]:
+    """``materialise(collect(...))`` for a search without filter or partition selection
+    (``plan``: the request prepared by its executor). When the snapshot's only rows are one
+    sealed segment, visible whole -- every big collection right after a flush or a
+    compaction -- and its index answers every query completely, the hits are built from
+    the index's answer directly: no mask, no merge, no regrouping by segment."""
+    only = None
+    for vi, view in enumerate(snap.views):
+        if view.num_rows:
+            if only is not None:
+                only = None
+                break
+            only = (vi, view)
+    if (
+        only is not None
+        and req.offset == 0
+        and not out.with_dynamic
+        and out.fields in ((), (pk,))
+        and only[1].all_visible(snap.ts)
+        and (pks := only[1].segment.cached_pks()) is not None
+    ):
+        vi, view = only
+        c = plan.candidates(view, vi, None, view.num_rows)
+        if c.ranked and c.key.shape[1] <= req.want:
+            rows = [] if out.fields else None
+            dists = c.dist.tolist()
+            results: list[list[dict[str, Any]]] = []
+            for ids, ds in zip(pks[c.row].tolist(), dists, strict=True):
+                if rows is None:
+                    results.append([{"id": i, "distance": x, "entity": {}} for i, x in zip(ids, ds, strict=True)])
+                else:
+                    results.append([{"id": i, "distance": x, "entity": {pk: i}} for i, x in zip(ids, ds, strict=True)])
+            return results
+        return materialise(snap, out, pk, _merge([c], plan.nq, req))
+    return materialise(snap, out, pk, collect(snap, req, None, None, plan))
+
+
+def _ids(snap: Snapshot, views: np.ndarray, rows: np.ndarray, pk: str) -> list[Any]:
+    """The primary keys at (view, row) pairs, in order."""
+    if len(rows) and (sum(1 for v in snap.views if v.num_rows) == 1 or (views == views[0]).all()):  # one segment
+        return snap.views[int(views[0])].take(rows, [pk])[pk]
+    return fetch_columns(snap, views, rows, [pk])[pk]
 
 
 def recalls(snap: Snapshot, req: SearchRequest, flt: Filter | None, extra: Selector | None, hits: Hits) -> list[float]:

@@ -49,8 +49,9 @@ class VectorIndex(Protocol):
     def search(
         self, q: Any, k: int, knobs: SearchKnobs, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (distances, rows) per query, shape (nq, k); rows are -1 where fewer than k
-        allowed rows were found. ``allowed``: the rows that may be returned as a
+        """Top-k (distances, rows) per query, shape (nq, k), each query's best first (as
+        FAISS returns them: a complete answer is used as it is, engine/dense_search.py);
+        rows are -1 where fewer than k allowed rows were found. ``allowed``: the rows that may be returned as a
         little-endian packed bitmap (``np.packbits(mask, bitorder="little")``), or None
         for every row."""
         ...

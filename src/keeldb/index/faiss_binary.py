@@ -5,7 +5,7 @@ FAISS's binary indexes rank by Hamming distance only. Jaccard is kept exact this
 for bit vectors a, b, |a AND b| = (|a| + |b| - hamming(a, b)) / 2, so the Jaccard distance
 1 - |a AND b| / |a OR b| is a function of the AND-popcount and the two popcounts; keeldb
 computes it in numpy from the index's own codes (zero-copy views of FAISS's arrays, which
-are memory-mapped from the index file), with each row's popcount computed once per index.
+are read from the index file, or memory-mapped with KEELDB_INDEX_MMAP=1), with each row's popcount computed once per index.
 
 - BIN_FLAT, HAMMING: FAISS's SIMD Hamming scan, the allowed rows as an ``IDSelectorBitmap``.
 - BIN_FLAT, JACCARD: every allowed row's exact Jaccard distance (numpy), then top-k.

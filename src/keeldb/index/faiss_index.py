@@ -11,9 +11,9 @@ hits than rows qualify (an IVF probe or an HNSW walk that met too few allowed ro
 caller searches exactly instead (see ``engine/search.py``).
 
 Files are FAISS's own serialisation (documented by FAISS, versioned by its fourcc tags);
-keeldb adds only the size and CRC-32 in the manifest. They are loaded memory-mapped
-(``IO_FLAG_MMAP_IFC``), so an index costs page cache, not heap, and a restart opens it
-instead of rebuilding it.
+keeldb adds only the size and CRC-32 in the manifest. A restart reads them instead of
+rebuilding them: into memory by default, as Milvus holds indexes, or memory-mapped
+(``IO_FLAG_MMAP_IFC``, page cache rather than heap) with KEELDB_INDEX_MMAP=1 (``_MMAP``).
 """
 
 from __future__ import annotations
@@ -53,10 +53,12 @@ _LOAD_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 # The trade-off, measured at 1M x 128-d IVF_FLAT on this 2-core VM: a mapped index searched
 # ~25-35% slower per query than the same index read into memory (4 KiB page-cache pages:
 # TLB misses and faults after the host drops caches), while resident memory is the same
-# either way (the index's pages are touched in both). Mapped stays the default (the pages
-# are reclaimable under memory pressure and shared between processes);
-# KEELDB_INDEX_MMAP=0 reads indexes into memory instead.
-_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "1") != "0"
+# either way (the index's pages are touched in both). So indexes are read into memory by
+# default, as Milvus holds them (its ``mmap.enabled`` is off unless asked);
+# KEELDB_INDEX_MMAP=1 maps them instead (reclaimable under memory pressure, shared between
+# processes). (Sparse and text-match index files, index/sections.py, stay mapped unless
+# KEELDB_INDEX_MMAP=0.)
+_MMAP = os.environ.get("KEELDB_INDEX_MMAP", "0") == "1"
 
 
 def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> tuple[int, int]:
@@ -72,7 +74,7 @@ def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> 
 def read_flags(mmap: bool | None = None) -> int:
     """How a saved FAISS index is opened: memory-mapped or read into memory as its
     ``mmap.enabled`` index property says (``IndexSpec.mmap``), else as KEELDB_INDEX_MMAP
-    says (default: mapped)."""
+    says (default: read into memory, as Milvus holds indexes)."""
     return _LOAD_FLAGS if (_MMAP if mmap is None else mmap) else 0
 
 
@@ -96,6 +98,7 @@ class FaissIndex:
         self.is_hnsw = isinstance(quantized.core(index), faiss.IndexHNSW)
         self._quantized = spec.index_type in QUANTIZED_TYPES
         self._plain: dict[tuple[SearchKnobs, int], tuple[faiss.SearchParameters, ...]] = {}
+        self._last: tuple[SearchKnobs | None, int, tuple[faiss.SearchParameters, ...]] = (None, 0, ())
 
     # -- building and files ---------------------------------------------------------------
 
@@ -143,8 +146,8 @@ class FaissIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
-        """Open a saved index, memory-mapped unless ``spec.mmap`` (or KEELDB_INDEX_MMAP)
-        says otherwise. The caller has verified its size and CRC."""
+        """Open a saved index, read into memory unless ``spec.mmap`` (or, unset,
+        KEELDB_INDEX_MMAP=1) maps it. The caller has verified its size and CRC."""
         return cls(spec, faiss.read_index(str(path), read_flags(spec.mmap)))
 
     # -- searching ------------------------------------------------------------------------
@@ -155,12 +158,16 @@ class FaissIndex:
         if sel is None:
             # Without a selector the parameters depend on the knobs only: build them once
             # (a SWIG object costs tens of microseconds, a real share of a HNSW search).
+            last = self._last  # one read: another thread may replace it
+            if last[0] is knobs and last[1] == k:  # the same knobs object: a kept search plan
+                return last[2]
             key = (knobs, k)
             cached = self._plain.get(key)
             if cached is None:
                 if len(self._plain) > 64:
                     self._plain.clear()
                 cached = self._plain[key] = self._wrapped(knobs, k, None)
+            self._last = (knobs, k, cached)
             return cached
         return self._wrapped(knobs, k, sel)
 
@@ -193,7 +200,15 @@ class FaissIndex:
         # The selector and the bitmap must outlive the call: SWIG does not keep them alive.
         sel = self._selector(allowed)
         params = self._params(knobs, k, sel)
-        d, i = self.index.search(q, k, params=params[0])
+        # FAISS's own search_c, as its Python ``search`` wrapper calls it, without the
+        # wrapper's per-call conversions (the queries are contiguous float32 already).
+        n = q.shape[0]
+        if q.dtype != np.float32 or not q.flags.c_contiguous or q.shape[1] != self.spec.dim:
+            q = np.ascontiguousarray(q, dtype=np.float32)
+            assert q.ndim == 2 and q.shape[1] == self.spec.dim
+        d = np.empty((n, k), dtype=np.float32)
+        i = np.empty((n, k), dtype=np.int64)
+        self.index.search_c(n, faiss.swig_ptr(q), k, faiss.swig_ptr(d), faiss.swig_ptr(i), params[0])
         del sel, params
         return d, i
 
