@@ -8,7 +8,7 @@ Milvus lets three keys be altered; any other "is not a configable index property
 
 - ``mmap.enabled`` is acted on: a vector index's saved files are opened memory-mapped
   (true) or read into memory (false); unset, ``KEELDB_INDEX_MMAP`` decides (default:
-  mapped). The open indexes are reopened at once (``IndexBuilder._reopen``) and at every
+  read into memory, as Milvus). The open indexes are reopened at once (``IndexBuilder._reopen``) and at every
   open after (``IndexSpec.mmap``). Refused where keeldb cannot honour it: ``false`` on a
   FLAT index over FLOAT_VECTOR (it has no file: searches read the segment's own
   memory-mapped vectors), and on scalar-field indexes (keeldb builds no file for them).
