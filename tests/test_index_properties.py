@@ -6,6 +6,7 @@ restart; refused input changes nothing (engine/index_properties.py)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +60,28 @@ def test_mmap_enabled_is_acted_on_at_once_and_after_a_restart(tmp_path: Path, cl
     root = tmp_path / "db"
     _collection(client)
     client.wait_for_index("c")
-    assert len(_mapped("self", root)) == 1  # the default: memory-mapped
+    assert _mapped("self", root) == []  # the default: read into memory, as Milvus
     client.release_collection("c")
-    client.alter_index_properties("c", "vi", properties={"mmap.enabled": False})
-    assert client.describe_index("c", "vi")["mmap.enabled"] == "False"  # as pymilvus sends it
-    assert _mapped("self", root) == []  # reopened, read into memory
+    client.alter_index_properties("c", "vi", properties={"mmap.enabled": True})
+    assert client.describe_index("c", "vi")["mmap.enabled"] == "True"  # as pymilvus sends it
+    assert len(_mapped("self", root)) == 1  # reopened, memory-mapped
     client.load_collection("c")
     assert _nearest(client) == 123
     client.close()
+    gc.collect()  # the closed client's index objects, and their mapping, go
 
     c2 = keeldb.Client(str(root))  # a restart opens it as the catalog says
     try:
-        assert c2.describe_index("c", "vi")["mmap.enabled"] == "False"
-        assert _mapped("self", root) == [] and _nearest(c2) == 123
+        assert c2.describe_index("c", "vi")["mmap.enabled"] == "True"
+        assert len(_mapped("self", root)) == 1 and _nearest(c2) == 123
         c2.release_collection("c")
         c2.drop_index_properties("c", "vi", property_keys=["mmap.enabled"])
         assert "mmap.enabled" not in c2.describe_index("c", "vi")
-        assert len(_mapped("self", root)) == 1
+        assert _mapped("self", root) == []
         c2.alter_index_properties("c", "vi", properties={"mmap.enabled": "true"})  # Go's ParseBool words
-        c2.drop_index_properties("c", "vi", property_keys=["mmap.enabled", "warmup"])  # absent: nothing to drop
         assert len(_mapped("self", root)) == 1
+        c2.drop_index_properties("c", "vi", property_keys=["mmap.enabled", "warmup"])  # absent: nothing to drop
+        assert _mapped("self", root) == []
     finally:
         c2.close()
 
@@ -154,7 +157,7 @@ def test_through_pymilvus_and_a_restart(tmp_path: Path) -> None:
         _collection(c)
         c.load_collection("c")  # waits for the index
         pid = server.process.pid  # type: ignore[union-attr]
-        assert len(_mapped(pid, tmp_path / "data")) == 1
+        assert _mapped(pid, tmp_path / "data") == []  # the default: read into memory
 
         def err(call: Any) -> tuple[int, str]:
             with pytest.raises(MilvusException) as e:
@@ -172,21 +175,21 @@ def test_through_pymilvus_and_a_restart(tmp_path: Path) -> None:
         assert err(lambda: c.drop_index_properties("c", "nope", ["mmap.enabled"]))[0] == 700
         assert "warmup" in err(lambda: c.alter_index_properties("c", "vi", {"warmup": "async"}))[1]
 
-        c.alter_index_properties("c", "vi", properties={"mmap.enabled": False})
+        c.alter_index_properties("c", "vi", properties={"mmap.enabled": True})
         d = c.describe_index("c", "vi")
-        assert d["mmap.enabled"] == "False" and d["index_type"] == "HNSW" and d["M"] == "8"
-        assert _mapped(pid, tmp_path / "data") == []
+        assert d["mmap.enabled"] == "True" and d["index_type"] == "HNSW" and d["M"] == "8"
+        assert len(_mapped(pid, tmp_path / "data")) == 1
 
         kill_and_restart(server)  # SIGKILL: the catalog commit was durable before the answer
         c = MilvusClient(uri=server.uri)
-        assert c.describe_index("c", "vi")["mmap.enabled"] == "False"
+        assert c.describe_index("c", "vi")["mmap.enabled"] == "True"
         c.load_collection("c")
         assert _nearest(c) == 123
-        assert _mapped(server.process.pid, tmp_path / "data") == []  # type: ignore[union-attr]
+        assert len(_mapped(server.process.pid, tmp_path / "data")) == 1  # type: ignore[union-attr]
         c.release_collection("c")
         c.drop_index_properties("c", "vi", property_keys=["mmap.enabled"])
         assert "mmap.enabled" not in c.describe_index("c", "vi")
-        assert len(_mapped(server.process.pid, tmp_path / "data")) == 1  # type: ignore[union-attr]
+        assert _mapped(server.process.pid, tmp_path / "data") == []  # type: ignore[union-attr]
 
         # DISKANN is refused at create_index with the reason, through pymilvus too.
         ip = c.prepare_index_params()
