@@ -804,6 +804,12 @@ class Filter:
     def evaluate(self, cols: ColumnSource) -> np.ndarray:
         """Which rows of ``cols`` match: a bool array; unknown (null) counts as no match."""
         ctx = _Ctx(cols)
+        if getattr(getattr(cols, "segment", None), "indexes", None):
+            from keeldb.engine import scalar_filter  # imports this module
+
+            hit = scalar_filter.evaluate(self._root, ctx)
+            if hit is not None:  # the segment's scalar indexes answered (scan-identical)
+                return hit
         res = self._root.eval(ctx)
         if isinstance(res, pa.ChunkedArray):
             res = _as_array(res)
