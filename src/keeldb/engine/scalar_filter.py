@@ -283,6 +283,8 @@ def _like(p: E._Like, ctx: E._Ctx, idx: Indexes) -> TV | None:
     prefix = _PREFIX.fullmatch(pat) is not None
     for index in _term_indexes(idx, p.value, E.Kind.STRING):
         rows = index.compare("==", pat) if exact else index.prefix(pat[:-1]) if prefix else None
+        if rows is None and not (exact or prefix):
+            rows = index.like(pat)  # any pattern over the distinct values, when fewer
         if rows is not None:
             return _answer(rows, index, n)
     if isinstance(p.value, E._FieldRef):

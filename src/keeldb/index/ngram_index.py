@@ -66,6 +66,9 @@ class NgramIndex(ScalarIndex):
     def contains(self, value: Any) -> np.ndarray | None:
         return None
 
+    def like(self, pattern: str) -> np.ndarray | None:
+        return None  # candidates only: like_candidates
+
     def like_candidates(self, pattern: str) -> np.ndarray | None:
         """Sorted rows that may match the LIKE ``pattern`` (module doc), or None when the
         pattern has no literal piece of min_gram characters (or uses escapes)."""
