@@ -125,7 +125,7 @@ def _and(p: E._And, ctx: E._Ctx, idx: Indexes) -> TV:
         return t, u
     maybe = t if u is None else t | u  # rows the indexed parts do not make false
     cand = np.flatnonzero(maybe)
-    if len(cand) <= TAKE_FRACTION * idx.n:
+    if len(cand) <= TAKE_FRACTION * idx.n and not any(_whole_segment(c) for c in rest):
         # The rest only matters where the indexed parts are not false: evaluate it there.
         sub = E._Ctx(TakenRows(ctx.cols, cand))
         root = rest[0] if len(rest) == 1 else E._And(rest)
@@ -144,6 +144,16 @@ def _and(p: E._And, ctx: E._Ctx, idx: Indexes) -> TV:
         t2, u2 = _scan(c, ctx)
         t, u = _and_tv(t, u, t2, u2)
     return t, u
+
+
+def _whole_segment(p: E._Pred) -> bool:
+    """Whether ``p`` reads a per-segment structure that is faster over the whole view than
+    rebuilt for some rows (text_match / phrase_match: the segment's postings)."""
+    if isinstance(p, E._And | E._Or):
+        return any(_whole_segment(c) for c in p.parts)
+    if isinstance(p, E._Not):
+        return _whole_segment(p.inner)
+    return type(p).__name__ in ("TextMatch", "PhraseMatch")
 
 
 def _and_tv(t: np.ndarray, u: np.ndarray | None, t2: np.ndarray, u2: np.ndarray | None) -> TV:
@@ -187,8 +197,9 @@ class TakenRows:
     def json_objects(self, name: str) -> Sequence[object]:
         got = self._json.get(name)
         if got is None:
-            loads = json.loads
-            got = self._json[name] = [None if s is None else loads(s) for s in self.column(name).to_pylist()]
+            # The view's parsed objects (cached on its segment: parsed once, like the scan's).
+            objs = self._cols.json_objects(name)
+            got = self._json[name] = [objs[r] for r in self._rows.to_numpy().tolist()]
         return got
 
 
