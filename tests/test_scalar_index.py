@@ -197,6 +197,7 @@ REFUSED = [
     ("INVERTED", "j", {"json_path": 'j["a"]'}, "json index must specify cast type"),
     ("INVERTED", "j", {"json_path": 'k["a"]', "json_cast_type": "double"}, "is not a path of JSON field 'j'"),
     ("INVERTED", "i32", {"json_cast_type": "double"}, "apply to JSON fields only"),
+    ("INVERTED", "j", {"json_path": 'j["a"]', "json_cast_type": "double", "json_cast_function": "STRING_TO_DOUBLE"}, "json_cast_function is not supported"),
     ("NGRAM", "i32", {"min_gram": 1, "max_gram": 2}, "Ngram index can only be created on VARCHAR or JSON field"),
     ("NGRAM", "s", {"min_gram": 3}, "Ngram index must specify both min_gram and max_gram"),
     ("NGRAM", "s", {"min_gram": 3, "max_gram": 2}, "invalid min_gram or max_gram value"),

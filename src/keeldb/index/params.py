@@ -449,6 +449,8 @@ def scalar_index_spec(
         if lo <= 0 or hi <= 0 or lo > hi:
             raise InvalidArgument(f"invalid min_gram or max_gram value for Ngram index, min_gram: {lo}, max_gram: {hi}")
         build.update(grams)
+    if "json_cast_function" in params:
+        raise InvalidArgument("json_cast_function is not supported by keeldb (values are indexed as stored)")
     if dtype == DataType.JSON:
         cast = params.get("json_cast_type")
         if cast is None:
