@@ -4,7 +4,7 @@ answers -- with the scan's answer, to the row.
 
 ``Filter.evaluate`` hands a segment view here when its segment has scalar indexes. The plan
 is walked once: each leaf an index can answer (``==``, ``!=``, ``<``..``>=`` and chained
-ranges, ``in`` / ``not in``, ``like`` prefix / exact / infix, ``is [not] null``, a bare BOOL,
+ranges, ``in`` / ``not in``, ``like`` prefix / exact / infix, ``is [not] null`` (a JSON path's too), a bare BOOL,
 ``array_contains[_all|_any]``, JSON path comparisons whose literal's type is the index's
 ``json_cast_type``) becomes a pair of row masks (true, null) built from posting lists; every
 other leaf is evaluated by the scan and turned into the same pair; ``and`` / ``or`` /
@@ -271,6 +271,14 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
         return None
     if isinstance(p, E._Like):
         return _like(p, ctx, idx)
+    if isinstance(p, E._IsNull) and isinstance(p.value, E._JsonRef):
+        # ``path is null``: nothing at the path (missing, JSON null, a null row) -- what
+        # every JSON index of the path records, whatever its cast type.
+        for index in idx.on(p.value.field, p.value.path):
+            absent = index.absent_mask()
+            if absent is not None:
+                return (~absent if p.negate else absent), None
+        return None
     if isinstance(p, E._IsNull) and isinstance(p.value, E._FieldRef):
         cands = idx.on(p.value.name)
         if not cands:

@@ -15,7 +15,6 @@ Grams are taken over characters (code points), case-sensitively, as LIKE matches
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from keeldb.index.base import IndexKind
 from keeldb.index.params import IndexSpec
-from keeldb.index.scalar_index import ScalarIndex, walk
+from keeldb.index.scalar_index import ScalarIndex, json_path_values
 
 
 class NgramIndex(ScalarIndex):
@@ -34,10 +33,11 @@ class NgramIndex(ScalarIndex):
         col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         b = spec.build
         texts = col.to_pylist()
+        absent = None
         if b["dtype"] == "JSON":
-            path = tuple(b["path"])
-            texts = [None if t is None else walk(json.loads(t), path) for t in texts]
-            texts = [t if type(t) is str else None for t in texts]
+            vals = json_path_values(col, tuple(b["path"]))
+            absent = np.flatnonzero(np.fromiter((v is None for v in vals), dtype=bool, count=len(vals)))
+            texts = [t if type(t) is str else None for t in vals]
         lo, hi = int(b["min_gram"]), int(b["max_gram"])
         grams: list[str] = []
         rows: list[int] = []
@@ -52,7 +52,7 @@ class NgramIndex(ScalarIndex):
             rows.extend([r] * len(seen))
         index = cls._from_values(
             spec, len(col), pa.array(grams, type=pa.string()), np.asarray(rows, dtype=np.int64),
-            np.asarray(nulls, dtype=np.int64),
+            np.asarray(nulls, dtype=np.int64), absent,
         )  # fmt: skip
         assert isinstance(index, NgramIndex)
         return index

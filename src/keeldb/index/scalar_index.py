@@ -127,6 +127,9 @@ class ScalarIndex:
         self.term_ptr = arrays["term_ptr"]
         self.rows = arrays["rows"]
         self.null_rows = arrays["null_rows"]
+        # JSON indexes: the rows where the path holds nothing (missing, JSON null, null
+        # row) -- what ``path is null`` selects -- a subset of ``null_rows``.
+        self.absent_rows: np.ndarray | None = arrays.get("absent_rows")
         self.terms: Any = (
             StrTerms(arrays["term_offsets"], arrays["term_bytes"]) if term_type == "bytes" else arrays["terms"]
         )
@@ -143,20 +146,22 @@ class ScalarIndex:
         n = len(col)
         row_of: np.ndarray | None = None  # for arrays: the row of each element
         b = spec.build
+        absent = None
         if b["dtype"] == "JSON":
-            values, row_of, nulls = _json_values(col, tuple(b["path"]), b["cast"])
+            values, row_of, nulls, absent = _json_values(col, tuple(b["path"]), b["cast"])
         elif b["dtype"] == "ARRAY":
             nulls = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))
             values, row_of = _array_elements(col)
         else:
             nulls = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)) if col.null_count else np.empty(0, np.int64)
             values = _typed(col, b["dtype"])
-        return cls._from_values(spec, n, values, row_of, nulls)
+        return cls._from_values(spec, n, values, row_of, nulls, absent)
 
     @classmethod
     def _from_values(
-        cls, spec: IndexSpec, n: int, values: pa.Array, row_of: np.ndarray | None, nulls: np.ndarray
-    ) -> ScalarIndex:
+        cls, spec: IndexSpec, n: int, values: pa.Array, row_of: np.ndarray | None, nulls: np.ndarray,
+        absent: np.ndarray | None = None,
+    ) -> ScalarIndex:  # fmt: skip
         """Sort ``values`` (one per row, or per element with ``row_of`` its row; nulls are
         skipped) into terms and posting lists."""
         valid = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False)) if values.null_count else np.arange(len(values))
@@ -194,6 +199,8 @@ class ScalarIndex:
             "rows": np.asarray(srows, dtype=np.int32),
             "null_rows": np.asarray(nulls, dtype=np.int32),
         }
+        if absent is not None:
+            arrays["absent_rows"] = np.asarray(absent, dtype=np.int32)
         if pa.types.is_string(term_vals.type) or pa.types.is_large_string(term_vals.type):
             t = term_vals.cast(pa.large_binary())
             t = pa.concat_arrays([t]) if t.offset else t
@@ -216,7 +223,8 @@ class ScalarIndex:
             if self.term_type == "bytes"
             else (("terms", _NUMERIC_DTYPES[self.term_type]),)
         )
-        return (*head, ("term_ptr", "<i8"), ("rows", "<i4"), ("null_rows", "<i4"))
+        tail = (("absent_rows", "<i4"),) if self.absent_rows is not None else ()
+        return (*head, ("term_ptr", "<i8"), ("rows", "<i4"), ("null_rows", "<i4"), *tail)
 
     def save(self, path: Path) -> tuple[int, int]:
         """Write and fsync the file (docs/formats.md, "Scalar index file")."""
@@ -245,6 +253,8 @@ class ScalarIndex:
             and (not len(self.rows) or (int(self.rows.min()) >= 0 and int(self.rows.max()) < self.ntotal))
             and (not len(self.null_rows) or (int(self.null_rows.min()) >= 0 and int(self.null_rows.max()) < self.ntotal))
         )
+        a = self.absent_rows
+        ok = ok and (a is None or not len(a) or (int(a.min()) >= 0 and int(a.max()) < self.ntotal))
         if self.term_type == "bytes":
             off = self.terms.offsets
             ok = ok and len(off) >= 1 and int(off[-1]) == len(self.terms.data) and bool(np.all(np.diff(off) >= 0))
@@ -262,6 +272,14 @@ class ScalarIndex:
             m[self.null_rows] = True
             self._null_mask = m
         return self._null_mask
+
+    def absent_mask(self) -> np.ndarray | None:
+        """JSON indexes: the rows whose path holds nothing, as a mask (None: not a JSON index)."""
+        if self.absent_rows is None:
+            return None
+        m = np.zeros(self.ntotal, dtype=bool)
+        m[self.absent_rows] = True
+        return m
 
     def _span(self, lo: int, hi: int) -> np.ndarray:
         return self.rows[int(self.term_ptr[lo]) : int(self.term_ptr[hi])] if hi > lo else self.rows[:0]
@@ -415,11 +433,14 @@ def _array_elements(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return flat, parent
 
 
-def _json_values(col: pa.Array, path: tuple[str | int, ...], cast: str) -> tuple[pa.Array, np.ndarray | None, np.ndarray]:
-    """The values at ``path`` of each row's JSON, of the cast type (others null), and the
-    rows where there is none. ARRAY_* casts: the elements of the type of each array."""
-    loads = json.loads
-    vals = [None if s is None else walk(loads(s), path) for s in col.to_pylist()]
+def _json_values(
+    col: pa.Array, path: tuple[str | int, ...], cast: str
+) -> tuple[pa.Array, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The values at ``path`` of each row's JSON, of the cast type (others null), the rows
+    where there is none of that type, and the rows where there is nothing at all. ARRAY_*
+    casts: the elements of the type of each array."""
+    vals = json_path_values(col, path)
+    absent = np.flatnonzero(np.fromiter((v is None for v in vals), dtype=bool, count=len(vals)))
     if cast.startswith("ARRAY_"):
         want = cast[6:]
         elems: list[Any] = []
@@ -434,7 +455,7 @@ def _json_values(col: pa.Array, path: tuple[str | int, ...], cast: str) -> tuple
                     elems.append(e)
                     rows.append(r)
         arr = json_numbers(elems) if want == "DOUBLE" else pa.array(elems, type=pa.string() if want == "VARCHAR" else pa.bool_())
-        return arr, np.asarray(rows, dtype=np.int64), np.asarray(null, dtype=np.int64)
+        return arr, np.asarray(rows, dtype=np.int64), np.asarray(null, dtype=np.int64), absent
     if cast == "DOUBLE":
         arr = json_numbers(vals)
     elif cast == "VARCHAR":
@@ -442,7 +463,13 @@ def _json_values(col: pa.Array, path: tuple[str | int, ...], cast: str) -> tuple
     else:
         arr = pa.array([v if type(v) is bool else None for v in vals], type=pa.bool_())
     nulls = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
-    return arr, None, nulls
+    return arr, None, nulls, absent
+
+
+def json_path_values(col: pa.Array, path: tuple[str | int, ...]) -> list[Any]:
+    """Each row's value at ``path`` (None: nothing there, or a null row)."""
+    loads = json.loads
+    return [None if s is None else walk(loads(s), path) for s in col.to_pylist()]
 
 
 def _is_cast(v: object, want: str) -> bool:
