@@ -373,3 +373,38 @@ def test_counts_equal_to_milvus_lite(tmp_path: Path) -> None:
         got = {e: mc.query("s", filter=e, output_fields=["count(*)"])[0]["count(*)"] for e in SIDE_BY_SIDE}
         mc.close()
     assert got == want
+
+
+def test_stl_sort_on_timestamptz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STL_SORT (and AUTOINDEX, which picks it) on TIMESTAMPTZ, as Milvus 2.6 allows: ranges
+    and equality with ISO literals through the index; other kinds refused."""
+    monkeypatch.setattr(index_builder, "INDEX_MIN_ROWS", 10)
+    c = keeldb.Client(str(tmp_path / "db"))
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("t", DataType.TIMESTAMPTZ, nullable=True)
+    s.add_field("u", DataType.TIMESTAMPTZ)
+    ip = c.prepare_index_params()
+    ip.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("t", schema=s, index_params=ip)
+    c.insert("t", [{"id": k, "v": [1.0, 2.0], "t": None if k % 9 == 0 else f"2025-03-{1 + k % 28:02d}T{k % 24:02d}:00:00Z",
+                    "u": f"2024-12-31T23:59:{k % 60:02d}+08:00"} for k in range(200)])  # fmt: skip
+    c.flush("t")
+    for kind, field, message in (("INVERTED", "t", "INVERTED are not supported on TIMESTAMPTZ field"),
+                                 ("BITMAP", "t", "bitmap index are only supported"), ("TRIE", "u", "TRIE are only supported")):  # fmt: skip
+        bad = c.prepare_index_params()
+        bad.add_index(field, kind)
+        with pytest.raises(InvalidArgument, match=_re(message)):
+            c.create_index("t", bad)
+    ip = c.prepare_index_params()
+    ip.add_index("t", "STL_SORT")
+    ip.add_index("u", "AUTOINDEX")
+    c.create_index("t", ip)
+    try:
+        check_same(c, ['t > ISO "2025-03-10T00:00:00Z"', 't == ISO "2025-03-02T01:00:00Z"', "t is null",
+                       'ISO "2025-03-05T00:00:00Z" <= t < ISO "2025-03-07T12:00:00+02:00"', 'u <= ISO "2024-12-31T15:59:30Z"',
+                       'not (u != ISO "2024-12-31T15:59:07Z")'])  # fmt: skip
+        check_same(c, ['t + INTERVAL "P1D" > ISO "2025-03-10T00:00:00Z"'], must_use=False)  # a shifted field scans
+    finally:
+        c.close()

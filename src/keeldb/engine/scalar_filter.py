@@ -226,8 +226,8 @@ def _term_indexes(idx: Indexes, v: E._Value, want: E.Kind | None) -> list[Any]:
     """The term indexes that hold ``v``'s values typed as the scan types them: a scalar
     field's own, or a JSON path's of the matching cast type."""
     if isinstance(v, E._FieldRef):
-        if v.dtype.name in ("ARRAY", "JSON", "TIMESTAMPTZ", "GEOMETRY"):
-            return []
+        if v.dtype.name in ("ARRAY", "JSON", "GEOMETRY") or (v.dtype.name == "TIMESTAMPTZ") != (want is E.Kind.TIME):
+            return []  # a TIMESTAMPTZ field's index (microseconds) is compared with timestamps only
         return [i for i in idx.on(v.name) if not i.is_array]
     if isinstance(v, E._JsonRef) and want is not None:
         cast = _CAST_OF.get(want)
@@ -246,7 +246,7 @@ def _leaf(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
 
 def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
     n = idx.n
-    if isinstance(p, E._Compare) and isinstance(p.right, E._Lit) and p.right.kind is not E.Kind.TIME:
+    if isinstance(p, E._Compare) and isinstance(p.right, E._Lit):
         lit = p.right
         for index in _term_indexes(idx, p.left, lit.kind):
             as_float = lit.kind is E.Kind.FLOAT
@@ -264,6 +264,8 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
         if len(p.groups) != 1:
             return None
         ((kind, items),) = p.groups.items()
+        if kind is E.Kind.TIME:
+            return None
         for index in _term_indexes(idx, p.value, kind):
             rows = index.isin(list(items.values), as_float=not items.all_int)
             if rows is not None:

@@ -362,7 +362,7 @@ _STRINGS = (DataType.VARCHAR, DataType.STRING)
 # BITMAP for BOOL, a sorted index for integers -- HYBRID there, whose high-cardinality
 # half is STL_SORT --, INVERTED for the rest). The four term kinds share one structure
 # here, so the choice changes what describe_index shows, not which filters are fast.
-_AUTO_SCALAR = {DataType.BOOL: "BITMAP", **{t: "STL_SORT" for t in _INTS}}
+_AUTO_SCALAR = {DataType.BOOL: "BITMAP", DataType.TIMESTAMPTZ: "STL_SORT", **{t: "STL_SORT" for t in _INTS}}
 
 
 def is_scalar_spec(spec: IndexSpec) -> bool:
@@ -407,7 +407,7 @@ def scalar_index_spec(
         if t in (*BUILD_PARAMS, *SPARSE_TYPES, *QUANTIZED_TYPES, "DISKANN", "BRUTE_FORCE"):
             raise InvalidArgument(f"data type {dtype.name} can't build with this index {t}: vector index types apply to vector fields")
         raise InvalidArgument(f"invalid index type: {index_type}; a scalar field takes one of {', '.join(SCALAR_TYPES)} or AUTOINDEX")
-    if dtype in (DataType.GEOMETRY, DataType.TIMESTAMPTZ, DataType.TEXT):
+    if dtype in (DataType.GEOMETRY, DataType.TEXT):
         raise InvalidArgument(f"keeldb builds no scalar index on {dtype.name} fields yet (filters on {field_name!r} scan)")
     elem = element_type if dtype == DataType.ARRAY else None
     if t == "AUTOINDEX":
@@ -415,7 +415,7 @@ def scalar_index_spec(
     build: dict[str, Any] = {"field": field_name, "dtype": dtype.name}
     if elem is not None:
         build["element"] = elem.name
-    if t == "STL_SORT" and dtype not in (*_NUMERIC, *_STRINGS):
+    if t == "STL_SORT" and dtype not in (*_NUMERIC, *_STRINGS, DataType.TIMESTAMPTZ):
         raise InvalidArgument(f"STL_SORT are only supported on numeric, varchar or timestamptz field, got {dtype.name}")
     if t == "TRIE" and dtype not in _STRINGS:
         raise InvalidArgument("TRIE are only supported on varchar field")

@@ -413,7 +413,7 @@ class ScalarIndex:
 
 
 def _typed(col: pa.Array, dtype: str) -> pa.Array:
-    if dtype in _INT_FIELDS:
+    if dtype in _INT_FIELDS or dtype == "TIMESTAMPTZ":  # TIMESTAMPTZ: microseconds since the epoch
         return col.cast(pa.int64())
     if dtype in ("VARCHAR", "STRING"):
         return col.cast(pa.string()) if col.type != pa.string() else col
