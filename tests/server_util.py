@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -33,12 +34,13 @@ class KeelServer(server.KeelServer):
         max_message_mb: int | None = None,
         port: int = 0,
         ready_timeout: float | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="keeldb-serve-"))
         data = self._tmp / "data" if data_dir is None else Path(data_dir)
         super().__init__(
             data, log_path=self._tmp / "serve.log", port=port, auth=auth,
-            max_message_mb=max_message_mb, ready_timeout=ready_timeout,
+            max_message_mb=max_message_mb, ready_timeout=ready_timeout, extra_args=extra_args,
         )  # fmt: skip
 
     @property

@@ -162,9 +162,15 @@ class MemoryCatalog:
         self.state = self.state.allocated()
         return self.state.next_id - 1
 
-    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
-        self.state = self.state.changed(changes, new)
+    def commit(
+        self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = (), extra: Any = None
+    ) -> Mapping[str, Any]:
+        self.state = self.state.changed(changes, new, extra)
         self.commits += 1
+        return self.state.extra
+
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        return self.state.extra
 
 
 def test_database_runs_on_an_injected_catalog_and_collections_dir(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ class Nodes:
         self.ports: dict[str, int] = {}
         self.roles: dict[str, str] = {}
 
-    def start(self, name: str, roles: str = "write,read") -> None:
+    def start(self, name: str, roles: str = "write,read", extra: tuple[str, ...] = ()) -> None:
         self.ports.setdefault(name, free_port())
         self.roles[name] = roles
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.s3.access_key, AWS_SECRET_ACCESS_KEY=self.s3.secret_key)
@@ -46,7 +46,7 @@ class Nodes:
         cmd = [
             sys.executable, "-m", "keeldb.cli", "serve", "--cluster", self.etcd.endpoint, "--storage", self.storage,
             "--s3-endpoint", self.s3.endpoint, "--data", str(self.root / name), "--port", str(self.ports[name]),
-            "--node-id", name, "--roles", roles, "--lease-ttl", str(TTL),
+            "--node-id", name, "--roles", roles, "--lease-ttl", str(TTL), *extra,
         ]  # fmt: skip
         log = open(self.log(name), "ab")  # noqa: SIM115 - the child keeps it
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -59,8 +59,8 @@ class Nodes:
     def log(self, name: str) -> Path:
         return self.root / f"{name}.log"
 
-    def client(self, name: str) -> MilvusClient:
-        return MilvusClient(uri=f"http://127.0.0.1:{self.ports[name]}", timeout=30)
+    def client(self, name: str, **auth: str) -> MilvusClient:
+        return MilvusClient(uri=f"http://127.0.0.1:{self.ports[name]}", timeout=30, **auth)
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -259,3 +259,52 @@ def test_a_forward_broken_mid_call_is_an_unknown_outcome_not_a_retry(nodes: Node
     t.join(30)
     assert len(got) == 1 and isinstance(got[0], MilvusException), got
     assert got[0].code == 65535 and "outcome unknown" in got[0].message, got[0]
+
+
+def test_users_and_grants_are_the_clusters(nodes: Nodes) -> None:
+    """--authorization on every node: users, roles and grants live in etcd beside the
+    catalog, so one made through any node holds at every node -- a new user logs in
+    elsewhere at once, a revoked role stops working elsewhere within a second -- and a call
+    forwarded to the writer carries the caller's credentials, checked again there."""
+    import grpc
+
+    for name in ("a", "b"):
+        nodes.start(name, extra=("--authorization",))
+    root_a, root_b = nodes.client("a", token="root:Milvus"), nodes.client("b", token="root:Milvus")
+    create(root_a)
+    root_a.create_user("alice", "secret123")
+    root_a.create_role("writer")
+    root_a.grant_privilege_v2("writer", "CollectionReadWrite", "*")
+    root_a.grant_role("alice", "writer")
+    alice_b = nodes.client("b", user="alice", password="secret123")  # made through a, at b at once
+    alice_b.insert("c", rows([1, 2], 1))  # forwarded to the writer, whichever node it is
+    assert state(alice_b) == {1: 1, 2: 1}
+    assert root_b.describe_user("alice")["roles"] == ("writer",)
+    root_a.revoke_role("alice", "writer")  # through the other node
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            alice_b.insert("c", rows([3], 1))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED
+            break
+        assert time.monotonic() < deadline, "the revocation never reached node b"
+        time.sleep(0.2)
+
+
+def test_databases_and_aliases_through_any_node(nodes: Nodes) -> None:
+    """A collection of another database, reached through an alias, routed to its writer
+    from any node: the catalog key (database + name, alias resolved) is what routes."""
+    for name in ("a", "b"):
+        nodes.start(name)
+    a = nodes.client("a")
+    a.create_database("team")
+    a.using_database("team")
+    create(a)
+    a.create_alias("c", "live")
+    b = nodes.client("b", db_name="team")
+    b.insert("live", rows([1, 2, 3], 1))  # through the alias, forwarded to c's writer
+    assert state(b) == {1: 1, 2: 1, 3: 1}
+    assert nodes.client("b").list_collections() == []  # default holds nothing
+    b.upsert("live", rows([2], 2))
+    assert state(a) == {1: 1, 2: 2, 3: 1}

@@ -36,6 +36,24 @@ def test_crash_at_point(tmp_path: Path, point: str, nth: int) -> None:
     check(data, journal)
 
 
+# A crash inside one background job, counted on its thread: the N-th hit of a point counted
+# over every thread lands on whichever commit a background index build, compaction or the
+# workload's own flush happens to make N-th, and a loaded machine reorders those (an index
+# build that beats a compaction moves the compaction's commits one place on). Counted on the
+# compaction thread, hit 2 of manifest.before_rename is always the second manifest commit of
+# background compactions: the second compaction's, or -- were a compaction ever split in two
+# commits -- the crash between its halves (tests/test_mutants.py plants exactly that).
+BACKGROUND = {"compaction-2nd-commit": "manifest.before_rename@keeldb-compact:2"}
+
+
+@pytest.mark.parametrize("case", sorted(BACKGROUND))
+def test_crash_in_background_job(tmp_path: Path, case: str) -> None:
+    data, journal = tmp_path / "db", tmp_path / "journal"
+    assert run_child(data, journal, BACKGROUND[case]) == -9, f"{BACKGROUND[case]} was never reached by the workload"
+    check(data, journal)
+    check(data, journal)
+
+
 # The same points as power cuts (storage/powercut.py): the process dies there AND loses
 # every byte and every directory change not yet fsynced — what SIGKILL cannot show (the page
 # cache survives it). ``tear`` keeps a random part of the lost bytes instead (seeded). Two

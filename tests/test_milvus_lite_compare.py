@@ -28,6 +28,10 @@ change on either side shows up:
   analyzer; but Milvus Lite matches a field without ``enable_match`` (Milvus: 'field "x"
   does not enable match'), counts null rows into ``not text_match(...)`` (Milvus's valid
   bitmap leaves them out), and has no ``phrase_match`` and no ``minimum_should_match``.
+- Index properties (``test_index_properties_side_by_side``): Milvus Lite has no AlterIndex
+  (bare gRPC UNIMPLEMENTED), describes neither an index's build params nor its
+  ``mmap.enabled`` (Milvus shows both, as keeldb does), and accepts a DISKANN index, which
+  keeldb refuses with the reason (it does not build DISKANN).
 - Milvus Lite has no filter templates, no ``add_collection_field`` (bare gRPC
   UNIMPLEMENTED), keeps ``collection.ttl.seconds`` but never expires rows, and reports no
   ``timezone`` property on a new collection (Milvus reports one).
@@ -320,3 +324,37 @@ def test_text_match_side_by_side(clients: tuple[MilvusClient, MilvusClient]) -> 
     assert _ids(keel, "tm", "text_match(text, 'apple banana', minimum_should_match=2)")
     with pytest.raises(MilvusException):
         lite.query("tm", "text_match(text, 'apple banana', minimum_should_match=2)")
+
+
+def test_index_properties_side_by_side(clients: tuple[MilvusClient, MilvusClient]) -> None:
+    keel, lite = clients
+    for c in clients:
+        s = c.create_schema(enable_dynamic_field=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        ip = c.prepare_index_params()
+        ip.add_index("v", "HNSW", metric_type="L2", params={"M": 8, "efConstruction": 32, "mmap.enabled": True})
+        c.create_collection("ip", schema=s, index_params=ip)
+        c.insert("ip", [{"id": i, "v": [float(i), 1.0]} for i in range(20)])
+        c.release_collection("ip")
+    common = ("index_type", "metric_type", "field_name", "index_name", "state")
+    described = [c.describe_index("ip", "v") for c in clients]
+    assert [{k: d[k] for k in common} for d in described] == [
+        {"index_type": "HNSW", "metric_type": "L2", "field_name": "v", "index_name": "v", "state": "Finished"}
+    ] * 2
+    assert described[0]["mmap.enabled"] == "True" and described[0]["M"] == "8"
+    assert "mmap.enabled" not in described[1] and "M" not in described[1]
+    keel.drop_index_properties("ip", "v", ["mmap.enabled"])
+    keel.alter_index_properties("ip", "v", {"mmap.enabled": False})
+    assert keel.describe_index("ip", "v")["mmap.enabled"] == "False"
+    with pytest.raises(grpc.RpcError) as e:  # pymilvus passes a bare UNIMPLEMENTED through
+        lite.alter_index_properties("ip", "v", {"mmap.enabled": False})
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    for c in clients:
+        c.drop_index("ip", "v")
+    ip = keel.prepare_index_params()
+    ip.add_index("v", "DISKANN", metric_type="L2")
+    lite.create_index("ip", ip)
+    assert lite.describe_index("ip", "v")["index_type"] == "DISKANN"
+    with pytest.raises(MilvusException, match="unknown vector index type 'DISKANN' for FLOAT_VECTOR: Milvus builds it, keeldb does not"):
+        keel.create_index("ip", ip)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import keeldb
@@ -408,3 +409,30 @@ def test_stl_sort_on_timestamptz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         check_same(c, ['t + INTERVAL "P1D" > ISO "2025-03-10T00:00:00Z"'], must_use=False)  # a shifted field scans
     finally:
         c.close()
+
+
+def _is_mapped(a: Any) -> bool:
+    while a is not None:
+        if isinstance(a, np.memmap):
+            return True
+        a = a.base
+    return False
+
+
+def test_mmap_enabled_on_a_scalar_index(client: keeldb.Client) -> None:
+    """A scalar index is a file: ``mmap.enabled`` opens it memory-mapped or reads it into
+    memory, at once (alter_index_properties) and at every open."""
+    ip = client.prepare_index_params()
+    ip.add_index("i32", "STL_SORT", index_name="x")
+    client.create_index("t", ip)
+
+    def indexes() -> list[Any]:
+        return [v.segment.indexes["i32#x"] for v in client.snapshot("t").views if "i32#x" in v.segment.indexes]
+
+    assert len(indexes()) == 2 and all(_is_mapped(i.rows) for i in indexes())
+    client.release_collection("t")
+    client.alter_index_properties("t", "x", {"mmap.enabled": False})
+    assert client.describe_index("t", "x")["mmap.enabled"] == "False"
+    client.load_collection("t")
+    assert len(indexes()) == 2 and not any(_is_mapped(i.rows) for i in indexes())
+    check_same(client, ["i32 > 4", "i32 is null"])

@@ -47,7 +47,7 @@ def test_busy_port_is_refused_and_the_other_server_keeps_every_client(tmp_path: 
             assert c.list_collections() == ["only_in_first"]
             c.close()
         # The same on any address that covers the port.
-        one_line(serve("--data", tmp_path / "third", "--host", "0.0.0.0", "--port", first.port))
+        one_line(serve("--data", tmp_path / "third", "--host", "0.0.0.0", "--insecure", "--port", first.port))
 
 
 def test_port_held_by_another_program(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from keeldb.server.main import serve
+    from keeldb.server.main import Security, serve
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cluster = None
@@ -134,7 +134,18 @@ def _serve(args: argparse.Namespace) -> int:
             lease_ttl=args.lease_ttl,
             advertise=args.advertise,
         )
-    serve(Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb, cluster=cluster)
+    security = Security(
+        authorization=args.authorization,
+        root_password=os.environ.get("KEELDB_ROOT_PASSWORD") or args.root_password,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        tls_ca=Path(args.tls_ca) if args.tls_ca else None,
+        insecure=args.insecure,
+    )
+    serve(
+        Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb,
+        cluster=cluster, security=security,
+    )
     return 0
 
 
@@ -370,6 +381,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=19530, help="port to listen on (0 picks a free one)")
     s.add_argument("--auth", default=None, help="require this user:password (or token) on every call")
     s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response, in MiB")
+    a = s.add_argument_group("access (docs/security.md)")
+    a.add_argument("--authorization", action="store_true",
+                   help="check every call against Milvus's users, roles and privileges (root: see --root-password)")
+    a.add_argument("--root-password", default=None,
+                   help="root's password at the first start (needed then on a network address; prefer the "
+                        "KEELDB_ROOT_PASSWORD variable: flags show in ps). On loopback the default is 'Milvus'")
+    a.add_argument("--tls-cert", default=None, help="serve TLS with this PEM certificate (chain)")
+    a.add_argument("--tls-key", default=None, help="the certificate's PEM private key")
+    a.add_argument("--tls-ca", default=None, help="require client certificates signed by this PEM CA")
+    a.add_argument("--insecure", action="store_true",
+                   help="allow a network --host without --authorization (a trusted network only)")
     g = s.add_argument_group("cluster mode (docs/cluster.md; needs pip install 'keeldb[cluster]')")
     g.add_argument("--cluster", metavar="etcd://HOST:PORT", help="join the cluster whose metadata is in this etcd")
     g.add_argument("--storage", metavar="s3://BUCKET/PREFIX", help="object storage for segments, indexes and the log")

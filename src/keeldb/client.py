@@ -20,7 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keeldb.engine import bm25, bm25_function, database, partial_update, partition_key, schema_admin
+from keeldb.access.calls import AccessCalls, AccessStore
+from keeldb.engine import (
+    bm25,
+    bm25_function,
+    database,
+    namespace,
+    partial_update,
+    partition_key,
+    schema_admin,
+)
+from keeldb.engine import index_properties as _index_properties
 from keeldb.engine import properties as _properties
 from keeldb.engine.boost import Boost
 from keeldb.engine.catalog import CollectionEntry
@@ -239,8 +249,11 @@ def _timezone(entry: CollectionEntry, asked: Any) -> str:
     return check_timezone(asked) if asked else entry.timezone
 
 
-class Client:
-    """An embedded keeldb database in the directory ``uri`` (created if missing)."""
+class Client(AccessCalls, namespace.NamespaceCalls):
+    """An embedded keeldb database in the directory ``uri`` (created if missing). Users,
+    roles and privileges (``create_user`` ... ``list_privilege_groups``, from AccessCalls)
+    are managed here for the server: embedded, the caller owns the directory and no call is
+    checked."""
 
     def __init__(
         self,
@@ -249,6 +262,7 @@ class Client:
         auto_flush_bytes: int = DEFAULT_AUTO_FLUSH_BYTES,
         segment_target_bytes: int | None = None,
         compaction_deleted_ratio: float | None = None,
+        db_name: str = "",
         **_: Any,
     ) -> None:
         """``segment_target_bytes`` / ``compaction_deleted_ratio``: compaction policy (see
@@ -264,15 +278,21 @@ class Client:
         )
         self._borrowed = False
         self._read: ReadCall | None = None
+        self._db_name = db_name  # "": the call's database (namespace.current_database)
+        self._scopes: dict[str, namespace.DatabaseScope] = {}
+        if db_name:
+            self.db.check()
 
     @classmethod
-    def over(cls, db: database.Database, read: ReadCall | None = None) -> Client:
+    def over(cls, db: database.Database, read: ReadCall | None = None, db_name: str = "") -> Client:
         """A client over a database opened elsewhere (a cluster node's); ``close`` then
         leaves the database to its owner. ``read``: see ``for_read``."""
         self = cls.__new__(cls)
         self._db = db
         self._borrowed = True
         self._read = read
+        self._db_name = db_name
+        self._scopes = {}
         return self
 
     def for_read(self) -> Client:
@@ -282,15 +302,28 @@ class Client:
         to date once, at its first lookup. Embedded it reads exactly as this client does.
         Use it for that call only, and leave it unclosed (it borrows this client's
         database)."""
-        return Client.over(self.db, ReadCall())
+        return Client.over(self._database, ReadCall(), self._db_name)
 
     # -- plumbing -----------------------------------------------------------------------
 
+    def _access_store(self) -> AccessStore:
+        return self.db.catalog
+
     @property
-    def db(self) -> database.Database:
+    def _database(self) -> database.Database:
         if self._db is None:
             raise ClientClosed("the client is closed")
         return self._db
+
+    @property
+    def db(self) -> namespace.DatabaseScope:
+        """The data directory seen from this client's database (``using_database``), or,
+        for a client bound to none (the server's), from the current call's."""
+        name = self._db_name or namespace.current_database.get()
+        scope = self._scopes.get(name)
+        if scope is None or scope.database is not self._db:
+            scope = self._scopes[name] = namespace.DatabaseScope(self._database, name)
+        return scope
 
     def _coll(self, name: str) -> Collection:
         return self.db.collection(name, self._read)
@@ -408,7 +441,7 @@ class Client:
         level = schema_admin.consistency_level(kwargs.get("consistency_level"))
         stored = schema_admin.schema_copy(schema)  # the catalog's own copy
         schema_admin.normalize_time_defaults(stored, props[_properties.TIMEZONE])
-        if self.db.catalog.get(collection_name) is not None:
+        if self.db.get(collection_name, resolve=False) is not None:
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
@@ -427,7 +460,7 @@ class Client:
         )
 
     def has_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> bool:
-        return self.db.catalog.get(collection_name) is not None
+        return self.db.get(collection_name) is not None
 
     def list_collections(self, **_: Any) -> list[str]:
         return self.db.names()
@@ -435,20 +468,22 @@ class Client:
     def drop_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         self.db.drop(collection_name)
 
-    def rename_collection(self, old_name: str, new_name: str, **_: Any) -> None:
-        self.db.rename(old_name, new_name)
+    def rename_collection(self, old_name: str, new_name: str, target_db: str | None = "", **_: Any) -> None:
+        """Aliases move with the collection (in the same commit); to ``target_db`` only
+        without aliases (Milvus's rule)."""
+        self.db.rename(old_name, new_name, target_db or "")
 
     def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         s = e.schema
         return {
-            "collection_name": collection_name,
+            "collection_name": namespace.split(self.db.key(collection_name))[1],  # the collection an alias names
             "auto_id": s.auto_id,
             "num_shards": 1,
             "description": s.description,
             "fields": schema_admin.describe_fields(s, e.timezone),
             "functions": schema_admin.describe_functions(s),
-            "aliases": [],
+            "aliases": self.aliases_of(collection_name),
             "collection_id": e.id,
             "consistency_level": e.consistency_level,
             "consistency_level_name": schema_admin.level_name(e.consistency_level),
@@ -554,7 +589,7 @@ class Client:
     def get_load_state(
         self, collection_name: str, partition_name: str = "", timeout: float | None = None, **_: Any
     ) -> dict[str, LoadState]:
-        e = self.db.catalog.get(collection_name)
+        e = self.db.get(collection_name)
         if e is None:
             return {"state": LoadState.NotExist}
         loaded = e.visible_partitions
@@ -614,6 +649,7 @@ class Client:
         if not p.index_name:
             p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
         check_name("index", p.index_name)
+        _index_properties.check_values(p.params, f, p)  # mmap.enabled, warmup, ...
         return p
 
     @staticmethod
@@ -633,7 +669,7 @@ class Client:
         for p in new:
             same = [c for c in current if _target(c) == _target(p) or c.index_name == p.index_name]
             if same:
-                if same[0].to_dict() == p.to_dict():
+                if _definition(same[0]) == _definition(p):
                     continue
                 raise InvalidArgument(
                     f"at most one distinct index is allowed per field: {p.field_name!r} already has "
@@ -691,6 +727,49 @@ class Client:
         if e.is_loaded:
             raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
         self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
+
+    def alter_index_properties(
+        self, collection_name: str, index_name: str, properties: dict[str, Any], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Set index properties, as Milvus allows on a released collection: ``mmap.enabled``
+        opens the index's files memory-mapped or reads them into memory, at once and after
+        every restart; ``warmup`` and ``indexoffsetcache.enabled`` are refused (nothing in
+        keeldb to act on), other keys are not configurable (engine/index_properties.py).
+        ONE catalog commit of the index definition; describe_index shows the property."""
+        self._alter_index(collection_name, index_name, properties, None)
+
+    def drop_index_properties(
+        self, collection_name: str, index_name: str, property_keys: list[str], timeout: float | None = None, **_: Any
+    ) -> None:
+        """Remove index properties (``mmap.enabled``: back to the default, memory-mapped
+        unless KEELDB_INDEX_MMAP=0); same rules as ``alter_index_properties``."""
+        self._alter_index(collection_name, index_name, None, property_keys)
+
+    def _alter_index(
+        self, collection_name: str, index_name: str, properties: dict[str, Any] | None, keys: list[str] | None
+    ) -> None:
+        """Milvus's order: the keys, the collection, the index name, the load state, the
+        index, the values; then one commit (``Database.update``), which reopens the open
+        index files as the new setting says."""
+        _index_properties.check_keys([*(properties or {}), *(keys or [])])
+        e = self.db.entry(collection_name)
+        if not index_name:
+            raise InvalidArgument("index name is empty")
+        index = e.index_named(index_name)
+        if index is None:
+            if e.is_loaded:
+                raise _index_properties.loaded_error(collection_name)
+            raise IndexNotFound(f"index not found[indexName={index_name}]")
+        field = e.schema.field(index.field_name)
+        assert field is not None  # an index's field is never dropped before it
+        if keys is None:
+            params = _index_properties.altered(collection_name, index, field, properties or {}, loaded=e.is_loaded)
+        else:
+            params = _index_properties.dropped(collection_name, index, keys, loaded=e.is_loaded)
+        if params == index.params:
+            return
+        new = IndexParam(index.field_name, index.index_type, index.index_name, index.metric_type, params)
+        self.db.update(collection_name, indexes=tuple(new if i is index else i for i in e.indexes))
 
     # -- partitions ---------------------------------------------------------------------
 
@@ -1387,6 +1466,12 @@ def _target(i: IndexParam) -> tuple[str, str]:
     """What an index covers: its field, and for a JSON path index the path (Milvus allows
     one index per path, several per JSON field)."""
     return i.field_name, str(i.params.get("json_path", "")).replace("'", '"').replace(" ", "")
+
+
+def _definition(p: IndexParam) -> dict[str, Any]:
+    """What makes an index the same index: its definition without the properties
+    ``alter_index_properties`` may change (a repeated create_index is then a no-op)."""
+    return {**p.to_dict(), "params": _index_properties.without_configurable(p.params)}
 
 
 def _check_unique_indexes(indexes: list[IndexParam]) -> None:

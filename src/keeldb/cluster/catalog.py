@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from keeldb.cluster.etcd import Compare, Etcd, put_op
 from keeldb.engine.catalog import CollectionEntry
-from keeldb.storage.catalog import CatalogState
+from keeldb.storage.catalog import CatalogState, ExtraUpdate
 
 State = CatalogState[CollectionEntry]
+EXTRA_MAX_AGE = 1.0  # seconds a node answers access checks and alias lookups from its copy
 
 
 class EtcdCatalog:
@@ -31,6 +34,7 @@ class EtcdCatalog:
         self.key = f"/keeldb/{cluster}/catalog"
         self._lock = threading.Lock()
         self._state: State = CatalogState()
+        self._extra_read = time.monotonic()
         self._refresh()
 
     def _read(self) -> tuple[State, int]:
@@ -65,10 +69,26 @@ class EtcdCatalog:
     def allocate_id(self) -> int:
         return self._change(lambda state: state.allocated()).next_id - 1
 
-    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
+    def commit(
+        self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = (),
+        extra: ExtraUpdate[CollectionEntry] | None = None,
+    ) -> Mapping[str, Any]:  # fmt: skip
         """One compare-and-swap, retried on conflict; a name in ``new`` that a racing create
-        on another node took fails (checked against the state the swap is compared on)."""
-        self._change(lambda state: state.changed(changes, new))
+        on another node took fails (checked against the state the swap is compared on).
+        ``extra`` may run more than once (on the state each attempt read): it must be a
+        pure function of its arguments."""
+        return self._change(lambda state: state.changed(changes, new, extra)).extra
+
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        """Databases, aliases, users and grants: this node's copy, re-read from etcd when
+        older than ``EXTRA_MAX_AGE`` seconds (or ``fresh``), so a change made through
+        another node (a revoked role, a switched alias) takes effect here within that time,
+        and a call's check or alias lookup costs no etcd read."""
+        now = time.monotonic()
+        if fresh or now - self._extra_read > EXTRA_MAX_AGE:
+            self._refresh()
+            self._extra_read = now
+        return self._state.extra
 
     def _change(self, apply: Callable[[State], State]) -> State:
         while True:

@@ -265,19 +265,20 @@ class ClusterDatabase(Database):
         if self.node.can_write:
             self.try_open(name)
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str, extra: Any = None) -> None:
         with self._lock:
-            super().rename(old, new)
+            super().rename(old, new, extra)
             if old in self._shards:
                 self._shards[new] = self._shards.pop(old)
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str, extra: Any = None) -> None:
         """Catalog first (the moment it stops existing), then the lease, the etcd keys and
-        the objects (a crash in between leaves only unreachable garbage)."""
+        the objects (a crash in between leaves only unreachable garbage). ``extra``: the
+        aliases rule, checked in that commit (``engine/namespace.py``)."""
         e = self.catalog.get(name)
         if e is None:
             return
-        self.catalog.commit({name: None})
+        self.catalog.commit({name: None}, extra=extra)
         self.let_go(name, "dropped")
         prefix = shard_prefix(self.node.cluster, str(e.id), 0)
         try:
@@ -378,6 +379,14 @@ class Node:
                 return str(json.loads(info.value)["address"])
             time.sleep(0.2)  # the holder is not registered (dying or restarting)
         raise NotOwner(f"no live node writes collection '{name}' right now; retry")
+
+    def members(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(node id, address, roles) of every live node, this one included, by node id."""
+        out = []
+        for kv in self.etcd.get_prefix(self._node_key("")):
+            info = json.loads(kv.value)
+            out.append((kv.key.decode().rsplit("/", 1)[1], str(info["address"]), tuple(info.get("roles", ()))))
+        return sorted(out)
 
     def peers(self) -> list[str]:
         """The addresses of the other live nodes."""

@@ -14,12 +14,12 @@ defaults).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from keeldb.engine import ttl
+from keeldb.engine import index_properties, ttl
 from keeldb.errors import InvalidArgument
 from keeldb.index.params import IndexSpec, index_spec, scalar_index_spec, text_match_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
@@ -124,13 +124,15 @@ class CollectionEntry:
                 continue
             try:
                 if f.kind.is_vector:
-                    specs[f.name] = index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
+                    key, spec = f.name, index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
                 else:
-                    specs[scalar_key(i)] = scalar_index_spec(
+                    key = scalar_key(i)
+                    spec = scalar_index_spec(
                         i.index_type, f.name, f.dtype, f.element_type, i.params, is_primary=f.is_primary
                     )
             except InvalidArgument:
                 continue
+            specs[key] = replace(spec, mmap=index_properties.mmap_of(i.params))  # how its files open
         return specs
 
     def index_key(self, i: IndexParam) -> str:
@@ -195,7 +197,18 @@ class Catalog(Protocol):
 
     def allocate_id(self) -> int: ...
 
-    def commit(self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = ()) -> None:
+    def commit(
+        self, changes: Mapping[str, CollectionEntry | None], *, new: Collection[str] = (),
+        extra: Callable[[Mapping[str, Any], Mapping[str, CollectionEntry]], Mapping[str, Any]] | None = None,
+    ) -> Mapping[str, Any]:  # fmt: skip
         """Apply ``{name: entry}`` (``None`` removes) atomically and durably; every name in
-        ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step."""
+        ``new`` must not exist yet (InvalidArgument otherwise), checked in the same step.
+        ``extra(members, collections after)``: the catalog's other members (databases,
+        aliases, access) changed in the same commit; pure (an etcd catalog may run it
+        again on a newer state); it may raise, and then nothing changes. Returns them."""
+        ...
+
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        """The other members as last committed; a cluster catalog answers from a copy at
+        most a second old unless ``fresh``."""
         ...

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from keeldb.engine import namespace
 from keeldb.engine.catalog import Catalog, CollectionEntry
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection
 from keeldb.errors import CollectionNotFound, InvalidArgument, PartitionNotFound, StorageError
@@ -163,12 +164,15 @@ class Database:
         partitions: dict[str, int] | None = None,
         properties: dict[str, Any] | None = None,
         consistency_level: int = 2,
+        extra: namespace.Update | None = None,
     ) -> None:
-        """``partitions``: a partition-key collection's fixed partitions (default: ``_default``)."""
-        check_name("collection", name)
+        """``partitions``: a partition-key collection's fixed partitions (default: ``_default``).
+        ``name`` is the catalog key (``engine/namespace.py``); ``extra`` checks or changes the
+        catalog's other members in the same commit (the database must exist)."""
+        check_name("collection", namespace.split(name)[1])
         with self._lock:
             if name in self._collections:
-                raise InvalidArgument(f"collection '{name}' already exists")
+                raise InvalidArgument(f"collection '{namespace.split(name)[1]}' already exists")
             parts = partitions or {DEFAULT_PARTITION: 0}
             entry = CollectionEntry(
                 id=self.catalog.allocate_id(), schema=schema, indexes=tuple(indexes), loaded=loaded,
@@ -179,7 +183,7 @@ class Database:
             # The catalog commit is the moment the collection exists; a crash before it
             # leaves an orphan directory that the next open removes. A create of the same
             # name that won a race (another node) makes it fail.
-            self.catalog.commit({name: entry}, new=(name,))
+            self.catalog.commit({name: entry}, new=(name,), extra=extra)
             self._adopt(name, entry)
 
     def _prepare(self, entry: CollectionEntry) -> None:
@@ -250,23 +254,25 @@ class Database:
                 loaded_partitions=tuple(i for i in e.loaded_partitions if i != pid),
             )})  # fmt: skip
 
-    def rename(self, old: str, new: str) -> None:
-        check_name("collection", new)
+    def rename(self, old: str, new: str, extra: namespace.Update | None = None) -> None:
+        """``extra``: its aliases move with it, in the same commit (``namespace``)."""
+        check_name("collection", namespace.split(new)[1])
         with self._lock:
             e = self.entry(old)
             if self.catalog.get(new) is not None:
-                raise InvalidArgument(f"collection '{new}' already exists")
+                raise InvalidArgument(f"collection '{namespace.split(new)[1]}' already exists")
             self.collection(old)  # a cluster node renames only what it writes
-            self.catalog.commit({old: None, new: e}, new=(new,))
+            self.catalog.commit({old: None, new: e}, new=(new,), extra=extra)
             if old in self._collections:
                 self._collections[new] = self._collections.pop(old)
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str, extra: namespace.Update | None = None) -> None:
+        """``extra``: refused while aliases name it, checked in the commit (``namespace``)."""
         with self._lock:
             e = self.catalog.get(name)
             if e is None:
                 return
-            self.catalog.commit({name: None})
+            self.catalog.commit({name: None}, extra=extra)
             c = self._collections.pop(name)
             c.close()
             rmtree(self._dir(e.id))

@@ -29,6 +29,7 @@ from keeldb.index.params import IndexSpec
 from keeldb.storage.crash import crash_point
 from keeldb.storage.filenames import INDEX
 from keeldb.storage.manifest import IndexEntry, ManifestEdit
+from keeldb.storage.segment_file import verify_file
 
 log = logging.getLogger(__name__)
 # Segments with fewer rows get no ANN index: an exact scan of them is as fast (Milvus's
@@ -79,7 +80,32 @@ class IndexBuilder:
         self.specs = dict(specs)
         for seg in self.mem.sealed_segments():
             seg.indexes = {f: a for f, a in seg.indexes.items() if f in specs and specs[f].key == a.spec.key}
+        self._reopen(self.specs)
         self.start()
+
+    def _reopen(self, specs: dict[str, IndexSpec]) -> None:
+        """Open again, from its committed file, every index whose definition is the same
+        but whose ``mmap.enabled`` changed (alter_index_properties): memory-mapped or read
+        into memory as now asked. Under ``flush_lock``, so a build that committed with the
+        old setting has attached its index before this looks (one committing after sees a
+        changed spec and abandons its file). A file that no longer verifies or loads keeps
+        the open index (the same contents, opened the old way) and is logged."""
+        with self.flush_lock:
+            files = {(e.segment, e.field): e for e in self.versions.current.indexes}
+            for seg in self.mem.sealed_segments():
+                reopened: dict[str, VectorIndex] = {}
+                for fname, index in seg.indexes.items():
+                    spec, entry = specs.get(fname), files.get((seg.sid, fname))
+                    if spec is None or entry is None or spec.key != index.spec.key or spec.mmap == index.spec.mmap:
+                        continue
+                    try:
+                        path = self.versions.store.local(entry.file)
+                        verify_file(path, entry.bytes, entry.crc32)
+                        reopened[fname] = load_index(spec, path)
+                    except (OSError, RuntimeError, KeelError) as e:
+                        log.error("index file %s could not be reopened (%s); the open one stays in use", entry.file, e)
+                if reopened:
+                    seg.indexes = {**seg.indexes, **reopened}
 
     def todo(self) -> tuple[SealedSegment, str, IndexSpec] | None:
         """The next (segment, field, spec) to build, oldest segment first."""

@@ -77,7 +77,7 @@ class BinaryIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> BinaryIndex:
-        return cls(spec, faiss.read_index_binary(str(path), read_flags()))
+        return cls(spec, faiss.read_index_binary(str(path), read_flags(spec.mmap)))
 
     # -- the codes, as numpy views ----------------------------------------------------------
 

@@ -69,9 +69,11 @@ def write_fsynced(write: Callable[[Any, str], None], index: Any, path: Path) -> 
     return file_crc32(path)
 
 
-def read_flags() -> int:
-    """How saved FAISS indexes are opened: memory-mapped unless KEELDB_INDEX_MMAP=0."""
-    return _LOAD_FLAGS if _MMAP else 0
+def read_flags(mmap: bool | None = None) -> int:
+    """How a saved FAISS index is opened: memory-mapped or read into memory as its
+    ``mmap.enabled`` index property says (``IndexSpec.mmap``), else as KEELDB_INDEX_MMAP
+    says (default: mapped)."""
+    return _LOAD_FLAGS if (_MMAP if mmap is None else mmap) else 0
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
@@ -141,8 +143,9 @@ class FaissIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> FaissIndex:
-        """Open a saved index memory-mapped. The caller has verified its size and CRC."""
-        return cls(spec, faiss.read_index(str(path), read_flags()))
+        """Open a saved index, memory-mapped unless ``spec.mmap`` (or KEELDB_INDEX_MMAP)
+        says otherwise. The caller has verified its size and CRC."""
+        return cls(spec, faiss.read_index(str(path), read_flags(spec.mmap)))
 
     # -- searching ------------------------------------------------------------------------
 

@@ -85,6 +85,11 @@ class IndexSpec:
     dim: int  # 0 for sparse vectors
     build: dict[str, Any] = field(default_factory=dict)
     vector: str = "float"  # the field's data type (VECTOR_NAMES)
+    # The index's ``mmap.enabled`` property: True opens saved files memory-mapped, False
+    # reads them into memory, None follows KEELDB_INDEX_MMAP (default: mapped). How a file
+    # is opened, not what it holds: not part of ``key`` (no rebuild), but part of equality,
+    # so a changed setting reopens the files (engine/index_builder.py, cluster replicas).
+    mmap: bool | None = None
 
     @property
     def key(self) -> str:
@@ -132,6 +137,22 @@ class IndexSpec:
         if t == "HNSW":
             return f"HNSW{self.build['M']}" + (f",{codes}" if codes != "Flat" else "")
         return codes
+
+
+MMAP_KEY = "mmap.enabled"
+# Go's strconv.ParseBool, which Milvus reads ``mmap.enabled`` with (pymilvus sends str(True)).
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_go_bool(key: str, value: Any) -> bool:
+    """A boolean index property as Milvus reads it (InvalidArgument with Milvus's words)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value)
+    if text in _GO_TRUE or text in _GO_FALSE:
+        return text in _GO_TRUE
+    raise InvalidArgument(f"invalid {key} value: {text}, expected: true, false")
 
 
 def _int_param(name: str, value: Any, low: int, high: int) -> int:

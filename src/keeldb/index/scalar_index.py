@@ -233,7 +233,7 @@ class ScalarIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> ScalarIndex:
-        header, arrays = sections.read(path, MAGIC, VERSION, "scalar index")
+        header, arrays = sections.read(path, MAGIC, VERSION, "scalar index", mmap=spec.mmap)
         term_type = header.get("terms")
         if term_type != "bytes" and term_type not in _NUMERIC_DTYPES:
             raise CorruptionError(f"{path}: scalar index has unknown term type {term_type!r}")

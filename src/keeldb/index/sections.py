@@ -62,12 +62,16 @@ def write(path: Path, magic: bytes, header: Mapping[str, Any], layout: Sequence[
     return file_crc32(path)
 
 
-def read(path: Path, magic: bytes, version: int, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read(
+    path: Path, magic: bytes, version: int, what: str, *, mmap: bool | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(header, name -> array) of a file ``write`` wrote, the arrays viewing a memory map of
-    it (read into memory with KEELDB_INDEX_MMAP=0). Refused as corrupt: a wrong magic,
-    header checksum or version, a section past the end. The caller has verified the file's
-    size and CRC against the manifest."""
-    raw: Any = np.memmap(path, dtype=np.uint8, mode="r") if MMAP else np.fromfile(path, dtype=np.uint8)
+    it, or read into memory: as ``mmap`` says (an index's ``mmap.enabled``), else as
+    KEELDB_INDEX_MMAP says (default: mapped). Refused as corrupt: a wrong magic, header
+    checksum or version, a section past the end. The caller has verified the file's size
+    and CRC against the manifest."""
+    mapped = MMAP if mmap is None else mmap
+    raw: Any = np.memmap(path, dtype=np.uint8, mode="r") if mapped else np.fromfile(path, dtype=np.uint8)
     if bytes(raw[:8]) != magic:
         raise CorruptionError(f"{path}: not a keeldb {what} (magic {bytes(raw[:8])!r})")
     n = int.from_bytes(bytes(raw[8:12]), "little")

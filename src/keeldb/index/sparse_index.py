@@ -147,9 +147,9 @@ class SparseIndex:
 
     @classmethod
     def load(cls, spec: IndexSpec, path: Path) -> SparseIndex:
-        """Open a saved index (memory-mapped unless KEELDB_INDEX_MMAP=0); the caller has
-        verified its size and CRC against the manifest."""
-        header, arrays = sections.read(path, MAGIC, VERSION, "sparse index")
+        """Open a saved index (memory-mapped unless ``spec.mmap`` or KEELDB_INDEX_MMAP=0
+        says otherwise); the caller has verified its size and CRC against the manifest."""
+        header, arrays = sections.read(path, MAGIC, VERSION, "sparse index", mmap=spec.mmap)
         return cls(spec, Postings(**{name: arrays[name] for name, _ in SECTIONS}), int(header["rows"]))
 
     # -- searching --------------------------------------------------------------------------

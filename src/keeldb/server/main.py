@@ -8,6 +8,7 @@ acknowledged is ever only in memory.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import signal
 import socket
@@ -22,7 +23,9 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from keeldb.client import Client
 from keeldb.errors import KeelError
+from keeldb.server.access import AccessInterceptor
 from keeldb.server.auth import AuthInterceptor
+from keeldb.server.deployment_rpc import Members, standalone
 from keeldb.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,58 @@ DEFAULT_MAX_MESSAGE_MB = 64  # Milvus's proxy default (proxy.grpc.serverMaxRecvS
 
 class StartupError(KeelError):
     """The server cannot start (a busy port, ...); ``keeldb serve`` prints it as one line."""
+
+
+@dataclass(frozen=True)
+class Security:
+    """Who may call, and over what. ``authorization``: Milvus's users, roles and privileges
+    (server/access.py), root's password set by ``root_password`` at the first start (on
+    loopback it may stay Milvus's default, 'Milvus'). ``tls_cert``/``tls_key``: serve TLS
+    (pymilvus: ``secure=True`` / an https uri, ``server_pem_path``); ``tls_ca``: also require
+    client certificates signed by it. ``insecure``: allow a network address without
+    authorization."""
+
+    authorization: bool = False
+    root_password: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    insecure: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_security(host: str, security: Security, auth: str | None) -> None:
+    """Refuse to put an unauthenticated server on a network address unless asked to."""
+    if not is_loopback(host) and not security.authorization and not security.insecure:
+        raise StartupError(
+            f"refusing to listen on {host} without --authorization: anyone who can reach it could read and drop "
+            "every collection (pass --authorization, or --insecure on a trusted network)"
+        )
+    if bool(security.tls_cert) != bool(security.tls_key):
+        raise StartupError("--tls-cert and --tls-key go together")
+    if security.tls_ca and not security.tls_cert:
+        raise StartupError("--tls-ca (client certificates) needs --tls-cert and --tls-key")
+    if auth and security.authorization:
+        raise StartupError("--auth (one shared user:password) and --authorization (users and roles) exclude each other")
+
+
+def _credentials(security: Security) -> grpc.ServerCredentials | None:
+    if not security.tls_cert or not security.tls_key:
+        return None
+    try:
+        pair = (Path(security.tls_key).read_bytes(), Path(security.tls_cert).read_bytes())
+        ca = Path(security.tls_ca).read_bytes() if security.tls_ca else None
+    except OSError as e:
+        raise StartupError(f"cannot read a TLS file: {e.filename}: {e.strerror}") from None
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -74,7 +129,10 @@ def build_server(
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     workers: int = 32,
     extra_interceptors: tuple[Any, ...] = (),
+    security: Security = Security(),
+    members: Members | None = None,
 ) -> tuple[grpc.Server, int]:
+    """``members``: the read nodes GetReplicas reports (a cluster's); this server by default."""
     limit = max_message_mb * 1024 * 1024
     options = [
         ("grpc.max_receive_message_length", limit),
@@ -86,16 +144,28 @@ def build_server(
         # One server per port: never share it with another process (see check_port_free).
         ("grpc.so_reuseport", 0),
     ]
-    interceptors = ([AuthInterceptor(auth)] if auth else []) + list(extra_interceptors)
+    interceptors: list[Any] = [AuthInterceptor(auth)] if auth else []
+    if security.authorization:
+        try:
+            client.initialize_access(security.root_password, network=not is_loopback(host))
+        except KeelError as e:
+            raise StartupError(e.message) from None
+        interceptors.append(AccessInterceptor(client))
+    interceptors += extra_interceptors
+    credentials = _credentials(security)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), interceptors=interceptors, options=options)
-    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(Service(client), server)
+    service = Service(client, members)
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError:  # grpcio: "Failed to bind to address ..."
         bound = 0
     if not bound:
         # check_port_free passed a moment ago, so another process has just taken it.
         raise StartupError(f"port {port} is already in use" if port else f"cannot listen on {host}")
+    if members is None:
+        service.members = standalone(f"{host}:{bound}")
     return server, bound
 
 
@@ -108,22 +178,30 @@ def serve(
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
     grace_seconds: float = 10.0,
     cluster: ClusterOptions | None = None,
+    security: Security = Security(),
 ) -> None:
     # grpc logs every UNIMPLEMENTED call (aliases, compaction, ...) with a traceback; the
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    check_security(host, security, auth)
+    if cluster is not None and security.tls_cert:
+        raise StartupError(
+            "--tls-cert with --cluster is not supported yet: nodes forward calls to each other in plaintext"
+        )
     if port:
         check_port_free(host, port)
     node = None
     if cluster is None:
         client = Client(str(data))
         try:
-            server, bound = build_server(client, host, port, auth=auth, max_message_mb=max_message_mb)
+            server, bound = build_server(
+                client, host, port, auth=auth, max_message_mb=max_message_mb, security=security
+            )
         except BaseException:
             client.close()
             raise
     else:
-        node, client, server, bound = _cluster_server(data, host, port, cluster, auth, max_message_mb)
+        node, client, server, bound = _cluster_server(data, host, port, cluster, auth, max_message_mb, security)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -133,7 +211,8 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start()
-    print(f"keeldb serve listening on {host}:{bound} (data in {data})", flush=True)
+    scheme = " (TLS)" if security.tls_cert else ""
+    print(f"keeldb serve listening on {host}:{bound}{scheme} (data in {data})", flush=True)
     stop.wait()
     server.stop(grace_seconds).wait()
     client.close()
@@ -143,7 +222,8 @@ def serve(
 
 
 def _cluster_server(
-    data: Path, host: str, port: int, opts: ClusterOptions, auth: str | None, max_message_mb: int
+    data: Path, host: str, port: int, opts: ClusterOptions, auth: str | None, max_message_mb: int,
+    security: Security,
 ) -> tuple[Any, Client, grpc.Server, int]:
     """Bind first (the node registers the address it is reachable at), then join."""
     from keeldb.cluster.node import Node
@@ -169,7 +249,8 @@ def _cluster_server(
     try:
         server, bound = build_server(
             node.client, host, port, auth=auth, max_message_mb=max_message_mb,
-            extra_interceptors=(RoutingInterceptor(node),),
+            extra_interceptors=(RoutingInterceptor(node),), security=security,
+            members=lambda: [(i + 1, a) for i, (_, a, roles) in enumerate(node.members()) if "read" in roles],
         )
     except BaseException:
         node.close()

@@ -37,6 +37,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from keeldb.cluster.errors import NotOwner
 from keeldb.server import convert
+from keeldb.server.rpc import call_database
 from keeldb.server.service import READS
 
 if TYPE_CHECKING:  # the node needs the cluster extra; routing is handed one
@@ -126,6 +127,8 @@ class RoutingInterceptor(grpc.ServerInterceptor):
 
         def route(request: Any, context: grpc.ServicerContext) -> Any:
             name = _collection_of(request)
+            if name:  # the catalog key of the name (or alias) in the call's database
+                name = self.node.client.catalog_key(name, call_database(rpc, request, context))
             if name and rpc in READS and self.node.can_read:
                 return inner(request, context)
             if name and not forwarded:
@@ -149,6 +152,13 @@ class RoutingInterceptor(grpc.ServerInterceptor):
             route, request_deserializer=handler.request_deserializer, response_serializer=serialize_any
         )
 
+    def _forwarded_metadata(self, context: grpc.ServicerContext) -> list[tuple[str, str]]:
+        """The caller's metadata (its credentials and database: the node asked checks them
+        again, with the same users and grants from etcd), marked as forwarded."""
+        metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
+        metadata.append((FORWARDED, self.node.node_id))
+        return metadata
+
     def _forward(self, address: str, method: str, request: Any, context: grpc.ServicerContext) -> Any:
         """The writer's reply, as bytes. If the forward breaks, the outcome is unknown: a
         read is aborted with UNAVAILABLE (pymilvus retries it, harmlessly); anything that
@@ -156,14 +166,17 @@ class RoutingInterceptor(grpc.ServerInterceptor):
         its retry of an insert the writer had applied would insert the rows twice (auto_id)
         or be refused as a duplicate key, a false "no"."""
         call = self._channel(address).unary_unary(method, request_serializer=lambda r: r.SerializeToString())
-        metadata = [(k, v) for k, v in context.invocation_metadata() or () if not k.startswith(":") and k not in ("user-agent", FORWARDED)]
-        metadata.append((FORWARDED, self.node.node_id))
+        metadata = self._forwarded_metadata(context)
         remaining = context.time_remaining()
         timeout = min(remaining, 60.0) if remaining is not None else 60.0
         try:
             reply: bytes = call(request, timeout=timeout, metadata=metadata)
             return reply
         except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                # The writer's own access check refused it before it ran: a known outcome,
+                # answered as the writer answered (not retried by pymilvus).
+                context.abort(e.code(), e.details())
             self.drop_channel(address)
             why = f"forwarding to the writer at {address} failed ({e.code().name}); outcome unknown"
             rpc = method.rsplit("/", 1)[-1]
@@ -228,7 +241,7 @@ class RoutingInterceptor(grpc.ServerInterceptor):
                 response_deserializer=milvus_pb2.GetCompactionStateResponse.FromString,
             )
             try:
-                other = call(request, timeout=10, metadata=[(FORWARDED, self.node.node_id)])
+                other = call(request, timeout=10, metadata=self._forwarded_metadata(context))
             except grpc.RpcError:  # a peer going away: ask the next one
                 self.drop_channel(address)
                 continue

@@ -10,7 +10,6 @@ status UNKNOWN, which pymilvus retries for minutes (docs/research/pymilvus-wire.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
@@ -18,7 +17,6 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -27,13 +25,18 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb
 
 from keeldb import __version__
 from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
+from keeldb.engine import namespace
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
-from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument, KeelError
+from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument
 from keeldb.schema import IndexParams
 from keeldb.server import convert, unimplemented, vectors
+from keeldb.server.access_rpc import AccessRPCs
+from keeldb.server.deployment_rpc import DeploymentRPCs, Members, standalone
+from keeldb.server.namespace_rpc import NamespaceRPCs
+from keeldb.server.rpc import rpc as _rpc
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -49,10 +52,6 @@ _LOAD_STATE = {
 READS = frozenset(
     {"Search", "HybridSearch", "Query", "GetCollectionStatistics", "GetPartitionStatistics"}
 )
-
-
-class DatabaseNotFound(KeelError):
-    code = 800
 
 
 class SchemaMismatch(InvalidArgument):
@@ -100,26 +99,6 @@ class _IteratorCursors:
                 self._by_token.popitem(last=False)
 
 
-def _rpc(response: type[Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Run a handler; on any error answer ``response(status=...)`` (or the Status itself)."""
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def handler(self: Service, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                self._check_database(context)
-                return fn(self, request, context)
-            except Exception as e:  # noqa: BLE001 - see module docstring
-                if not isinstance(e, KeelError):
-                    log.exception("%s failed", fn.__name__)
-                st = convert.status(e)
-                return st if response is common_pb2.Status else response(status=st)
-
-        return handler
-
-    return wrap
-
-
 def _parsed(message: Any, data: bytes, what: str) -> Any:
     """A serialized protobuf field of a request (a schema), or InvalidArgument."""
     out = message()
@@ -135,20 +114,16 @@ def _param_bool(value: str | None) -> bool:
 
 
 @unimplemented.install  # every other RPC answers Milvus's "service unimplemented" status
-class Service(milvus_pb2_grpc.MilvusServiceServicer):
-    def __init__(self, client: Client) -> None:
+class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusServiceServicer):
+    def __init__(self, client: Client, members: Members | None = None) -> None:
+        """``members``: the nodes serving reads, for GetReplicas and the resource group
+        (this server alone by default; the build sets its address once bound)."""
         self.client = client
+        self.members = members or standalone("127.0.0.1:19530")
         self._ids = itertools.count(1)
         self._cursors = _IteratorCursors()
 
     # -- plumbing ---------------------------------------------------------------------
-
-    @staticmethod
-    def _check_database(context: grpc.ServicerContext) -> None:
-        """keeldb has one database, ``default``; pymilvus names it in the ``dbname`` header."""
-        for key, value in context.invocation_metadata() or ():
-            if key == "dbname" and value not in ("", "default"):
-                raise DatabaseNotFound(f"database not found[database={value}]")
 
     # -- connection -------------------------------------------------------------------
 
@@ -170,16 +145,6 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
     @_rpc(milvus_pb2.AllocTimestampResponse)
     def AllocTimestamp(self, request: Any, context: grpc.ServicerContext) -> Any:
         return milvus_pb2.AllocTimestampResponse(status=convert.status(), timestamp=self.client.alloc_timestamp())
-
-    @_rpc(milvus_pb2.ListDatabasesResponse)
-    def ListDatabases(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.ListDatabasesResponse(status=convert.status(), db_names=["default"])
-
-    @_rpc(milvus_pb2.DescribeDatabaseResponse)
-    def DescribeDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if request.db_name not in ("", "default"):
-            raise DatabaseNotFound(f"database not found[database={request.db_name}]")
-        return milvus_pb2.DescribeDatabaseResponse(status=convert.status(), db_name="default")
 
     # -- collections ------------------------------------------------------------------
 
@@ -211,13 +176,14 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
             status=convert.status(),
             schema=convert.schema_to_proto(name, entry.schema, entry.timezone),
             collectionID=entry.id,
-            collection_name=name,
+            collection_name=namespace.split(self.client.catalog_key(name))[1],  # an alias's collection
             shards_num=1,
             consistency_level=entry.consistency_level,
             num_partitions=len(self.client.list_partitions(name)),
             created_timestamp=created,
             update_timestamp=created,
-            db_name="default",
+            db_name=self.client.db.db_name,
+            aliases=self.client.aliases_of(name),
         )
         for key, value in entry.properties.items():
             resp.properties.add(key=key, value=str(value))
@@ -274,9 +240,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(common_pb2.Status)
     def RenameCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if request.newDBName not in ("", "default"):
-            raise DatabaseNotFound(f"database not found[database={request.newDBName}]")
-        self.client.rename_collection(request.oldName, request.newName)
+        self.client.rename_collection(request.oldName, request.newName, request.newDBName)
         return convert.status()
 
     @_rpc(milvus_pb2.GetCollectionStatisticsResponse)
@@ -379,6 +343,19 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
                                "total_rows", "pending_index_rows", "state"):
                     desc.params.add(key=key, value=value if isinstance(value, str) else str(value))
         return resp
+
+    @_rpc(common_pb2.Status)
+    def AlterIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """alter_index_properties (``extra_params``) and drop_index_properties
+        (``delete_keys``); both at once is refused, as Milvus's proxy does."""
+        props, keys = convert.kv(request.extra_params), list(request.delete_keys)
+        if props and keys:
+            raise InvalidArgument("cannot provide both DeleteKeys and ExtraParams")
+        if keys:
+            self.client.drop_index_properties(request.collection_name, request.index_name, keys)
+        else:
+            self.client.alter_index_properties(request.collection_name, request.index_name, props)
+        return convert.status()
 
     @_rpc(common_pb2.Status)
     def DropIndex(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -490,7 +467,7 @@ class Service(milvus_pb2_grpc.MilvusServiceServicer):
 
     @_rpc(milvus_pb2.FlushResponse)
     def Flush(self, request: Any, context: grpc.ServicerContext) -> Any:
-        resp = milvus_pb2.FlushResponse(status=convert.status(), db_name="default")
+        resp = milvus_pb2.FlushResponse(status=convert.status(), db_name=self.client.db.db_name)
         for name in request.collection_names:
             resp.coll_flush_ts[name] = self.client.flush(name)
             # No segment ids: GetFlushState answers from the flush timestamp alone.

@@ -23,19 +23,20 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 UNIMPLEMENTED_CODE = 10  # Milvus's merr.ErrServiceUnimplemented
 # What the client is told is missing, by the first matching word of the RPC's name.
 _FEATURES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("Alias",), "aliases are not supported by keeldb yet"),
-    (("Database",), "keeldb has one database, 'default'; creating, dropping or altering databases is not supported"),
-    (("Credential", "CredUsers", "Role", "User", "Privilege", "Grant", "RBAC", "RowPolic"),
-     "users, roles and privileges are not supported by keeldb (keeldb serve --auth takes one user:password)"),
-    (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance", "Replica"),
-     "resource groups and replica placement do not apply to keeldb"),
+    (("RowPolic",), "row-level security policies are not supported by keeldb (users, roles and privileges are)"),
+    (("UserTags", "UsersWithTag"), "user tags are not supported by keeldb (users, roles and privileges are)"),
+    (("RBAC",), "backing up and restoring RBAC metadata is not supported by keeldb (it is in the catalog, "
+     "which a copy of the data directory carries)"),
+    (("AlterRole",), "role descriptions are not supported by keeldb (roles are)"),
+    (("ResourceGroup", "TransferNode", "TransferReplica", "LoadBalance"),
+     "keeldb has one resource group, __default_resource_group, and one replica of each loaded collection "
+     "(list_resource_groups, describe_resource_group, describe_replica); changing groups or placement does not apply"),
     (("PhraseMatch",), "computing a phrase-match slop is not supported by keeldb (phrase_match filters are)"),
     (("Import",), "bulk import is not supported by keeldb yet"),
     (("Snapshot",), "snapshots are not supported by keeldb yet"),
     (("Namespace",), "namespaces are not supported by keeldb"),
     (("Function", "AlterCollectionSchema"), "schema functions are not supported by keeldb"),
     (("StructField",), "struct array fields are not supported by keeldb"),
-    (("AlterIndex",), "altering index properties is not supported by keeldb yet"),
     (("Truncate",), "truncate_collection is not supported by keeldb yet (drop and create the collection)"),
     (("FileResource",), "file resources are not supported by keeldb"),
     (("Replicate", "DumpMessages"), "cross-cluster replication is not supported by keeldb"),

@@ -35,6 +35,9 @@ class Entry(Protocol):
 
 
 E = TypeVar("E", bound=Entry)
+# A change of the catalog's other members: (current members, collections after the change)
+# -> new members.
+ExtraUpdate = Callable[[Mapping[str, Any], Mapping[str, E]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -44,15 +47,24 @@ class CatalogState(Generic[E]):
 
     next_id: int = 1
     collections: Mapping[str, E] = field(default_factory=dict)
+    # The catalog's other top-level members, JSON values opaque here: "databases" and
+    # "aliases" (engine/namespace.py), "access" (users, roles, grants: keeldb/access). They
+    # change through the same atomic replace as the collections -- in the same commit when
+    # a change touches both (a rename moves the collection's aliases with it).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def allocated(self) -> CatalogState[E]:
         """The state after handing out ``next_id``."""
         return replace(self, next_id=self.next_id + 1)
 
-    def changed(self, changes: Mapping[str, E | None], new: Collection[str] = ()) -> CatalogState[E]:
+    def changed(
+        self, changes: Mapping[str, E | None], new: Collection[str] = (), extra: ExtraUpdate[E] | None = None
+    ) -> CatalogState[E]:
         """``{name: entry}`` applied (``None`` removes the name). Each name in ``new`` must
         not exist yet: a create (or a rename's target) that a racing change already took
-        fails instead of overwriting it."""
+        fails instead of overwriting it. ``extra(members, collections)``: the new other
+        members, given the current ones and the collections after ``changes`` (it may
+        raise: then nothing changes)."""
         for name in new:
             if name in self.collections:
                 raise InvalidArgument(f"collection '{name}' already exists")
@@ -62,17 +74,23 @@ class CatalogState(Generic[E]):
                 collections.pop(name, None)
             else:
                 collections[name] = entry
-        return replace(self, collections=collections)
+        members = self.extra if extra is None else dict(extra(self.extra, collections))
+        return replace(self, collections=collections, extra=members)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "next_id": self.next_id,
             "collections": {name: e.to_dict() for name, e in self.collections.items()},
         }
+        # Members appear once first set: an older catalog reads the same.
+        out.update({k: v for k, v in self.extra.items() if k not in out})
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], decode: Callable[[dict[str, Any]], E]) -> CatalogState[E]:
-        return cls(int(d["next_id"]), {name: decode(e) for name, e in d["collections"].items()})
+        collections = {name: decode(e) for name, e in d["collections"].items()}
+        extra = {k: v for k, v in d.items() if k not in ("next_id", "collections")}
+        return cls(int(d["next_id"]), collections, extra)
 
 
 class FileCatalog(Generic[E]):
@@ -108,11 +126,23 @@ class FileCatalog(Generic[E]):
             self._state = self._state.allocated()
             return cid
 
-    def commit(self, changes: Mapping[str, E | None], *, new: Collection[str] = ()) -> None:
+    def commit(
+        self, changes: Mapping[str, E | None], *, new: Collection[str] = (), extra: ExtraUpdate[E] | None = None
+    ) -> Mapping[str, Any]:
         """THE way the catalog changes: apply ``{name: entry}`` (``None`` removes; names in
-        ``new`` must not exist yet) and make it durable, atomically."""
+        ``new`` must not exist yet) and ``extra`` (see ``CatalogState.changed``; it runs
+        under the catalog's lock, so two changes never race) and make it durable,
+        atomically. Returns the other members as committed."""
+        return self._apply(lambda state: state.changed(changes, new, extra)).extra
+
+    def extra(self, fresh: bool = False) -> Mapping[str, Any]:
+        """The other members as last committed; one process writes this catalog, so
+        memory is always fresh."""
+        return self._state.extra
+
+    def _apply(self, change: Callable[[CatalogState[E]], CatalogState[E]]) -> CatalogState[E]:
         with self._lock:
-            state = self._state.changed(changes, new)
+            state = change(self._state)
             atomic_replace(
                 self.path,
                 encode_framed(MAGIC, state.to_dict()),
@@ -120,3 +150,4 @@ class FileCatalog(Generic[E]):
                 after_rename=lambda: crash_point("catalog.after_rename"),
             )
             self._state = state
+            return state

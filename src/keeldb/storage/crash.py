@@ -3,8 +3,12 @@
 Every step of a commit that makes data durable, visible or invisible calls ``crash_point``
 with a name from ``CRASH_POINTS``. In production this is one dictionary lookup. When the
 environment variable ``KEELDB_CRASH_AT`` names a point (optionally ``name:N`` to die on the
-N-th hit, counting from 1), the process sends itself SIGKILL there: no ``finally`` blocks,
-no buffered writes flushed. The kernel's page cache survives a SIGKILL, though; with
+N-th hit, counting from 1; ``name@thread:N`` to count only the hits on the thread named
+``thread``), the process sends itself SIGKILL there: no ``finally`` blocks, no buffered
+writes flushed. A count over every thread says which commit it lands on only as long as the
+background threads (index builds, compactions) interleave with the foreground the same way,
+which a loaded machine changes; counted on one thread, the N-th hit is the same step of the
+same job in every run (a thread's commits are sequential). The kernel's page cache survives a SIGKILL, though; with
 ``KEELDB_FAULTS=power-cut`` the point cuts the power instead (``storage/powercut.py``):
 everything not yet fsynced is lost too.
 
@@ -60,12 +64,14 @@ _lock = threading.Lock()
 _hits: dict[str, int] = {}
 
 
-def _target() -> tuple[str, int] | None:
+def _target() -> tuple[str, str, int] | None:
+    """(point, thread name or "" for any thread, hit number) of ``KEELDB_CRASH_AT``."""
     spec = os.environ.get(_ENV)
     if not spec:
         return None
     name, _, nth = spec.partition(":")
-    return name, int(nth) if nth else 1
+    name, _, thread = name.partition("@")
+    return name, thread, int(nth) if nth else 1
 
 
 def crash_point(name: str) -> None:
@@ -76,9 +82,11 @@ def crash_point(name: str) -> None:
     target = _target()
     if target is None or target[0] != name:
         return
+    if target[1] and threading.current_thread().name != target[1]:
+        return
     with _lock:
         _hits[name] = _hits.get(name, 0) + 1
-        due = _hits[name] >= target[1]
+        due = _hits[name] >= target[2]
     if due:
         tracker = power_tracker()
         if tracker is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,9 @@ class LocalCluster:
         bucket: str = "keeldb",
         prefix: str = "cluster",
         ready_timeout: float = 180.0,
+        node_args: Sequence[str] = (),
     ) -> None:
+        """``node_args``: added to every node's command line (e.g. ``--authorization``)."""
         if nodes < 1:
             raise ValueError("--nodes must be at least 1")
         self.workdir = workdir
@@ -83,6 +85,7 @@ class LocalCluster:
         self.down: set[str] = set()  # killed by kill_component, not started again yet
         self.events: list[str] = []  # what happened to which component, in order
         self._env: dict[str, str | None] = {}
+        self.node_args = list(node_args)
 
     # -- addresses ----------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class LocalCluster:
             ]  # fmt: skip
             if self.lease_ttl is not None:
                 args += ["--lease-ttl", str(self.lease_ttl)]
+            args += self.node_args
             self.nodes[node] = KeelServer(
                 self.node_dir(node), log_path=self.node_log(node), port=self.ports[node],
                 extra_args=args, env=credentials,
