@@ -112,7 +112,6 @@ def test_refused_input_changes_nothing(client: Any) -> None:
     refused(InvalidArgument, "warmup is not supported: keeldb opens every index", lambda: a("c", "vi", {"warmup": "sync"}))
     refused(InvalidArgument, "indexoffsetcache.enabled is not supported: keeldb has no BITMAP",
             lambda: a("c", "vi", {"indexoffsetcache.enabled": True}))  # fmt: skip
-    refused(InvalidArgument, "scalar field 'tag'", lambda: a("c", "ti", {"mmap.enabled": True}))
     refused(IndexNotFound, r"index not found\[indexName=nope\]", lambda: a("c", "nope", {"mmap.enabled": True}))
     refused(InvalidArgument, "index name is empty", lambda: a("c", "", {"mmap.enabled": True}))
     refused(InvalidArgument, "no properties or delete keys provided", lambda: a("c", "vi", {}))

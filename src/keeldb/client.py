@@ -81,7 +81,7 @@ from keeldb.errors import (
 )
 from keeldb.fields import VectorKind
 from keeldb.fields.timestamptz import check_timezone, default_timezone
-from keeldb.index.params import SEARCH_PARAMS, index_spec
+from keeldb.index.params import SEARCH_PARAMS, index_spec, scalar_index_spec
 from keeldb.schema import (
     DEFAULT_METRIC,
     PARTITION_FIELD,
@@ -617,8 +617,9 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         must not wait forever)."""
         c = self._loaded(collection_name)
         indexed = pending = 0
-        for i in self.db.peek(collection_name).indexes:
-            done, todo = c.index_progress(i.field_name)
+        e = self.db.peek(collection_name)
+        for i in e.indexes:
+            done, todo = c.index_progress(e.index_key(i))
             indexed, pending = indexed + done, pending + todo
         if not pending or not c.index_building:
             return 100
@@ -632,7 +633,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
     def _check_index(self, schema: CollectionSchema, p: IndexParam) -> IndexParam:
         """An index definition checked against its field: for a vector field the index type,
         metric and parameters Milvus allows for the data type (``index.params.index_spec``),
-        the metric defaulting to the type's own (COSINE, HAMMING for binary, IP for sparse)."""
+        the metric defaulting to the type's own (COSINE, HAMMING for binary, IP for sparse);
+        for a scalar field the kinds Milvus allows on its type (``scalar_index_spec``)."""
         f = schema.field(p.field_name)
         if f is None:
             raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
@@ -650,6 +652,10 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 )
             index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
+        else:
+            if p.metric_type:
+                raise InvalidArgument(f"metric type {p.metric_type} applies to vector fields only; {f.name!r} is {f.dtype.name}")
+            scalar_index_spec(p.index_type, f.name, f.dtype, f.element_type, p.params, is_primary=f.is_primary)
         if not p.index_name:
             p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
         check_name("index", p.index_name)
@@ -671,7 +677,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         new = [self._check_index(e.schema, index_param_from_any(p)) for p in index_params]
         merged = list(current)
         for p in new:
-            same = [c for c in current if c.field_name == p.field_name or c.index_name == p.index_name]
+            same = [c for c in current if _target(c) == _target(p) or c.index_name == p.index_name]
             if same:
                 if _definition(same[0]) == _definition(p):
                     continue
@@ -694,7 +700,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         for i in e.indexes:
             if i.index_name == index_name:
                 coll = self._coll(collection_name)
-                indexed, pending = coll.index_progress(i.field_name)
+                indexed, pending = coll.index_progress(e.index_key(i))
                 return {
                     **{k: str(v) for k, v in i.params.items()},
                     "index_type": i.index_type,
@@ -719,7 +725,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         c = self._coll(collection_name)
         t0 = time.perf_counter()
         built = c.build_indexes()
-        fields = [i.field_name for i in self.db.peek(collection_name).indexes if not index_name or i.index_name == index_name]
+        e = self.db.peek(collection_name)
+        fields = [e.index_key(i) for i in e.indexes if not index_name or i.index_name == index_name]
         progress = {f: c.index_progress(f) for f in fields}
         return {"built": built, "seconds": time.perf_counter() - t0, "pending_rows": sum(p[1] for p in progress.values())}
 
@@ -1554,6 +1561,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _target(i: IndexParam) -> tuple[str, str]:
+    """What an index covers: its field, and for a JSON path index the path (Milvus allows
+    one index per path, several per JSON field)."""
+    return i.field_name, str(i.params.get("json_path", "")).replace("'", '"').replace(" ", "")
+
+
 def _definition(p: IndexParam) -> dict[str, Any]:
     """What makes an index the same index: its definition without the properties
     ``alter_index_properties`` may change (a repeated create_index is then a no-op)."""
@@ -1561,7 +1574,7 @@ def _definition(p: IndexParam) -> dict[str, Any]:
 
 
 def _check_unique_indexes(indexes: list[IndexParam]) -> None:
-    fields = [i.field_name for i in indexes]
+    fields = [_target(i) for i in indexes]
     names = [i.index_name for i in indexes]
     if len(set(fields)) != len(fields) or len(set(names)) != len(names):
         raise InvalidArgument("at most one index per field, with distinct index names")

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from keeldb.engine import index_properties, ttl
 from keeldb.errors import InvalidArgument
-from keeldb.index.params import IndexSpec, index_spec, text_match_spec
+from keeldb.index.params import IndexSpec, index_spec, scalar_index_spec, text_match_spec
 from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
 
 
@@ -106,7 +106,8 @@ class CollectionEntry:
         return (asked or (index.metric_type if index is not None else "") or DEFAULT_METRIC).upper()
 
     def index_specs(self) -> dict[str, IndexSpec]:
-        """Field -> how its segments' indexes are built: each vector index created, and the
+        """Key -> how its segments' indexes are built: each vector index created (keyed by
+        its field), each scalar index (``scalar_key``), and the
         text-match index of every ``enable_match`` VARCHAR field (Milvus builds it without
         create_index; a field with multi-language analyzers has none, text_match refuses
         it). A definition the current code cannot build (checked at create_index, so only
@@ -119,14 +120,27 @@ class CollectionEntry:
         }
         for i in self.indexes:
             f = self.schema.field(i.field_name)
-            if f is None or not f.kind.is_vector:
+            if f is None:
                 continue
             try:
-                spec = index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
+                if f.kind.is_vector:
+                    key, spec = f.name, index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
+                else:
+                    key = scalar_key(i)
+                    spec = scalar_index_spec(
+                        i.index_type, f.name, f.dtype, f.element_type, i.params, is_primary=f.is_primary
+                    )
             except InvalidArgument:
                 continue
-            specs[f.name] = replace(spec, mmap=index_properties.mmap_of(i.params))  # how its files open
+            specs[key] = replace(spec, mmap=index_properties.mmap_of(i.params))  # how its files open
         return specs
+
+    def index_key(self, i: IndexParam) -> str:
+        """The key of ``i``'s per-segment indexes (in ``index_specs``, the manifest and each
+        segment's ``indexes``): the field's name for a vector index, ``scalar_key`` for a
+        scalar one (a JSON field may hold several, one per path)."""
+        f = self.schema.field(i.field_name)
+        return i.field_name if f is None or f.kind.is_vector else scalar_key(i)
 
     # -- the JSON form ----------------------------------------------------------------------
 
@@ -161,6 +175,12 @@ class CollectionEntry:
             created_ts=int(d.get("created_ts", 0)),
             consistency_level=int(d.get("consistency_level", 2)),
         )
+
+
+def scalar_key(i: IndexParam) -> str:
+    """``field#index_name``: '#' is in no field or index name, so the key never collides
+    with a vector field's or a text-match index's (keyed by the field's name alone)."""
+    return f"{i.field_name}#{i.index_name or i.field_name}"
 
 
 class Catalog(Protocol):

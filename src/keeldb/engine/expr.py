@@ -804,6 +804,12 @@ class Filter:
     def evaluate(self, cols: ColumnSource) -> np.ndarray:
         """Which rows of ``cols`` match: a bool array; unknown (null) counts as no match."""
         ctx = _Ctx(cols)
+        if getattr(getattr(cols, "segment", None), "indexes", None):
+            from keeldb.engine import scalar_filter  # imports this module
+
+            hit = scalar_filter.evaluate(self._root, ctx)
+            if hit is not None:  # the segment's scalar indexes answered (scan-identical)
+                return hit
         res = self._root.eval(ctx)
         if isinstance(res, pa.ChunkedArray):
             res = _as_array(res)
@@ -834,13 +840,29 @@ def parse_filter(
         return None
     if params is not None and not isinstance(params, dict):
         raise FilterError(f"filter_params must be a dict, got {type(params).__name__}")
+    key = (expr, timezone, id(schema))
+    hit = _PARSED.get(key) if params is None else None
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     tree = _parse(expr)
     compiler = _Compiler(expr, schema, params, timezone)
     try:
         root = compiler.predicate(tree)
     except RecursionError:
         raise FilterError("expression is too deeply nested", expr, 0) from None
-    return Filter(expr=expr, fields=frozenset(compiler.fields), _root=root)
+    flt = Filter(expr=expr, fields=frozenset(compiler.fields), _root=root)
+    if params is None:
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[key] = (schema, flt)
+    return flt
+
+
+# The last filters parsed (without template values), by (text, timezone, schema): a filter
+# is immutable and depends on nothing else, and parsing (lark) costs more than answering a
+# selective filter from a scalar index. The schema object is kept and compared, so a
+# changed schema (a new object) never meets a filter compiled for another.
+_PARSED: dict[tuple[str, str, int], tuple[CollectionSchema, Filter]] = {}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Milvus lets three keys be altered; any other "is not a configable index property
   read into memory, as Milvus). The open indexes are reopened at once (``IndexBuilder._reopen``) and at every
   open after (``IndexSpec.mmap``). Refused where keeldb cannot honour it: ``false`` on a
   FLAT index over FLOAT_VECTOR (it has no file: searches read the segment's own
-  memory-mapped vectors), and on scalar-field indexes (keeldb builds no file for them).
+  memory-mapped vectors). Scalar indexes' files are opened the same way.
 - ``warmup`` and ``indexoffsetcache.enabled`` are refused with the reason: keeldb has no
   tiered storage to warm (every index is opened when the collection opens) and no BITMAP
   index offset cache.
@@ -76,10 +76,7 @@ def check_values(params: Mapping[str, Any], field: FieldSchema, index: IndexPara
         return
     enable = parse_go_bool(MMAP_KEY, params[MMAP_KEY])
     if not field.kind.is_vector:
-        raise InvalidArgument(
-            f"index type {index_type} does not support mmap in keeldb: it builds no file for an index on "
-            f"scalar field {field.name!r}, so {MMAP_KEY} has nothing to act on"
-        )
+        return  # a scalar index is a file (index/scalar_index.py), opened as asked
     if not enable and not _has_file(field, index):
         raise InvalidArgument(
             f"{MMAP_KEY}=false is not supported for index type {index_type} on {field.name!r}: a FLAT index on "

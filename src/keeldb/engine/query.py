@@ -124,8 +124,10 @@ def selection(view: SegmentView, ts: int, flt: Filter | None, extra: Selector | 
 
     None is the common case worth a shortcut: a sealed segment nobody deleted from, read
     without a filter, needs no mask at all (a search then passes no bitmap to its index)."""
-    if flt is None and extra is None and view.all_visible(ts):
-        return None
+    if extra is None and view.all_visible(ts):
+        # Every row is live: the filter's answer is the selection (with scalar indexes,
+        # read from posting lists without touching the rows).
+        return None if flt is None else flt.evaluate(view)
     mask = view.visible(ts)
     if extra is not None:
         mask &= extra(view)
@@ -160,7 +162,13 @@ def pk_selector(pk_name: str, ids: list[Any]) -> Selector:
 def count(snap: Snapshot, flt: Filter | None) -> int:
     if flt is None:
         return snap.live_count()
-    return sum(int(rows.size) for _, rows in select(snap, flt))
+    # A popcount of each view's selection (index answer AND live rows), no row list.
+    total = 0
+    for view in snap.views:
+        if view.num_rows:
+            mask = selection(view, snap.ts, flt, None)
+            total += view.num_rows if mask is None else int(np.count_nonzero(mask))
+    return total
 
 
 def query(

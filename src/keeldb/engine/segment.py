@@ -28,7 +28,7 @@ from keeldb.engine import schema_change
 from keeldb.engine.rows import Batch, numpy_of
 from keeldb.fields import VectorKind
 from keeldb.index.base import VectorIndex
-from keeldb.index.params import IndexSpec, text_analyzer_params
+from keeldb.index.params import IndexSpec, is_scalar_spec, text_analyzer_params
 from keeldb.schema import CollectionSchema
 from keeldb.storage.segment_file import TS_COLUMN
 from keeldb.text import Analyzer, build_analyzer
@@ -238,11 +238,13 @@ class SealedSegment(Segment):
         self.table = self.file_table.drop_columns([TS_COLUMN, *self.vector_names])
 
     def index_input(self, field: str, spec: IndexSpec) -> Any:
-        """What an index of ``field`` is built from: a vector field's searchable form; for
-        a text-match index, the field's postings (``text_postings``: shared with a filter
+        """What an index keyed ``field`` is built from: a vector field's searchable form; for
+        a scalar index, its field's column; for a text-match index, the field's postings (``text_postings``: shared with a filter
         that needs them before the file exists, so the text is tokenized once)."""
         if field in self.vectors:
             return self.vectors[field]
+        if is_scalar_spec(spec):  # a scalar index: the field's column as stored
+            return self.table.column(spec.build["field"])
         return self.text_postings(field, build_analyzer(text_analyzer_params(spec)))
 
     def text_postings(self, field: str, analyzer: Analyzer) -> Postings:

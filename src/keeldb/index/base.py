@@ -92,6 +92,10 @@ _KINDS: dict[str, str] = {
     **{t: _BINARY for t in BINARY_TYPES},
     **{t: _SPARSE for t in SPARSE_TYPES},
     P.TEXT_MATCH: "keeldb.index.text_index:TEXT",  # an enable_match VARCHAR field's postings
+    # Scalar indexes, read by filters (never searched): sorted terms + posting lists, and
+    # NGRAM's grams. AUTOINDEX on a scalar field is resolved by ``scalar_index_spec``.
+    **{t: f"keeldb.index.scalar_index:{t}" for t in ("STL_SORT", "INVERTED", "BITMAP", "TRIE")},
+    "NGRAM": "keeldb.index.ngram_index:NGRAM",
 }
 _AUTOINDEX = {"binary": _BINARY, "sparse": _SPARSE}
 _loaded: dict[str, IndexKind] = {}

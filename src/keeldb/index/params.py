@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,3 +368,119 @@ def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
     if "rbq_query_bits" in params:
         qbits = _int_param("rbq_query_bits", params["rbq_query_bits"], 0, 8)
     return SearchKnobs(nprobe, ef, drop, ratio, refine_k, reorder_k, qbits)
+
+
+# -- scalar indexes ------------------------------------------------------------------------------
+
+# The scalar kinds (index/scalar_index.py, index/ngram_index.py). Each answers filters,
+# never vector searches; AUTOINDEX on a scalar field resolves to one of them (``_AUTO_SCALAR``).
+SCALAR_TYPES = ("STL_SORT", "INVERTED", "BITMAP", "TRIE", "NGRAM")
+JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR")
+_INTS = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
+_NUMERIC = (*_INTS, DataType.FLOAT, DataType.DOUBLE)
+_STRINGS = (DataType.VARCHAR, DataType.STRING)
+# What Milvus 2.6's AUTOINDEX builds on a scalar field (its ``scalarAutoIndex`` defaults:
+# BITMAP for BOOL, a sorted index for integers -- HYBRID there, whose high-cardinality
+# half is STL_SORT --, INVERTED for the rest). The four term kinds share one structure
+# here, so the choice changes what describe_index shows, not which filters are fast.
+_AUTO_SCALAR = {DataType.BOOL: "BITMAP", DataType.TIMESTAMPTZ: "STL_SORT", **{t: "STL_SORT" for t in _INTS}}
+
+
+def is_scalar_spec(spec: IndexSpec) -> bool:
+    return spec.vector == "scalar"
+
+
+def parse_json_path(field_name: str, path: Any) -> list[str | int]:
+    """``json_path`` (``meta["a"]["b"]``, ``meta['a'][0]``, or the field's name alone) as
+    the steps a filter's JSON path compiles to (``engine/expr.py``: string keys, and
+    non-negative integers that index arrays)."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidArgument(f"json_path must be a JSON path of field {field_name!r}, got {path!r}")
+    text = path.strip()
+    m = re.fullmatch(r"([A-Za-z_$][A-Za-z0-9_]*)((?:\[[^\]]*\])*)", text)
+    if m is None or m.group(1) != field_name:
+        raise InvalidArgument(f"json_path {path!r} is not a path of JSON field {field_name!r} (e.g. {field_name}[\"key\"])")
+    steps: list[str | int] = []
+    for sub in re.findall(r"\[([^\]]*)\]", m.group(2)):
+        sub = sub.strip()
+        if len(sub) >= 2 and sub[0] == sub[-1] == '"':
+            steps.append(json.loads(sub))
+        elif len(sub) >= 2 and sub[0] == sub[-1] == "'":
+            steps.append(sub[1:-1])
+        elif sub.isdigit():
+            steps.append(int(sub))
+        else:
+            raise InvalidArgument(f"json_path {path!r}: a subscript must be a quoted key or a non-negative integer")
+    return steps
+
+
+def scalar_index_spec(
+    index_type: str, field_name: str, dtype: DataType, element_type: DataType | None, params: dict[str, Any],
+    *, is_primary: bool = False,
+) -> IndexSpec:  # fmt: skip
+    """Check a scalar index definition the way Milvus 2.6's index checkers do (their
+    messages) and resolve it: the kind (AUTOINDEX by type), the JSON path and cast type,
+    NGRAM's gram lengths. Refused: a kind on a type Milvus refuses it on (BITMAP on
+    FLOAT/DOUBLE/JSON or a primary key, TRIE off VARCHAR, STL_SORT on BOOL/JSON/ARRAY), an
+    unknown kind, a JSON index without or with an unknown ``json_cast_type``."""
+    t = (index_type or "AUTOINDEX").upper()
+    if t not in (*SCALAR_TYPES, "AUTOINDEX"):
+        if t in (*BUILD_PARAMS, *SPARSE_TYPES, *QUANTIZED_TYPES, "DISKANN", "BRUTE_FORCE"):
+            raise InvalidArgument(f"data type {dtype.name} can't build with this index {t}: vector index types apply to vector fields")
+        raise InvalidArgument(f"invalid index type: {index_type}; a scalar field takes one of {', '.join(SCALAR_TYPES)} or AUTOINDEX")
+    if dtype in (DataType.GEOMETRY, DataType.TEXT):
+        raise InvalidArgument(f"keeldb builds no scalar index on {dtype.name} fields yet (filters on {field_name!r} scan)")
+    elem = element_type if dtype == DataType.ARRAY else None
+    if t == "AUTOINDEX":
+        t = _AUTO_SCALAR.get(dtype, "INVERTED")
+    build: dict[str, Any] = {"field": field_name, "dtype": dtype.name}
+    if elem is not None:
+        build["element"] = elem.name
+    if t == "STL_SORT" and dtype not in (*_NUMERIC, *_STRINGS, DataType.TIMESTAMPTZ):
+        raise InvalidArgument(f"STL_SORT are only supported on numeric, varchar or timestamptz field, got {dtype.name}")
+    if t == "TRIE" and dtype not in _STRINGS:
+        raise InvalidArgument("TRIE are only supported on varchar field")
+    if t == "BITMAP":
+        if is_primary:
+            raise InvalidArgument("create bitmap index on primary key not supported")
+        if dtype not in (DataType.BOOL, *_INTS, *_STRINGS, DataType.ARRAY):
+            raise InvalidArgument("bitmap index are only supported on bool, int, string and array field")
+        if elem is not None and elem not in (DataType.BOOL, *_INTS, *_STRINGS):
+            raise InvalidArgument("bitmap index are only supported on bool, int, string for array field")
+    if t == "INVERTED" and dtype not in (DataType.BOOL, *_NUMERIC, *_STRINGS, DataType.ARRAY, DataType.JSON):
+        raise InvalidArgument(f"INVERTED are not supported on {dtype.name} field")
+    if t == "NGRAM":
+        if dtype not in (*_STRINGS, DataType.JSON):
+            raise InvalidArgument("Ngram index can only be created on VARCHAR or JSON field")
+        if dtype == DataType.JSON:
+            cast = params.get("json_cast_type")
+            if cast is None:
+                raise InvalidArgument("JSON field with ngram index must specify json_cast_type")
+            if str(cast).strip().upper() != "VARCHAR":
+                raise InvalidArgument(f"JSON field with ngram index only supports VARCHAR cast type, got: {str(cast).upper()}")
+        if "min_gram" not in params or "max_gram" not in params:
+            raise InvalidArgument("Ngram index must specify both min_gram and max_gram")
+        grams = {}
+        for name in ("min_gram", "max_gram"):
+            try:
+                grams[name] = int(str(params[name]))
+            except ValueError:
+                raise InvalidArgument(f"{name} for Ngram index must be an integer, got: {params[name]}") from None
+        lo, hi = grams["min_gram"], grams["max_gram"]
+        if lo <= 0 or hi <= 0 or lo > hi:
+            raise InvalidArgument(f"invalid min_gram or max_gram value for Ngram index, min_gram: {lo}, max_gram: {hi}")
+        build.update(grams)
+    if "json_cast_function" in params:
+        raise InvalidArgument("json_cast_function is not supported by keeldb (values are indexed as stored)")
+    if dtype == DataType.JSON:
+        cast = params.get("json_cast_type")
+        if cast is None:
+            raise InvalidArgument("json index must specify cast type")
+        c = str(cast).strip().upper()
+        if c not in JSON_CAST_TYPES:
+            raise InvalidArgument(f"json_cast_type {cast} is not supported; use one of {', '.join(JSON_CAST_TYPES)}")
+        build["cast"] = c
+        build["path"] = parse_json_path(field_name, params.get("json_path", field_name))
+    elif "json_path" in params or "json_cast_type" in params:
+        raise InvalidArgument(f"json_path and json_cast_type apply to JSON fields only; {field_name!r} is {dtype.name}")
+    return IndexSpec(t, "", 0, build, "scalar")
