@@ -41,6 +41,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from keeldb.errors import FilterError
+from keeldb.fields.json import walk_path
 from keeldb.fields.numeric import FLOAT_TYPES, INTEGER_TYPES
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
@@ -320,24 +321,9 @@ def _path_text(v: _JsonRef) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-_MISSING = object()
 
 
-def _walk(obj: object, path: tuple[str | int, ...]) -> object:
-    """Follow a JSON path; a missing key, a bad index or a wrong container gives None.
-
-    An integer step indexes an array or, like a JSON pointer ``/0``, looks up key ``"0"``.
-    """
-    for step in path:
-        if type(obj) is dict:
-            obj = obj.get(step if type(step) is str else str(step), _MISSING)
-        elif type(obj) is list and type(step) is int:
-            obj = obj[step] if 0 <= step < len(obj) else _MISSING
-        else:
-            return None
-        if obj is _MISSING:
-            return None
-    return obj
+_walk = walk_path  # fields/json.py: the one walk, shared with JSON-path indexes
 
 
 def _as_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:

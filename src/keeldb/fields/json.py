@@ -60,3 +60,23 @@ class Json(FieldKind):
             [None if v is None else json_text(f.name, v, i, str_is_json=True) for i, v in enumerate(values)],
             type=pa.string(),
         )
+
+
+_MISSING = object()
+
+
+def walk_path(obj: object, path: tuple[str | int, ...]) -> object:
+    """A JSON path's value in a parsed document (None when missing): a missing key, a bad
+    index or a wrong container gives None. An integer step indexes an array or, like a JSON
+    pointer ``/0``, looks up key ``"0"``. Filters (engine/expr.py) and JSON-path scalar
+    indexes (index/scalar_index.py) walk the same way, so an index answers as the scan."""
+    for step in path:
+        if type(obj) is dict:
+            obj = obj.get(step if type(step) is str else str(step), _MISSING)
+        elif type(obj) is list and type(step) is int:
+            obj = obj[step] if 0 <= step < len(obj) else _MISSING
+        else:
+            return None
+        if obj is _MISSING:
+            return None
+    return obj

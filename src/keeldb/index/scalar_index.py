@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keeldb.errors import CorruptionError
+from keeldb.fields.json import walk_path
 from keeldb.index import sections
 from keeldb.index.base import IndexKind
 from keeldb.index.params import IndexSpec, SearchKnobs
@@ -51,23 +52,9 @@ MAGIC = b"KEELSCL1"
 VERSION = 1
 _NUMERIC_DTYPES = {"int64": "<i8", "float32": "<f4", "float64": "<f8", "uint8": "|u1"}
 _INT_FIELDS = ("INT8", "INT16", "INT32", "INT64")
-_MISSING = object()
 
 
-def walk(obj: object, path: tuple[str | int, ...]) -> object:
-    """A JSON path's value (None when missing): the filter's walk (``engine/expr.py``'s
-    ``_walk``), which this layer may not import -- an integer step indexes a list or
-    looks up its decimal key in an object."""
-    for step in path:
-        if type(obj) is dict:
-            obj = obj.get(step if type(step) is str else str(step), _MISSING)
-        elif type(obj) is list and type(step) is int:
-            obj = obj[step] if 0 <= step < len(obj) else _MISSING
-        else:
-            return None
-        if obj is _MISSING:
-            return None
-    return obj
+walk = walk_path  # the filter's walk (fields/json.py)
 
 
 def json_numbers(vals: list[object]) -> pa.Array:
