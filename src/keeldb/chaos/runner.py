@@ -226,11 +226,22 @@ def probe_mod(c: Any, rows: int) -> bool:
 
 def ensure_loaded(uri: str, timeout: float = RECOVER_TIMEOUT) -> None:
     """Milvus Lite forgets that a collection was loaded when it restarts (keeldb and Milvus
-    remember); load it again, as an operator would, before the workload resumes."""
+    remember); load it again, as an operator would, before the workload resumes. A keeldb
+    cluster answers a load that reaches a node while the writer's lease is moving (a node
+    just restarted, its old lease not yet expired) with "...; retry (routing moves)": the
+    load is idempotent, so it is sent again until ``timeout``, as an operator would."""
+    deadline = time.monotonic() + timeout
     c = _client(uri, timeout)
     try:
-        if c.has_collection(COLLECTION, timeout=timeout):
-            c.load_collection(COLLECTION, timeout=timeout)
+        while True:
+            try:
+                if c.has_collection(COLLECTION, timeout=timeout):
+                    c.load_collection(COLLECTION, timeout=timeout)
+                return
+            except Exception as e:  # noqa: BLE001 - only the cluster's own "retry" answer is retried
+                if "retry" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         c.close()
 
