@@ -14,6 +14,13 @@ hold it, ascending (a CSR posting list: ``term_ptr`` into ``rows``):
 - TRIE (VARCHAR ==, in, prefix LIKE 'x%'): terms are sorted by UTF-8 bytes, so the strings
   with a prefix are one range of terms.
 
+Why sorted row arrays and not roaring bitmaps (pyroaring): the posting lists must be read in
+place from a memory-mapped file at open (a restart loads no index into the heap), and one
+term's rows, or a range of terms' rows, is then a numpy slice the engine ORs into its row
+mask in one vectorised step; a roaring bitmap would be deserialised per term and converted
+to that mask anyway. At a segment's sizes (up to millions of rows) the arrays cost 4 bytes a
+row, as the file sizes in benchmarks/README.md show.
+
 So the kinds differ in name (what describe_index shows, which types Milvus accepts them on:
 ``index/params.py``), not in layout; each still has its own registry entry and file
 extension. Nulls: ``null_rows`` are the rows whose value is null -- for a JSON path index,
