@@ -17,8 +17,6 @@ and the extra microseconds per call. Nothing is asserted: timings are noise on C
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import json
 import statistics
 import sys
@@ -34,31 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import json_default, machine_info  # noqa: E402
 
+from keeldb.testing.certificates import self_signed  # noqa: E402
+
 USER, PASSWORD = "reader_user", "reader-pass-1"
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = tmp / "server.pem", tmp / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
-    return cert_path, key_path
 
 
 def check_cost_us(calls: int = 20_000) -> float:
@@ -99,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from keeldb.testing.server import KeelServer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-access-"))
-    cert, key = self_signed(tmp)
+    cert, key, _, _ = self_signed(tmp, "server")
     rng = np.random.default_rng(args.seed)
     data = rng.standard_normal((args.rows, args.dim), dtype=np.float32)
     queries = rng.standard_normal((args.calls, args.dim), dtype=np.float32).tolist()

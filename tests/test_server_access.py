@@ -9,8 +9,6 @@ check let it through.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import grpc
 import pytest
 from pymilvus import DataType, MilvusClient
 
+from keeldb.testing.certificates import self_signed
 from tests.server_util import KeelServer, kill_and_restart
 
 ROOT = "root:Milvus"
@@ -205,39 +204,8 @@ def test_a_network_address_needs_authorization(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists()
 
 
-def _self_signed(tmp: Path, name: str, issuer: tuple[object, object] | None = None) -> tuple[Path, Path, object, object]:
-    """A certificate for 127.0.0.1 / localhost (signed by ``issuer``'s key, else by itself)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    issuer_cert, issuer_key = issuer if issuer else (None, key)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_cert.subject if issuer_cert else subject)  # type: ignore[attr-defined]
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)  # fmt: skip
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
-        .sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    cert_path, key_path = tmp / f"{name}.pem", tmp / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
-    return cert_path, key_path, cert, key
-
-
 def test_tls_round_trip_and_client_certificates(tmp_path: Path) -> None:
-    cert, key, ca_cert, ca_key = _self_signed(tmp_path, "server")
+    cert, key, ca_cert, ca_key = self_signed(tmp_path, "server")
     tls = ["--tls-cert", cert, "--tls-key", key]
     with KeelServer(extra_args=[*AUTHZ, *map(str, tls)]) as srv:
         c = MilvusClient(uri=f"https://localhost:{srv.port}", token=ROOT, server_pem_path=str(cert),
@@ -250,7 +218,7 @@ def test_tls_round_trip_and_client_certificates(tmp_path: Path) -> None:
             plain(b"", timeout=3)
         assert e.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     # --tls-ca: only clients with a certificate signed by that CA get in.
-    client_cert, client_key, _, _ = _self_signed(tmp_path, "client", issuer=(ca_cert, ca_key))
+    client_cert, client_key, _, _ = self_signed(tmp_path, "client", issuer=(ca_cert, ca_key))
     with KeelServer(extra_args=[*map(str, tls), "--tls-ca", str(cert)]) as srv:
         c = MilvusClient(uri=f"https://localhost:{srv.port}", secure=True, server_name="localhost",
                          client_pem_path=str(client_cert), client_key_path=str(client_key), ca_pem_path=str(cert))  # fmt: skip
