@@ -41,11 +41,7 @@ MEMBER = "access"
 class AccessCalls:
     """Mixed into a client that provides ``_access_store()``."""
 
-    def _access_store(self) -> AccessStore:
-        raise NotImplementedError
-
-    def _access(self) -> AccessState:
-        return self.access_state()
+    _access_store: Callable[[], AccessStore]  # the client's method (declared, not defined here)
 
     def access_state(self, fresh: bool = False) -> AccessState:
         """Users, roles and grants as last committed (``fresh``: re-read now, where a
@@ -111,10 +107,10 @@ class AccessCalls:
         self._change_access(lambda s: s.update_password(user_name, old_password, new_password))
 
     def list_users(self, timeout: float | None = None, **_: Any) -> list[str]:
-        return list(self._access().users)
+        return list(self.access_state().users)
 
     def describe_user(self, user_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
-        u = self._access().users.get(user_name)
+        u = self.access_state().users.get(user_name)
         if u is None:
             return {}
         return {"user_name": user_name, "roles": tuple(u.roles), "description": ""}
@@ -128,10 +124,10 @@ class AccessCalls:
         self._change_access(lambda s: s.drop_role(role_name, force=force_drop))
 
     def list_roles(self, timeout: float | None = None, **_: Any) -> list[str]:
-        return self._access().role_names()
+        return self.access_state().role_names()
 
     def describe_role(self, role_name: str, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
-        s = self._access()
+        s = self.access_state()
         s._role(role_name)
         grants = s.grants_of(role_name, kwargs.get("db_name") or None)
         return {"role": role_name, "description": "", "privileges": [grant_item(g) for g in grants]}
@@ -179,7 +175,7 @@ class AccessCalls:
         self._change_access(lambda s: s.drop_group(group_name))
 
     def list_privilege_groups(self, timeout: float | None = None, **_: Any) -> list[dict[str, Any]]:
-        return [{"privilege_group": n, "privileges": p} for n, p in all_groups(self._access()).items()]
+        return [{"privilege_group": n, "privileges": p} for n, p in all_groups(self.access_state()).items()]
 
     def add_privileges_to_group(
         self, group_name: str, privileges: list[str], timeout: float | None = None, **_: Any

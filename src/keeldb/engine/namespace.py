@@ -331,19 +331,15 @@ class NamespaceCalls:
     """pymilvus's database and alias calls, with its argument names and return shapes;
     mixed into ``keeldb.Client`` (which provides ``_database``, ``db`` and ``_db_name``)."""
 
+    # Provided by the client (declared, not defined: the client's own properties serve).
     _db_name: str
-
-    @property
-    def _database(self) -> Database:
-        raise NotImplementedError
-
-    @property
-    def db(self) -> DatabaseScope:
-        raise NotImplementedError
+    _database: Database
+    db: DatabaseScope
 
     def _commit(self, update: Update) -> Mapping[str, Any]:
-        with self._database._lock:  # the same lock as every collection change of this process
-            return self._database.catalog.commit({}, extra=update)
+        """One catalog commit; ``update`` checks its rule against the state it changes,
+        under the catalog's own lock (no lock of the Database is needed)."""
+        return self._database.catalog.commit({}, extra=update)
 
     # -- databases ----------------------------------------------------------------------
 

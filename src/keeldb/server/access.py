@@ -81,7 +81,8 @@ class AccessInterceptor(grpc.ServerInterceptor):
         names = need.object_names(request)
         if need.object_type == P.USER and names == [user]:
             return None  # one's own user object: change one's password, describe oneself
-        if rpc == "SelectGrant" and request.entity.role.name in {*state.users.get(user, _NOBODY).roles, "public"}:
+        own_roles = state.users[user].roles if user in state.users else ()
+        if rpc == "SelectGrant" and request.entity.role.name in {*own_roles, "public"}:
             return None  # the grants of a role one holds
         db = getattr(request, "db_name", "") or db
         for name in names:
@@ -115,13 +116,6 @@ class AccessInterceptor(grpc.ServerInterceptor):
         rpc = details.method.rsplit("/", 1)[-1]
         db = meta.get("dbname") or DEFAULT_DB
         return _checked(handler, lambda request: self.denied(rpc, request, user, db, self.client.access_state()))
-
-
-class _Nobody:
-    roles: tuple[str, ...] = ()
-
-
-_NOBODY = _Nobody()
 
 
 def _abort(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
