@@ -33,7 +33,12 @@ from keeldb.engine import (
 from keeldb.engine import index_properties as _index_properties
 from keeldb.engine import properties as _properties
 from keeldb.engine.boost import Boost
-from keeldb.engine.catalog import CollectionEntry
+from keeldb.engine.catalog import (
+    CollectionEntry,
+    index_target,
+    is_dynamic_key_index,
+    json_index_name,
+)
 from keeldb.engine.collection import DEFAULT_AUTO_FLUSH_BYTES, Collection, Snapshot
 from keeldb.engine.database import ReadCall
 from keeldb.engine.executor import FieldExecutor
@@ -635,11 +640,12 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         metric and parameters Milvus allows for the data type (``index.params.index_spec``),
         the metric defaulting to the type's own (COSINE, HAMMING for binary, IP for sparse);
         for a scalar field the kinds Milvus allows on its type (``scalar_index_spec``)."""
-        f = schema.field(p.field_name)
-        if f is None:
+        target = index_target(schema, p)
+        if target is None:
             raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
-        kind = f.kind
-        if isinstance(kind, VectorKind):
+        f = schema.field(p.field_name)  # None: a key of the dynamic field (index_target)
+        kind = f.kind if f is not None else None
+        if f is not None and isinstance(kind, VectorKind):
             bm25_field = schema.bm25_input(f.name) is not None
             metric = p.metric_type or ("BM25" if bm25_field else kind.default_metric)
             if bm25_field and metric != "BM25":
@@ -654,11 +660,18 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         else:
             if p.metric_type:
-                raise InvalidArgument(f"metric type {p.metric_type} applies to vector fields only; {f.name!r} is {f.dtype.name}")
-            scalar_index_spec(p.index_type, f.name, f.dtype, f.element_type, p.params, is_primary=f.is_primary)
-        if not p.index_name:
-            p = IndexParam(p.field_name, p.index_type, p.field_name, p.metric_type, p.params)
-        check_name("index", p.index_name)
+                raise InvalidArgument(
+                    f"metric type {p.metric_type} applies to vector fields only; {p.field_name!r} is {target.dtype.name}"
+                )
+            scalar_index_spec(
+                p.index_type, target.field, target.dtype, target.element_type, target.params, is_primary=target.is_primary
+            )
+        if p.index_name:
+            check_name("index", p.index_name)
+        else:  # Milvus's default: the field's name, or for a JSON path index the path's
+            json_index = is_dynamic_key_index(schema, p) or (target.dtype == DataType.JSON and "json_path" in p.params)
+            name = json_index_name(schema, p) if json_index else p.field_name
+            p = IndexParam(p.field_name, p.index_type, name, p.metric_type, p.params)
         _index_properties.check_values(p.params, f, p)  # mmap.enabled, warmup, ...
         return p
 

@@ -14,15 +14,29 @@ defaults).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from keeldb.datatype import DataType
 from keeldb.engine import index_properties, ttl
 from keeldb.errors import InvalidArgument
-from keeldb.index.params import IndexSpec, index_spec, scalar_index_spec, text_match_spec
-from keeldb.schema import DEFAULT_METRIC, DEFAULT_PARTITION, CollectionSchema, IndexParam
+from keeldb.index.params import (
+    IndexSpec,
+    index_spec,
+    parse_json_path,
+    scalar_index_spec,
+    text_match_spec,
+)
+from keeldb.schema import (
+    DEFAULT_METRIC,
+    DEFAULT_PARTITION,
+    DYNAMIC_FIELD,
+    CollectionSchema,
+    IndexParam,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,16 +133,17 @@ class CollectionEntry:
             if f.enable_match and f.enable_analyzer and f.multi_analyzer_params is None
         }
         for i in self.indexes:
-            f = self.schema.field(i.field_name)
-            if f is None:
+            target = index_target(self.schema, i)
+            if target is None:
                 continue
+            t = target
             try:
-                if f.kind.is_vector:
-                    key, spec = f.name, index_spec(i.index_type, i.metric_type, f.dim or 0, i.params, f.dtype)
+                if t.is_vector:
+                    key, spec = t.field, index_spec(i.index_type, i.metric_type, t.dim, t.params, t.dtype)
                 else:
                     key = scalar_key(i)
                     spec = scalar_index_spec(
-                        i.index_type, f.name, f.dtype, f.element_type, i.params, is_primary=f.is_primary
+                        i.index_type, t.field, t.dtype, t.element_type, t.params, is_primary=t.is_primary
                     )
             except InvalidArgument:
                 continue
@@ -139,8 +154,8 @@ class CollectionEntry:
         """The key of ``i``'s per-segment indexes (in ``index_specs``, the manifest and each
         segment's ``indexes``): the field's name for a vector index, ``scalar_key`` for a
         scalar one (a JSON field may hold several, one per path)."""
-        f = self.schema.field(i.field_name)
-        return i.field_name if f is None or f.kind.is_vector else scalar_key(i)
+        target = index_target(self.schema, i)
+        return i.field_name if target is None or target.is_vector else scalar_key(i)
 
     # -- the JSON form ----------------------------------------------------------------------
 
@@ -175,6 +190,57 @@ class CollectionEntry:
             created_ts=int(d.get("created_ts", 0)),
             consistency_level=int(d.get("consistency_level", 2)),
         )
+
+
+@dataclass(frozen=True)
+class IndexTarget:
+    """What an index is built on: a field's name and types, and the index's parameters."""
+
+    field: str
+    dtype: DataType
+    params: dict[str, Any]
+    element_type: DataType | None = None
+    is_primary: bool = False
+    is_vector: bool = False
+    dim: int = 0
+
+
+def index_target(schema: CollectionSchema, i: IndexParam) -> IndexTarget | None:
+    """The field an index is built on, and the parameters it is built with. Usually the
+    index's own field and params; but on a collection with a dynamic field, Milvus takes a
+    JSON path index on a name the schema does not have (``field_name="my_json"``,
+    ``json_path="my_json['a']"``) as one on that key of the dynamic field: it is built
+    on ``$meta`` at ``$meta["my_json"]["a"]``, which is where a filter ``my_json["a"]``
+    looks. The index keeps the name the user gave (describe_index shows it). None: no
+    such field."""
+    f = schema.field(i.field_name)
+    if f is not None:
+        return IndexTarget(
+            f.name, f.dtype, dict(i.params), f.element_type, f.is_primary, f.kind.is_vector, f.dim or 0
+        )
+    if not is_dynamic_key_index(schema, i):
+        return None
+    steps = parse_json_path(i.field_name, i.params.get("json_path", i.field_name))
+    path = DYNAMIC_FIELD + "".join(f"[{json.dumps(s)}]" for s in (i.field_name, *steps))
+    return IndexTarget(DYNAMIC_FIELD, DataType.JSON, {**i.params, "json_path": path})
+
+
+def is_dynamic_key_index(schema: CollectionSchema, i: IndexParam) -> bool:
+    """An index on a key of the dynamic field (see ``index_target``)."""
+    return (
+        schema.enable_dynamic_field
+        and schema.field(i.field_name) is None
+        and ("json_path" in i.params or "json_cast_type" in i.params)
+    )
+
+
+def json_index_name(schema: CollectionSchema, i: IndexParam) -> str:
+    """Milvus's default name of a JSON path index: the field and the path's steps joined
+    by '/' (``my_json/a/b``; ``$meta/my_json/a/b`` on a key of the dynamic field), so that
+    several unnamed indexes on one JSON field at different paths get distinct names."""
+    steps = parse_json_path(i.field_name, i.params.get("json_path", i.field_name))
+    head = [DYNAMIC_FIELD] if is_dynamic_key_index(schema, i) else []
+    return "/".join([*head, i.field_name, *(str(s) for s in steps)])
 
 
 def scalar_key(i: IndexParam) -> str:

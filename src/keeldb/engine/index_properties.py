@@ -65,9 +65,10 @@ def loaded_error(collection: str) -> CollectionLoaded:
     )
 
 
-def check_values(params: Mapping[str, Any], field: FieldSchema, index: IndexParam) -> None:
+def check_values(params: Mapping[str, Any], field: FieldSchema | None, index: IndexParam) -> None:
     """The configurable keys among ``params`` (a change, or create_index's params) of
-    ``index`` on ``field``, checked against what keeldb can honour for this index."""
+    ``index`` on ``field`` (None: a key of the dynamic field), checked against what keeldb
+    can honour for this index."""
     index_type = index.index_type
     for key, reason in _NOT_HONOURED.items():
         if key in params:
@@ -75,7 +76,7 @@ def check_values(params: Mapping[str, Any], field: FieldSchema, index: IndexPara
     if MMAP_KEY not in params:
         return
     enable = parse_go_bool(MMAP_KEY, params[MMAP_KEY])
-    if not field.kind.is_vector:
+    if field is None or not field.kind.is_vector:
         return  # a scalar index is a file (index/scalar_index.py), opened as asked
     if not enable and not _has_file(field, index):
         raise InvalidArgument(
