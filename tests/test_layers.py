@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "fields": 0,
     "text": 0,
     "schema": 0,
+    "names": 0,
     "access": 0,
     "storage": 1,
     "index": 2,

@@ -808,7 +808,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         self.db.drop_partition(collection_name, partition_name)
 
     def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
-        return partition_name in self.db.entry(collection_name).partitions
+        parts = self.db.entry(collection_name).partitions
+        return partition_name in parts or not check_name("partition", partition_name)  # an invalid name: refused
 
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
         return list(self.db.entry(collection_name).partitions)

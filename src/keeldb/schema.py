@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from keeldb import names
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields import FieldKind, defaults, float_vector, kind_of, supported, varchar
@@ -29,13 +30,27 @@ DEFAULT_PARTITION = "_default"
 
 
 def check_name(kind: str, name: Any) -> str:
-    """Names become directory names and expression identifiers: keep them to one safe shape."""
+    """Names become expression identifiers and catalog keys: keep them to one safe shape.
+    Collections, aliases, fields, partitions and databases follow Milvus's rules and words
+    (``keeldb.names``); other names (indexes, functions) the same shape in our words."""
+    checker = _MILVUS_NAME_CHECKS.get(kind)
+    if checker is not None:
+        return checker(name)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise InvalidArgument(
             f"invalid {kind} name {name!r}: use a letter or underscore, then letters, digits "
             "or underscores, at most 255 characters"
         )
     return name
+
+
+_MILVUS_NAME_CHECKS = {
+    "collection": names.check_collection_name,
+    "alias": lambda n: names.check_collection_name(n, "alias"),
+    "field": names.check_field_name,
+    "partition": names.check_partition_name,
+    "database": names.check_database_name,
+}
 
 
 def _to_datatype(dtype: Any) -> DataType:

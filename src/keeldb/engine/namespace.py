@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError
-from keeldb.schema import check_name
+from keeldb.schema import NAME_RE, check_name
 
 if TYPE_CHECKING:
     from keeldb.engine.catalog import CollectionEntry
@@ -248,7 +248,11 @@ class DatabaseScope:
     # -- names ------------------------------------------------------------------------
 
     def key(self, name: str) -> str:
-        """``name``'s catalog key: the collection itself, or the one the alias names."""
+        """``name``'s catalog key: the collection itself, or the one the alias names. A
+        name no collection or alias could have is refused here, before any lookup, as
+        Milvus validates before it looks (1100 invalid name, not 100 not found)."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            check_name("collection", name)
         k = key(self.db_name, name)
         if self.catalog.peek(k) is not None:
             return k
@@ -272,7 +276,8 @@ class DatabaseScope:
         """The entry, current, or None (no error: has_collection, get_load_state);
         ``resolve=False``: the collection of that very name, not an alias's."""
         self.check()
-        return self.catalog.get(self.key(name) if resolve else key(self.db_name, name))
+        k = self.key(name)  # also checks the name: has_collection('12-s') is refused, not False
+        return self.catalog.get(k if resolve else key(self.db_name, name))
 
     def entry(self, name: str) -> CollectionEntry:
         return self._named(name, self.database.entry)
@@ -284,22 +289,22 @@ class DatabaseScope:
         return self._named(name, lambda k: self.database.collection(k, read))
 
     def update(self, name: str, **changes: Any) -> None:
-        self.database.update(self.key(name), **changes)
+        self._named(name, lambda k: self.database.update(k, **changes))
 
     def set_properties(self, name: str, properties: dict[str, Any]) -> None:
-        self.database.set_properties(self.key(name), properties)
+        self._named(name, lambda k: self.database.set_properties(k, properties))
 
     def change_schema(self, name: str, schema: Any) -> None:
-        self.database.change_schema(self.key(name), schema)
+        self._named(name, lambda k: self.database.change_schema(k, schema))
 
     def create_partition(self, name: str, partition: str) -> None:
-        self.database.create_partition(self.key(name), partition)
+        self._named(name, lambda k: self.database.create_partition(k, partition))
 
     def drop_partition(self, name: str, partition: str) -> None:
-        self.database.drop_partition(self.key(name), partition)
+        self._named(name, lambda k: self.database.drop_partition(k, partition))
 
     def compact(self, name: str) -> int:
-        return self.database.compact(self.key(name))
+        return self._named(name, self.database.compact)
 
     def create(self, name: str, schema: Any, **kw: Any) -> None:
         check_name("collection", name)
@@ -324,7 +329,7 @@ class DatabaseScope:
             return get(self.key(name))
         except CollectionNotFound:
             self.check()
-            raise CollectionNotFound(f"collection '{name}' does not exist") from None
+            raise CollectionNotFound(f"collection not found[database={self.db_name}][collection={name}]") from None
 
 
 class NamespaceCalls:
