@@ -768,7 +768,7 @@ def test_index_and_load_lifecycle(mc: MilvusClient) -> None:
     mc.drop_index("lifecycle", "vidx")
     assert mc.list_indexes("lifecycle") == []
     assert mc.describe_index("lifecycle", "vidx") is None
-    expect_error(lambda: mc.drop_index("lifecycle", "vidx"), 700)
+    mc.drop_index("lifecycle", "vidx")  # a second drop: nothing to drop, a success (Milvus)
     assert str(mc.get_load_state("lifecycle_missing")["state"]) == "NotExist"
     # index again under the default name (the field's), load, read what was written meanwhile
     mc.create_index("lifecycle", MilvusClient.prepare_index_params("vector", metric_type="L2", index_type="FLAT"))

@@ -745,10 +745,16 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
-        if e.index_named(index_name) is None:
-            raise IndexNotFound(f"index '{index_name}' does not exist on collection '{collection_name}'")
-        if e.is_loaded:
-            raise InvalidArgument("index cannot be dropped while the collection is loaded; release it first")
+        index = e.index_named(index_name)
+        if index is None:
+            return  # as Milvus: nothing to drop is a success (the collection must exist)
+        target = index_target(e.schema, index)
+        if e.is_loaded and (target is None or target.is_vector):
+            # A scalar index may go while loaded (filters scan again, as Milvus allows); a
+            # vector index may not: loaded searches use it.
+            raise InvalidArgument(
+                "vector index cannot be dropped on loaded collection; release the collection first"
+            )
         self.db.update(collection_name, indexes=tuple(i for i in e.indexes if i.index_name != index_name))
 
     def alter_index_properties(
@@ -1121,8 +1127,9 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         if limit in (None, 0, -1):
             limit = None
         keys = _order_keys(c.schema, kwargs, search=False)
-        snap = kwargs.get("snapshot") or c.snapshot()
-        offset = kwargs.get("offset", 0) or 0
+        snap = _read_snapshot(c, kwargs)
+        # Milvus applies an offset only together with a limit (pagination); alone it is ignored.
+        offset = (kwargs.get("offset", 0) or 0) if limit is not None else 0
         with default_timezone(tz):
             if keys:
                 rows = ordered_query(snap, c.schema, flt, output_fields, keys, limit, offset, extra)
@@ -1147,7 +1154,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             return []
         sel = _all_of(part, pk_selector(c.schema.primary.name, keys))
         with default_timezone(_timezone(e, kwargs.get("timezone"))):
-            rows = query(kwargs.get("snapshot") or c.snapshot(), c.schema, None, output_fields, None, 0, sel)
+            rows = query(_read_snapshot(c, kwargs), c.schema, None, output_fields, None, 0, sel)
         return _query_shapes(c.schema, rows)
 
     def count(self, collection_name: str, filter: str = "", **kwargs: Any) -> int:
@@ -1180,7 +1187,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
-        snap = kwargs.get("snapshot") or c.snapshot()
+        snap = _read_snapshot(c, kwargs)
         plain = None  # the key of a plain search's checked plan (_PlainSearch)
         if ranker is None and ids is None and not filter and not partition_names:
             plain = _plain_key(anns_field, limit, output_fields, search_params, kwargs)
@@ -1309,7 +1316,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             check_grouping(c.schema, grouping, limit)
         decimals = _round_decimal(kwargs.get("round_decimal", -1))
         out = resolve_output(c.schema, output_fields)
-        snap = kwargs.get("snapshot") or c.snapshot()  # one snapshot for every request
+        snap = _read_snapshot(c, kwargs)  # one snapshot for every request
         pk = c.schema.primary.name
         with default_timezone(tz):
             if keys:
@@ -1514,6 +1521,16 @@ def _frozen(value: Any) -> Any:
         items = [_frozen(v) for v in value]
         return None if any(f is None for f in items) else (t, tuple(items))
     return None
+
+
+def _read_snapshot(c: Collection, kwargs: Mapping[str, Any]) -> Snapshot:
+    """What a read sees: the snapshot it was given (the server's, for a consistency level
+    or an iterator) or the newest; with ``ignore_growing`` its sealed segments only."""
+    snap: Snapshot = kwargs.get("snapshot") or c.snapshot()
+    flag = kwargs.get("ignore_growing")
+    if isinstance(flag, str):
+        flag = flag.strip().lower() == "true"
+    return snap.sealed_only() if flag else snap
 
 
 def _plain_key(anns_field: Any, limit: Any, output_fields: Any, search_params: Any,

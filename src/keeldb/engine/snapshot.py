@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keeldb.engine.segment import SegmentView
+from keeldb.engine.segment import SealedSegment, SegmentView
 from keeldb.schema import CollectionSchema
 
 
@@ -25,3 +25,11 @@ class Snapshot:
         if self.count is not None:
             return self.count
         return sum(v.count_visible(self.ts) for v in self.views)
+
+    def sealed_only(self) -> Snapshot:
+        """The same read without the growing (and flushing) segment: Milvus's
+        ``ignore_growing``, which reads sealed segments only -- rows written since the last
+        flush are not seen, nor is an older version those rows replaced (its delete is
+        already applied, as in Milvus)."""
+        views = [v for v in self.views if isinstance(v.segment, SealedSegment)]
+        return Snapshot(self.ts, views, None, self.schema)

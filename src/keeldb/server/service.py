@@ -556,7 +556,8 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
         resp.primary_field_name = schema.primary.name
         if [n.strip() for n in requested] == [COUNT] and not order:
             rows = client.query(name, filter=request.expr, output_fields=[COUNT], filter_params=templates,
-                                partition_names=list(request.partition_names), snapshot=snap, timezone=tz)
+                                partition_names=list(request.partition_names), snapshot=snap, timezone=tz,
+                                ignore_growing=params.get("ignore_growing"))
             resp.fields_data.append(convert.count_to_proto(rows[0][COUNT]))
             resp.output_fields.append(COUNT)
             _report_cost(resp.status, rows)
@@ -566,7 +567,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
         rows = client.query(
             name, filter=request.expr, output_fields=requested, partition_names=list(request.partition_names),
             limit=limit, offset=offset, snapshot=snap, filter_params=templates, timezone=tz,
-            order_by_fields=order,
+            order_by_fields=order, ignore_growing=params.get("ignore_growing"),
         )  # fmt: skip
         out = resolve_output(schema, requested)
         fields, names = convert.fields_to_proto(schema, out, rows, pk_first=True)
@@ -655,7 +656,8 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
             name, queries, filter=request.dsl, limit=query_limit, output_fields=requested,
             search_params=search_params, partition_names=list(request.partition_names),
             anns_field=field.name, offset=offset, snapshot=snap, after_distance=cursor,
-            filter_params=templates, timezone=sp.get("timezone") or None, ids=ids, ranker=ranker, **extra,
+            filter_params=templates, timezone=sp.get("timezone") or None, ids=ids, ranker=ranker,
+            ignore_growing=sp.get("ignore_growing"), **extra,
         )
         if seen is not None:
             hits[0] = [h for h in hits[0] if h["id"] not in seen][:limit]
