@@ -79,7 +79,7 @@ def test_a_key_that_is_not_live_is_an_insert(tmp_path: Path) -> None:
 BAD = [
     ("unknown field without dynamic", None, "unknown"),
     ("wrong type", {"id": 1, "score": "high"}, "expects FLOAT"),
-    ("over-long string", {"id": 1, "title": "x" * 17}, "exceeds max_length 16"),
+    ("over-long string", {"id": 1, "title": "x" * 17}, "max_length 16"),
     ("array over capacity", {"id": 1, "tags": [1, 2, 3, 4, 5]}, "exceeds max_capacity"),
     ("no key", {"title": "x"}, "needs the primary key"),
     ("key twice", [{"id": 1, "title": "a"}, {"id": 1, "title": "b"}], "twice"),

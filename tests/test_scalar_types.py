@@ -185,7 +185,7 @@ BAD_ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("wrong element type", {"nums": [1, "x"]}, "ARRAY of INT32"),
     ("element out of range", {"nums": [2**40]}, "out of range for INT32"),
     ("null element", {"nums": [1, None]}, "cannot be null"),
-    ("varchar element too long", {"nums": [], "tags": ["123456789"]}, "exceeds max_length 8"),
+    ("varchar element too long", {"nums": [], "tags": ["123456789"]}, "max_length 8"),
     ("array not a list", {"nums": "123"}, "expects an ARRAY"),
     ("non-null array missing", {}, "'nums' is missing"),
     ("bad WKT", {"nums": [], "g": "POINT((1 2)"}, "not valid WKT"),

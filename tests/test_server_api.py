@@ -1218,14 +1218,14 @@ BAD_CALLS: list[tuple[str, Callable[[MilvusClient], Any], int | None, tuple[str,
     ("query unknown output field", lambda c: c.query("strict", filter="", output_fields=["zz"]), 1100,
      ("zz",)),
     ("name ../x", lambda c: c.create_collection("../x", dimension=DIM), 1100, ("name",)),
-    ("partition ../x", lambda c: c.create_partition("strict", "../x"), 1100, ("name",)),
+    ("partition ../x", lambda c: c.create_partition("strict", "../x"), 65535, ("Invalid partition name",)),
     ("rename to ../x", lambda c: c.rename_collection("strict", "../x"), 1100, ("name",)),
     ("index name ../x", lambda c: c.create_index(
         "strict", MilvusClient.prepare_index_params("n", index_name="../x", index_type="STL_SORT")), 1100,
      ("name",)),
     ("name too long", lambda c: c.create_collection("a" * 300, dimension=DIM), 1100, ("name",)),
     ("partition_name ../x on insert", lambda c: c.insert("strict", [good_row(100)], partition_name="../x"),
-     1100, ()),
+     65535, ("Invalid partition name",)),
 ]
 
 

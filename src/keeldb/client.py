@@ -346,7 +346,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
     def _loaded(self, name: str) -> Collection:
         c = self._coll(name)
         if not self.db.peek(name).is_loaded:
-            raise CollectionNotLoaded(f"collection '{name}' is not loaded; call load_collection first")
+            raise CollectionNotLoaded(f"collection not loaded[collection={name}]: call load_collection first")
         return c
 
     def check_loaded(self, collection_name: str) -> None:

@@ -313,7 +313,7 @@ class CollectionSchema:
             raise InvalidArgument(f"a schema needs exactly one primary key field, got {len(primaries)}")
         if not self.vector_fields:
             # Milvus's words (its test suite checks them).
-            raise InvalidArgument("schema does not contain vector field: a schema needs at least one vector field")
+            raise InvalidArgument("schema does not contain vector field: invalid parameter")
         if self.primary.auto_id:
             self.auto_id = True
         self.check_analyzers()

@@ -314,11 +314,12 @@ class DatabaseScope:
         self.database.create(k, schema, extra=require_database(self.db_name), **kw)
 
     def rename(self, old: str, new: str, new_db: str = "") -> None:
+        check_name("collection", old)
         check_name("collection", new)
         old_key = key(self.db_name, old)
         new_key = key(new_db or self.db_name, new)
-        self.database.rename(old_key, new_key, extra=chain(require_database(new_db or self.db_name),
-                                                           move_aliases(old_key, new_key)))  # fmt: skip
+        self._named(old, lambda _: self.database.rename(old_key, new_key, extra=chain(
+            require_database(new_db or self.db_name), move_aliases(old_key, new_key))))  # fmt: skip
 
     def drop(self, name: str) -> None:
         k = key(self.db_name, name)

@@ -99,7 +99,7 @@ def altered(
             raise InvalidArgument("cannot alter dynamic schema with other properties at the same time")
         dynamic = _bool(DYNAMIC, props.pop(DYNAMIC))
         if not dynamic:
-            raise InvalidArgument("dynamic schema cannot supported to be disabled")
+            raise InvalidArgument("dynamic schema cannot supported to be disabled: invalid parameter")
         return dict(current), dynamic
     check(props, has_partition_key=has_partition_key)
     if ISOLATION in props and has_vector_index:

@@ -29,7 +29,7 @@ from keeldb.fields import FieldKind
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
 COUNT = "count(*)"
-MAX_LIMIT = 16384 * 1024  # offset + limit beyond this is surely a mistake
+MAX_LIMIT = 16384  # Milvus's quota.maxQueryResultWindow: offset + limit of one query page
 
 
 @dataclass(frozen=True)
@@ -292,5 +292,8 @@ def check_window(limit: int | None, offset: int) -> None:
         raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
-    if (limit or 0) + offset > MAX_LIMIT:
-        raise InvalidArgument(f"offset + limit must not exceed {MAX_LIMIT}")
+    if limit is not None and limit + offset > MAX_LIMIT:
+        raise InvalidArgument(
+            f"invalid max query result window, (offset+limit) should be in range [1, {MAX_LIMIT}], "
+            f"but got {limit + offset}"
+        )

@@ -46,8 +46,8 @@ class Varchar(FieldKind):
         assert f.max_length is not None
         if len(value.encode("utf-8")) > f.max_length:
             raise InvalidArgument(
-                f"field {f.name!r}: string of {len(value.encode('utf-8'))} bytes exceeds "
-                f"max_length {f.max_length}"
+                f"field {f.name!r}: length of varchar field {f.name} exceeds max length "
+                f"({len(value.encode('utf-8'))} bytes, max_length {f.max_length})"
             )
         return value
 
@@ -61,7 +61,7 @@ class Varchar(FieldKind):
             # A character is at most 4 bytes: only strings that could be too long are encoded.
             if v is not None and len(v) * 4 > limit and len(v.encode("utf-8")) > limit:
                 raise InvalidArgument(
-                    f"row {i}: field {f.name!r}: string of {len(v.encode('utf-8'))} bytes exceeds "
-                    f"max_length {limit}"
+                    f"row {i}: field {f.name!r}: length of varchar field {f.name} exceeds max length "
+                    f"({len(v.encode('utf-8'))} bytes, max_length {limit})"
                 )
         return pa.array(list(values), type=pa.string())
