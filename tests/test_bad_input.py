@@ -956,7 +956,7 @@ def test_load_without_index(tmp_path: Path) -> None:
     with keeldb.Client(str(tmp_path / "db")) as c:
         c.create_collection("noidx", schema=_schema(PK, VEC))
         assert c.get_load_state("noidx")["state"] == keeldb.LoadState.NotLoad
-        with pytest.raises(InvalidArgument, match="no vector index.*'v'"):
+        with pytest.raises(keeldb.IndexNotFound, match="index not found.*no vector index.*'v'"):
             c.load_collection("noidx")
         with pytest.raises(CollectionNotLoaded):
             c.query("noidx", "id > 0")

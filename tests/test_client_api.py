@@ -321,7 +321,7 @@ def test_index_and_load_lifecycle(client: keeldb.Client) -> None:
     assert client.list_indexes("c") == []
     vecs = [r["vector"] for r in rows_of(10)]
     client.insert("c", [{"id": i, "v": v} for i, v in enumerate(vecs)])  # no load needed to write
-    with pytest.raises(keeldb.InvalidArgument):
+    with pytest.raises(keeldb.IndexNotFound):
         client.load_collection("c")
     ip = client.prepare_index_params()
     ip.add_index(

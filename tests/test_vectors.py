@@ -424,7 +424,7 @@ def test_several_vector_fields(tmp_path: Path) -> None:
     ip.add_index("h", "HNSW", metric_type="L2")
     c.create_collection("c", schema=s, index_params=ip)
     assert c.get_load_state("c")["state"].value == "NotLoad"
-    with pytest.raises(InvalidArgument, match="no vector index on field"):
+    with pytest.raises(keeldb.IndexNotFound, match="no vector index on field"):
         c.load_collection("c")
     ip = c.prepare_index_params()
     ip.add_index("b", "BIN_FLAT", metric_type="JACCARD")

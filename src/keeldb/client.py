@@ -460,7 +460,10 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             existing = self.db.entry(collection_name)
             if existing.schema.to_dict() == stored.to_dict():
                 return  # Milvus: creating an identical collection again is a no-op
-            raise InvalidArgument(f"collection '{collection_name}' already exists with a different schema")
+            raise InvalidArgument(
+                f"create duplicate collection with different parameters, collection: {collection_name} "
+                "(it already exists with another schema)"
+            )
         loaded = bool(indexes) and self._all_vectors_indexed(schema, indexes)
         parts = partition_key.partition_names(partition_key.check_num_partitions(num_partitions)) if key else None
         self.db.create(
@@ -581,19 +584,20 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         committed, so the first searches already use the indexes (pymilvus waits the same
         way); ``_async=True`` returns at once and the indexes arrive in the background."""
         e = self.db.entry(collection_name)
-        self._check_loadable(e)
+        self._check_loadable(e, collection_name)
         if not e.loaded or e.loaded_partitions:
             self.db.update(collection_name, loaded=True, loaded_partitions=())
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
     @staticmethod
-    def _check_loadable(e: CollectionEntry) -> None:
+    def _check_loadable(e: CollectionEntry, name: str) -> None:
         indexed = {i.field_name for i in e.indexes}
         missing = [f.name for f in e.schema.vector_fields if f.name not in indexed]
         if missing:
-            raise InvalidArgument(
-                f"there is no vector index on field {missing}; create an index before loading"
+            raise IndexNotFound(
+                f"index not found[collection={name}]: there is no vector index on field {missing}; "
+                "create an index before loading"
             )
 
     def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
@@ -659,10 +663,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         else:
-            if p.metric_type:
-                raise InvalidArgument(
-                    f"metric type {p.metric_type} applies to vector fields only; {p.field_name!r} is {target.dtype.name}"
-                )
+            # A metric type on a scalar index means nothing; Milvus accepts it and keeps it
+            # (describe_index shows it), and so does keeldb: nothing ranks by it.
             scalar_index_spec(
                 p.index_type, target.field, target.dtype, target.element_type, target.params, is_primary=target.is_primary
             )
@@ -837,8 +839,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             raise InvalidArgument("disable load partitions if partition key mode is used")
         ids = _partition_ids(e, partition_names)
         if not ids:
-            raise InvalidArgument("load_partitions needs at least one partition name")
-        self._check_loadable(e)
+            raise InvalidArgument("due to no partition specified: load_partitions needs at least one partition name")
+        self._check_loadable(e, collection_name)
         if not e.loaded:
             now = set(e.loaded_partitions)
             if not set(ids) <= now:

@@ -109,7 +109,7 @@ class FieldSchema:
             if self.is_primary:
                 raise InvalidArgument("the partition key field must not be primary field")
             if self.nullable:
-                raise InvalidArgument("partition key field not support nullable")
+                raise InvalidArgument("partition key field not support nullable: invalid parameter")
             if self.dtype not in (DataType.INT64, DataType.VARCHAR):
                 raise InvalidArgument("the data type of partition key should be Int64 or VarChar")
         if self.default_value is not None:

@@ -51,6 +51,9 @@ class AliasError(InvalidArgument):
     """Milvus answers alias conflicts as invalid input (code 1100 ... "alias ... exists")."""
 
 
+ALIAS_COLLECTION_CONFLICT = 1601  # merr.ErrAliasCollectionNameConfict
+
+
 def key(db: str, name: str) -> str:
     return name if db == DEFAULT_DB else f"{db}{SEP}{name}"
 
@@ -97,6 +100,7 @@ def create_database(db: str, properties: Mapping[str, Any], created_ts: int) -> 
 
 
 def drop_database(db: str) -> Update:
+    check_name("database", db)
     if db == DEFAULT_DB:
         raise InvalidArgument("can not drop default database")
 
@@ -143,6 +147,7 @@ def require_database(db: str) -> Update:
 
 def create_alias(db: str, collection: str, alias: str) -> Update:
     check_name("alias", alias)
+    check_name("collection", collection)
     target, akey = key(db, collection), key(db, alias)
 
     def update(members: Mapping[str, Any], cols: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -150,7 +155,9 @@ def create_alias(db: str, collection: str, alias: str) -> Update:
         if target not in cols:
             raise CollectionNotFound(f"collection not found[database={db}][collection={collection}]")
         if akey in cols:
-            raise AliasError(f"alias and collection name conflict[database={db}][alias={alias}]")
+            raise AliasError(
+                f"alias and collection name conflict[database={db}][alias={alias}]", code=ALIAS_COLLECTION_CONFLICT
+            )
         if akey in al:
             if al[akey] == target:
                 return members
@@ -164,6 +171,8 @@ def create_alias(db: str, collection: str, alias: str) -> Update:
 
 
 def alter_alias(db: str, collection: str, alias: str) -> Update:
+    check_name("alias", alias)
+    check_name("collection", collection)
     target, akey = key(db, collection), key(db, alias)
 
     def update(members: Mapping[str, Any], cols: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -310,7 +319,10 @@ class DatabaseScope:
         check_name("collection", name)
         k = key(self.db_name, name)
         if k in aliases(self.catalog.extra()):
-            raise AliasError(f"collection name [{name}] conflicts with an existing alias")
+            raise AliasError(
+                f"collection name [{name}] conflicts with an existing alias, please choose a unique name",
+                code=ALIAS_COLLECTION_CONFLICT,
+            )
         self.database.create(k, schema, extra=require_database(self.db_name), **kw)
 
     def rename(self, old: str, new: str, new_db: str = "") -> None:
@@ -322,7 +334,10 @@ class DatabaseScope:
             require_database(new_db or self.db_name), move_aliases(old_key, new_key))))  # fmt: skip
 
     def drop(self, name: str) -> None:
+        check_name("collection", name)
         k = key(self.db_name, name)
+        if self.catalog.peek(k) is None and k in aliases(self.catalog.extra()):
+            raise InvalidArgument(f"cannot drop the collection via alias = {name}")
         self.database.drop(k, extra=refuse_if_aliased(k))
 
     def _named(self, name: str, get: Callable[[str], Any]) -> Any:

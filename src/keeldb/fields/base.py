@@ -90,8 +90,11 @@ class VectorKind(FieldKind):
         searches with, or InvalidArgument."""
 
     def check_field(self, f: FieldSchema) -> None:
-        if f.nullable or f.default_value is not None:
-            raise InvalidArgument(f"vector field {f.name!r} cannot be nullable or have a default")
+        # Milvus's words: "vector type not support null" / "type not support default_value".
+        if f.nullable:
+            raise InvalidArgument(f"vector type not support null: vector field {f.name!r} cannot be nullable")
+        if f.default_value is not None:
+            raise InvalidArgument(f"type not support default_value: vector field {f.name!r} cannot have a default")
 
     def check_value(self, f: FieldSchema, value: Any) -> Any:
         raise InvalidArgument(f"vector field {f.name!r} cannot be nullable or have a default")

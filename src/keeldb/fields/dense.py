@@ -92,8 +92,16 @@ class DenseVectorKind(VectorKind):
         return f.dim
 
     def check_field(self, f: FieldSchema) -> None:
-        if not isinstance(f.dim, int) or isinstance(f.dim, bool) or not 1 <= f.dim <= MAX_DIM:
-            raise InvalidArgument(f"field {f.name!r}: dim must be an integer in [1, {MAX_DIM}], got {f.dim!r}")
+        # Milvus's range and words (proxy validateDimension): 2 ~ 32768.
+        if not isinstance(f.dim, int) or isinstance(f.dim, bool):
+            raise InvalidArgument(f"field {f.name!r}: dim must be an integer in [2, {MAX_DIM}], got {f.dim!r}")
+        if f.dim <= 1:
+            raise InvalidArgument(f"invalid dimension: {f.dim}. should be in range 2 ~ {MAX_DIM} (field {f.name!r}, got {f.dim})")
+        if f.dim > MAX_DIM:
+            raise InvalidArgument(
+                f"invalid dimension: {f.dim} of field {f.name}. float vector dimension should be in range 2 ~ {MAX_DIM} "
+                f"(field {f.name!r}, got {f.dim})"
+            )
         super().check_field(f)
 
     def arrow_type(self, f: FieldSchema) -> pa.DataType:
