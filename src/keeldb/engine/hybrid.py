@@ -38,6 +38,7 @@ from keeldb.engine.query import Selector, fetch_columns
 from keeldb.engine.search import MAX_TOPK, Hits, SearchRequest, check, collect
 from keeldb.engine.snapshot import Snapshot
 from keeldb.errors import InvalidArgument
+from keeldb.fields.defaults import MILVUS_TYPE_NAMES
 from keeldb.schema import CollectionSchema, DataType
 
 __all__ = [
@@ -107,15 +108,15 @@ def check_ranker(schema: CollectionSchema, ranker: rankers.Ranker, n_routes: int
     if isinstance(ranker, rankers.Decay):
         f = schema.field(ranker.field)
         if f is None:
-            raise rankers.RankerError(
-                f"Rerank function input field {ranker.field} not found in schema"
-            )
+            raise rankers.RankerError(f"Function input field not found: {ranker.field}")
         if f.dtype not in DECAYABLE:
+            # Milvus's words, its spelling included: clients match on them.
             raise rankers.RankerError(
-                f"Decay rerank: unsupported input field type:{f.dtype.name}, only support numeric field"
+                f"Decay rerank: unsupported input field type:{MILVUS_TYPE_NAMES.get(f.dtype, f.dtype.name)}, "
+                "only support numberic field"
             )
         if f.nullable:
-            raise rankers.RankerError("Function input field cannot be nullable")
+            raise rankers.RankerError(f"Function input field cannot be nullable: field {f.name}")
 
 
 def _with_ef(req: SearchRequest, k: int) -> SearchRequest:

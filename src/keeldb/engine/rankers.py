@@ -161,16 +161,15 @@ def _weighted(params: Mapping[str, Any]) -> Weighted:
 def _decay(params: Mapping[str, Any], inputs: Sequence[str]) -> Decay:
     if len(inputs) != 1:
         raise RankerError(
-            f"Decay function only supports single input, but gets {list(inputs)} input"
+            f"Decay function only supports single input, but gets [[{' '.join(inputs)}]] input"
         )
     for key in ("origin", "scale"):
         if key not in params:
             raise RankerError(f"Decay function lost param: {key}")
     function = str(params.get("function", ""))
     if function not in DECAY_FUNCTIONS:
-        raise RankerError(
-            f"Invalid decay function: {function}, only support [{','.join(DECAY_FUNCTIONS)}]"
-        )
+        # Milvus's words, misspelling and all (clients match on them), then which was given.
+        raise RankerError(f"Invaild decay function: decay, only support [gauss,linear,exp]: got {function!r}")
     d = Decay(
         field=inputs[0],
         function=function,

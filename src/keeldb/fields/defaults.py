@@ -42,6 +42,12 @@ MILVUS_TYPE_NAMES = {
     DataType.GEOMETRY: "Geometry",
     DataType.TEXT: "Text",
     DataType.TIMESTAMPTZ: "Timestamptz",
+    DataType.BINARY_VECTOR: "BinaryVector",
+    DataType.FLOAT_VECTOR: "FloatVector",
+    DataType.FLOAT16_VECTOR: "Float16Vector",
+    DataType.BFLOAT16_VECTOR: "BFloat16Vector",
+    DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector",
+    DataType.INT8_VECTOR: "Int8Vector",
 }
 SLOT_NAMES = {
     "bool_data": "DataType_Bool",
