@@ -30,14 +30,16 @@ class InvalidArgument(KeelError):
 
 
 class FilterError(InvalidArgument):
-    """A malformed filter expression; ``position`` is the 0-based column of the problem."""
+    """A malformed filter expression; ``position`` is the 0-based column of the problem.
+    The text starts as Milvus's does ("failed to create query plan: cannot parse
+    expression: <expr>, error: ..."), which clients match on, then says where."""
 
     def __init__(self, message: str, expr: str = "", position: int | None = None) -> None:
         self.expr = expr
         self.position = position
-        text = message
+        text = f"failed to create query plan: cannot parse expression: {expr}, error: {message}" if expr else message
         if position is not None and expr:
-            text = f"{message} at column {position + 1}\n  {expr}\n  {' ' * position}^"
+            text = f"{text} at column {position + 1}\n  {expr}\n  {' ' * position}^"
         super().__init__(text)
 
 

@@ -41,6 +41,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from keeldb.errors import FilterError
+from keeldb.fields.defaults import MILVUS_TYPE_NAMES
 from keeldb.fields.json import walk_path
 from keeldb.fields.numeric import FLOAT_TYPES, INTEGER_TYPES
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
@@ -290,6 +291,17 @@ class _Arith(_Value):
     op: str
     left: _Value
     right: _Value
+
+
+# The names Milvus's filter compiler gives vector types when it refuses them.
+_SEGCORE_VECTOR_NAMES = {
+    DataType.FLOAT_VECTOR: "VECTOR_FLOAT",
+    DataType.BINARY_VECTOR: "VECTOR_BINARY",
+    DataType.FLOAT16_VECTOR: "VECTOR_FLOAT16",
+    DataType.BFLOAT16_VECTOR: "VECTOR_BFLOAT16",
+    DataType.SPARSE_FLOAT_VECTOR: "VECTOR_SPARSE_FLOAT",
+    DataType.INT8_VECTOR: "VECTOR_INT8",
+}
 
 
 def _describe(v: _Value) -> str:
@@ -1127,7 +1139,13 @@ class _Compiler:
         else:
             # Point at the side that does not fit: the literal if there is one, else the right.
             bad = left if isinstance(left, _Lit) and not isinstance(right, _Lit) else right
-            raise self.error(f"cannot compare {_describe(left)} with {_describe(right)}", bad.pos)
+            milvus = ""
+            if isinstance(left, _FieldRef) and isinstance(right, _FieldRef):  # Milvus's words for two fields
+                milvus = (
+                    f"comparisons between {MILVUS_TYPE_NAMES.get(left.dtype, left.dtype.name)} and "
+                    f"{MILVUS_TYPE_NAMES.get(right.dtype, right.dtype.name)} are not supported: "
+                )
+            raise self.error(f"{milvus}cannot compare {_describe(left)} with {_describe(right)}", bad.pos)
         for side in (left, right):
             if isinstance(side, _Lit):
                 self.check_lit(side)
@@ -1220,7 +1238,9 @@ class _Compiler:
         element = hasattr(v, "arrow") and v.kind is Kind.STRING
         if not (isinstance(v, _JsonRef) or (isinstance(v, _FieldRef) and v.kind is Kind.STRING) or element):
             raise self.error(
-                f"'like' needs a VARCHAR field or JSON path, got {_describe(v)}", v.pos
+                "like operation on non-string or no-json field is unsupported: 'like' needs a VARCHAR field "
+                f"or JSON path, got {_describe(v)}",
+                v.pos,
             )
         return _Like(v, pattern, pos=v.pos)
 
@@ -1436,11 +1456,12 @@ class _Compiler:
         f = self.schema.field(name)
         if f is None:
             if not dynamic:
-                raise self.error(f"unknown field '{name}'", pos)
+                raise self.error(f"field {name} not exist: unknown field '{name}'", pos)
             self.fields.add(DYNAMIC_FIELD)
             return _JsonRef(pos, Kind.JSON, DYNAMIC_FIELD, (name,))
         if f.kind.is_vector:
-            raise self.error(f"vector field '{name}' cannot be used in a filter", pos)
+            kind = _SEGCORE_VECTOR_NAMES.get(f.dtype, f.dtype.name)
+            raise self.error(f"unsupported data type: {kind}: vector field '{name}' cannot be used in a filter", pos)
         self.fields.add(name)
         if f.dtype == DataType.JSON:
             return _JsonRef(pos, Kind.JSON, name, ())
