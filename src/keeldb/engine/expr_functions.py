@@ -7,7 +7,7 @@
   ``pyarrow.compute``; no per-row Python.
 - JSON: ``json_contains`` / ``json_contains_all`` / ``json_contains_any`` (on an ARRAY
   field they are the ``array_*`` functions, as in Milvus), ``array_length`` of a JSON
-  array, ``exists path``. A JSON value's type is only known per row, so these walk the
+  array, ``exists path`` (the path holds a non-null value). A JSON value's type is only known per row, so these walk the
   already-parsed objects once per row, like the JSON paths of ``expr.py``.
 - GEOMETRY: ``ST_EQUALS``, ``ST_TOUCHES``, ``ST_OVERLAPS``, ``ST_CROSSES``,
   ``ST_CONTAINS``, ``ST_INTERSECTS``, ``ST_WITHIN`` (``op(field, 'WKT')``),
@@ -254,33 +254,17 @@ def _json_eq(a: Any, b: Any) -> bool:
 
 @dataclass(eq=False)
 class Exists(E._Pred):
-    """``exists path``: the JSON key is present (even when its value is null)."""
+    """``exists path``: the path holds a value -- not missing, not JSON ``null`` (Milvus Lite
+    answers so: ``{"k": null}`` does not satisfy ``exists j["k"]``; ``[]`` and ``{}`` do). So it
+    is exactly ``path is not null``, which a JSON-path index of any cast type answers
+    (``engine/scalar_filter.py``)."""
 
     ref: E._JsonRef
     pos: int = 0
 
     def eval(self, ctx: E._Ctx) -> pa.Array:
-        objs = ctx.cols.json_objects(self.ref.field)
-        path = self.ref.path
-        return pa.array(np.fromiter((_present(o, path) for o in objs), dtype=bool, count=len(objs)))
-
-
-def _present(obj: Any, path: tuple[str | int, ...]) -> bool:
-    if obj is None:
-        return False
-    for step in path:
-        if type(obj) is dict:
-            key = step if type(step) is str else str(step)
-            if key not in obj:
-                return False
-            obj = obj[key]
-        elif type(obj) is list and type(step) is int:
-            if not 0 <= step < len(obj):
-                return False
-            obj = obj[step]
-        else:
-            return False
-    return True
+        vals = ctx.json_values(self.ref)
+        return pa.array(np.fromiter((v is not None for v in vals), dtype=bool, count=len(vals)))
 
 
 _GEO_OPS = {
