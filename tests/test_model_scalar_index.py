@@ -53,6 +53,9 @@ def _leaf() -> st.SearchStrategy[str]:
         st.builds(lambda v: f'j["t"] like "%t{v}%"', SMALL),
         st.builds(lambda v: f"array_contains(tags, {v})", SMALL),
         st.builds(lambda vs, all_: f"array_contains_{'all' if all_ else 'any'}(tags, {vs})", ints, st.booleans()),
+        st.builds(lambda o, v: f'j["p"] {o} {v}', OPS, SMALL),
+        st.builds(lambda vs: f'j["p"] in {vs}', ints),
+        st.builds(lambda v: f'j["p"] == "{v}"', SMALL),
         st.builds(lambda v: f'json_contains(j["g"], {v})', SMALL),
         st.builds(lambda v: f'json_contains(j["g"], {v}.5)', SMALL),
         st.builds(lambda vs, all_: f'json_contains_{"all" if all_ else "any"}(j["g"], {vs})', ints, st.booleans()),
@@ -110,6 +113,8 @@ class ScalarIndexModel(RuleBasedStateMachine):
         ip.add_index("j", "NGRAM", index_name="jt", params={"json_path": 'j["t"]', "json_cast_type": "varchar", "min_gram": 2, "max_gram": 3})
         ip.add_index("tags", "INVERTED")
         ip.add_index("j", "INVERTED", index_name="jg", params={"json_path": 'j["g"]', "json_cast_type": "ARRAY_DOUBLE"})
+        ip.add_index("j", "INVERTED", index_name="jp",
+                     params={"json_path": 'j["p"]', "json_cast_type": "DOUBLE", "json_cast_function": "STRING_TO_DOUBLE"})  # fmt: skip
         ip.add_index("ts", "STL_SORT")
         self.client.create_collection("m", schema=s, index_params=ip)
 
@@ -117,7 +122,8 @@ class ScalarIndexModel(RuleBasedStateMachine):
         self.version += 1
         v = self.version
         g: Any = [(v + k) % 7 / (1 + v % 2) for k in range(v % 3)] + ([True] if v % 4 == 1 else [])
-        j: Any = {"a": v % 6, "t": f"t{v % 9}-{pk}", "g": g}
+        p: Any = [str(v % 7), v % 5, f" {v % 6}.5x", "none", True, None][v % 6]
+        j: Any = {"a": v % 6, "t": f"t{v % 9}-{pk}", "g": g, "p": p}
         if v % 5 == 0:
             j = {"a": f"x{v % 4}", "t": v, "g": "not an array" if v % 2 else None}
         elif v % 7 == 0:

@@ -199,7 +199,9 @@ REFUSED = [
     ("INVERTED", "j", {"json_path": 'j["a"]'}, "json index must specify cast type"),
     ("INVERTED", "j", {"json_path": 'k["a"]', "json_cast_type": "double"}, "is not a path of JSON field 'j'"),
     ("INVERTED", "i32", {"json_cast_type": "double"}, "apply to JSON fields only"),
-    ("INVERTED", "j", {"json_path": 'j["a"]', "json_cast_type": "double", "json_cast_function": "STRING_TO_DOUBLE"}, "json_cast_function is not supported"),
+    ("INVERTED", "j", {"json_path": 'j["a"]', "json_cast_type": "double", "json_cast_function": "STRING_TO_INT"}, "json_cast_function STRING_TO_INT is not supported"),
+    ("INVERTED", "j", {"json_path": 'j["a"]', "json_cast_type": "varchar", "json_cast_function": "STRING_TO_DOUBLE"}, "json_cast_function STRING_TO_DOUBLE is not supported for json_cast_type VARCHAR"),
+    ("INVERTED", "i32", {"json_cast_function": "STRING_TO_DOUBLE"}, "apply to JSON fields only"),
     ("NGRAM", "i32", {"min_gram": 1, "max_gram": 2}, "Ngram index can only be created on VARCHAR or JSON field"),
     ("NGRAM", "s", {"min_gram": 3}, "Ngram index must specify both min_gram and max_gram"),
     ("NGRAM", "s", {"min_gram": 3, "max_gram": 2}, "invalid min_gram or max_gram value"),
@@ -539,3 +541,84 @@ def _jrow_no_bools(k: int) -> dict[str, Any]:
     if isinstance(r["j"], dict) and isinstance(r["j"]["n"], list):
         r["j"]["n"] = [e for e in r["j"]["n"] if type(e) is not bool]
     return r
+
+
+# -- json_cast_function ------------------------------------------------------------------------------
+
+
+def test_string_to_double_is_std_stod() -> None:
+    """Milvus parses with std::stod: leading blanks, the longest readable prefix, hex, inf /
+    nan; nothing readable or out of double's range is no value."""
+    from keeldb.fields.json import string_to_double as f
+
+    cases = {"12.5": 12.5, " 99x": 99.0, "abc": None, "": None, ".": None, "1e400": None, "1e-400": None,
+             "4e-320": None, "0x1p3": 8.0, "-0x1.8": -1.5, "-Infinity": float("-inf"), "  +.5e1z": 5.0, "0x": 0.0,
+             "1e": 1.0, "-4": -4.0, "0.0e5": 0.0}  # fmt: skip
+    for text, want in cases.items():
+        assert f(text) == want, text
+    got = f("nan(x)")
+    assert got is not None and got != got
+
+
+_CAST_VALUES: list[Any] = ["12.5", 7, " 99x", "abc", True, None, 3.5, "1e400", "-4", [1], "0x10", "7"]
+
+
+def _cast_row(k: int) -> dict[str, Any]:
+    j = None if k % 13 == 0 else {"p": _CAST_VALUES[k % len(_CAST_VALUES)]} if k % 17 else {}
+    return {"id": k, "v": [0.0, 1.0], "j": j}
+
+
+def test_json_cast_function_string_to_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a STRING_TO_DOUBLE index on a path, the path's numeric comparisons (== .. >=,
+    ranges, in lists of numbers) read strings as the doubles std::stod makes of them -- what
+    Milvus answers from such an index -- in sealed segments (through the index) and growing
+    ones (the scan) alike; strings that do not parse, bools and arrays match no number.
+    String literals, arithmetic and ``is null`` read the stored values. drop_index ends it."""
+    from keeldb.fields.json import string_to_double
+
+    monkeypatch.setattr(index_builder, "INDEX_MIN_ROWS", 10)
+    path = str(tmp_path / "db")
+    c = keeldb.Client(path)
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("j", DataType.JSON, nullable=True)
+    ip = c.prepare_index_params()
+    ip.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("t", schema=s, index_params=ip)
+    c.insert("t", [_cast_row(k) for k in range(120)])
+    c.flush("t")
+    c.insert("t", [_cast_row(k) for k in range(120, 150)])  # growing
+    ip = c.prepare_index_params()
+    ip.add_index("j", "INVERTED", index_name="p",
+                 params={"json_path": 'j["p"]', "json_cast_type": "double", "json_cast_function": "string_to_double"})  # fmt: skip
+    c.create_index("t", ip)
+    assert c.describe_index("t", "p")["json_cast_function"] == "string_to_double"
+
+    def number(k: int) -> float | None:
+        v = (_cast_row(k)["j"] or {}).get("p")
+        return float(v) if type(v) in (int, float) else string_to_double(v) if type(v) is str else None
+
+    def expect(pred: Any) -> list[int]:
+        return [k for k in range(150) if number(k) is not None and pred(number(k))]
+
+    cases = {'j["p"] > 5': expect(lambda x: x > 5), 'j["p"] == 12.5': expect(lambda x: x == 12.5),
+             'j["p"] in [16, 99]': expect(lambda x: x in (16, 99)), '0 < j["p"] <= 12.5': expect(lambda x: 0 < x <= 12.5),
+             'j["p"] != 7': expect(lambda x: x != 7)}  # fmt: skip
+    try:
+        for e, want in cases.items():
+            assert answers(c, e, indexed=True)[0] == want, e
+        check_same(c, [*cases, 'not (j["p"] < 0)', 'j["p"] is null', "exists j[\"p\"]"])
+        check_same(c, ['j["p"] == "abc"', 'j["p"] + 0 > 5'], must_use=False)  # stored values, scanned
+        assert answers(c, 'j["p"] == "7"', indexed=True)[0] == [k for k in range(150) if _cast_row(k)["j"] and _cast_row(k)["j"].get("p") == "7"]
+        c.close()
+        c = keeldb.Client(path)  # reopened: the index and its cast are the catalog's
+        check_same(c, list(cases))
+        assert answers(c, 'j["p"] > 5', indexed=True)[0] == cases['j["p"] > 5']
+        c.release_collection("t")
+        c.drop_index("t", "p")
+        c.load_collection("t")
+        stored = [k for k in range(150) if type((_cast_row(k)["j"] or {}).get("p")) in (int, float) and _cast_row(k)["j"]["p"] > 5]
+        assert answers(c, 'j["p"] > 5', indexed=False)[0] == stored  # no index: numbers as stored
+    finally:
+        c.close()

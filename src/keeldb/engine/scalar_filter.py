@@ -231,8 +231,11 @@ def _term_indexes(idx: Indexes, v: E._Value, want: E.Kind | None) -> list[Any]:
             return []  # a TIMESTAMPTZ field's index (microseconds) is compared with timestamps only
         return [i for i in idx.on(v.name) if not i.is_array]
     if isinstance(v, E._JsonRef) and want is not None:
+        # A path read through a json_cast_function (``_JsonRef.cast``) is answered by the
+        # index built through it, and only by that one; a plain read never by it.
         cast = _CAST_OF.get(want)
-        return [i for i in idx.on(v.field, v.path) if i.cast == cast]
+        fn = v.cast if want in (E.Kind.NUMBER, E.Kind.INT, E.Kind.FLOAT) else None
+        return [i for i in idx.on(v.field, v.path) if i.cast == cast and getattr(i, "cast_function", None) == fn]
     return []
 
 
