@@ -230,6 +230,14 @@ class Contains(E._Pred):
         vals = ctx.json_values(self.ref)
         items = self.items
         out = np.zeros(len(vals), dtype=bool)
+        keys = [_json_key(x) for x in items]
+        if all(k is not None for k in keys):
+            # Scalar items: one set per row instead of items x elements comparisons.
+            for i, v in enumerate(vals):
+                if type(v) is list:
+                    have = {_json_key(e) for e in v}
+                    out[i] = all(k in have for k in keys) if self.mode == "all" else any(k in have for k in keys)
+            return pa.array(out)
         for i, v in enumerate(vals):
             if type(v) is not list:
                 continue
@@ -240,6 +248,14 @@ class Contains(E._Pred):
             else:
                 out[i] = any(_json_eq(e, x) for e in v for x in items)
         return pa.array(out)
+
+
+def _json_key(v: Any) -> tuple[bool, Any] | None:
+    """A scalar JSON value as a set key equal exactly where ``_json_eq`` is: numbers by value
+    (``1`` and ``1.0`` one key), a bool never a number (Python's ``True == 1`` is kept apart
+    by the flag); None for arrays and objects."""
+    t = type(v)
+    return (t is bool, v) if t is bool or t is int or t is float or t is str else None
 
 
 def _json_eq(a: Any, b: Any) -> bool:
