@@ -34,8 +34,8 @@ way Arrow's kernels cast them (float32 for a FLOAT field; int terms compared wit
 literal through their float64 values), and NaN sorts last, above every range.
 
 An ARRAY field's index holds its elements: a term's rows are the rows whose array contains
-it (once per row), which answers ``array_contains*``; JSON ``ARRAY_*`` casts likewise (built
-and kept; the filter does not read them yet).
+it (once per row), which answers ``array_contains*``; JSON ``ARRAY_*`` casts likewise (their
+elements of the cast type: ``json_contains*`` of a path, ``engine/scalar_filter.py``).
 """
 
 from __future__ import annotations
