@@ -8,6 +8,8 @@ generated from ``--seed``; every filter below selects exactly 0.1%, 1% or 10% of
 - ``low``  INT32, 1000 values (``==``, ``in``, ``<``)                   -- BITMAP
 - ``flag`` BOOL, true on 10% of the rows                               -- BITMAP
 - ``meta["p"]`` a JSON path holding 0..999 (``==``, ``<``)              -- INVERTED, json_cast_type DOUBLE
+- ``meta["g"]`` a JSON array ``[p, p + 1000]`` (``json_contains``, ``json_contains_any``)
+                                                                      -- INVERTED, json_cast_type ARRAY_DOUBLE
 
 For each filter: ``query`` (ids, ``limit`` 1000) and ``count(*)``, median of ``--calls``
 calls, through the indexes and through the scan -- the same collection with the filter's
@@ -51,7 +53,10 @@ def filters(rows: int) -> dict[str, dict[float, str]]:
         "low (BITMAP)": {0.001: "low == 7", 0.01: f"low in {list(range(10))}", 0.1: "low < 100"},
         "flag (BITMAP)": {0.1: "flag"},
         'meta["p"] (INVERTED JSON)': {0.001: 'meta["p"] == 7', 0.01: 'meta["p"] < 10', 0.1: 'meta["p"] < 100'},
-    }
+        'meta["g"] (INVERTED ARRAY_DOUBLE)': {0.001: 'json_contains(meta["g"], 1007)',
+                                              0.01: f'json_contains_any(meta["g"], {list(range(10))})',
+                                              0.1: f'json_contains_any(meta["g"], {list(range(1000, 1100))})'},
+    }  # fmt: skip
 
 
 def make_batch(rng: np.random.Generator, centers: np.ndarray, perm: np.ndarray, lo: int, hi: int) -> list[dict[str, Any]]:
@@ -63,7 +68,7 @@ def make_batch(rng: np.random.Generator, centers: np.ndarray, perm: np.ndarray, 
     p = rng.permutation(codes)
     return [
         {"id": lo + i, "v": vec[i].tolist(), "num": int(perm[lo + i]), "cat": cat[i], "low": int(low[i]),
-         "flag": bool((lo + i) % 10 == 0), "meta": {"p": int(p[i]), "q": "x" * (i % 3)}}
+         "flag": bool((lo + i) % 10 == 0), "meta": {"p": int(p[i]), "q": "x" * (i % 3), "g": [int(p[i]), int(p[i]) + 1000]}}
         for i in range(n)
     ]  # fmt: skip
 
@@ -119,6 +124,7 @@ def run(cfg: argparse.Namespace, workdir: Path, log: Callable[[str], None]) -> d
     ip.add_index("low", "BITMAP")
     ip.add_index("flag", "BITMAP")
     ip.add_index("meta", "INVERTED", index_name="meta_p", params={"json_path": 'meta["p"]', "json_cast_type": "double"})
+    ip.add_index("meta", "INVERTED", index_name="meta_g", params={"json_path": 'meta["g"]', "json_cast_type": "ARRAY_DOUBLE"})
     t0 = time.perf_counter()
     c.create_index(COLLECTION, ip)
     scalar_build_s = time.perf_counter() - t0

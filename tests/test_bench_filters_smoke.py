@@ -25,7 +25,7 @@ def test_bench_filters_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     report = json.loads(out.read_text())
     filters = report["filters"]
-    assert len(filters) == 13 and all(f["same"] for f in filters), filters
+    assert len(filters) == 16 and all(f["same"] for f in filters), filters
     for f in filters:
         assert f["count"] == round(5000 * f["selectivity"])
         assert f["count_speedup"] == f["count_scan_ms"] / f["count_index_ms"]

@@ -29,6 +29,10 @@ OPS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
 SMALL = st.integers(min_value=-1, max_value=7)
 
 
+def _iso(d: int) -> str:
+    return f'ISO "2025-01-{d + 2:02d}T00:00:00Z"'
+
+
 def _leaf() -> st.SearchStrategy[str]:
     ints = st.lists(SMALL, min_size=1, max_size=3)
     return st.one_of(
@@ -49,6 +53,16 @@ def _leaf() -> st.SearchStrategy[str]:
         st.builds(lambda v: f'j["t"] like "%t{v}%"', SMALL),
         st.builds(lambda v: f"array_contains(tags, {v})", SMALL),
         st.builds(lambda vs, all_: f"array_contains_{'all' if all_ else 'any'}(tags, {vs})", ints, st.booleans()),
+        st.builds(lambda o, v: f'j["p"] {o} {v}', OPS, SMALL),
+        st.builds(lambda vs: f'j["p"] in {vs}', ints),
+        st.builds(lambda v: f'j["p"] == "{v}"', SMALL),
+        st.builds(lambda v: f'json_contains(j["g"], {v})', SMALL),
+        st.builds(lambda v: f'json_contains(j["g"], {v}.5)', SMALL),
+        st.builds(lambda vs, all_: f'json_contains_{"all" if all_ else "any"}(j["g"], {vs})', ints, st.booleans()),
+        st.builds(lambda v: f'array_contains(j["g"], {v})', SMALL),
+        st.sampled_from(['exists j["a"]', 'exists j["g"]', 'not exists j["t"]', 'json_contains(j["g"], true)']),
+        st.builds(lambda ds, neg: f"ts {'not in' if neg else 'in'} [{', '.join(_iso(d) for d in ds)}]", ints, st.booleans()),
+        st.builds(lambda o, d: f"ts {o} {_iso(d)}", OPS, SMALL),
         st.builds(lambda m: f"id % {m} == 0", st.integers(min_value=2, max_value=5)),  # unindexed
         st.builds(lambda v: f"val > {v * 10}", SMALL),  # unindexed
     )
@@ -87,6 +101,7 @@ class ScalarIndexModel(RuleBasedStateMachine):
         s.add_field("s", DataType.VARCHAR, max_length=32, nullable=True)
         s.add_field("j", DataType.JSON, nullable=True)
         s.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4, nullable=True)
+        s.add_field("ts", DataType.TIMESTAMPTZ, nullable=True)
         ip = self.client.prepare_index_params()
         ip.add_index("v", "FLAT", metric_type="L2")
         ip.add_index("i", "STL_SORT")
@@ -97,14 +112,20 @@ class ScalarIndexModel(RuleBasedStateMachine):
         ip.add_index("j", "INVERTED", index_name="ja", params={"json_path": 'j["a"]', "json_cast_type": "double"})
         ip.add_index("j", "NGRAM", index_name="jt", params={"json_path": 'j["t"]', "json_cast_type": "varchar", "min_gram": 2, "max_gram": 3})
         ip.add_index("tags", "INVERTED")
+        ip.add_index("j", "INVERTED", index_name="jg", params={"json_path": 'j["g"]', "json_cast_type": "ARRAY_DOUBLE"})
+        ip.add_index("j", "INVERTED", index_name="jp",
+                     params={"json_path": 'j["p"]', "json_cast_type": "DOUBLE", "json_cast_function": "STRING_TO_DOUBLE"})  # fmt: skip
+        ip.add_index("ts", "STL_SORT")
         self.client.create_collection("m", schema=s, index_params=ip)
 
     def _row(self, pk: int) -> dict[str, Any]:
         self.version += 1
         v = self.version
-        j: Any = {"a": v % 6, "t": f"t{v % 9}-{pk}"}
+        g: Any = [(v + k) % 7 / (1 + v % 2) for k in range(v % 3)] + ([True] if v % 4 == 1 else [])
+        p: Any = [str(v % 7), v % 5, f" {v % 6}.5x", "none", True, None][v % 6]
+        j: Any = {"a": v % 6, "t": f"t{v % 9}-{pk}", "g": g, "p": p}
         if v % 5 == 0:
-            j = {"a": f"x{v % 4}", "t": v}
+            j = {"a": f"x{v % 4}", "t": v, "g": "not an array" if v % 2 else None}
         elif v % 7 == 0:
             j = {"a": (v % 8) / 2}
         return {
@@ -116,6 +137,7 @@ class ScalarIndexModel(RuleBasedStateMachine):
             "s": None if v % 5 == 1 else f"w{v % 4}{pk % 6}z{v % 3}",
             "j": None if v % 9 == 0 else j,
             "tags": None if v % 8 == 3 else [(v + k) % 6 for k in range(v % 4)],
+            "ts": None if v % 7 == 2 else f"2025-01-{2 + v % 9:02d}T00:00:00Z",
         }  # fmt: skip
 
     @rule(keys=KEY_LISTS)
@@ -200,6 +222,8 @@ def test_the_model_reaches_the_index_path() -> None:
         before = SF.STATS["answered"]
         m.filter_answers_as_the_scan('(i > 2) and (j["a"] != 3 or not b)')
         m.filter_answers_as_the_scan('s like "%1z%" or array_contains(tags, 2)')
+        m.filter_answers_as_the_scan('json_contains_any(j["g"], [1, 2]) and exists j["t"]')
+        m.filter_answers_as_the_scan('ts in [ISO "2025-01-03T00:00:00Z", ISO "2025-01-05T00:00:00Z"] or not exists j["g"]')
         assert SF.STATS["answered"] > before
     finally:
         m.teardown()

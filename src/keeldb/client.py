@@ -968,7 +968,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             extra = _all_of(part, pk_selector(c.schema.primary.name, keys))
         else:
             # FilterError for a non-string, too
-            flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone)
+            flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone, c.json_casts())
             if flt is None:
                 raise InvalidArgument("delete needs ids or a non-empty filter")
             listed = flt.key_list(c.schema.primary.name)
@@ -1122,7 +1122,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         if ids is not None and filter:
             raise InvalidArgument("pass either ids or filter to query, not both")
         tz = _timezone(e, kwargs.get("timezone"))
-        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz)
+        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), tz, c.json_casts())
         by_id = pk_selector(c.schema.primary.name, pk_array(c.schema, ids)) if ids is not None else None
         extra = _all_of(part, by_id, _key_selector(e, flt))
         limit = kwargs.get("limit")
@@ -1163,7 +1163,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         """Shortcut for ``query(..., output_fields=["count(*)"])[0]["count(*)"]``."""
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
-        return count_rows(c.snapshot(), parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone))
+        flt = parse_filter(filter, c.schema, kwargs.get("filter_params"), e.timezone, c.json_casts())
+        return count_rows(c.snapshot(), flt)
 
     def search(
         self,
@@ -1403,7 +1404,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             after=after,
             params={k: v for k, v in params.items() if k in SEARCH_PARAMS},
         )
-        flt = parse_filter(filter or "", c.schema, filter_params, tz)
+        flt = parse_filter(filter or "", c.schema, filter_params, tz, c.json_casts())
         _check_isolation(e, flt)
         return Route(req, flt, _all_of(part, _key_selector(e, flt)))
 

@@ -625,6 +625,15 @@ class Collection:
     def index_specs(self) -> dict[str, IndexSpec]:
         return dict(self._indexer.specs)
 
+    def json_casts(self) -> dict[tuple[str, tuple[str | int, ...]], str]:
+        """The JSON paths whose index has a ``json_cast_function``: a filter comparing such a
+        path with numbers reads the cast's numbers, in every segment (``expr.parse_filter``)."""
+        return {
+            (s.build["field"], tuple(s.build["path"])): s.build["cast_function"]
+            for s in self._indexer.specs.values()
+            if "cast_function" in s.build
+        }
+
     def set_index_specs(self, specs: dict[str, IndexSpec]) -> None:
         """The catalog's index definitions changed (create_index / drop_index): stop using
         indexes built for another definition and build what is missing, in the background."""

@@ -29,7 +29,7 @@ import json
 import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -42,7 +42,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from keeldb.errors import FilterError
 from keeldb.fields.defaults import MILVUS_TYPE_NAMES
-from keeldb.fields.json import walk_path
+from keeldb.fields.json import cast_values, walk_path
 from keeldb.fields.numeric import FLOAT_TYPES, INTEGER_TYPES
 from keeldb.schema import DYNAMIC_FIELD, CollectionSchema, DataType
 
@@ -284,6 +284,9 @@ class _FieldRef(_Value):
 class _JsonRef(_Value):
     field: str
     path: tuple[str | int, ...]
+    # A json_cast_function of the path's index (fields/json.py), set where the path is
+    # compared with numbers: its numbers are then the cast's (``_Compiler.cast_ref``).
+    cast: str | None = None
 
 
 @dataclass(eq=False)
@@ -366,7 +369,7 @@ class _Ctx:
         self.n: int = int(cols.num_rows)
         self._columns: dict[str, pa.Array] = {}
         self._paths: dict[tuple[str, tuple[str | int, ...]], list[object]] = {}
-        self._typed: dict[tuple[str, tuple[str | int, ...], Kind], pa.Array] = {}
+        self._typed: dict[tuple[str, tuple[str | int, ...], Kind, str | None], pa.Array] = {}
 
     def column(self, name: str) -> pa.Array:
         arr = self._columns.get(name)
@@ -399,12 +402,12 @@ class _Ctx:
 
     def json_typed(self, ref: _JsonRef, kind: Kind) -> pa.Array:
         """The path's values of one JSON type as an Arrow array; other types become null."""
-        key = (ref.field, ref.path, kind)
+        key = (ref.field, ref.path, kind, ref.cast)
         arr = self._typed.get(key)
         if arr is None:
             vals = self.json_values(ref)
             if kind in _NUMERIC:
-                arr = _num_array(vals)
+                arr = _num_array(vals if ref.cast is None else cast_values(vals, ref.cast))
             elif kind is Kind.STRING:
                 arr = pa.array([v if type(v) is str else None for v in vals], type=pa.string())
             elif kind is Kind.BOOL:
@@ -820,15 +823,19 @@ class Filter:
 
 
 def parse_filter(
-    expr: str | None, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC"
-) -> Filter | None:
+    expr: str | None, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC",
+    json_casts: Mapping[tuple[str, tuple[str | int, ...]], str] | None = None,
+) -> Filter | None:  # fmt: skip
     """Parse and type-check a Milvus filter expression against ``schema``.
 
     ``None``, ``""`` or whitespace mean "no filter" and give ``None``, so callers can pass
     pymilvus's ``filter=""`` default straight through. Anything malformed or ill-typed raises
     :class:`FilterError` with the 0-based position of the offending character.
     ``params``: the values of template variables (``id in {ids}``; pymilvus's
-    ``filter_params``); ``timezone``: the zone of ``ISO '...'`` literals without an offset.
+    ``filter_params``); ``timezone``: the zone of ``ISO '...'`` literals without an offset;
+    ``json_casts``: the collection's JSON-path indexes with a ``json_cast_function``, by
+    (field, path) -- a comparison of such a path with numbers compares the cast's numbers
+    (Milvus answers it from the index so), in every segment alike.
     """
     if expr is None:
         return None
@@ -838,12 +845,13 @@ def parse_filter(
         return None
     if params is not None and not isinstance(params, dict):
         raise FilterError(f"filter_params must be a dict, got {type(params).__name__}")
-    key = (expr, timezone, id(schema))
+    casts = tuple(sorted(json_casts.items(), key=repr)) if json_casts else ()
+    key = (expr, timezone, id(schema), casts)
     hit = _PARSED.get(key) if params is None else None
     if hit is not None and hit[0] is schema:
         return hit[1]
     tree = _parse(expr)
-    compiler = _Compiler(expr, schema, params, timezone)
+    compiler = _Compiler(expr, schema, params, timezone, dict(casts))
     try:
         root = compiler.predicate(tree)
     except RecursionError:
@@ -856,11 +864,11 @@ def parse_filter(
     return flt
 
 
-# The last filters parsed (without template values), by (text, timezone, schema): a filter
+# The last filters parsed (without template values), by (text, timezone, schema, JSON casts): a filter
 # is immutable and depends on nothing else, and parsing (lark) costs more than answering a
 # selective filter from a scalar index. The schema object is kept and compared, so a
 # changed schema (a new object) never meets a filter compiled for another.
-_PARSED: dict[tuple[str, str, int], tuple[CollectionSchema, Filter]] = {}
+_PARSED: dict[tuple[str, str, int, tuple[Any, ...]], tuple[CollectionSchema, Filter]] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1012,10 +1020,12 @@ class _Compiler:
     """Turns a lark tree into ``_Pred``/``_Value`` nodes, resolving names and checking types."""
 
     def __init__(
-        self, expr: str, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC"
-    ) -> None:
+        self, expr: str, schema: CollectionSchema, params: dict[str, Any] | None = None, timezone: str = "UTC",
+        json_casts: dict[tuple[str, tuple[str | int, ...]], str] | None = None,
+    ) -> None:  # fmt: skip
         self.expr = expr
         self.schema = schema
+        self.json_casts = json_casts or {}
         self.fields: set[str] = set()
         self.params = params or {}  # filter templates: {name} -> value
         self.timezone = timezone  # for ISO literals without an offset
@@ -1153,7 +1163,17 @@ class _Compiler:
             return _Const(bool(_PY_CMP[op](left.value, right.value)), pos=left.pos)
         if isinstance(left, _Lit):  # keep the column on the left: the evaluator's usual shape
             left, right, op = right, left, _FLIP[op]
+        if isinstance(left, _JsonRef) and isinstance(right, _Lit) and right.kind in _NUMERIC:
+            left = self.cast_ref(left)
         return _Compare(op, left, right, pos=left.pos)
+
+    def cast_ref(self, ref: _JsonRef) -> _JsonRef:
+        """``ref`` with its index's json_cast_function, if the path has one: where the path
+        is compared with numbers (``==`` .. ``>=``, chained ranges, an ``in`` list of numbers),
+        as Milvus answers those from the index; arithmetic, JSON-to-JSON comparisons and
+        string or bool literals read the values as stored."""
+        fn = self.json_casts.get((ref.field, ref.path))
+        return ref if fn is None else _JsonRef(ref.pos, ref.kind, ref.field, ref.path, fn)
 
     def check_lit(self, lit: _Lit) -> None:
         if lit.kind is Kind.INT and not INT64_MIN <= int(lit.value) <= INT64_MAX:
@@ -1182,6 +1202,8 @@ class _Compiler:
             if fast is not None and not isinstance(v, _Lit):
                 if allowed is None or Kind.INT in allowed:
                     groups = {Kind.NUMBER: _InSet(fast, all_int=True)} if fast else {}
+                    if fast and isinstance(v, _JsonRef):
+                        v = self.cast_ref(v)
                     return _In(v, groups, negate, pos=pos)
             elems = list(self.literal_list(first))
         else:
@@ -1211,6 +1233,8 @@ class _Compiler:
             k: _InSet([it.value for it in g], all_int=all(it.kind is Kind.INT for it in g))
             for k, g in grouped.items()
         }
+        if isinstance(v, _JsonRef) and list(sets) == [Kind.NUMBER]:
+            v = self.cast_ref(v)
         return _In(v, sets, negate, pos=pos)
 
     @staticmethod

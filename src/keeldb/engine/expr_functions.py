@@ -7,7 +7,7 @@
   ``pyarrow.compute``; no per-row Python.
 - JSON: ``json_contains`` / ``json_contains_all`` / ``json_contains_any`` (on an ARRAY
   field they are the ``array_*`` functions, as in Milvus), ``array_length`` of a JSON
-  array, ``exists path``. A JSON value's type is only known per row, so these walk the
+  array, ``exists path`` (the path holds a non-null value). A JSON value's type is only known per row, so these walk the
   already-parsed objects once per row, like the JSON paths of ``expr.py``.
 - GEOMETRY: ``ST_EQUALS``, ``ST_TOUCHES``, ``ST_OVERLAPS``, ``ST_CROSSES``,
   ``ST_CONTAINS``, ``ST_INTERSECTS``, ``ST_WITHIN`` (``op(field, 'WKT')``),
@@ -230,6 +230,14 @@ class Contains(E._Pred):
         vals = ctx.json_values(self.ref)
         items = self.items
         out = np.zeros(len(vals), dtype=bool)
+        keys = [_json_key(x) for x in items]
+        if all(k is not None for k in keys):
+            # Scalar items: one set per row instead of items x elements comparisons.
+            for i, v in enumerate(vals):
+                if type(v) is list:
+                    have = {_json_key(e) for e in v}
+                    out[i] = all(k in have for k in keys) if self.mode == "all" else any(k in have for k in keys)
+            return pa.array(out)
         for i, v in enumerate(vals):
             if type(v) is not list:
                 continue
@@ -240,6 +248,14 @@ class Contains(E._Pred):
             else:
                 out[i] = any(_json_eq(e, x) for e in v for x in items)
         return pa.array(out)
+
+
+def _json_key(v: Any) -> tuple[bool, Any] | None:
+    """A scalar JSON value as a set key equal exactly where ``_json_eq`` is: numbers by value
+    (``1`` and ``1.0`` one key), a bool never a number (Python's ``True == 1`` is kept apart
+    by the flag); None for arrays and objects."""
+    t = type(v)
+    return (t is bool, v) if t is bool or t is int or t is float or t is str else None
 
 
 def _json_eq(a: Any, b: Any) -> bool:
@@ -254,33 +270,17 @@ def _json_eq(a: Any, b: Any) -> bool:
 
 @dataclass(eq=False)
 class Exists(E._Pred):
-    """``exists path``: the JSON key is present (even when its value is null)."""
+    """``exists path``: the path holds a value -- not missing, not JSON ``null`` (Milvus Lite
+    answers so: ``{"k": null}`` does not satisfy ``exists j["k"]``; ``[]`` and ``{}`` do). So it
+    is exactly ``path is not null``, which a JSON-path index of any cast type answers
+    (``engine/scalar_filter.py``)."""
 
     ref: E._JsonRef
     pos: int = 0
 
     def eval(self, ctx: E._Ctx) -> pa.Array:
-        objs = ctx.cols.json_objects(self.ref.field)
-        path = self.ref.path
-        return pa.array(np.fromiter((_present(o, path) for o in objs), dtype=bool, count=len(objs)))
-
-
-def _present(obj: Any, path: tuple[str | int, ...]) -> bool:
-    if obj is None:
-        return False
-    for step in path:
-        if type(obj) is dict:
-            key = step if type(step) is str else str(step)
-            if key not in obj:
-                return False
-            obj = obj[key]
-        elif type(obj) is list and type(step) is int:
-            if not 0 <= step < len(obj):
-                return False
-            obj = obj[step]
-        else:
-            return False
-    return True
+        vals = ctx.json_values(self.ref)
+        return pa.array(np.fromiter((v is not None for v in vals), dtype=bool, count=len(vals)))
 
 
 _GEO_OPS = {

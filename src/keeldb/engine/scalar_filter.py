@@ -5,8 +5,9 @@ answers -- with the scan's answer, to the row.
 ``Filter.evaluate`` hands a segment view here when its segment has scalar indexes. The plan
 is walked once: each leaf an index can answer (``==``, ``!=``, ``<``..``>=`` and chained
 ranges, ``in`` / ``not in``, ``like`` prefix / exact / infix, ``is [not] null`` (a JSON path's too), a bare BOOL,
-``array_contains[_all|_any]``, JSON path comparisons whose literal's type is the index's
-``json_cast_type``) becomes a pair of row masks (true, null) built from posting lists; every
+``array_contains[_all|_any]`` of an ARRAY field, ``json_contains[_all|_any]`` /
+``array_contains*`` of a JSON path with ``ARRAY_*`` indexes, ``exists path``, ``in`` lists of
+TIMESTAMPTZ, JSON path comparisons whose literal's type is the index's ``json_cast_type``) becomes a pair of row masks (true, null) built from posting lists; every
 other leaf is evaluated by the scan and turned into the same pair; ``and`` / ``or`` /
 ``not`` combine the pairs with Kleene's three-valued logic, exactly as ``pc.and_kleene`` /
 ``or_kleene`` / ``invert`` do in the scan:
@@ -27,7 +28,7 @@ unindexed column at the candidates, not at every row.
 
 The engine names no index implementation (tests/test_index_registry.py): an index is
 recognised by its posting lists (``term_ptr``) and asked through its methods
-(``compare``, ``isin``, ``prefix``, ``contains``, ``like_candidates``, ``null_mask``).
+(``compare``, ``isin``, ``prefix``, ``contains``, ``like_candidates``, ``null_mask``, ``absent_mask``).
 """
 
 from __future__ import annotations
@@ -230,8 +231,11 @@ def _term_indexes(idx: Indexes, v: E._Value, want: E.Kind | None) -> list[Any]:
             return []  # a TIMESTAMPTZ field's index (microseconds) is compared with timestamps only
         return [i for i in idx.on(v.name) if not i.is_array]
     if isinstance(v, E._JsonRef) and want is not None:
+        # A path read through a json_cast_function (``_JsonRef.cast``) is answered by the
+        # index built through it, and only by that one; a plain read never by it.
         cast = _CAST_OF.get(want)
-        return [i for i in idx.on(v.field, v.path) if i.cast == cast]
+        fn = v.cast if want in (E.Kind.NUMBER, E.Kind.INT, E.Kind.FLOAT) else None
+        return [i for i in idx.on(v.field, v.path) if i.cast == cast and getattr(i, "cast_function", None) == fn]
     return []
 
 
@@ -264,10 +268,10 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
         if len(p.groups) != 1:
             return None
         ((kind, items),) = p.groups.items()
-        if kind is E.Kind.TIME:
-            return None
+        # TIMESTAMPTZ lists hold microseconds, compared as integers (the scan's timestamp set).
+        as_float = not items.all_int and kind is not E.Kind.TIME
         for index in _term_indexes(idx, p.value, kind):
-            rows = index.isin(list(items.values), as_float=not items.all_int)
+            rows = index.isin(list(items.values), as_float=as_float)
             if rows is not None:
                 return _answer(rows, index, n, negate=p.negate)
         return None
@@ -288,8 +292,15 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
         null = cands[0].null_mask()
         t = np.zeros(n, dtype=bool) if null is None else null.copy()
         return (~t if p.negate else t), None
-    if type(p).__name__ == "Contains":  # array_contains* (engine/expr_functions.py)
-        return _contains(p, idx)
+    name = type(p).__name__
+    if name == "Contains":  # array_contains* / json_contains* (engine/expr_functions.py)
+        return _contains_json(p, idx) if isinstance(p.ref, E._JsonRef) else _contains(p, idx)
+    if name == "Exists":  # ``exists path`` is ``path is not null`` (engine/expr_functions.py)
+        for index in idx.on(p.ref.field, p.ref.path):
+            absent = index.absent_mask()
+            if absent is not None:
+                return ~absent, None
+        return None
     return None
 
 
@@ -363,3 +374,64 @@ def _contains(p: Any, idx: Indexes) -> TV | None:
     else:
         rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
     return _answer(rows, index, idx.n)
+
+
+_JSON_ARRAY_CAST = {bool: "ARRAY_BOOL", int: "ARRAY_DOUBLE", float: "ARRAY_DOUBLE", str: "ARRAY_VARCHAR"}
+_EXACT_FLOAT = 2.0**53  # below it, every int and float64 compares with Python's exactness
+
+
+def _contains_json(p: Any, idx: Indexes) -> TV | None:
+    """``json_contains[_all|_any]`` / ``array_contains*`` on a JSON path, from the path's
+    ``ARRAY_*`` indexes: an item is looked up in the index of its own JSON type (a number in
+    ARRAY_DOUBLE, a string in ARRAY_VARCHAR, a bool in ARRAY_BOOL: the scan's ``_json_eq``
+    never equates a bool with a number), so a mixed list needs one index per type. The scan
+    is never null here (a row whose path is not an array is false), and the rows whose path
+    is an array are every row outside an ARRAY index's null rows (what ``_all`` of an empty
+    list selects)."""
+    ref = p.ref
+    arrays = {i.cast: i for i in idx.on(ref.field, ref.path) if i.is_array}
+    if not arrays:
+        return None
+    n = idx.n
+    if any(type(v) not in _JSON_ARRAY_CAST for v in p.items):
+        return None  # an array item (``json_contains(path, [1, 2])``): the scan answers
+    # Distinct items by JSON type and value (dict.fromkeys would fold True into 1).
+    items = list({(type(v) if type(v) is not int else float, v): v for v in p.items}.values())
+    if not items:
+        if p.mode != "all":
+            return np.zeros(n, dtype=bool), None
+        null = next(iter(arrays.values())).null_mask()
+        return (np.ones(n, dtype=bool) if null is None else ~null), None
+    parts = []
+    for v in items:
+        index = arrays.get(_JSON_ARRAY_CAST[type(v)])
+        if index is None:
+            return None  # no index of the item's type on the path: the scan answers
+        rows = _json_element_rows(index, v)
+        if rows is None:
+            return None
+        parts.append(rows)
+    if p.mode == "all":
+        rows = parts[0]
+        for r in parts[1:]:
+            rows = np.intersect1d(rows, r, assume_unique=True)
+    else:
+        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return _mask(rows, n), None
+
+
+def _json_element_rows(index: Any, v: Any) -> np.ndarray | None:
+    """The rows whose array holds an element equal to ``v`` as the scan's ``_json_eq`` says
+    (Python's exact comparison of numbers), or None when the index cannot say exactly: a
+    number's terms are int64 (every element an integer that fits) or float64, and beyond
+    2**53 a float64 term may stand for an integer it does not equal."""
+    if type(v) is int or type(v) is float:
+        f = float(v)
+        if f != f or abs(f) >= _EXACT_FLOAT:
+            return None
+        if index.term_type == "int64":
+            if type(v) is float and not v.is_integer():
+                return index.rows[:0]
+            return index.contains(int(v))
+        return index.contains(f)
+    return index.contains(v)

@@ -4,6 +4,7 @@ column, parsed again when read or filtered."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,3 +81,51 @@ def walk_path(obj: object, path: tuple[str | int, ...]) -> object:
         if obj is _MISSING:
             return None
     return obj
+
+
+# -- json_cast_function ---------------------------------------------------------------------------
+
+# Milvus's cast functions for JSON-path indexes (its JsonCastFunction): the values of a path
+# as the index and the filter see them. STRING_TO_DOUBLE keeps numbers (JSON bools are not
+# numbers) and parses strings as C++'s std::stod does; what does not parse is no value.
+JSON_CAST_FUNCTIONS = ("STRING_TO_DOUBLE",)
+_STOD = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?)(?:0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?[0-9]+)?"
+    r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|([iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN](?:\([0-9A-Za-z_]*\))?))"
+)
+_MIN_NORMAL = 2.2250738585072014e-308
+
+
+def string_to_double(s: str) -> float | None:
+    """``std::stod(s)``, or None where it throws: leading whitespace skipped, the longest
+    prefix that strtod reads taken (``"12abc"`` is 12.0, hex floats, ``inf``, ``nan``),
+    nothing readable -> None, a finite number out of double's range (overflow, or underflow
+    to zero or a subnormal, where glibc's strtod reports ERANGE) -> None."""
+    m = _STOD.match(s)
+    if m is None:
+        return None
+    sign, hexm, hexp, dec, word = m.groups()
+    if word is not None:
+        return float(sign + ("nan" if word[0] in "nN" else "inf"))
+    if dec is not None:
+        v = float(sign + dec)
+        nonzero = any(ch in "123456789" for ch in dec.split("e")[0].split("E")[0])
+    else:
+        v = float.fromhex(f"{sign}0x{hexm}{hexp or ''}")
+        nonzero = any(ch not in "0." for ch in hexm)
+    if v in (float("inf"), float("-inf")) or (nonzero and abs(v) < _MIN_NORMAL):
+        return None
+    return v
+
+
+def cast_values(vals: list[object], function: str) -> list[object]:
+    """Each path value through ``function`` (``JSON_CAST_FUNCTIONS``): STRING_TO_DOUBLE maps
+    strings to their double (or None), keeps numbers, and drops everything else."""
+    if function != "STRING_TO_DOUBLE":  # pragma: no cover - index/params.py refuses others
+        raise ValueError(f"unknown json_cast_function {function!r}")
+    out: list[object] = []
+    for v in vals:
+        t = type(v)
+        out.append(v if t is int or t is float else string_to_double(v) if t is str else None)  # type: ignore[arg-type]
+    return out

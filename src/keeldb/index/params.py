@@ -23,6 +23,7 @@ from typing import Any
 from keeldb.datatype import DataType
 from keeldb.errors import InvalidArgument
 from keeldb.fields import vector_kind_of
+from keeldb.fields.json import JSON_CAST_FUNCTIONS
 
 # Milvus 2.6's quantized kinds (``index/quantized.py`` builds them): graphs over compressed
 # codes and RaBitQ / ScaNN-style IVF, each optionally re-ranked by a finer copy.
@@ -375,6 +376,7 @@ def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
 # The scalar kinds (index/scalar_index.py, index/ngram_index.py). Each answers filters,
 # never vector searches; AUTOINDEX on a scalar field resolves to one of them (``_AUTO_SCALAR``).
 SCALAR_TYPES = ("STL_SORT", "INVERTED", "BITMAP", "TRIE", "NGRAM")
+# json_cast_function values: fields/json.py (STRING_TO_DOUBLE, on DOUBLE casts only).
 JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR")
 _INTS = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
 _NUMERIC = (*_INTS, DataType.FLOAT, DataType.DOUBLE)
@@ -470,8 +472,6 @@ def scalar_index_spec(
         if lo <= 0 or hi <= 0 or lo > hi:
             raise InvalidArgument(f"invalid min_gram or max_gram value for Ngram index, min_gram: {lo}, max_gram: {hi}")
         build.update(grams)
-    if "json_cast_function" in params:
-        raise InvalidArgument("json_cast_function is not supported by keeldb (values are indexed as stored)")
     if dtype == DataType.JSON:
         cast = params.get("json_cast_type")
         if cast is None:
@@ -481,6 +481,16 @@ def scalar_index_spec(
             raise InvalidArgument(f"json_cast_type {cast} is not supported; use one of {', '.join(JSON_CAST_TYPES)}")
         build["cast"] = c
         build["path"] = parse_json_path(field_name, params.get("json_path", field_name))
-    elif "json_path" in params or "json_cast_type" in params:
-        raise InvalidArgument(f"json_path and json_cast_type apply to JSON fields only; {field_name!r} is {dtype.name}")
+        if "json_cast_function" in params:
+            # Milvus's checker (its words); the name is case-insensitive, as its docs say.
+            fn = str(params["json_cast_function"]).strip().upper()
+            if fn not in JSON_CAST_FUNCTIONS:
+                raise InvalidArgument(f"json_cast_function {params['json_cast_function']} is not supported")
+            if c != "DOUBLE":
+                raise InvalidArgument(f"json_cast_function {fn} is not supported for json_cast_type {c}")
+            build["cast_function"] = fn
+    elif "json_path" in params or "json_cast_type" in params or "json_cast_function" in params:
+        raise InvalidArgument(
+            f"json_path, json_cast_type and json_cast_function apply to JSON fields only; {field_name!r} is {dtype.name}"
+        )
     return IndexSpec(t, "", 0, build, "scalar")

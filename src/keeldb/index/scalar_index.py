@@ -34,8 +34,8 @@ way Arrow's kernels cast them (float32 for a FLOAT field; int terms compared wit
 literal through their float64 values), and NaN sorts last, above every range.
 
 An ARRAY field's index holds its elements: a term's rows are the rows whose array contains
-it (once per row), which answers ``array_contains*``; JSON ``ARRAY_*`` casts likewise (built
-and kept; the filter does not read them yet).
+it (once per row), which answers ``array_contains*``; JSON ``ARRAY_*`` casts likewise (their
+elements of the cast type: ``json_contains*`` of a path, ``engine/scalar_filter.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from keeldb.errors import CorruptionError
-from keeldb.fields.json import walk_path
+from keeldb.fields.json import cast_values, walk_path
 from keeldb.index import sections
 from keeldb.index.base import IndexKind
 from keeldb.index.params import IndexSpec, SearchKnobs
@@ -116,6 +116,7 @@ class ScalarIndex:
         self.field: str = b["field"]
         self.path: tuple[str | int, ...] | None = tuple(b["path"]) if "path" in b else None
         self.cast: str | None = b.get("cast")
+        self.cast_function: str | None = b.get("cast_function")  # json_cast_function (fields/json.py)
         self.is_array = b["dtype"] == "ARRAY" or (self.cast or "").startswith("ARRAY_")
         self.term_type = term_type  # int64 / float32 / float64 / uint8 / bytes
         self.term_ptr = arrays["term_ptr"]
@@ -142,7 +143,7 @@ class ScalarIndex:
         b = spec.build
         absent = None
         if b["dtype"] == "JSON":
-            values, row_of, nulls, absent = _json_values(col, tuple(b["path"]), b["cast"])
+            values, row_of, nulls, absent = _json_values(col, tuple(b["path"]), b["cast"], b.get("cast_function"))
         elif b["dtype"] == "ARRAY":
             nulls = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))
             values, row_of = _array_elements(col)
@@ -428,13 +429,17 @@ def _array_elements(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 def _json_values(
-    col: pa.Array, path: tuple[str | int, ...], cast: str
+    col: pa.Array, path: tuple[str | int, ...], cast: str, function: str | None = None
 ) -> tuple[pa.Array, np.ndarray | None, np.ndarray, np.ndarray]:
     """The values at ``path`` of each row's JSON, of the cast type (others null), the rows
     where there is none of that type, and the rows where there is nothing at all. ARRAY_*
-    casts: the elements of the type of each array."""
+    casts: the elements of the type of each array. ``function``: a json_cast_function
+    applied first (STRING_TO_DOUBLE: strings parsed; a string that does not parse is no
+    value -- not indexed, as in Milvus)."""
     vals = json_path_values(col, path)
     absent = np.flatnonzero(np.fromiter((v is None for v in vals), dtype=bool, count=len(vals)))
+    if function is not None:
+        vals = cast_values(vals, function)
     if cast.startswith("ARRAY_"):
         want = cast[6:]
         elems: list[Any] = []
