@@ -1309,7 +1309,9 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             vf = c.schema.field(field) if isinstance(field, str) else None
             if vf is None or not isinstance(vf.kind, VectorKind):
                 raise InvalidArgument(
-                    f"search request {i}: anns_field {field!r} is not a vector field of the collection"
+                    f"failed to create query plan: failed to get field schema by name: fieldName({field}) not found: "
+                    f"invalid parameter (search request {i})" if vf is None
+                    else f"search request {i}: anns_field {field!r} is not a vector field of the collection"
                 )
             routes.append(self._route(
                 c, e, field, a["data"], a["param"], a["expr"], a["expr_params"], tz, partition_names,
@@ -1369,7 +1371,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         kind = vf.kind if vf is not None else None
         if vf is None or not isinstance(kind, VectorKind):
             raise InvalidArgument(
-                f"anns_field {anns_field!r} is not a vector field of the collection"
+                f"failed to create query plan: failed to get field schema by name: fieldName({anns_field}) not found: "
+                "invalid parameter" if vf is None else f"anns_field {anns_field!r} is not a vector field of the collection"
             )
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise InvalidArgument(f"limit must be an integer, got {limit!r}")

@@ -56,7 +56,7 @@ def _text(name: Any, kind: str) -> str:
 def check_collection_name(name: Any, what: str = "name") -> str:
     """A collection's name (``what="name"``) or an alias (``what="alias"``): 1100."""
     name = _text(name, "collection" if what == "name" else "alias")
-    if not name:
+    if not name.strip():  # Milvus trims spaces first: " " is an empty name
         raise InvalidArgument(f"collection {what} should not be empty: invalid parameter")
     head = f"Invalid collection {what}: {name}."
     if len(name) > MAX_NAME_LENGTH:
@@ -93,7 +93,7 @@ def check_partition_name(name: Any) -> str:
     """A partition's name. Milvus allows a leading digit and '-' after the first character."""
     name = _text(name, "partition")
     head = f"Invalid partition name: {name}."
-    if not name:
+    if not name.strip():  # Milvus trims spaces first: " " is an empty name
         why = "Partition name should not be empty."
     elif len(name) > MAX_NAME_LENGTH:
         why = f"The length of a partition name must be less than {MAX_NAME_LENGTH} characters."

@@ -779,13 +779,18 @@ def _result_data(schema: Any, out: Any, hits: list[list[dict[str, Any]]], limit:
     return data
 
 
+def _unknown_anns(anns: str) -> str:
+    """Milvus's words for an anns_field the schema does not have."""
+    return f"failed to create query plan: failed to get field schema by name: fieldName({anns}) not found: invalid parameter"
+
+
 def _anns(schema: Any, anns: str) -> Any:
     vfields = schema.vector_fields
     field = schema.field(anns) if anns else (vfields[0] if len(vfields) == 1 else None)
     if field is None or not field.kind.is_vector:
         raise InvalidArgument(
             "pass anns_field: the collection has several vector fields" if not anns
-            else f"anns_field {anns!r} is not a vector field"
+            else _unknown_anns(anns) if schema.field(anns) is None else f"anns_field {anns!r} is not a vector field"
         )  # fmt: skip
     return field
 
