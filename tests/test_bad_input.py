@@ -858,7 +858,7 @@ def test_bad_query_vector(env: Env, data: Any, words: tuple[str, ...]) -> None:
     ("kwargs", "words"),
     [
         ({"anns_field": "i32"}, ("'i32'", "not a vector field")),
-        ({"anns_field": "nope"}, ("'nope'",)),
+        ({"anns_field": "nope"}, ("fieldName(nope) not found",)),
         ({"search_params": {"metric_type": "IP"}}, ("IP", "L2")),
         ({"search_params": {"metric_type": "HAMMING"}}, ("HAMMING",)),
     ],
@@ -874,13 +874,14 @@ def test_bad_search_arguments(env: Env, kwargs: dict[str, Any], words: tuple[str
 
 
 def test_search_in_an_unknown_partition(env: Env) -> None:
-    """Milvus's code 200, partition not found."""
-    expect(
+    """Milvus's words for a read: "partition name p1 not found" (65535)."""
+    info = expect(
         env,
         keeldb.PartitionNotFound,
         lambda c: c.search(COLL, V, limit=3, output_fields=["id"], partition_names=["p1"]),
-        "partition=p1",
+        "partition name p1 not found",
     )
+    assert info.value.code == 65535
 
 
 # ---------------------------------------------------------------------------------------------

@@ -291,7 +291,7 @@ def test_one_snapshot_for_every_request(tmp_path: Path) -> None:
          65535, "range [0, 1]"),
         (lambda c: c.search("h", Q, anns_field="a", limit=3, ranker=Function(
             "d", FunctionType.RERANK, ["tag"], params={"reranker": "decay", "function": "gauss", "origin": 1,
-                                                       "scale": 1})), 65535, "numeric"),
+                                                       "scale": 1})), 65535, "only support numberic field"),
         (lambda c: c.search("h", Q, anns_field="a", limit=3, ranker=Function(
             "d", FunctionType.RERANK, ["price"], params={"reranker": "decay", "function": "gauss", "origin": 1})),
          65535, "scale"),

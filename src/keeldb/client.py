@@ -67,6 +67,7 @@ from keeldb.engine.rankers import (
 )
 from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
 from keeldb.engine.search import (
+    MAX_TOPK,
     SearchRequest,
     check,
     collect,
@@ -173,12 +174,17 @@ def _partition_names(names: Any) -> list[str]:
     return names
 
 
-def _partition_ids(entry: CollectionEntry, names: Any) -> list[int]:
+def _partition_ids(entry: CollectionEntry, names: Any, *, read: bool = False) -> list[int]:
+    """The ids of partitions named by a call. Milvus's words for one that does not exist
+    differ: a read (search, query, hybrid search) says "partition name X not found" (65535),
+    partition management "partition not found[partition=X]" (200)."""
     parts = entry.partitions
     out = []
     for n in _partition_names(names):
         if n not in parts:
-            check_name("partition", n)  # Milvus: an invalid name is a bad argument (1100)
+            check_name("partition", n)  # Milvus: an invalid name is refused as such first
+            if read:
+                raise PartitionNotFound(f"partition name {n} not found", code=65535)
             raise PartitionNotFound(f"partition not found[partition={n}]")
         out.append(parts[n])
     return out
@@ -191,7 +197,7 @@ def _read_partitions(entry: CollectionEntry, names: Any) -> Selector | None:
     if entry.schema.partition_key is not None and _partition_names(names):
         raise InvalidArgument(partition_key.REFUSAL)
     loaded = entry.visible_partitions
-    named = _partition_ids(entry, names)
+    named = _partition_ids(entry, names, read=True)
     for n, pid in zip(_partition_names(names), named, strict=True):
         if pid not in loaded:
             raise PartitionNotLoaded(f"partition not loaded[partition={n}]")
@@ -1301,6 +1307,12 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         grouping = _grouping(kwargs)
         keys = _order_keys(c.schema, kwargs, search=True)
         offset = kwargs.get("offset", 0) or 0
+        if isinstance(offset, int) and not isinstance(offset, bool) and limit + offset > MAX_TOPK:
+            raise InvalidArgument(
+                f"invalid max query result window, (offset+limit) should be in range [1, {MAX_TOPK}], "
+                f"but got {limit + offset}"
+            )
+        _read_partitions(e, partition_names)  # as Milvus: the partitions before the requests
         tz = _timezone(e, kwargs.get("timezone"))
         routes = []
         for i, r in enumerate(reqs):
