@@ -120,10 +120,8 @@ def dropped(current: Mapping[str, str], keys: Iterable[str], *, loaded: bool) ->
         raise InvalidArgument(f"cannot delete key {DYNAMIC}, dynamic field schema could support set to true/false")
     for k in keys:
         if loaded and k in _LOADED_ONLY:
-            raise CollectionLoaded(
-                "can not delete mmap properties if collection loaded" if k == MMAP
-                else f"can not delete {k} properties if collection loaded"
-            )  # fmt: skip
+            # Milvus says "mmap" for every key it refuses to delete while loaded
+            raise CollectionLoaded(f"can not delete mmap properties if collection loaded ({k})")
     return {k: v for k, v in current.items() if k not in keys}
 
 

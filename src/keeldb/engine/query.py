@@ -291,7 +291,10 @@ def check_window(limit: int | None, offset: int) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidArgument(f"offset must be a non-negative integer, got {offset!r}")
+        raise InvalidArgument(
+            f"invalid max query result window, offset [{offset}] is invalid, should be gte than 0: "
+            f"offset must be a non-negative integer, got {offset!r}"
+        )
     if limit is not None and limit + offset > MAX_LIMIT:
         raise InvalidArgument(
             f"invalid max query result window, (offset+limit) should be in range [1, {MAX_LIMIT}], "

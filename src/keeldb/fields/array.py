@@ -123,5 +123,7 @@ class Array(FieldKind):
                 elem.kind.column(elem, items)
             except InvalidArgument as e:
                 detail = e.message.split(": ", 1)[-1] if e.message.startswith("row ") else e.message
+                if "exceeds max length" in detail:  # Milvus's words for an over-long string element
+                    detail = f'length of Array array field "{f.name}" exceeds max length: {detail}'
                 return InvalidArgument(f"row {i}: field {f.name!r} (ARRAY of {elem.dtype.name}): {detail}")
         return err
