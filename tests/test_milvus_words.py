@@ -50,6 +50,19 @@ def test_an_invalid_collection_name_is_refused_before_any_lookup(client: keeldb.
         assert f"Invalid collection name: {name}. {why}: invalid parameter" == str(info.value)
 
 
+def test_search_index_and_rename_look_up_an_invalid_name_unchecked(client: keeldb.Client) -> None:
+    """On these calls Milvus looks the name up at once: not found (100), not invalid (1100)."""
+    ip = client.prepare_index_params()
+    ip.add_index("vector", metric_type="COSINE")
+    for call in (
+        lambda: client.search("12-s", [[1.0, 2.0]]),
+        lambda: client.create_index("12-s", ip),
+        lambda: client.rename_collection("12-s", "b"),
+    ):
+        with pytest.raises(CollectionNotFound, match=r"collection not found\[database=default\]\[collection=12-s\]"):
+            call()
+
+
 def test_an_unknown_valid_name_is_not_found_with_milvus_words(client: keeldb.Client) -> None:
     with pytest.raises(CollectionNotFound, match=r"^collection not found\[database=default\]\[collection=nope\]$"):
         client.describe_collection("nope")

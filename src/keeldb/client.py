@@ -9,12 +9,13 @@ Milvus rather than Milvus Lite. This module is only translation: validation of r
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -270,6 +271,23 @@ def _timezone(entry: CollectionEntry, asked: Any) -> str:
     return check_timezone(asked) if asked else entry.timezone
 
 
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _validates_collection_name(method: _M) -> _M:
+    """Milvus checks the collection's name before it looks it up on these calls (1100
+    "Invalid collection name: ...", not 100 "collection not found"); on the others
+    (search, hybrid_search, create_index, rename, alter properties) it looks at once and
+    answers not found -- the suite of Milvus's own tests holds both, call by call."""
+
+    @functools.wraps(method)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check_name("collection", args[0] if args else kwargs.get("collection_name"))
+        return method(self, *args, **kwargs)
+
+    return cast(_M, checked)
+
+
 class Client(AccessCalls, namespace.NamespaceCalls):
     """An embedded keeldb database in the directory ``uri`` (created if missing). Users,
     roles and privileges (``create_user`` ... ``list_privilege_groups``, from AccessCalls)
@@ -497,6 +515,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         without aliases (Milvus's rule)."""
         self.db.rename(old_name, new_name, target_db or "")
 
+    @_validates_collection_name
     def describe_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         e = self.db.entry(collection_name)
         s = e.schema
@@ -580,11 +599,13 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         e = self.db.entry(collection_name)
         self.db.set_properties(collection_name, _properties.dropped(e.properties, property_keys, loaded=e.is_loaded))
 
+    @_validates_collection_name
     def get_collection_stats(self, collection_name: str, timeout: float | None = None, **_: Any) -> dict[str, Any]:
         return {"row_count": self._coll(collection_name).snapshot().live_count()}
 
     # -- load / release -----------------------------------------------------------------
 
+    @_validates_collection_name
     def load_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
         """Make the collection readable. Returns once every sealed segment's index is
         committed, so the first searches already use the indexes (pymilvus waits the same
@@ -606,6 +627,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 "create an index before loading"
             )
 
+    @_validates_collection_name
     def release_collection(self, collection_name: str, timeout: float | None = None, **_: Any) -> None:
         e = self.db.entry(collection_name)
         if e.is_loaded:
@@ -810,21 +832,25 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     # -- partitions ---------------------------------------------------------------------
 
+    @_validates_collection_name
     def create_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable create partition if partition key mode is used")
         self.db.create_partition(collection_name, partition_name)
 
+    @_validates_collection_name
     def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
         """Deletes the partition's rows (one durable delete) and then the partition itself."""
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable drop partition if partition key mode is used")
         self.db.drop_partition(collection_name, partition_name)
 
+    @_validates_collection_name
     def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
         parts = self.db.entry(collection_name).partitions
         return partition_name in parts or not check_name("partition", partition_name)  # an invalid name: refused
 
+    @_validates_collection_name
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
         return list(self.db.entry(collection_name).partitions)
 
@@ -837,6 +863,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         sel = _partition_selector(_partition_ids(self.db.entry(collection_name), [partition_name]))
         return {"row_count": sum(int(r.size) for _, r in select(c.snapshot(), None, sel))}
 
+    @_validates_collection_name
     def load_partitions(self, collection_name: str, partition_names: Any = None, **kwargs: Any) -> None:
         """Load some partitions: reads without partition names see only loaded partitions,
         and reads naming an unloaded one are refused (PartitionNotLoaded), as in Milvus."""
@@ -854,6 +881,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         if not kwargs.get("_async"):
             self._coll(collection_name).build_indexes()
 
+    @_validates_collection_name
     def release_partitions(self, collection_name: str, partition_names: Any = None, **_: Any) -> None:
         """Release some partitions; releasing every loaded one releases the collection."""
         e = self.db.entry(collection_name)
@@ -868,6 +896,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     # -- writes -------------------------------------------------------------------------
 
+    @_validates_collection_name
     def insert(
         self,
         collection_name: str,
@@ -878,6 +907,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
     ) -> dict[str, Any]:
         return self._write_rows(collection_name, data, partition_name, upsert=False)
 
+    @_validates_collection_name
     def upsert(
         self,
         collection_name: str,
@@ -935,6 +965,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         key = "upsert_count" if upsert else "insert_count"
         return {key: batch.num_rows, "ids": batch.pks, "cost": 0}
 
+    @_validates_collection_name
     def delete(
         self,
         collection_name: str,
@@ -1087,6 +1118,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         results = [AnalyzerResult(toks, with_hash, with_detail) for toks in found]
         return results[0] if one else results
 
+    @_validates_collection_name
     def compact(self, collection_name: str, timeout: float | None = None, **_: Any) -> int:
         """Merge small segments now (compaction also runs by itself after flushes). Returns
         a job id like pymilvus's; the job has finished when it returns."""
@@ -1111,6 +1143,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     # -- reads --------------------------------------------------------------------------
 
+    @_validates_collection_name
     def query(
         self,
         collection_name: str,
@@ -1145,6 +1178,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 rows = query(snap, c.schema, flt, output_fields, limit, offset, extra)
         return QueryResult(_query_shapes(c.schema, rows), _rows_in(snap, part))
 
+    @_validates_collection_name
     def get(
         self,
         collection_name: str,

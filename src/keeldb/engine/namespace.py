@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from keeldb.errors import CollectionNotFound, InvalidArgument, KeelError
-from keeldb.schema import NAME_RE, check_name
+from keeldb.schema import check_name
 
 if TYPE_CHECKING:
     from keeldb.engine.catalog import CollectionEntry
@@ -257,11 +257,9 @@ class DatabaseScope:
     # -- names ------------------------------------------------------------------------
 
     def key(self, name: str) -> str:
-        """``name``'s catalog key: the collection itself, or the one the alias names. A
-        name no collection or alias could have is refused here, before any lookup, as
-        Milvus validates before it looks (1100 invalid name, not 100 not found)."""
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            check_name("collection", name)
+        """``name``'s catalog key: the collection itself, or the one the alias names. (Which
+        calls refuse an invalid name before looking is the client's business: Milvus does
+        on some, and answers "not found" on others.)"""
         k = key(self.db_name, name)
         if self.catalog.peek(k) is not None:
             return k
@@ -285,7 +283,8 @@ class DatabaseScope:
         """The entry, current, or None (no error: has_collection, get_load_state);
         ``resolve=False``: the collection of that very name, not an alias's."""
         self.check()
-        k = self.key(name)  # also checks the name: has_collection('12-s') is refused, not False
+        check_name("collection", name)  # has_collection('12-s') is refused, not False (Milvus)
+        k = self.key(name)
         return self.catalog.get(k if resolve else key(self.db_name, name))
 
     def entry(self, name: str) -> CollectionEntry:
@@ -326,8 +325,7 @@ class DatabaseScope:
         self.database.create(k, schema, extra=require_database(self.db_name), **kw)
 
     def rename(self, old: str, new: str, new_db: str = "") -> None:
-        check_name("collection", old)
-        check_name("collection", new)
+        check_name("collection", new)  # the old name is looked up, unchecked, as Milvus does
         old_key = key(self.db_name, old)
         new_key = key(new_db or self.db_name, new)
         self._named(old, lambda _: self.database.rename(old_key, new_key, extra=chain(

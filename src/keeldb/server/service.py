@@ -31,7 +31,7 @@ from keeldb.engine.query import COUNT, resolve_output
 from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_from_legacy
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument
-from keeldb.schema import IndexParams
+from keeldb.schema import IndexParams, check_name
 from keeldb.server import convert, unimplemented, vectors
 from keeldb.server.access_rpc import AccessRPCs
 from keeldb.server.deployment_rpc import DeploymentRPCs, Members, standalone
@@ -170,6 +170,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
     @_rpc(milvus_pb2.DescribeCollectionResponse)
     def DescribeCollection(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.collection_name
+        check_name("collection", name)  # Milvus validates first (pymilvus's has_collection asks here too)
         entry = self.client.collection_entry(name)
         created = entry.created_ts
         resp = milvus_pb2.DescribeCollectionResponse(
