@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from pymilvus import MilvusClient
 
-from tests.rest_util import data, http_base, post, rest_server
+from tests.rest_util import client, data, post, rest_server
 
 
 def _samples(http: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -31,7 +31,7 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
 
 def test_auth_shared_credential() -> None:
     with rest_server(auth="root:secret") as server:
-        http = httpx.Client(base_url=http_base(server), timeout=30)
+        http = client(server)
         none = post(http, "collections/list")
         assert none["_http"] == 401 and none["code"] == 1800
         wrong = post(http, "collections/list", headers={"Authorization": "Bearer root:nope"})
@@ -52,7 +52,7 @@ def test_auth_shared_credential() -> None:
 
 def test_authorization_users_roles_and_denials() -> None:
     with rest_server(extra_args=["--authorization"]) as server:
-        http = httpx.Client(base_url=http_base(server), timeout=30)
+        http = client(server)
         root = {"Authorization": "Bearer root:Milvus"}
         bob = {"Authorization": "Bearer bob:Secret123"}
         assert data(post(http, "collections/create", {"collectionName": "c", "dimension": 2}, headers=root)) == {}
@@ -82,7 +82,7 @@ def test_authorization_users_roles_and_denials() -> None:
 
 def test_metrics_move_and_health() -> None:
     with rest_server() as server:
-        http = httpx.Client(base_url=http_base(server), timeout=30)
+        http = client(server)
         mc = MilvusClient(uri=server.uri)
         before = _samples(http)
         assert _value(before, "keeldb_recovery_duration_seconds_count") >= 0  # declared from the start

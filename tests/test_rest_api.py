@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pymilvus import MilvusClient
 
-from tests.rest_util import data, http_base, post, rest_server
+from tests.rest_util import client, data, post, rest_server
 from tests.server_util import KeelServer
 
 N = 40
@@ -25,7 +25,7 @@ def _vec(i: int) -> list[float]:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[KeelServer, httpx.Client, MilvusClient]]:
     with rest_server() as server:
-        http = httpx.Client(base_url=http_base(server), timeout=30)
+        http = client(server)
         grpc_client = MilvusClient(uri=server.uri)
         try:
             yield server, http, grpc_client

@@ -48,7 +48,11 @@ class HttpServer:
             observe=metrics.observe_http,
         )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets whose
+        # proto says TCP, and a response written in two parts (headers, body) would
+        # otherwise wait ~40 ms for the client's delayed ACK on every keep-alive request.
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host.strip("[]"), port))
