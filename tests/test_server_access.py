@@ -138,6 +138,57 @@ def test_privilege_matrix() -> None:
         assert denied(lambda: users["CollectionReadOnly"].query("d", filter="id >= 0", limit=1))
 
 
+def test_list_collections_and_databases_show_what_the_user_holds_grants_on() -> None:
+    """Milvus's rule: ShowCollections lists the collections one of the user's own roles
+    (not public) has a Collection grant or collection-level group on, all of them for
+    root, admin and a global All; ListDatabases the databases those roles hold grants in."""
+    with KeelServer(extra_args=AUTHZ) as srv:
+        root = MilvusClient(uri=srv.uri, token=ROOT)
+        root.create_database("other")
+        for name in ("a", "b"):
+            root.create_collection(name, schema=_schema())
+        MilvusClient(uri=srv.uri, token=ROOT, db_name="other").create_collection("x", schema=_schema())
+        root.create_privilege_group("loaders")
+        root.add_privileges_to_group("loaders", ["Load"])
+        grants = {
+            "none": [],
+            "ro_a": [("CollectionReadOnly", "a", "default")],
+            "custom_b": [("loaders", "b", "default")],
+            "query_all": [("Query", "*", "default")],
+            "db_ro": [("DatabaseReadOnly", "*", "default")],
+            "other_ro": [("CollectionReadOnly", "*", "other")],
+            "everything": [("*", "*", "*")],
+        }
+        for user, gs in grants.items():
+            root.create_user(user, "secret123")
+            root.create_role(f"r_{user}")
+            root.grant_role(user, f"r_{user}")
+            for privilege, coll, db in gs:
+                root.grant_privilege_v2(f"r_{user}", privilege, coll, db_name=db)
+        root.create_user("adm", "secret123")
+        root.grant_role("adm", "admin")
+
+        def seen(user: str) -> tuple[list[str], list[str], list[str]]:
+            login = {"token": ROOT} if user == "root" else {"user": user, "password": "secret123"}
+            here, other = (MilvusClient(uri=srv.uri, db_name=db, **login) for db in ("default", "other"))
+            return sorted(here.list_collections()), sorted(other.list_collections()), sorted(here.list_databases())
+
+        want = {  # user: (collections of default, collections of other, databases)
+            "none": ([], [], []),
+            "ro_a": (["a"], [], ["default"]),
+            "custom_b": (["b"], [], ["default"]),
+            "query_all": (["a", "b"], [], ["default"]),
+            "db_ro": ([], [], ["default"]),
+            "other_ro": ([], ["x"], ["other"]),
+            "everything": (["a", "b"], ["x"], ["default", "other"]),
+            "adm": (["a", "b"], ["x"], ["default", "other"]),
+            "root": (["a", "b"], ["x"], ["default", "other"]),
+        }
+        assert {u: seen(u) for u in want} == want
+        root.revoke_privilege_v2("r_ro_a", "CollectionReadOnly", "a", db_name="default")
+        assert seen("ro_a") == ([], [], [])
+
+
 def test_login_failures_say_the_same_thing() -> None:
     with KeelServer(extra_args=AUTHZ) as srv:
         root = MilvusClient(uri=srv.uri, token=ROOT)
