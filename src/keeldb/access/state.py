@@ -283,7 +283,8 @@ class AccessState:
     def allows(self, user: str, object_type: str, object_name: str, db_name: str, privilege: str) -> bool:
         """Whether ``user`` may use ``privilege`` on the object (Milvus's matcher: root and
         the admin role may do everything; every user has public; ``*`` matches any name or
-        database; ``All`` any privilege; a group its members, whatever their object type)."""
+        database; ``All`` any privilege; a group its members, whatever their object type;
+        a collection-level privilege whether it was granted as Global or Collection)."""
         if user == ROOT:
             return True
         u = self.users.get(user)
@@ -301,7 +302,7 @@ class AccessState:
             if members is not None:
                 if privilege in members:
                     return True
-            elif g.privilege == privilege and g.object_type == object_type:
+            elif g.privilege == privilege and (g.object_type == object_type or privilege in P.COLLECTION_LEVEL):
                 return True
         return False
 
