@@ -91,6 +91,23 @@ def _credentials(security: Security) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def _peer_credentials(security: Security) -> grpc.ChannelCredentials | None:
+    """How a cluster node calls another (forwarding a call to a collection's writer): over
+    TLS when the nodes serve TLS, trusting ``--tls-ca`` (and presenting this node's own
+    certificate, which the other node requires then) or, without a CA, the node's own
+    certificate -- so without --tls-ca the nodes share one (self-signed) certificate."""
+    if not security.tls_cert or not security.tls_key:
+        return None
+    try:
+        cert, key = Path(security.tls_cert).read_bytes(), Path(security.tls_key).read_bytes()
+        ca = Path(security.tls_ca).read_bytes() if security.tls_ca else None
+    except OSError as e:
+        raise StartupError(f"cannot read a TLS file: {e.filename}: {e.strerror}") from None
+    if ca is None:
+        return grpc.ssl_channel_credentials(root_certificates=cert)
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Refuse a port another process listens on, before opening any data.
 
@@ -209,10 +226,6 @@ def serve(
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     check_security(host, security, auth)
-    if cluster is not None and security.tls_cert:
-        raise StartupError(
-            "--tls-cert with --cluster is not supported yet: nodes forward calls to each other in plaintext"
-        )
     if port:
         check_port_free(host, port)
     if http_port:
@@ -297,7 +310,7 @@ def _cluster_server(
     try:
         built = build_server(
             node.client, host, port, auth=auth, max_message_mb=max_message_mb,
-            extra_interceptors=(RoutingInterceptor(node),), security=security,
+            extra_interceptors=(RoutingInterceptor(node, _peer_credentials(security)),), security=security,
             members=lambda: [(i + 1, a) for i, (_, a, roles) in enumerate(node.members()) if "read" in roles],
             metrics=metrics,
         )
