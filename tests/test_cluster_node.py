@@ -308,3 +308,39 @@ def test_databases_and_aliases_through_any_node(nodes: Nodes) -> None:
     assert nodes.client("b").list_collections() == []  # default holds nothing
     b.upsert("live", rows([2], 2))
     assert state(a) == {1: 1, 2: 2, 3: 1}
+
+
+def test_tls_between_nodes_with_client_certificates(nodes: Nodes) -> None:
+    """Nodes serving TLS with --tls-ca forward to each other over mutual TLS, with the same
+    certificates: each node's certificate is signed by the CA and presented when it calls
+    another. A write through each node reaches the one writer, so at least one of them was
+    forwarded; a client without a certificate gets nothing."""
+    import grpc
+
+    from keeldb.testing.certificates import self_signed
+
+    ca_pem, _, ca_cert, ca_key = self_signed(nodes.root, "ca")
+    tls = {}
+    for name in ("a", "b"):
+        cert, key, _, _ = self_signed(nodes.root, f"node-{name}", issuer=(ca_cert, ca_key))
+        tls[name] = ("--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca_pem))
+        nodes.start(name, extra=("--authorization", *tls[name]))
+    client_cert, client_key, _, _ = self_signed(nodes.root, "client", issuer=(ca_cert, ca_key))
+
+    def client(name: str) -> MilvusClient:
+        return MilvusClient(
+            uri=f"https://127.0.0.1:{nodes.ports[name]}", token="root:Milvus", timeout=30, ca_pem_path=str(ca_pem),
+            client_pem_path=str(client_cert), client_key_path=str(client_key), server_name="localhost",
+        )  # fmt: skip
+
+    a, b = client("a"), client("b")
+    create(a)
+    a.insert("c", rows([1, 2], 1))
+    b.insert("c", rows([3], 1))
+    b.upsert("c", rows([1], 2))
+    assert state(a) == state(b) == {1: 2, 2: 1, 3: 1}
+    creds = grpc.ssl_channel_credentials(root_certificates=ca_pem.read_bytes())  # no client certificate
+    anon = grpc.secure_channel(f"127.0.0.1:{nodes.ports['b']}", creds, [("grpc.ssl_target_name_override", "localhost")])
+    with pytest.raises(grpc.RpcError) as e:
+        anon.unary_unary("/milvus.proto.milvus.MilvusService/GetVersion")(b"", timeout=3)
+    assert e.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -22,6 +22,7 @@ ARCHITECTURE = SRC.parent.parent / "docs" / "architecture.md"
 # each other.
 RANKS: dict[str, int] = {
     "errors": 0,
+    "telemetry": 0,
     "extras": 0,
     "datatype": 0,
     "fields": 0,

@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     serve(
         Path(args.data), args.host, args.port, auth=args.auth, max_message_mb=args.max_message_mb,
-        cluster=cluster, security=security,
+        cluster=cluster, security=security, http_port=args.http_port,
     )
     return 0
 
@@ -381,6 +381,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=19530, help="port to listen on (0 picks a free one)")
     s.add_argument("--auth", default=None, help="require this user:password (or token) on every call")
     s.add_argument("--max-message-mb", type=int, default=64, help="largest request or response, in MiB")
+    s.add_argument("--http-port", type=int, default=None,
+                   help="also serve Milvus's REST API v2, /metrics and /healthz on this port (0 picks a free one; "
+                        "None: gRPC only; docs/rest.md)")
     a = s.add_argument_group("access (docs/security.md)")
     a.add_argument("--authorization", action="store_true",
                    help="check every call against Milvus's users, roles and privileges (root: see --root-password)")

@@ -216,7 +216,6 @@ def v1_grant(role: str, object_type: str, privilege: str, object_name: str, db_n
 
 _CLUSTER = set(P.BUILTIN_GROUPS["ClusterAdmin"]) | {"ClusterReadOnly", "ClusterReadWrite", "ClusterAdmin", P.ALL}
 _DATABASE = set(P.BUILTIN_GROUPS["DatabaseAdmin"]) | {"DatabaseReadOnly", "DatabaseReadWrite", "DatabaseAdmin"}
-_COLLECTION_GROUPS = {"CollectionReadOnly", "CollectionReadWrite", "CollectionAdmin"}
 
 
 def v2_grant(s: AccessState, role: str, privilege: str, collection: str, db_name: str | None) -> Grant:

@@ -51,6 +51,11 @@ BUILTIN_GROUPS: dict[str, tuple[str, ...]] = {
     "ClusterReadWrite": _CLUSTER_RW,
     "ClusterAdmin": _CLUSTER_ADMIN,
 }
+# Privileges about one collection. Some of their RPCs are declared Global without a name
+# (CreateAlias, DescribeAlias, ListAliases, DescribeCollection), yet Milvus grants them on
+# collections (the CollectionAdmin groups, grant_privilege_v2 with a collection name): they
+# are checked on the request's collection, whatever object type the grant was stored with.
+COLLECTION_LEVEL = frozenset(_COLL_ADMIN)
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,15 @@ class Requirement:
             return names or ["*"]
         if self.name_field > 0:
             f = d.fields_by_number.get(self.name_field)
-            name = getattr(request, f.name) if f is not None else ""
-            return [name or "*"]
+            value = getattr(request, f.name) if f is not None else ""
+            if f is not None and f.message_type is not None:
+                # An entity (SelectUser's ``user``): its first field is the name (Milvus's
+                # funcutil.GetObjectName does the same).
+                first = f.message_type.fields_by_number.get(1)
+                value = getattr(value, first.name) if first is not None else ""
+            return [str(value) or "*"]
+        if self.object_type == GLOBAL and self.privilege in COLLECTION_LEVEL and "collection_name" in d.fields_by_name:
+            return [request.collection_name or "*"]
         return ["*"]
 
 

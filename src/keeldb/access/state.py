@@ -81,6 +81,7 @@ PUBLIC_DEFAULTS = (
     Grant(PUBLIC, P.GLOBAL, ANY, ANY, "ListAliases"),
     Grant(PUBLIC, P.COLLECTION, ANY, ANY, "IndexDetail"),
 )
+COLLECTION_GROUPS = ("CollectionReadOnly", "CollectionReadWrite", "CollectionAdmin")
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ class AccessState:
     def allows(self, user: str, object_type: str, object_name: str, db_name: str, privilege: str) -> bool:
         """Whether ``user`` may use ``privilege`` on the object (Milvus's matcher: root and
         the admin role may do everything; every user has public; ``*`` matches any name or
-        database; ``All`` any privilege; a group its members, whatever their object type)."""
+        database; ``All`` any privilege; a group its members, whatever their object type;
+        a collection-level privilege whether it was granted as Global or Collection)."""
         if user == ROOT:
             return True
         u = self.users.get(user)
@@ -300,9 +302,54 @@ class AccessState:
             if members is not None:
                 if privilege in members:
                     return True
-            elif g.privilege == privilege and g.object_type == object_type:
+            elif g.privilege == privilege and (g.object_type == object_type or privilege in P.COLLECTION_LEVEL):
                 return True
         return False
+
+    # -- what a user may see ---------------------------------------------------------------
+
+    def visible_collections(self, user: str, db_name: str) -> frozenset[str] | None:
+        """The collections of ``db_name`` that ShowCollections lists to ``user`` (None: all
+        of them). Milvus's rule (rootcoord showCollectionTask): root and the admin role see
+        every collection, and so does a role granted ``All`` globally; otherwise a
+        collection is listed when one of the user's own roles -- not public, which Milvus
+        adds to privilege checks only -- holds a Collection grant on it (``*``: on all) or
+        a collection-level or custom privilege group on it, in that database or ``*``."""
+        roles = self._own_roles(user)
+        if roles is None:
+            return None
+        names: set[str] = set()
+        for g in self.grants:
+            if g.role not in roles or g.db_name not in (ANY, db_name):
+                continue
+            if g.object_type == P.GLOBAL and g.privilege == P.ALL:
+                return None
+            if g.object_type != P.COLLECTION and g.privilege not in COLLECTION_GROUPS and g.privilege not in self.groups:
+                continue
+            if g.object_name == ANY:
+                return None
+            names.add(g.object_name)
+        return frozenset(names)
+
+    def visible_databases(self, user: str) -> frozenset[str] | None:
+        """The databases ListDatabases lists to ``user`` (None: all). Milvus's rule
+        (rootcoord listDatabaseTask): root and admin see all; otherwise a database is listed
+        when one of the user's own roles other than public holds any grant in it (a grant
+        in ``*``: all of them)."""
+        roles = self._own_roles(user)
+        if roles is None:
+            return None
+        names = {g.db_name for g in self.grants if g.role in roles and g.role != PUBLIC}
+        return None if ANY in names else frozenset(names)
+
+    def _own_roles(self, user: str) -> tuple[str, ...] | None:
+        """The roles granted to ``user`` (an unknown user has none); None for root and
+        holders of admin, who see everything."""
+        if user == ROOT:
+            return None
+        u = self.users.get(user)
+        roles = u.roles if u is not None else ()
+        return None if ADMIN in roles else roles
 
     # -- lookups ---------------------------------------------------------------------------
 

@@ -257,7 +257,12 @@ class Catalog(Protocol):
 
     def get(self, name: str) -> CollectionEntry | None: ...
 
-    def peek(self, name: str) -> CollectionEntry | None: ...
+    def peek(self, name: str) -> CollectionEntry | None:
+        """The entry as this process knows it; a cluster catalog re-reads etcd when its copy
+        lacks ``name`` (or has it not loaded), refreshing the other members too, so
+        ``extra()`` right after a missed peek is current (``DatabaseScope.key`` relies on
+        it to resolve an alias made through another node)."""
+        ...
 
     def names(self) -> list[str]: ...
 

@@ -49,6 +49,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb import telemetry
 from keeldb.engine import compaction, schema_change, ttl
 from keeldb.engine.compaction import Compactor
 from keeldb.engine.index_builder import IndexBuilder
@@ -477,6 +478,7 @@ class Collection:
             idle = mem.growing.num_rows == 0 and not mem.delete_pks and mem.frozen is None
             return idle or ts <= self._committed_through
 
+    @telemetry.timed(telemetry.FLUSH)
     def flush(self) -> int:
         """Persist everything written so far into segment files and commit one manifest;
         return the flush's timestamp: every write at or below it is now in committed files.
@@ -596,6 +598,7 @@ class Collection:
 
     # -- compaction ---------------------------------------------------------------------
 
+    @telemetry.timed(telemetry.COMPACTION)
     def compact(self, *, force: bool = False) -> bool:
         """Merge small sealed segments (and the delete files) into one, dropping versions
         that every reader can do without; return whether anything was merged. What is

@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from keeldb import telemetry
 from keeldb.engine.memstate import MemState
 from keeldb.engine.segment import SealedSegment
 from keeldb.engine.versions import VersionSet
@@ -148,6 +149,7 @@ class IndexBuilder:
                 built += 1
         return built
 
+    @telemetry.timed(telemetry.INDEX_BUILD)
     def build_one(self, seg: SealedSegment, fname: str, spec: IndexSpec) -> bool:
         """Build one segment's index and commit it. Step by step (docs/crash-safety.md, "An
         index build"): build in memory, outside every lock (reads and writes go on); write

@@ -263,10 +263,9 @@ class DatabaseScope:
         k = key(self.db_name, name)
         if self.catalog.peek(k) is not None:
             return k
-        target = aliases(self.catalog.extra()).get(k)
-        if target is None:
-            target = aliases(self.catalog.extra(fresh=True)).get(k)  # made elsewhere a moment ago
-        return target or k
+        # peek re-read the catalog when it lacked ``k`` (Catalog.peek), aliases with it: an
+        # alias made through another node a moment ago is in this copy already.
+        return aliases(self.catalog.extra()).get(k, k)
 
     def check(self) -> None:
         if self.db_name != DEFAULT_DB and self.db_name not in databases(self.catalog.extra()):

@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from keeldb import telemetry
 from keeldb.engine.heap import release_free_pages
 from keeldb.engine.live_index import ROW_BITS
 from keeldb.engine.memstate import MemState
@@ -93,6 +94,7 @@ class Recovered:
     report: RecoveryReport
 
 
+@telemetry.timed(telemetry.RECOVERY)
 def recover(
     store: CollectionStore,
     schema: CollectionSchema,

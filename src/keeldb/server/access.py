@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -33,6 +34,24 @@ from keeldb.client import Client
 AUTH_FAILED = "auth check failure, please check username and password are correct"
 DEFAULT_DB = "default"
 MAX_REMEMBERED = 10_000
+# The authenticated user of the call in progress (None: the server checks no users). Set
+# around each handler by the interceptor; ShowCollections and ListDatabases list only what
+# it may see (``AccessState.visible_collections``).
+caller: ContextVar[str | None] = ContextVar("keeldb_caller", default=None)
+
+
+def visible_collections(client: Client, names: list[str], db: str) -> list[str]:
+    """``names`` (collections of ``db``) less those the caller may not see."""
+    user = caller.get()
+    seen = None if user is None else client.access_state().visible_collections(user, db)
+    return names if seen is None else [n for n in names if n in seen]
+
+
+def visible_databases(client: Client, names: list[str]) -> list[str]:
+    """``names`` (databases) less those the caller may not see."""
+    user = caller.get()
+    seen = None if user is None else client.access_state().visible_databases(user)
+    return names if seen is None else [n for n in names if n in seen]
 
 
 class AccessInterceptor(grpc.ServerInterceptor):
@@ -115,7 +134,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
             return handler
         rpc = details.method.rsplit("/", 1)[-1]
         db = meta.get("dbname") or DEFAULT_DB
-        return _checked(handler, lambda request: self.denied(rpc, request, user, db, self.client.access_state()))
+        return _checked(handler, user, lambda request: self.denied(rpc, request, user, db, self.client.access_state()))
 
 
 def _abort(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
@@ -125,15 +144,20 @@ def _abort(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(handler)
 
 
-def _checked(handler: grpc.RpcMethodHandler, denied: Callable[[Any], str | None]) -> grpc.RpcMethodHandler:
-    """``handler`` with the privilege check run on its request first."""
+def _checked(handler: grpc.RpcMethodHandler, user: str, denied: Callable[[Any], str | None]) -> grpc.RpcMethodHandler:
+    """``handler`` with the privilege check run on its request first, and ``caller`` set
+    to ``user`` while it runs."""
 
     def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
         def run(request: Any, context: grpc.ServicerContext) -> Any:
             why = denied(request)
             if why is not None:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, why)
-            return behavior(request, context)
+            token = caller.set(user)
+            try:
+                return behavior(request, context)
+            finally:
+                caller.reset(token)
 
         return run
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from keeldb.client import Client
@@ -26,6 +27,8 @@ from keeldb.errors import KeelError
 from keeldb.server.access import AccessInterceptor
 from keeldb.server.auth import AuthInterceptor
 from keeldb.server.deployment_rpc import Members, standalone
+from keeldb.server.inprocess import Dispatcher
+from keeldb.server.metrics import Health, Metrics, MetricsInterceptor, OnlyMilvus
 from keeldb.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,23 @@ def _credentials(security: Security) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def _peer_credentials(security: Security) -> grpc.ChannelCredentials | None:
+    """How a cluster node calls another (forwarding a call to a collection's writer): over
+    TLS when the nodes serve TLS, trusting ``--tls-ca`` (and presenting this node's own
+    certificate, which the other node requires then) or, without a CA, the node's own
+    certificate -- so without --tls-ca the nodes share one (self-signed) certificate."""
+    if not security.tls_cert or not security.tls_key:
+        return None
+    try:
+        cert, key = Path(security.tls_cert).read_bytes(), Path(security.tls_key).read_bytes()
+        ca = Path(security.tls_ca).read_bytes() if security.tls_ca else None
+    except OSError as e:
+        raise StartupError(f"cannot read a TLS file: {e.filename}: {e.strerror}") from None
+    if ca is None:
+        return grpc.ssl_channel_credentials(root_certificates=cert)
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
 def check_port_free(host: str, port: int) -> None:
     """Refuse a port another process listens on, before opening any data.
 
@@ -131,8 +151,11 @@ def build_server(
     extra_interceptors: tuple[Any, ...] = (),
     security: Security = Security(),
     members: Members | None = None,
-) -> tuple[grpc.Server, int]:
-    """``members``: the read nodes GetReplicas reports (a cluster's); this server by default."""
+    metrics: Metrics | None = None,
+) -> Built:
+    """``members``: the read nodes GetReplicas reports (a cluster's); this server by default.
+    ``metrics``: count and time every call into it (``/metrics``). Every interceptor sees
+    MilvusService calls only: the health service answers without credentials."""
     limit = max_message_mb * 1024 * 1024
     options = [
         ("grpc.max_receive_message_length", limit),
@@ -152,10 +175,15 @@ def build_server(
             raise StartupError(e.message) from None
         interceptors.append(AccessInterceptor(client))
     interceptors += extra_interceptors
+    if metrics is not None:
+        interceptors.insert(0, MetricsInterceptor(metrics))
+    interceptors = [OnlyMilvus(i) for i in interceptors]
     credentials = _credentials(security)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers), interceptors=interceptors, options=options)
     service = Service(client, members)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(service, server)
+    health = Health(client)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     try:
         address = f"{host}:{port}"
         bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
@@ -166,7 +194,18 @@ def build_server(
         raise StartupError(f"port {port} is already in use" if port else f"cannot listen on {host}")
     if members is None:
         service.members = standalone(f"{host}:{bound}")
-    return server, bound
+    return Built(server, bound, Dispatcher(service, interceptors), health)
+
+
+@dataclass
+class Built:
+    """A gRPC server ready to start, and what the HTTP side needs of it: the dispatcher
+    that runs MilvusService calls through its interceptors (the REST API) and its health."""
+
+    server: grpc.Server
+    port: int
+    dispatcher: Dispatcher
+    health: Health
 
 
 def serve(
@@ -179,29 +218,44 @@ def serve(
     grace_seconds: float = 10.0,
     cluster: ClusterOptions | None = None,
     security: Security = Security(),
+    http_port: int | None = None,
 ) -> None:
+    """``http_port``: also serve the REST API v2, ``/metrics`` and ``/healthz`` there
+    (server/http.py; 0 picks a free port). None: gRPC only."""
     # grpc logs every UNIMPLEMENTED call (aliases, compaction, ...) with a traceback; the
     # client already gets a clear status, so keep the server's log for real problems.
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     check_security(host, security, auth)
-    if cluster is not None and security.tls_cert:
-        raise StartupError(
-            "--tls-cert with --cluster is not supported yet: nodes forward calls to each other in plaintext"
-        )
     if port:
         check_port_free(host, port)
+    if http_port:
+        check_port_free(host, http_port)
+    metrics = Metrics()  # before the data is opened: recovery is timed too
     node = None
     if cluster is None:
         client = Client(str(data))
         try:
-            server, bound = build_server(
-                client, host, port, auth=auth, max_message_mb=max_message_mb, security=security
+            built = build_server(
+                client, host, port, auth=auth, max_message_mb=max_message_mb, security=security, metrics=metrics
             )
         except BaseException:
             client.close()
             raise
     else:
-        node, client, server, bound = _cluster_server(data, host, port, cluster, auth, max_message_mb, security)
+        node, client, built = _cluster_server(data, host, port, cluster, auth, max_message_mb, security, metrics)
+        metrics.watch_node(node)
+    metrics.watch_client(client)
+    web = None
+    if http_port is not None:
+        from keeldb.server.http import HttpServer
+
+        try:
+            web = HttpServer(built.dispatcher, metrics, built.health, host, http_port, security)
+        except BaseException:
+            client.close()
+            if node is not None:
+                node.close()
+            raise
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -210,21 +264,28 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server.start()
+    built.server.start()
     scheme = " (TLS)" if security.tls_cert else ""
-    print(f"keeldb serve listening on {host}:{bound}{scheme} (data in {data})", flush=True)
+    if web is not None:
+        web.start()
+        print(f"keeldb serve HTTP on {host}:{web.port}{scheme} (REST API v2, /metrics, /healthz)", flush=True)
+    print(f"keeldb serve listening on {host}:{built.port}{scheme} (data in {data})", flush=True)
     stop.wait()
-    server.stop(grace_seconds).wait()
+    built.health.set(False)
+    if web is not None:
+        web.stop()
+    built.server.stop(grace_seconds).wait()
     client.close()
     if node is not None:
         node.close()
+    metrics.close()
     print("keeldb serve stopped cleanly", flush=True)
 
 
 def _cluster_server(
     data: Path, host: str, port: int, opts: ClusterOptions, auth: str | None, max_message_mb: int,
-    security: Security,
-) -> tuple[Any, Client, grpc.Server, int]:
+    security: Security, metrics: Metrics | None = None,
+) -> tuple[Any, Client, Built]:
     """Bind first (the node registers the address it is reachable at), then join."""
     from keeldb.cluster.node import Node
     from keeldb.server.routing import RoutingInterceptor
@@ -247,12 +308,13 @@ def _cluster_server(
         lease_ttl=opts.lease_ttl,
     )
     try:
-        server, bound = build_server(
+        built = build_server(
             node.client, host, port, auth=auth, max_message_mb=max_message_mb,
-            extra_interceptors=(RoutingInterceptor(node),), security=security,
+            extra_interceptors=(RoutingInterceptor(node, _peer_credentials(security)),), security=security,
             members=lambda: [(i + 1, a) for i, (_, a, roles) in enumerate(node.members()) if "read" in roles],
+            metrics=metrics,
         )
     except BaseException:
         node.close()
         raise
-    return node, node.client, server, bound
+    return node, node.client, built

@@ -10,7 +10,7 @@ import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from keeldb.client import Client
-from keeldb.server import convert
+from keeldb.server import access, convert
 from keeldb.server.rpc import rpc
 
 
@@ -29,7 +29,8 @@ class NamespaceRPCs:
 
     @rpc(milvus_pb2.ListDatabasesResponse)
     def ListDatabases(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return milvus_pb2.ListDatabasesResponse(status=convert.status(), db_names=self.client.list_databases())
+        names = access.visible_databases(self.client, self.client.list_databases())
+        return milvus_pb2.ListDatabasesResponse(status=convert.status(), db_names=names)
 
     @rpc(milvus_pb2.DescribeDatabaseResponse)
     def DescribeDatabase(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -73,8 +73,11 @@ def _collection_of(request: Any) -> str:
 
 
 class RoutingInterceptor(grpc.ServerInterceptor):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, credentials: grpc.ChannelCredentials | None = None) -> None:
+        """``credentials``: TLS to the other nodes (server/main.py ``_peer_credentials``),
+        None for plaintext."""
         self.node = node
+        self._credentials = credentials
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -82,7 +85,11 @@ class RoutingInterceptor(grpc.ServerInterceptor):
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
-                ch = self._channels[address] = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+                ch = self._channels[address] = (
+                    grpc.secure_channel(address, self._credentials, options=_CHANNEL_OPTIONS)
+                    if self._credentials is not None
+                    else grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+                )
             return ch
 
     def drop_channel(self, address: str) -> None:

@@ -32,7 +32,7 @@ from keeldb.engine.rankers import RankerError, ranker_from_functions, ranker_fro
 from keeldb.engine.search import MAX_TOPK
 from keeldb.errors import CollectionNotFound, IndexNotFound, InvalidArgument
 from keeldb.schema import IndexParams, check_name
-from keeldb.server import convert, unimplemented, vectors
+from keeldb.server import access, convert, unimplemented, vectors
 from keeldb.server.access_rpc import AccessRPCs
 from keeldb.server.deployment_rpc import DeploymentRPCs, Members, standalone
 from keeldb.server.namespace_rpc import NamespaceRPCs
@@ -235,6 +235,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
     @_rpc(milvus_pb2.ShowCollectionsResponse)
     def ShowCollections(self, request: Any, context: grpc.ServicerContext) -> Any:
         names = self.client.list_collections()
+        names = access.visible_collections(self.client, names, namespace.current_database.get())
         if request.collection_names:
             names = [n for n in names if n in set(request.collection_names)]
         return milvus_pb2.ShowCollectionsResponse(status=convert.status(), collection_names=names)

@@ -20,6 +20,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
+from keeldb import telemetry
 from keeldb.errors import StorageError
 
 
@@ -52,6 +53,7 @@ class GroupCommit(ABC):
                 self._cond.wait()
             self._syncing = True
             covering = self._written
+            start = self._synced
             batch = self._take_batch()
         try:
             self._persist(batch)
@@ -67,6 +69,7 @@ class GroupCommit(ABC):
             self._synced = max(self._synced, covering)
             self._syncing = False
             self._cond.notify_all()
+        telemetry.observe(telemetry.WAL_SYNC_BYTES, covering - start)
 
     # -- hooks ------------------------------------------------------------------------------
 
