@@ -47,7 +47,7 @@ def values(batch: int, key: int) -> dict[str, Any]:
     return {
         "tag": None if (batch + key) % 7 == 0 else (batch * 3 + key) % 10,
         "name": f"b{batch}-n{key % 6}",
-        "j": {"a": (batch + key) % 5, "t": f"k{key}b{batch}"},
+        "j": {"a": (batch + key) % 5, "t": f"k{key}b{batch}", "o": {"n": (batch * key) % 4}},
     }
 
 
@@ -59,6 +59,7 @@ FILTERS: list[tuple[str, Any]] = [
     ('j["a"] in [1, 2]', lambda r, b: r["j"]["a"] in (1, 2)),
     ('j["t"] like "%1b%"', lambda r, b: "1b" in r["j"]["t"]),
     ('tag is null or j["a"] == 0', lambda r, b: r["tag"] is None or r["j"]["a"] == 0),
+    ('j["o"]["n"] >= 2', lambda r, b: r["j"]["o"]["n"] >= 2),  # the flat index
 ]
 
 
@@ -77,6 +78,7 @@ def create(c: keeldb.Client) -> None:
     ip.add_index("name", "TRIE")
     ip.add_index("j", "INVERTED", index_name="ja", params={"json_path": 'j["a"]', "json_cast_type": "double"})
     ip.add_index("j", "NGRAM", index_name="jt", params={"json_path": 'j["t"]', "json_cast_type": "varchar", "min_gram": 2, "max_gram": 2})
+    ip.add_index("j", "INVERTED", index_name="jf", params={"json_path": 'j["o"]', "json_cast_type": "JSON"})
     c.create_collection("t", schema=s, index_params=ip)
 
 
@@ -122,7 +124,7 @@ def _check(data: Path, journal: Path) -> None:
         c.wait_for_index("t")
         assert _answers(c, batch) == want
         sealed = [v.segment for v in c.snapshot("t").views if type(v.segment).__name__ == "SealedSegment"]
-        assert sealed and all({"tag#tag", "name#name", "j#ja", "j#jt"} <= set(s.indexes) for s in sealed)
+        assert sealed and all({"tag#tag", "name#name", "j#ja", "j#jt", "j#jf"} <= set(s.indexes) for s in sealed)
     finally:
         c.close()
 

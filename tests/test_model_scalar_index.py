@@ -63,6 +63,20 @@ def _leaf() -> st.SearchStrategy[str]:
         st.sampled_from(['exists j["a"]', 'exists j["g"]', 'not exists j["t"]', 'json_contains(j["g"], true)']),
         st.builds(lambda ds, neg: f"ts {'not in' if neg else 'in'} [{', '.join(_iso(d) for d in ds)}]", ints, st.booleans()),
         st.builds(lambda o, d: f"ts {o} {_iso(d)}", OPS, SMALL),
+        # k: a JSON flat index (json_cast_type JSON) on the whole field; any sub-path.
+        st.builds(lambda o, v: f'k["a"]["b"] {o} {v}', OPS, SMALL),
+        st.builds(lambda o, v: f'k["a"]["b"] {o} {v}.5', OPS, SMALL),
+        st.builds(lambda vs, neg: f'k["a"]["b"] {"not in" if neg else "in"} {vs}', ints, st.booleans()),
+        st.builds(lambda o, v: f'k["a"]["c"] {o} "y{v}"', OPS, SMALL),
+        st.builds(lambda v: f'k["a"]["c"] like "y{v}%"', SMALL),
+        st.builds(lambda a, b: f'{a} < k["s"] <= {b}', SMALL, SMALL),
+        st.sampled_from(['k["a"] is null', 'k["a"]["b"] is not null', 'exists k["a"]["c"]', 'k["a"]["d"]',
+                         'k["a"]["b"] == true', 'k is null', 'k["a"] == 5', 'k["l"] is null', 'k["zz"] == 1']),
+        # list literals: whole-array equality, arrays as json_contains* items
+        st.builds(lambda vs, neg: f"tags {'!=' if neg else '=='} {vs}", st.lists(SMALL, max_size=3), st.booleans()),
+        st.builds(lambda vs, neg: f'k["l"] {"!=" if neg else "=="} {vs}', st.lists(SMALL, max_size=2), st.booleans()),
+        st.builds(lambda v, all_: f'json_contains_{"all" if all_ else "any"}(k["m"], [[1, {v}], {v}])', SMALL, st.booleans()),
+        st.builds(lambda v: f'json_contains(k["m"], [1, {v}])', SMALL),
         st.builds(lambda m: f"id % {m} == 0", st.integers(min_value=2, max_value=5)),  # unindexed
         st.builds(lambda v: f"val > {v * 10}", SMALL),  # unindexed
     )
@@ -102,7 +116,9 @@ class ScalarIndexModel(RuleBasedStateMachine):
         s.add_field("j", DataType.JSON, nullable=True)
         s.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4, nullable=True)
         s.add_field("ts", DataType.TIMESTAMPTZ, nullable=True)
+        s.add_field("k", DataType.JSON, nullable=True)
         ip = self.client.prepare_index_params()
+        ip.add_index("k", "INVERTED", index_name="kf", params={"json_cast_type": "JSON"})
         ip.add_index("v", "FLAT", metric_type="L2")
         ip.add_index("i", "STL_SORT")
         ip.add_index("f", "INVERTED")
@@ -128,8 +144,16 @@ class ScalarIndexModel(RuleBasedStateMachine):
             j = {"a": f"x{v % 4}", "t": v, "g": "not an array" if v % 2 else None}
         elif v % 7 == 0:
             j = {"a": (v % 8) / 2}
+        kb: Any = [v % 5, (v % 6) / 2, f"y{v % 4}", True, None, [1, v % 3]][v % 6]
+        k: Any = {"a": {"b": kb, "c": f"y{v % 5}" if v % 3 else v % 4, "d": v % 2 == 0},
+                  "l": [[1, v % 3], [v % 3], []][v % 3], "s": v % 7 if v % 4 else "s",
+                  "m": [[1, v % 4], v % 5, [True]][: v % 4]}  # fmt: skip
+        if v % 11 == 0:
+            k = {"a": 5, "l": {"x": 1}}
+        elif v % 13 == 0:
+            k = {"a": None, "s": 2.5}
         return {
-            "id": pk, "v": [float(pk), 1.0], "val": v,
+            "id": pk, "v": [float(pk), 1.0], "val": v, "k": None if v % 10 == 3 else k,
             "i": None if v % 4 == 0 else (v * 3) % 8 - 1,
             "f": (v % 9) / 2,
             "b": None if v % 6 == 0 else v % 2 == 0,

@@ -151,12 +151,11 @@ _GRAMMAR = r"""
      | ISO STRING                              -> iso_lit
      | INTERVAL STRING                         -> interval_lit
      | TEMPLATE                                -> template
+     | LITERAL_LIST                            -> list_lit
+     | LSQB (sum ("," sum)* ","?)? "]"         -> list_lit
      | "(" or_expr ")"
 ?call_arg: sum
-         | arg_list                            -> list_arg
          | NAMED sum                           -> named_arg
-arg_list: LITERAL_LIST
-        | LSQB (sum ("," sum)* ","?)? "]"
 list: LITERAL_LIST
     | LSQB (sum ("," sum)* ","?)? "]"
     | TEMPLATE
@@ -323,6 +322,7 @@ def _describe(v: _Value) -> str:
             Kind.STRING: "a string literal",
             Kind.TIME: "a timestamp literal",
             Kind.INTERVAL: "an interval literal",
+            Kind.LIST: "a list literal",
         }.get(v.kind, "a literal")
     return "an arithmetic expression"
 
@@ -1133,6 +1133,8 @@ class _Compiler:
         op = op_tok.value
         op_pos = op_tok.start_pos or 0
         lk, rk = left.kind, right.kind
+        if Kind.LIST in (lk, rk):  # whole-array equality: ``arr == [1, 2]``, ``j["k"] != [1, "a"]``
+            return _functions().array_compare(self, op, op_pos, left, right)  # type: ignore[no-any-return]
         if lk is Kind.JSON or rk is Kind.JSON:
             other = right if lk is Kind.JSON else left
             if other.kind is Kind.BOOL and op in _ORDERED_OPS:
@@ -1210,6 +1212,8 @@ class _Compiler:
             elems = [self.value(c) for c in lt.children[1:]]
         items: list[_Lit] = []
         for it in elems:
+            if it.kind is Kind.LIST:
+                raise self.error("an 'in' list cannot hold arrays (compare a whole array with '==')", it.pos)
             if not isinstance(it, _Lit):
                 raise self.error("the elements of an 'in' list must be constants", it.pos)
             if it.kind is Kind.INT and not INT64_MIN <= it.value <= INT64_MAX:  # type: ignore[operator]
@@ -1288,8 +1292,6 @@ class _Compiler:
         return _functions().compile_call(self, name_tok, args)
 
     def call_arg(self, c: Tree | Token) -> _Value:
-        if isinstance(c, Tree) and c.data == "list_arg":
-            return self.list_value(c)
         if isinstance(c, Tree) and c.data == "named_arg":  # text_match's minimum_should_match=k
             tok: Token = c.children[0]
             name = tok.value.split("=")[0].strip().lower()
@@ -1297,18 +1299,25 @@ class _Compiler:
             return _functions().NamedArg(_pos(tok), value.kind, name, value)  # type: ignore[no-any-return]
         return self.value(c)
 
-    def list_value(self, t: Tree) -> _Value:
-        """A list literal as a function argument (``array_contains_any(x, [1, 2])``)."""
-        lt: Tree = t.children[0]
-        first = lt.children[0]
+    def c_list_lit(self, t: Tree) -> _Value:
+        """A list of constants (``[1, 2]``, ``[[1, "a"], [2]]``): a function's argument
+        (``array_contains_any(x, [1, 2])``) or the operand of an array comparison
+        (``arr == [1, 2]``). A list inside it is one item, a ``Kind.LIST`` literal holding
+        the Python list (a JSON array element, as Milvus's plan has it)."""
+        first = t.children[0]
+        items: list[_Lit] = []
         if isinstance(first, Token) and first.type == "LITERAL_LIST":
-            items: list[_Value] = list(self.literal_list(first))
+            items = self.literal_list(first)
         else:
-            items = [self.value(c) for c in lt.children[1:]]
-        for it in items:
-            if not isinstance(it, _Lit):
-                raise self.error("the elements of a list argument must be constants", it.pos)
-        return _functions().ListLit(_pos(lt), Kind.LIST, items)  # type: ignore[arg-type]
+            for c in t.children[1:]:
+                it = self.value(c)
+                if hasattr(it, "items") and it.kind is Kind.LIST:  # a nested list literal
+                    it = _Lit(it.pos, Kind.LIST, _functions().list_values(it))
+                if not isinstance(it, _Lit):
+                    raise self.error("the elements of a list must be constants", it.pos)
+                self.check_lit(it)
+                items.append(it)
+        return _functions().ListLit(_pos(t), Kind.LIST, items)  # type: ignore[no-any-return]
 
     def c_exists(self, t: Tree) -> _Pred:
         return _functions().exists(self, self.value(t.children[1]), _pos(t))

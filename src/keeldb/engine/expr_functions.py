@@ -259,13 +259,77 @@ def _json_key(v: Any) -> tuple[bool, Any] | None:
 
 
 def _json_eq(a: Any, b: Any) -> bool:
-    """JSON equality as Milvus compares: numbers by value (bool is not a number), strings,
-    bools and arrays exactly."""
+    """JSON equality as Milvus compares: numbers by value (bool is not a number), strings
+    and bools exactly, arrays element by element by these rules (Milvus's
+    ``CompareTwoJsonArray``: same length, ``[1, 2.0]`` equals ``[1, 2]``, ``[true]`` does
+    not equal ``[1]``)."""
+    if type(a) is list or type(b) is list:
+        return type(a) is list and type(b) is list and len(a) == len(b) and all(map(_json_eq, a, b))
     if type(a) is bool or type(b) is bool:
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     return type(a) is type(b) and a == b
+
+
+@dataclass(eq=False)
+class ArrayEquals(E._Pred):
+    """``arr == [..]`` / ``arr != [..]`` on an ARRAY field: the whole array equals the list
+    (same length, equal element by element), vectorised over the list column's buffers;
+    null where the array is null."""
+
+    ref: E._FieldRef
+    items: list[Any]
+    negate: bool
+    float32: bool = False
+    pos: int = 0
+
+    def eval(self, ctx: E._Ctx) -> pa.Array:
+        lists = E._as_array(ctx.column(self.ref.name))
+        offsets, lengths, flat = _flat(lists)
+        rows = np.flatnonzero(lengths == len(self.items))
+        base = offsets[:-1][rows] - offsets[0]
+        for i, v in enumerate(self.items):
+            if not len(rows):
+                break
+            try:
+                lit = pa.scalar(float(np.float32(v)) if self.float32 else v, type=flat.type)
+            except (pa.ArrowInvalid, OverflowError, TypeError):
+                rows = rows[:0]  # the element type cannot hold the item (300 in an INT8 array)
+                break
+            got = flat.take(pa.array(base + i, type=pa.int64()))
+            keep = np.asarray(pc.equal(got, lit).fill_null(False), dtype=bool)
+            rows, base = rows[keep], base[keep]
+        hit = np.zeros(len(lists), dtype=bool)
+        hit[rows] = True
+        if self.negate:
+            hit = ~hit
+        mask = None if not lists.null_count else ~np.asarray(lists.is_valid(), dtype=bool)
+        return pa.array(hit, mask=mask)
+
+
+@dataclass(eq=False)
+class JsonArrayEquals(E._Pred):
+    """``path == [..]`` / ``path != [..]`` on a JSON path: the value is an array equal to
+    the list by ``_json_eq``; null where the value is not an array (another type, as for
+    any JSON comparison of mismatched types: neither ``==`` nor ``!=`` selects it)."""
+
+    ref: E._JsonRef
+    items: list[Any]
+    negate: bool
+    pos: int = 0
+
+    def eval(self, ctx: E._Ctx) -> pa.Array:
+        vals = ctx.json_values(self.ref)
+        n = len(vals)
+        out = np.zeros(n, dtype=bool)
+        valid = np.zeros(n, dtype=bool)
+        items = self.items
+        for i, v in enumerate(vals):
+            if type(v) is list:
+                valid[i] = True
+                out[i] = _json_eq(v, items) != self.negate
+        return pa.array(out, mask=~valid)
 
 
 @dataclass(eq=False)
@@ -400,21 +464,53 @@ def _contains(c: E._Compiler, low: str, args: list[E._Value], pos: int) -> E._Pr
     ref = _container(c, low, args[0])
     mode = "all" if low.endswith("_all") else "any" if low.endswith("_any") else "one"
     lits = _constants(c, low, args[1], many=mode != "one")
-    float32 = False
-    if isinstance(ref, E._FieldRef):
-        f = c.schema.field(ref.name)
-        assert f is not None and f.element_type is not None
-        want = E._field_kind(f.element_type)
-        for lit in lits:
-            ok = lit.kind is want or (lit.kind in E._NUMERIC and want in E._NUMERIC and not (want is E.Kind.INT and lit.kind is E.Kind.FLOAT))
-            if not ok:
-                raise c.error(
-                    f"{low}: {E._describe(lit)} cannot be an element of ARRAY field '{ref.name}' of {f.element_type.name}",
-                    lit.pos,
-                )
-            c.check_lit(lit)
-        float32 = f.element_type == DataType.FLOAT
+    float32 = _elements(c, low, ref, lits) if isinstance(ref, E._FieldRef) else False
     return Contains(ref, [lit.value for lit in lits], mode, float32, pos=pos)
+
+
+def _elements(c: E._Compiler, what: str, ref: E._FieldRef, lits: list[E._Lit]) -> bool:
+    """Check that each literal can be an element of ARRAY field ``ref`` (a number of its
+    numeric type -- no float in an integer array --, a string, a bool); whether the
+    elements are FLOAT (compared as float32)."""
+    f = c.schema.field(ref.name)
+    assert f is not None and f.element_type is not None
+    want = E._field_kind(f.element_type)
+    for lit in lits:
+        ok = lit.kind is want or (lit.kind in E._NUMERIC and want in E._NUMERIC and not (want is E.Kind.INT and lit.kind is E.Kind.FLOAT))
+        if not ok:
+            raise c.error(
+                f"{what}: {E._describe(lit)} cannot be an element of ARRAY field '{ref.name}' of {f.element_type.name}",
+                lit.pos,
+            )
+        c.check_lit(lit)
+    return f.element_type == DataType.FLOAT
+
+
+def list_values(v: ListLit) -> list[Any]:
+    """A list literal's items as the Python list they stand for (nested lists included)."""
+    return [it.value for it in v.items]
+
+
+def array_compare(c: E._Compiler, op: str, op_pos: int, left: E._Value, right: E._Value) -> E._Pred:
+    """A comparison with a list literal: whole-array equality (``==``, ``!=``) of an ARRAY
+    field or a JSON path, as Milvus's plan compares an array value (``CompareTwoJsonArray``);
+    arrays are not ordered."""
+    if isinstance(left, ListLit) and not isinstance(right, ListLit):
+        left, right = right, left
+    if not isinstance(right, ListLit):  # pragma: no cover - one side is a list literal
+        raise c.error(f"cannot compare {E._describe(left)} with {E._describe(right)}", right.pos)
+    if op not in ("==", "!="):
+        raise c.error(f"operator '{op}' cannot order arrays (only == and != compare a list literal)", op_pos)
+    items = list_values(right)
+    negate = op == "!="
+    if isinstance(left, ListLit):
+        return E._Const(_json_eq(list_values(left), items) != negate, pos=left.pos)
+    if isinstance(left, E._JsonRef):
+        return JsonArrayEquals(left, items, negate, pos=left.pos)
+    if isinstance(left, E._FieldRef) and left.dtype == DataType.ARRAY:
+        float32 = _elements(c, f"'{op}'", left, right.items)
+        return ArrayEquals(left, items, negate, float32, pos=left.pos)
+    raise c.error(f"cannot compare {E._describe(left)} with a list literal", right.pos)
 
 
 def _array_length(c: E._Compiler, low: str, args: list[E._Value], pos: int) -> E._Value:

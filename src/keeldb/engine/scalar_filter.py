@@ -66,13 +66,27 @@ class Indexes:
         self.n = int(view.num_rows)
         self.memo: dict[int, TV | None] = {}  # leaf id -> its answer, read once
         self.by: dict[tuple[str, tuple[Any, ...] | None], list[Any]] = {}
+        self.flat: dict[str, list[Any]] = {}  # JSON flat indexes by field
         seg = getattr(view, "segment", None)
         for idx in (getattr(seg, "indexes", None) or {}).values():
-            if getattr(idx, "term_ptr", None) is not None and idx.ntotal == self.n:
+            if idx.ntotal != self.n:
+                continue
+            if getattr(idx, "term_ptr", None) is not None:
                 self.by.setdefault((idx.field, idx.path), []).append(idx)
+            elif getattr(idx, "flat", False):
+                self.flat.setdefault(idx.field, []).append(idx)
 
     def on(self, field: str, path: tuple[Any, ...] | None = None) -> list[Any]:
         return self.by.get((field, path), [])
+
+    def flat_on(self, ref: E._JsonRef) -> list[tuple[Any, tuple[str, ...]]]:
+        """The JSON flat indexes covering ``ref``'s path, each with the path relative to it."""
+        out = []
+        for index in self.flat.get(ref.field, ()):
+            rel = index.relative(ref.path)
+            if rel is not None:
+                out.append((index, rel))
+        return out
 
 
 def evaluate(root: E._Pred, ctx: E._Ctx) -> np.ndarray | None:
@@ -81,7 +95,7 @@ def evaluate(root: E._Pred, ctx: E._Ctx) -> np.ndarray | None:
     if not ENABLED:
         return None
     idx = Indexes(ctx.cols)
-    if not idx.by or not _uses(root, ctx, idx):
+    if not (idx.by or idx.flat) or not _uses(root, ctx, idx):
         return None
     t, _ = _tv(root, ctx, idx)
     STATS["answered"] += 1
@@ -235,8 +249,26 @@ def _term_indexes(idx: Indexes, v: E._Value, want: E.Kind | None) -> list[Any]:
         # index built through it, and only by that one; a plain read never by it.
         cast = _CAST_OF.get(want)
         fn = v.cast if want in (E.Kind.NUMBER, E.Kind.INT, E.Kind.FLOAT) else None
-        return [i for i in idx.on(v.field, v.path) if i.cast == cast and getattr(i, "cast_function", None) == fn]
+        typed = [i for i in idx.on(v.field, v.path) if i.cast == cast and getattr(i, "cast_function", None) == fn]
+        if fn is None and cast is not None:
+            # A flat index's terms of the path's JSON type (None: numbers it cannot
+            # compare exactly there): read after a typed index of the path itself.
+            kind = {"DOUBLE": "num", "VARCHAR": "str", "BOOL": "bool"}[cast]
+            typed += [t for f, rel in idx.flat_on(v) if (t := f.typed(rel, kind)) is not None]
+        return typed
     return []
+
+
+def _absent(idx: Indexes, ref: E._JsonRef) -> np.ndarray | None:
+    """The rows where ``ref``'s path holds nothing (missing, JSON null, a null row), from
+    any JSON index of the path or a flat index above it; None when none has it."""
+    for index in idx.on(ref.field, ref.path):
+        absent = index.absent_mask()
+        if absent is not None:
+            return absent
+    for index, rel in idx.flat_on(ref):
+        return ~_mask(index.present(rel), idx.n)
+    return None
 
 
 def _leaf(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
@@ -280,11 +312,8 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
     if isinstance(p, E._IsNull) and isinstance(p.value, E._JsonRef):
         # ``path is null``: nothing at the path (missing, JSON null, a null row) -- what
         # every JSON index of the path records, whatever its cast type.
-        for index in idx.on(p.value.field, p.value.path):
-            absent = index.absent_mask()
-            if absent is not None:
-                return (~absent if p.negate else absent), None
-        return None
+        absent = _absent(idx, p.value)
+        return None if absent is None else ((~absent if p.negate else absent), None)
     if isinstance(p, E._IsNull) and isinstance(p.value, E._FieldRef):
         cands = idx.on(p.value.name)
         if not cands:
@@ -296,11 +325,8 @@ def _read(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV | None:
     if name == "Contains":  # array_contains* / json_contains* (engine/expr_functions.py)
         return _contains_json(p, idx) if isinstance(p.ref, E._JsonRef) else _contains(p, idx)
     if name == "Exists":  # ``exists path`` is ``path is not null`` (engine/expr_functions.py)
-        for index in idx.on(p.ref.field, p.ref.path):
-            absent = index.absent_mask()
-            if absent is not None:
-                return ~absent, None
-        return None
+        absent = _absent(idx, p.ref)
+        return None if absent is None else (~absent, None)
     return None
 
 

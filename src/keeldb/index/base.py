@@ -97,6 +97,8 @@ _KINDS: dict[str, str] = {
     **{t: f"keeldb.index.scalar_index:{t}" for t in ("STL_SORT", "INVERTED", "BITMAP", "TRIE")},
     "NGRAM": "keeldb.index.ngram_index:NGRAM",
 }
+# json_cast_type "JSON" (INVERTED / AUTOINDEX on a JSON field): every value below the path.
+_JSON_FLAT = "keeldb.index.json_flat:JSON_FLAT"
 _AUTOINDEX = {"binary": _BINARY, "sparse": _SPARSE}
 _loaded: dict[str, IndexKind] = {}
 
@@ -104,6 +106,8 @@ _loaded: dict[str, IndexKind] = {}
 def index_kind(spec: IndexSpec) -> IndexKind:
     """The implementation that builds and loads indexes of ``spec``'s type."""
     where = _AUTOINDEX.get(spec.vector) if spec.index_type == "AUTOINDEX" else None
+    if spec.vector == "scalar" and spec.build.get("cast") == "JSON":
+        where = _JSON_FLAT
     where = where or _KINDS.get(spec.index_type)
     if where is None:
         raise KeyError(f"no index implementation for type {spec.index_type!r}")

@@ -377,7 +377,8 @@ def search_knobs(params: dict[str, Any], limit: int) -> SearchKnobs:
 # never vector searches; AUTOINDEX on a scalar field resolves to one of them (``_AUTO_SCALAR``).
 SCALAR_TYPES = ("STL_SORT", "INVERTED", "BITMAP", "TRIE", "NGRAM")
 # json_cast_function values: fields/json.py (STRING_TO_DOUBLE, on DOUBLE casts only).
-JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR")
+# "JSON": the flat index (index/json_flat.py), every value below the path, INVERTED only.
+JSON_CAST_TYPES = ("BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR", "JSON")
 _INTS = (DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64)
 _NUMERIC = (*_INTS, DataType.FLOAT, DataType.DOUBLE)
 _STRINGS = (DataType.VARCHAR, DataType.STRING)
