@@ -9,10 +9,11 @@ Milvus rather than Milvus Lite. This module is only translation: validation of r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar, cast
@@ -688,14 +689,17 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 raise InvalidArgument(
                     f"metric type BM25 applies to the output field of a BM25 function only; {f.name!r} is not one"
                 )
-            index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
+            with _index_params_words(p):
+                index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         else:
             # A metric type on a scalar index means nothing; Milvus accepts it and keeps it
             # (describe_index shows it), and so does keeldb: nothing ranks by it.
-            scalar_index_spec(
-                p.index_type, target.field, target.dtype, target.element_type, target.params, is_primary=target.is_primary
-            )
+            with _index_params_words(p):
+                scalar_index_spec(
+                    p.index_type, target.field, target.dtype, target.element_type, target.params,
+                    is_primary=target.is_primary,
+                )
         if p.index_name:
             check_name("index", p.index_name)
         else:  # Milvus's default: the field's name, or for a JSON path index the path's
@@ -725,7 +729,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 if _definition(same[0]) == _definition(p):
                     continue
                 raise InvalidArgument(
-                    f"at most one distinct index is allowed per field: {p.field_name!r} already has "
+                    f"CreateIndex failed: at most one distinct index is allowed per field: {p.field_name!r} already has "
                     f"index {same[0].index_name!r}"
                 )
             merged.append(p)
@@ -1573,6 +1577,25 @@ def _frozen(value: Any) -> Any:
         items = [_frozen(v) for v in value]
         return None if any(f is None for f in items) else (t, tuple(items))
     return None
+
+
+@contextlib.contextmanager
+def _index_params_words(p: IndexParam) -> Iterator[None]:
+    """An index definition refused in Milvus's frame (its checkers' words are kept inside):
+    an unknown type is "invalid parameter[expected=valid index][actual=invalid index type: X]",
+    other bad params end "invalid parameter[expected=valid index params][actual=invalid index
+    params]", and a json_path that is no path "cannot parse identifier: X"."""
+    try:
+        yield
+    except InvalidArgument as e:
+        msg = e.message
+        if "json_path" in msg and ("not a path" in msg or "must be a JSON path" in msg):
+            raise InvalidArgument(f"cannot parse identifier: {p.params.get('json_path')}: {msg}") from None
+        if "index type" in msg and ("unknown" in msg or "invalid" in msg):
+            raise InvalidArgument(
+                f"invalid parameter[expected=valid index][actual=invalid index type: {p.index_type}]: {msg}"
+            ) from None
+        raise InvalidArgument(f"{msg}: invalid parameter[expected=valid index params][actual=invalid index params]") from None
 
 
 def _read_snapshot(c: Collection, kwargs: Mapping[str, Any]) -> Snapshot:
