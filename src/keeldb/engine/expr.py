@@ -1277,7 +1277,9 @@ class _Compiler:
     def nullable_ref(self, t: Tree | Token) -> _FieldRef | _JsonRef:
         v = self.value(t)
         if not isinstance(v, _FieldRef | _JsonRef):
-            raise self.error(f"'is null' needs a field or JSON path, got {_describe(v)}", v.pos)
+            what = _describe(v)
+            milvus = "unsupported data type: ARRAY: " if "ARRAY" in what else ""  # Milvus's words for an element
+            raise self.error(f"{milvus}'is null' needs a field or JSON path, got {what}", v.pos)
         return v
 
     # -- functions, templates, timestamps (expr_functions.py) --------------------------------
