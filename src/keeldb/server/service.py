@@ -432,6 +432,11 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
                     "send the whole new array with partial_update=True"
                 )
             partial = True
+        if partial:
+            # A field the request carries is given for every row: a row it marks invalid
+            # sets null (Milvus), it does not keep the old value as a field left out does.
+            cols = {k: [None if v is convert.MISSING else v for v in c] if isinstance(c, list) else c
+                    for k, c in cols.items()}  # fmt: skip
         res = self.client.insert_columns(
             name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert,
             partial_update=partial,
