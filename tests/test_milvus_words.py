@@ -179,3 +179,11 @@ def test_a_partial_update_over_the_wire_sets_null() -> None:
         got = {r["id"]: r["n"] for r in mc.query("pu", "id >= 0", output_fields=["n"])}
         assert got == {0: 7, 1: None, 2: 7, 3: None}
         mc.close()
+
+
+def test_search_hints(client: keeldb.Client) -> None:
+    client.insert("c", [{"id": i, "vector": [1.0, float(i)]} for i in range(10)])
+    hits = client.search("c", [[1.0, 2.0]], limit=3, filter="id > 2", search_params={"hints": "iterative_filter"})[0]
+    assert sorted(h["id"] for h in hits) == [3, 4, 5]
+    with pytest.raises(InvalidArgument, match="hints: bogus not supported"):
+        client.search("c", [[1.0, 2.0]], limit=3, search_params={"hints": "bogus"})

@@ -157,6 +157,16 @@ class QueryResult(list[dict[str, Any]]):
         self.extra: dict[str, Any] = {"cost": cost}
 
 
+SEARCH_HINTS = ("iterative_filter",)  # keeldb filters exactly whichever strategy is hinted
+
+
+def check_hints(hints: Any) -> None:
+    """Milvus's search ``hints``: ``iterative_filter`` is taken (keeldb's filtered search
+    already returns exactly the filter's best hits); any other is refused as Milvus does."""
+    if hints not in (None, "") and hints not in SEARCH_HINTS:
+        raise InvalidArgument(f"Create Plan by expr failed:  => hints: {hints} not supported")
+
+
 def refuse_unsupported(
     params: Mapping[str, Any], keys: tuple[str, ...] = UNSUPPORTED_READ_PARAMS
 ) -> None:
@@ -1232,6 +1242,9 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         limit`` hits re-sorted by those fields: engine/ordering.py)."""
         if kwargs:
             refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+            check_hints(kwargs.get("hints"))
+        if search_params:
+            check_hints(search_params.get("hints"))
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
         snap = _read_snapshot(c, kwargs)

@@ -24,7 +24,7 @@ import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from keeldb import __version__
-from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
+from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, check_hints, refuse_unsupported
 from keeldb.engine import namespace
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
@@ -594,6 +594,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
         schema = client.collection_schema(name)
         sp = convert.kv(request.search_params)
         refuse_unsupported(sp, SEARCH_UNSUPPORTED)
+        check_hints(sp.get("hints"))
         params = convert.parse_param(sp.get("params", "{}")) or {}
         if not isinstance(params, dict):
             raise InvalidArgument("search params must be a JSON object")
