@@ -186,15 +186,18 @@ def _partition_names(names: Any) -> list[str]:
     return names
 
 
-def _partition_ids(entry: CollectionEntry, names: Any, *, read: bool = False) -> list[int]:
+def _partition_ids(entry: CollectionEntry, names: Any, *, read: bool = False, validate: bool = True) -> list[int]:
     """The ids of partitions named by a call. Milvus's words for one that does not exist
     differ: a read (search, query, hybrid search) says "partition name X not found" (65535),
-    partition management "partition not found[partition=X]" (200)."""
+    partition management "partition not found[partition=X]" (200); load_partitions looks
+    names up without checking them first (``validate=False``), the others refuse an invalid
+    name as such."""
     parts = entry.partitions
     out = []
     for n in _partition_names(names):
         if n not in parts:
-            check_name("partition", n)  # Milvus: an invalid name is refused as such first
+            if validate:
+                check_name("partition", n)
             if read:
                 raise PartitionNotFound(f"partition name {n} not found", code=65535)
             raise PartitionNotFound(f"partition not found[partition={n}]")
@@ -884,7 +887,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         e = self.db.entry(collection_name)
         if e.schema.partition_key is not None:
             raise InvalidArgument("disable load partitions if partition key mode is used")
-        ids = _partition_ids(e, partition_names)
+        ids = _partition_ids(e, partition_names, validate=False)
         if not ids:
             raise InvalidArgument("due to no partition specified: load_partitions needs at least one partition name")
         self._check_loadable(e, collection_name)
