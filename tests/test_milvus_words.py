@@ -160,3 +160,30 @@ def test_codes_and_words_reach_a_pymilvus_client() -> None:
             mc.create_collection("k", schema=schema)
         assert info.value.code == 1701 and "like is keyword in milvus" in info.value.message
         mc.close()
+
+
+def test_a_partial_update_over_the_wire_sets_null() -> None:
+    """pymilvus sends a partial update's fields for every row (it refuses rows that differ);
+    a row's None is a validity flag off, which means null -- not "keep the old value"."""
+    with KeelServer() as server:
+        mc = MilvusClient(uri=server.uri)
+        schema = mc.create_schema(enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        schema.add_field("n", DataType.INT32, nullable=True)
+        ip = mc.prepare_index_params()
+        ip.add_index("v", metric_type="L2")
+        mc.create_collection("pu", schema=schema, index_params=ip)
+        mc.upsert("pu", [{"id": i, "v": [1.0, float(i)], "n": i} for i in range(4)])
+        mc.upsert("pu", [{"id": i, "n": None if i % 2 else 7} for i in range(4)], partial_update=True)
+        got = {r["id"]: r["n"] for r in mc.query("pu", "id >= 0", output_fields=["n"])}
+        assert got == {0: 7, 1: None, 2: 7, 3: None}
+        mc.close()
+
+
+def test_search_hints(client: keeldb.Client) -> None:
+    client.insert("c", [{"id": i, "vector": [1.0, float(i)]} for i in range(10)])
+    hits = client.search("c", [[1.0, 2.0]], limit=3, filter="id > 2", search_params={"hints": "iterative_filter"})[0]
+    assert sorted(h["id"] for h in hits) == [3, 4, 5]
+    with pytest.raises(InvalidArgument, match="hints: bogus not supported"):
+        client.search("c", [[1.0, 2.0]], limit=3, search_params={"hints": "bogus"})

@@ -9,10 +9,11 @@ Milvus rather than Milvus Lite. This module is only translation: validation of r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar, cast
@@ -156,6 +157,16 @@ class QueryResult(list[dict[str, Any]]):
         self.extra: dict[str, Any] = {"cost": cost}
 
 
+SEARCH_HINTS = ("iterative_filter",)  # keeldb filters exactly whichever strategy is hinted
+
+
+def check_hints(hints: Any) -> None:
+    """Milvus's search ``hints``: ``iterative_filter`` is taken (keeldb's filtered search
+    already returns exactly the filter's best hits); any other is refused as Milvus does."""
+    if hints not in (None, "") and hints not in SEARCH_HINTS:
+        raise InvalidArgument(f"Create Plan by expr failed:  => hints: {hints} not supported")
+
+
 def refuse_unsupported(
     params: Mapping[str, Any], keys: tuple[str, ...] = UNSUPPORTED_READ_PARAMS
 ) -> None:
@@ -175,15 +186,18 @@ def _partition_names(names: Any) -> list[str]:
     return names
 
 
-def _partition_ids(entry: CollectionEntry, names: Any, *, read: bool = False) -> list[int]:
+def _partition_ids(entry: CollectionEntry, names: Any, *, read: bool = False, validate: bool = True) -> list[int]:
     """The ids of partitions named by a call. Milvus's words for one that does not exist
     differ: a read (search, query, hybrid search) says "partition name X not found" (65535),
-    partition management "partition not found[partition=X]" (200)."""
+    partition management "partition not found[partition=X]" (200); load_partitions looks
+    names up without checking them first (``validate=False``), the others refuse an invalid
+    name as such."""
     parts = entry.partitions
     out = []
     for n in _partition_names(names):
         if n not in parts:
-            check_name("partition", n)  # Milvus: an invalid name is refused as such first
+            if validate:
+                check_name("partition", n)
             if read:
                 raise PartitionNotFound(f"partition name {n} not found", code=65535)
             raise PartitionNotFound(f"partition not found[partition={n}]")
@@ -688,14 +702,17 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 raise InvalidArgument(
                     f"metric type BM25 applies to the output field of a BM25 function only; {f.name!r} is not one"
                 )
-            index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
+            with _index_params_words(p):
+                index_spec(p.index_type, metric, f.dim or 0, p.params, f.dtype)  # checks everything
             p = IndexParam(p.field_name, p.index_type, p.index_name, metric, p.params)
         else:
             # A metric type on a scalar index means nothing; Milvus accepts it and keeps it
             # (describe_index shows it), and so does keeldb: nothing ranks by it.
-            scalar_index_spec(
-                p.index_type, target.field, target.dtype, target.element_type, target.params, is_primary=target.is_primary
-            )
+            with _index_params_words(p):
+                scalar_index_spec(
+                    p.index_type, target.field, target.dtype, target.element_type, target.params,
+                    is_primary=target.is_primary,
+                )
         if p.index_name:
             check_name("index", p.index_name)
         else:  # Milvus's default: the field's name, or for a JSON path index the path's
@@ -725,7 +742,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
                 if _definition(same[0]) == _definition(p):
                     continue
                 raise InvalidArgument(
-                    f"at most one distinct index is allowed per field: {p.field_name!r} already has "
+                    f"CreateIndex failed: at most one distinct index is allowed per field: {p.field_name!r} already has "
                     f"index {same[0].index_name!r}"
                 )
             merged.append(p)
@@ -870,7 +887,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         e = self.db.entry(collection_name)
         if e.schema.partition_key is not None:
             raise InvalidArgument("disable load partitions if partition key mode is used")
-        ids = _partition_ids(e, partition_names)
+        ids = _partition_ids(e, partition_names, validate=False)
         if not ids:
             raise InvalidArgument("due to no partition specified: load_partitions needs at least one partition name")
         self._check_loadable(e, collection_name)
@@ -1228,6 +1245,9 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         limit`` hits re-sorted by those fields: engine/ordering.py)."""
         if kwargs:
             refuse_unsupported(kwargs, SEARCH_UNSUPPORTED)
+            check_hints(kwargs.get("hints"))
+        if search_params:
+            check_hints(search_params.get("hints"))
         c = self._loaded(collection_name)
         e = self.db.peek(collection_name)
         snap = _read_snapshot(c, kwargs)
@@ -1573,6 +1593,25 @@ def _frozen(value: Any) -> Any:
         items = [_frozen(v) for v in value]
         return None if any(f is None for f in items) else (t, tuple(items))
     return None
+
+
+@contextlib.contextmanager
+def _index_params_words(p: IndexParam) -> Iterator[None]:
+    """An index definition refused in Milvus's frame (its checkers' words are kept inside):
+    an unknown type is "invalid parameter[expected=valid index][actual=invalid index type: X]",
+    other bad params end "invalid parameter[expected=valid index params][actual=invalid index
+    params]", and a json_path that is no path "cannot parse identifier: X"."""
+    try:
+        yield
+    except InvalidArgument as e:
+        msg = e.message
+        if "json_path" in msg and ("not a path" in msg or "must be a JSON path" in msg):
+            raise InvalidArgument(f"cannot parse identifier: {p.params.get('json_path')}: {msg}") from None
+        if "index type" in msg and ("unknown" in msg or "invalid" in msg):
+            raise InvalidArgument(
+                f"invalid parameter[expected=valid index][actual=invalid index type: {p.index_type}]: {msg}"
+            ) from None
+        raise InvalidArgument(f"{msg}: invalid parameter[expected=valid index params][actual=invalid index params]") from None
 
 
 def _read_snapshot(c: Collection, kwargs: Mapping[str, Any]) -> Snapshot:

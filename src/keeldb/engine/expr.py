@@ -1054,14 +1054,20 @@ class _Compiler:
         return n
 
     def as_condition(self, v: _Value) -> _Pred:
-        """A value where a condition is expected: only booleans (and JSON) qualify."""
+        """A value where a condition is expected: only booleans qualify. A JSON path alone
+        is refused as Milvus refuses it (its type is known per row only: compare it)."""
         if isinstance(v, _Lit) and v.kind is Kind.BOOL:
             return _Const(bool(v.value), pos=v.pos)
         if isinstance(v, _FieldRef) and v.kind is Kind.BOOL:
             return _Truthy(v, pos=v.pos)
-        if isinstance(v, _JsonRef):
-            return _Truthy(v, pos=v.pos)
-        raise self.error(f"expected a boolean condition, got {_describe(v)}", v.pos)
+        kind = "JSON" if isinstance(v, _JsonRef) else (
+            MILVUS_TYPE_NAMES.get(v.dtype, v.dtype.name) if isinstance(v, _FieldRef) else v.kind.value
+        )  # fmt: skip
+        raise self.error(
+            f"predicate is not a boolean expression: {self.expr}, data type: {kind}: "
+            f"expected a boolean condition, got {_describe(v)}",
+            v.pos,
+        )
 
     # -- boolean structure -------------------------------------------------------------------
 
@@ -1281,7 +1287,9 @@ class _Compiler:
     def nullable_ref(self, t: Tree | Token) -> _FieldRef | _JsonRef:
         v = self.value(t)
         if not isinstance(v, _FieldRef | _JsonRef):
-            raise self.error(f"'is null' needs a field or JSON path, got {_describe(v)}", v.pos)
+            what = _describe(v)
+            milvus = "unsupported data type: ARRAY: " if "ARRAY" in what else ""  # Milvus's words for an element
+            raise self.error(f"{milvus}'is null' needs a field or JSON path, got {what}", v.pos)
         return v
 
     # -- functions, templates, timestamps (expr_functions.py) --------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from keeldb import __version__
-from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, refuse_unsupported
+from keeldb.client import SEARCH_UNSUPPORTED, Client, LoadState, check_hints, refuse_unsupported
 from keeldb.engine import namespace
 from keeldb.engine.executor import larger_is_better
 from keeldb.engine.query import COUNT, resolve_output
@@ -432,6 +432,11 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
                     "send the whole new array with partial_update=True"
                 )
             partial = True
+        if partial:
+            # A field the request carries is given for every row: a row it marks invalid
+            # sets null (Milvus), it does not keep the old value as a field left out does.
+            cols = {k: [None if v is convert.MISSING else v for v in c] if isinstance(c, list) else c
+                    for k, c in cols.items()}  # fmt: skip
         res = self.client.insert_columns(
             name, cols, request.num_rows, dynamic=meta, partition_name=request.partition_name, upsert=upsert,
             partial_update=partial,
@@ -589,6 +594,7 @@ class Service(AccessRPCs, NamespaceRPCs, DeploymentRPCs, milvus_pb2_grpc.MilvusS
         schema = client.collection_schema(name)
         sp = convert.kv(request.search_params)
         refuse_unsupported(sp, SEARCH_UNSUPPORTED)
+        check_hints(sp.get("hints"))
         params = convert.parse_param(sp.get("params", "{}")) or {}
         if not isinstance(params, dict):
             raise InvalidArgument("search params must be a JSON object")
