@@ -41,7 +41,7 @@ def jrow(k: int) -> dict[str, Any]:
 FILTERS = [
     'j["a"]["b"] == 3', 'j["a"]["b"] != 3', 'j["a"]["b"] > 2', 'j["a"]["b"] <= 1.25', '1 <= j["a"]["b"] < 5',
     'j["a"]["b"] in [1, 2, 30.25]', 'j["a"]["b"] not in [0, 1]', 'j["a"]["b"] == "s2"', 'j["a"]["b"] like "s%"',
-    'j["a"]["b"] == true', 'j["a"]["b"]', 'j["a"]["b"] is null', 'j["a"]["b"] is not null', 'exists j["a"]["b"]',
+    'j["a"]["b"] == true', 'j["a"]["b"] != false', 'j["a"]["b"] is null', 'j["a"]["b"] is not null', 'exists j["a"]["b"]',
     'j["a"]["c"] like "%3"', 'j["a"]["c"] > "c5"', 'j["a"]["d"]["e"] == 2', 'j["a"]["d"] is null', 'j["a"] == 1',
     'j["n"] >= 5 and j["a"]["c"] == "c4"', 'not (j["n"] < 3) or j["a"]["b"] == false', 'j["missing"]["x"] == 1',
     'j["n"] == "26"', 'j is null', 'j is not null', 'j["a"]["b"]["x"] == 1',

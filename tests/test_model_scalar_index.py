@@ -70,7 +70,7 @@ def _leaf() -> st.SearchStrategy[str]:
         st.builds(lambda o, v: f'k["a"]["c"] {o} "y{v}"', OPS, SMALL),
         st.builds(lambda v: f'k["a"]["c"] like "y{v}%"', SMALL),
         st.builds(lambda a, b: f'{a} < k["s"] <= {b}', SMALL, SMALL),
-        st.sampled_from(['k["a"] is null', 'k["a"]["b"] is not null', 'exists k["a"]["c"]', 'k["a"]["d"]',
+        st.sampled_from(['k["a"] is null', 'k["a"]["b"] is not null', 'exists k["a"]["c"]', 'k["a"]["d"] == true',
                          'k["a"]["b"] == true', 'k is null', 'k["a"] == 5', 'k["l"] is null', 'k["zz"] == 1']),
         # list literals: whole-array equality, arrays as json_contains* items
         st.builds(lambda vs, neg: f"tags {'!=' if neg else '=='} {vs}", st.lists(SMALL, max_size=3), st.booleans()),
