@@ -712,7 +712,7 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
     "unknown_type": (lambda c: _schema(("a", 12345, {})), ("unknown data type",)),
     "duplicate_field": (
         lambda c: _schema(PK, VEC, ("v", DataType.INT64, {})),
-        ("duplicate", "'v'"),
+        ("duplicated field name v found",),
     ),
     "unknown_add_field_arg": (
         lambda c: _schema(("a", DataType.INT64, {"colour": "red"})),
@@ -781,7 +781,7 @@ BAD_SCHEMAS: dict[str, tuple[Callable[[keeldb.Client], Any], tuple[str, ...]]] =
         lambda c: c.create_collection(
             "x", schema=_schema(PK, VEC), index_params=c.prepare_index_params("w")
         ),
-        ("'w'",),
+        ("non-exist field: w",),
     ),
     "index_bad_type": (
         lambda c: c.create_collection(

@@ -688,7 +688,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         for a scalar field the kinds Milvus allows on its type (``scalar_index_spec``)."""
         target = index_target(schema, p)
         if target is None:
-            raise InvalidArgument(f"cannot create an index on unknown field {p.field_name!r}")
+            raise InvalidArgument(f"cannot create index on non-exist field: {p.field_name}")
         f = schema.field(p.field_name)  # None: a key of the dynamic field (index_target)
         kind = f.kind if f is not None else None
         if f is not None and isinstance(kind, VectorKind):
@@ -857,6 +857,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     @_validates_collection_name
     def drop_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> None:
+        check_name("partition", partition_name)  # Milvus refuses an invalid name before it looks
         """Deletes the partition's rows (one durable delete) and then the partition itself."""
         if self.db.entry(collection_name).schema.partition_key is not None:
             raise InvalidArgument("disable drop partition if partition key mode is used")
@@ -871,6 +872,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
         return list(self.db.entry(collection_name).partitions)
 
+    @_validates_collection_name
     def partition_ids(self, collection_name: str) -> dict[str, int]:
         """Partition name -> id (what ShowPartitions reports)."""
         return dict(self.db.entry(collection_name).partitions)

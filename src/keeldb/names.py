@@ -57,7 +57,7 @@ def check_collection_name(name: Any, what: str = "name") -> str:
     """A collection's name (``what="name"``) or an alias (``what="alias"``): 1100."""
     name = _text(name, "collection" if what == "name" else "alias")
     if not name.strip():  # Milvus trims spaces first: " " is an empty name
-        raise InvalidArgument(f"collection {what} should not be empty: invalid parameter")
+        raise InvalidArgument(f"Invalid collection {what}: {name}. collection {what} should not be empty: invalid parameter")
     head = f"Invalid collection {what}: {name}."
     if len(name) > MAX_NAME_LENGTH:
         why = f"the length of a collection {what} must be less than {MAX_NAME_LENGTH} characters"

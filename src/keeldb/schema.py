@@ -263,7 +263,7 @@ class CollectionSchema:
 
     def _append(self, f: FieldSchema) -> None:
         if any(g.name == f.name for g in self.fields):
-            raise InvalidArgument(f"duplicate field name {f.name!r}")
+            raise InvalidArgument(f"duplicated field name {f.name} found")
         if f.is_partition_key and self.partition_key is not None:
             raise InvalidArgument(
                 f"there are more than one partition key, field name = {self.partition_key.name}, {f.name}"

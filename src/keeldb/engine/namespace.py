@@ -179,6 +179,10 @@ def alter_alias(db: str, collection: str, alias: str) -> Update:
         al = aliases(members)
         if target not in cols:
             raise CollectionNotFound(f"collection not found[database={db}][collection={collection}]")
+        if akey in cols:
+            raise AliasError(
+                f"alias and collection name conflict[database={db}][alias={alias}]", code=ALIAS_COLLECTION_CONFLICT
+            )
         if akey not in al:
             raise AliasError(f"alias not found[database={db}][alias={alias}]")
         return {**members, ALIASES: {**al, akey: target}}

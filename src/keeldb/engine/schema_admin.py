@@ -57,7 +57,7 @@ def with_added_field(e: CollectionEntry, name: str, data_type: Any, desc: str, k
     """The schema after ``add_collection_field`` (Milvus's ``validateAddFieldRequest``)."""
     schema = e.schema
     if schema.field(name) is not None:
-        raise InvalidArgument(f"duplicate field name: {name}")
+        raise InvalidArgument(f"duplicate field name: {name}: invalid parameter")
     if name == DYNAMIC_FIELD:
         raise InvalidArgument(f"not support to add system field, field name = {name}")
     if len(schema.fields) >= MAX_FIELDS:

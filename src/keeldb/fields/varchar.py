@@ -34,7 +34,7 @@ class Varchar(FieldKind):
         ):
             raise InvalidArgument(
                 f"the maximum length specified for the field({f.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
-                f"but got {f.max_length} instead"
+                f"but got {f.max_length} instead: invalid parameter"
             )
 
     def arrow_type(self, f: FieldSchema) -> pa.DataType:
