@@ -53,20 +53,34 @@ def _text(name: Any, kind: str) -> str:
     return name
 
 
+def _fault(name: str, *, digit_first: bool = False, more: str = "") -> str | None:
+    """Which of Milvus's rules ``name`` breaks first: "length" (over 255), "first" (not a
+    letter or '_', or a digit where allowed), "rest" (not letters, digits, '_' or ``more``),
+    or None. One rule for every kind; each kind words the fault its own way."""
+    if len(name) > MAX_NAME_LENGTH:
+        return "length"
+    c = name[0]
+    if c != "_" and not _alpha(c) and not (digit_first and _digit(c)):
+        return "first"
+    if any(c != "_" and c not in more and not _alpha(c) and not _digit(c) for c in name[1:]):
+        return "rest"
+    return None
+
+
 def check_collection_name(name: Any, what: str = "name") -> str:
     """A collection's name (``what="name"``) or an alias (``what="alias"``): 1100."""
     name = _text(name, "collection" if what == "name" else "alias")
-    if not name.strip():  # Milvus trims spaces first: " " is an empty name
-        raise InvalidArgument(f"Invalid collection {what}: {name}. collection {what} should not be empty: invalid parameter")
     head = f"Invalid collection {what}: {name}."
-    if len(name) > MAX_NAME_LENGTH:
-        why = f"the length of a collection {what} must be less than {MAX_NAME_LENGTH} characters"
-    elif name[0] != "_" and not _alpha(name[0]):
-        why = f"the first character of a collection {what} must be an underscore or letter"
-    elif any(c != "_" and not _alpha(c) and not _digit(c) for c in name[1:]):
-        why = f"collection {what} can only contain numbers, letters and underscores"
-    else:
+    if not name.strip():  # Milvus trims spaces first: " " is an empty name
+        raise InvalidArgument(f"{head} collection {what} should not be empty: invalid parameter")
+    fault = _fault(name)
+    if fault is None:
         return name
+    why = {
+        "length": f"the length of a collection {what} must be less than {MAX_NAME_LENGTH} characters",
+        "first": f"the first character of a collection {what} must be an underscore or letter",
+        "rest": f"collection {what} can only contain numbers, letters and underscores",
+    }[fault]
     raise InvalidArgument(f"{head} {why}: invalid parameter")
 
 
@@ -75,48 +89,43 @@ def check_field_name(name: Any) -> str:
     name = _text(name, "field")
     if not name:
         raise InvalidArgument("field name should not be empty: field name invalid[field=]", code=FIELD_NAME_INVALID)
-    head = f"Invalid field name: {name}."
-    if len(name) > MAX_NAME_LENGTH:
-        why = f"The length of a field name must be less than {MAX_NAME_LENGTH} characters."
-    elif name[0] != "_" and not _alpha(name[0]):
-        why = "The first character of a field name must be an underscore or letter."
-    elif any(c != "_" and not _alpha(c) and not _digit(c) for c in name[1:]):
-        why = "Field name can only contain numbers, letters, and underscores."
-    elif name in FIELD_NAME_KEYWORDS:
-        why = f"{name} is keyword in milvus."
-    else:
+    fault = _fault(name)
+    if fault is None and name not in FIELD_NAME_KEYWORDS:
         return name
-    raise InvalidArgument(f"{head} {why}: field name invalid[field={name}]", code=FIELD_NAME_INVALID)
+    why = {
+        "length": f"The length of a field name must be less than {MAX_NAME_LENGTH} characters.",
+        "first": "The first character of a field name must be an underscore or letter.",
+        "rest": "Field name can only contain numbers, letters, and underscores.",
+        None: f"{name} is keyword in milvus.",
+    }[fault]
+    raise InvalidArgument(f"Invalid field name: {name}. {why}: field name invalid[field={name}]", code=FIELD_NAME_INVALID)
 
 
 def check_partition_name(name: Any) -> str:
     """A partition's name. Milvus allows a leading digit and '-' after the first character."""
     name = _text(name, "partition")
-    head = f"Invalid partition name: {name}."
-    if not name.strip():  # Milvus trims spaces first: " " is an empty name
-        why = "Partition name should not be empty."
-    elif len(name) > MAX_NAME_LENGTH:
-        why = f"The length of a partition name must be less than {MAX_NAME_LENGTH} characters."
-    elif name[0] != "_" and not _alpha(name[0]) and not _digit(name[0]):
-        why = "The first character of a partition name must be an underscore or letter."
-    elif any(c not in "_-" and not _alpha(c) and not _digit(c) for c in name[1:]):
-        why = "Partition name can only contain numbers, letters and underscores."
-    else:
+    fault = "empty" if not name.strip() else _fault(name, digit_first=True, more="-")  # Milvus trims first
+    if fault is None:
         return name
-    raise InvalidArgument(f"{head} {why}", code=UNEXPECTED)
+    why = {
+        "empty": "Partition name should not be empty.",
+        "length": f"The length of a partition name must be less than {MAX_NAME_LENGTH} characters.",
+        "first": "The first character of a partition name must be an underscore or letter.",
+        "rest": "Partition name can only contain numbers, letters and underscores.",
+    }[fault]
+    raise InvalidArgument(f"Invalid partition name: {name}. {why}", code=UNEXPECTED)
 
 
 def check_database_name(name: Any) -> str:
     """A database's name: 802 "invalid database name"."""
     name = _text(name, "db")
-    if not name:
-        why = "database name couldn't be empty"
-    elif len(name) > MAX_NAME_LENGTH:
-        why = f"the length of a database name must be less than {MAX_NAME_LENGTH} characters"
-    elif name[0] != "_" and not _alpha(name[0]):
-        why = "the first character of a database name must be an underscore or letter"
-    elif any(c != "_" and not _alpha(c) and not _digit(c) for c in name[1:]):
-        why = "database name can only contain numbers, letters and underscores"
-    else:
+    fault = "empty" if not name else _fault(name)
+    if fault is None:
         return name
+    why = {
+        "empty": "database name couldn't be empty",
+        "length": f"the length of a database name must be less than {MAX_NAME_LENGTH} characters",
+        "first": "the first character of a database name must be an underscore or letter",
+        "rest": "database name can only contain numbers, letters and underscores",
+    }[fault]
     raise InvalidArgument(f"{why}: invalid database name[database={name}]", code=DATABASE_NAME_INVALID)

@@ -393,13 +393,18 @@ def _contains(p: Any, idx: Indexes) -> TV | None:
         if rows is None:
             return None
         parts.append(rows)
-    if p.mode == "all":
+    rows = _combine(parts, p.mode)
+    return _answer(rows, index, idx.n)
+
+
+def _combine(parts: list[np.ndarray], mode: str) -> np.ndarray:
+    """The rows of a contains-all (every item's rows) or contains-any (some item's rows)."""
+    if mode == "all":
         rows = parts[0]
         for r in parts[1:]:
             rows = np.intersect1d(rows, r, assume_unique=True)
-    else:
-        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return _answer(rows, index, idx.n)
+        return rows
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 _JSON_ARRAY_CAST = {bool: "ARRAY_BOOL", int: "ARRAY_DOUBLE", float: "ARRAY_DOUBLE", str: "ARRAY_VARCHAR"}
@@ -437,12 +442,7 @@ def _contains_json(p: Any, idx: Indexes) -> TV | None:
         if rows is None:
             return None
         parts.append(rows)
-    if p.mode == "all":
-        rows = parts[0]
-        for r in parts[1:]:
-            rows = np.intersect1d(rows, r, assume_unique=True)
-    else:
-        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    rows = _combine(parts, p.mode)
     return _mask(rows, n), None
 
 
