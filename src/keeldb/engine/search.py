@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -289,6 +290,9 @@ def plain(snap: Snapshot, req: SearchRequest, plan: SegmentSearch, out: Output, 
     return materialise(snap, out, pk, collect(snap, req, None, None, plan))
 
 
+_MIN = np.minimum.reduce  # (ndarray.min goes through a Python wrapper first)
+
+
 class SoleSegmentSearch:
     """``plain`` for a dense field when the newest state's only rows are one sealed
     segment, all visible (``Collection.sole_segment``; every big collection after a flush
@@ -303,7 +307,7 @@ class SoleSegmentSearch:
     exact fix-up of ``dense_search._indexed``) -- and the caller takes that path, so the
     answer is always the one ``plain`` gives."""
 
-    __slots__ = ("field", "metric", "want", "knobs", "pk")
+    __slots__ = ("field", "metric", "want", "knobs", "pk", "_bound")
 
     def __init__(self, req: SearchRequest, knobs: SearchKnobs, pk: str | None) -> None:
         """``pk``: the primary key's name when the hits' entities carry it, else None."""
@@ -312,6 +316,25 @@ class SoleSegmentSearch:
         self.want = req.want
         self.knobs = knobs
         self.pk = pk
+        # (index, its search bound to this request's k and knobs): replaced whole when the
+        # segment's index object changes (a rebuild, another segment).
+        self._bound: tuple[Any, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def _search(self, ann: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        bound = self._bound  # one read: another thread may replace it
+        if bound is not None and bound[0] is ann:
+            return bound[1]
+        make = getattr(ann, "searcher", None)  # FAISS indexes have it (index/faiss_index.py)
+        if make is not None:
+            run = make(self.want, self.knobs)
+        else:
+            want, knobs = self.want, self.knobs
+
+            def run(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return ann.search(q, want, knobs, None)  # type: ignore[no-any-return]
+
+        self._bound = (ann, run)
+        return run
 
     def __call__(self, seg: Segment, queries: np.ndarray) -> list[list[dict[str, Any]]] | None:
         ann = seg.indexes.get(self.field)
@@ -321,8 +344,8 @@ class SoleSegmentSearch:
         pks = seg.cached_pks()
         if pks is None:
             return None
-        d, rows = ann.search(prepare_queries(queries, self.metric), self.want, self.knobs, None)
-        if rows.min() < 0:
+        d, rows = self._search(ann)(prepare_queries(queries, self.metric))
+        if _MIN(rows, axis=None) < 0:
             return None
         pk = self.pk
         if pk is None:
