@@ -22,6 +22,7 @@ from keeldb import DataType
 from keeldb.engine.search import SoleSegmentSearch
 from keeldb.engine.visibility import visible_mask
 from keeldb.errors import CollectionNotLoaded, InvalidArgument
+from keeldb.index.params import search_knobs
 
 DIM = 16
 N = 3000
@@ -234,4 +235,23 @@ def test_sole_segment_path_at_a_given_snapshot_and_small_segments(tmp_path: Path
     assert ids(c.search("c", q, limit=10, search_params=PLAIN, snapshot=before))[0][0] == 0
     res = c.search("c", q, limit=N, search_params={"metric_type": "L2", "params": {"ef": N}})
     assert len(res[0]) == N - 1
+    c.close()
+
+
+def test_bound_faiss_search_equals_search_and_refuses_other_shapes(tmp_path: Path) -> None:
+    """FaissIndex.searcher (the sole-segment path's FAISS call, bound once) answers as
+    FaissIndex.search, and refuses queries FAISS would read past (another width, dtype or
+    layout) instead of handing it the pointer."""
+    c = make(tmp_path / "db")
+    (view,) = [v for v in c.snapshot("c").views if v.num_rows]
+    ann = view.segment.indexes["v"]
+    knobs = search_knobs({"ef": 64}, 10)
+    run = ann.searcher(10, knobs)
+    q = np.ascontiguousarray(BASE[:4] + 0.01)
+    d1, i1 = run(q)
+    d2, i2 = ann.search(q, 10, knobs, None)
+    assert np.array_equal(i1, i2) and np.array_equal(d1, d2)
+    for bad in (q[:, :8].copy(), q.astype(np.float64), np.asfortranarray(q)):
+        with pytest.raises(ValueError):
+            run(bad)
     c.close()
