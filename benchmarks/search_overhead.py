@@ -8,6 +8,9 @@ machine hits all three alike:
   bench_ann's call;
 - ``same index``: the FAISS index object keeldb searched, called directly with keeldb's
   search parameters -- the difference is keeldb's own cost per call;
+- ``search_c``: that index's ``search_c`` bound once with those parameters
+  (``FaissIndex.searcher``, what keeldb's plain search calls), without the FAISS Python
+  wrapper's per-call conversions -- keeldb above it is all of keeldb's Python per call;
 - ``raw FAISS``: bench_ann's raw FAISS build (``faiss-<TYPE>.faissindex``), read into memory.
 
 Times are CPU time of this process (``time.process_time``), the median of ``--repeats``
@@ -55,6 +58,8 @@ def measure(workdir: Path, index_type: str, knob: str, value: int, queries: np.n
         "keeldb": lambda q: client.search(COLLECTION, data=q, limit=TOP_K, search_params=sp, output_fields=["id"]),
         "same index": lambda q: ann.index.search(q, TOP_K, params=params),
     }
+    if hasattr(ann, "searcher"):  # (not in the code before it: PYTHONPATH=<older keeldb>/src)
+        ways["search_c"] = ann.searcher(TOP_K, search_knobs(sp["params"], TOP_K))
     raw_path = workdir / f"faiss-{index_type}.faissindex"
     if raw_path.exists():
         raw = faiss.read_index(str(raw_path))
@@ -79,6 +84,8 @@ def measure(workdir: Path, index_type: str, knob: str, value: int, queries: np.n
     us = {w: statistics.median(v) for w, v in times.items()}
     out: dict[str, Any] = {"index": index_type, "setting": f"{knob}={value}", "us_per_query": us}
     out["overhead_us"] = us["keeldb"] - us["same index"]
+    if "search_c" in us:
+        out["above_search_c_us"] = us["keeldb"] - us["search_c"]
     if "raw FAISS" in us:
         out["keeldb_over_raw_qps"] = us["raw FAISS"] / us["keeldb"]
     return out
@@ -99,7 +106,8 @@ def main() -> None:
         r = measure(a.workdir, index_type, knob, int(value), queries, a.repeats)
         us = "  ".join(f"{w} {t:7.1f} us" for w, t in r["us_per_query"].items())
         ratio = f"  keeldb/raw QPS {r['keeldb_over_raw_qps']:.2f}" if "keeldb_over_raw_qps" in r else ""
-        print(f"{index_type:9s} {r['setting']:10s} {us}  keeldb's own {r['overhead_us']:5.1f} us{ratio}")
+        above = f" (above search_c {r['above_search_c_us']:5.1f} us)" if "above_search_c_us" in r else ""
+        print(f"{index_type:9s} {r['setting']:10s} {us}  keeldb's own {r['overhead_us']:5.1f} us{above}{ratio}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ import pytest
 
 import keeldb
 from keeldb import DataType
+from keeldb.engine.search import SoleSegmentSearch
 from keeldb.engine.visibility import visible_mask
 from keeldb.errors import CollectionNotLoaded, InvalidArgument
+from keeldb.index.params import search_knobs
 
 DIM = 16
 N = 3000
@@ -168,4 +170,88 @@ def test_ids_only_results_keep_their_shape(tmp_path: Path) -> None:
             assert all(h["entity"] == ({"id": h["id"]} if out else {}) for h in hits)
             assert all(isinstance(h["distance"], float) for h in hits)
         assert res.extra == {"cost": N}
+    c.close()
+
+
+def full(res: Any) -> list[list[tuple[int, float, dict[str, Any]]]]:
+    return [[(h["id"], h["distance"], h["entity"]) for h in hits] for hits in res]
+
+
+@pytest.mark.parametrize("metric", ["L2", "COSINE", "IP"])
+def test_sole_segment_path_answers_as_the_general_path(
+    tmp_path: Path, metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept plain search over one sealed segment, all visible, goes to its index without
+    a snapshot (search.SoleSegmentSearch): ids, distances and entities equal to the general
+    path's (a filter matching every row), for one query and several; after a delete, an
+    insert, a flush making a second segment and a TTL it steps aside, and answers the same."""
+    answered: list[int] = []
+    call = SoleSegmentSearch.__call__
+
+    def spy(self: SoleSegmentSearch, seg: Any, q: np.ndarray) -> Any:
+        out = call(self, seg, q)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(SoleSegmentSearch, "__call__", spy)
+    c = make(tmp_path / "db", metric)
+    sp = {"metric_type": metric, "params": {"ef": 64}}
+
+    def check(q: np.ndarray, sole: bool) -> list[list[int]]:
+        for out in (None, ["id"]):
+            answered.clear()
+            fast = c.search("c", q, limit=10, search_params=sp, output_fields=out)
+            fast = c.search("c", q, limit=10, search_params=sp, output_fields=out)  # the kept plan
+            assert answered[-1:] == ([True] if sole else [])
+            general = c.search("c", q, limit=10, search_params=sp, output_fields=out, filter="id >= 0")
+            assert full(fast) == full(general)
+            assert fast.extra == general.extra
+        return ids(fast)
+
+    q = BASE[:5] + 0.01
+    assert [h[0] for h in check(q, True)] == [0, 1, 2, 3, 4] or metric == "IP"
+    check(q[:1], True)
+    c.delete("c", ids=[0])  # a stamp at or before the newest snapshot: not all visible
+    assert 0 not in check(q, False)[0]
+    c.insert("c", [{"id": N + 1, "v": BASE[0].tolist()}])  # rows in the growing segment
+    got = check(q[:1], False)
+    assert N + 1 in got[0] and 0 not in got[0]
+    c.flush("c")  # two sealed segments
+    c.wait_for_index("c")
+    check(q, False)
+    c.alter_collection_properties("c", {"collection.ttl.seconds": 3600})
+    check(q, False)
+    c.close()
+
+
+def test_sole_segment_path_at_a_given_snapshot_and_small_segments(tmp_path: Path) -> None:
+    """A caller's snapshot is searched at that snapshot, never at the newest state; a
+    segment no bigger than the page is searched exactly (the general path)."""
+    c = make(tmp_path / "db")
+    q = BASE[:1] + 0.01
+    before = c.snapshot("c")
+    c.delete("c", ids=[0])
+    assert ids(c.search("c", q, limit=10, search_params=PLAIN))[0][0] != 0
+    assert ids(c.search("c", q, limit=10, search_params=PLAIN, snapshot=before))[0][0] == 0
+    res = c.search("c", q, limit=N, search_params={"metric_type": "L2", "params": {"ef": N}})
+    assert len(res[0]) == N - 1
+    c.close()
+
+
+def test_bound_faiss_search_equals_search_and_refuses_other_shapes(tmp_path: Path) -> None:
+    """FaissIndex.searcher (the sole-segment path's FAISS call, bound once) answers as
+    FaissIndex.search, and refuses queries FAISS would read past (another width, dtype or
+    layout) instead of handing it the pointer."""
+    c = make(tmp_path / "db")
+    (view,) = [v for v in c.snapshot("c").views if v.num_rows]
+    ann = view.segment.indexes["v"]
+    knobs = search_knobs({"ef": 64}, 10)
+    run = ann.searcher(10, knobs)
+    q = np.ascontiguousarray(BASE[:4] + 0.01)
+    d1, i1 = run(q)
+    d2, i2 = ann.search(q, 10, knobs, None)
+    assert np.array_equal(i1, i2) and np.array_equal(d1, d2)
+    for bad in (q[:, :8].copy(), q.astype(np.float64), np.asfortranarray(q)):
+        with pytest.raises(ValueError):
+            run(bad)
     c.close()

@@ -71,11 +71,13 @@ from keeldb.engine.rows import columns_to_batch, pk_array, rows_to_batch
 from keeldb.engine.search import (
     MAX_TOPK,
     SearchRequest,
+    SoleSegmentSearch,
     check,
     collect,
     materialise,
     recalls,
     reusable_executor,
+    sole_segment_search,
 )
 from keeldb.engine.search import plain as plain_search
 from keeldb.engine.segment import SegmentView
@@ -382,10 +384,14 @@ class Client(AccessCalls, namespace.NamespaceCalls):
         return self.db.collection(name, self._read)
 
     def _loaded(self, name: str) -> Collection:
-        c = self._coll(name)
-        if not self.db.peek(name).is_loaded:
+        return self._loaded_entry(name)[0]
+
+    def _loaded_entry(self, name: str) -> tuple[Collection, CollectionEntry]:
+        """The open collection and its catalog entry, if reads of it are allowed now."""
+        c, e = self.db.collection_and_entry(name, self._read)
+        if not e.is_loaded:
             raise CollectionNotLoaded(f"collection not loaded[collection={name}]: call load_collection first")
-        return c
+        return c, e
 
     def check_loaded(self, collection_name: str) -> None:
         """CollectionNotLoaded (code 101) unless reads of the collection are allowed now,
@@ -1250,16 +1256,15 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             check_hints(kwargs.get("hints"))
         if search_params:
             check_hints(search_params.get("hints"))
-        c = self._loaded(collection_name)
-        e = self.db.peek(collection_name)
-        snap = _read_snapshot(c, kwargs)
+        c, e = self._loaded_entry(collection_name)
         plain = None  # the key of a plain search's checked plan (_PlainSearch)
-        if ranker is None and ids is None and not filter and not partition_names:
+        if ranker is None and ids is None and not filter and not partition_names and not kwargs.get("ignore_growing"):
             plain = _plain_key(anns_field, limit, output_fields, search_params, kwargs)
             if plain is not None:
                 plan = c.search_plans.get(plain)
                 if plan is not None and plan.entry is e and plan.schema is c.schema:
-                    return plan.run(snap, data)
+                    return plan.run(c, kwargs.get("snapshot"), data)
+        snap = _read_snapshot(c, kwargs)
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise InvalidArgument(f"limit must be an integer, got {limit!r}")
         sp = dict(search_params or {})
@@ -1544,10 +1549,19 @@ class _PlainSearch:
     executor: FieldExecutor
     out: Output
     pk: str
+    sole: SoleSegmentSearch | None  # the path without a snapshot, for dense fields
 
-    def run(self, snap: Snapshot, data: Any) -> SearchResult:
+    def run(self, c: Collection, snap: Snapshot | None, data: Any) -> SearchResult:
+        """Search at ``snap``, or (None) at the newest state."""
         if data is None:
             raise InvalidArgument("search needs data (query vectors) or ids (primary keys)")
+        if snap is None:
+            if self.sole is not None and (found := c.sole_segment()) is not None:
+                count, seg = found
+                hits = self.sole(seg, self.kind.queries(self.field, data))
+                if hits is not None:
+                    return SearchResult(hits, count)
+            snap = c.snapshot()
         t = self.req  # (a new request, not dataclasses.replace: that cost twice as much)
         req = SearchRequest(t.field, self.kind.queries(self.field, data), t.metric, t.limit, t.offset, params=t.params)
         return SearchResult(plain_search(snap, req, self.executor(req), self.out, self.pk), snap.live_count())
@@ -1568,9 +1582,10 @@ def _keep_plan(c: Collection, e: CollectionEntry, key: tuple[Any, ...], snap: Sn
     executor = reusable_executor(snap, req)
     if vf is None or not isinstance(vf.kind, VectorKind) or executor is None or c.schema.bm25_input(req.field):
         return
+    sole = sole_segment_search(executor, req, pk if out.fields else None)
     if len(c.search_plans) >= _PLANS_KEPT:
         c.search_plans.clear()
-    c.search_plans[key] = _PlainSearch(e, c.schema, vf, vf.kind, req, executor, out, pk)
+    c.search_plans[key] = _PlainSearch(e, c.schema, vf, vf.kind, req, executor, out, pk, sole)
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -1579,21 +1594,38 @@ _SCALARS = (str, int, float, bool, type(None))
 def _frozen(value: Any) -> Any:
     """``value`` as a hashable key, with every scalar's type (so that ``1``, ``1.0`` and
     ``True`` differ: a plan checked for one must not answer for another); None for
-    anything else (numpy scalars, objects: no plan)."""
+    anything else (numpy scalars, objects: no plan). Flat where it can be: a scalar inside
+    a container is its (key,) type and value in place, not a nested call (this runs on
+    every plain search)."""
     t = type(value)
+    if t is dict:
+        items: list[Any] = []
+        for k, v in value.items():
+            if type(k) is not str:
+                return None
+            tv = type(v)
+            if tv in _SCALARS:
+                items.append((k, tv, v))
+            else:
+                f = _frozen(v)
+                if f is None:
+                    return None
+                items.append((k, f))
+        return (dict, *items)
     if t in _SCALARS:
         return (t, value)
-    if t is dict:
-        items = []
-        for k, v in value.items():
-            f = _frozen(v)
-            if type(k) is not str or f is None:
-                return None
-            items.append((k, f))
-        return (dict, tuple(items))
     if t is list or t is tuple:
-        items = [_frozen(v) for v in value]
-        return None if any(f is None for f in items) else (t, tuple(items))
+        items = []
+        for v in value:
+            tv = type(v)
+            if tv in _SCALARS:
+                items.append((tv, v))
+            else:
+                f = _frozen(v)
+                if f is None:
+                    return None
+                items.append(f)
+        return (t, *items)
     return None
 
 
@@ -1630,9 +1662,9 @@ def _plain_key(anns_field: Any, limit: Any, output_fields: Any, search_params: A
                kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:  # fmt: skip
     """The key a plain search's plan is kept under: every argument but the query data and
     the snapshot (None when one is not a plain value: no plan)."""
-    rest = {k: v for k, v in kwargs.items() if k != "snapshot"} if kwargs else None
-    key = (_frozen(anns_field), _frozen(limit), _frozen(output_fields), _frozen(search_params), _frozen(rest))
-    return None if None in key else key
+    rest = _frozen({k: v for k, v in kwargs.items() if k != "snapshot"}) if kwargs else ()
+    key = (_frozen(anns_field), type(limit), limit, _frozen(output_fields), _frozen(search_params), rest)
+    return None if type(limit) is not int or None in key else key
 
 
 def _rows_in(snap: Snapshot, part: Selector | None) -> int:

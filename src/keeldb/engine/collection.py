@@ -373,6 +373,30 @@ class Collection:
             count = self._visible_count if s == self._visible_ts and not self._ttl_ms else None
             return Snapshot(s, self._stamp(self._mem.views(), s), count, self.schema)
 
+    def sole_segment(self) -> tuple[int, SealedSegment] | None:
+        """(live rows, segment) when the newest state's only rows are those of one sealed
+        segment, every one visible -- what ``snapshot()`` would list as that segment plus
+        empty ones -- else None. The per-call check of a kept plain search
+        (``search.SoleSegmentSearch``), which then needs no snapshot: building one (a view
+        per segment) cost as much as the rest of its own work. Without a TTL only (expiry
+        moves with the clock, ``snapshot`` stamps it on the views)."""
+        if self._ttl_ms:
+            return None
+        with self._state_lock:
+            mem = self._mem
+            if mem.growing.num_rows or (mem.frozen is not None and mem.frozen.num_rows):
+                return None
+            sole = None
+            for seg in mem.sealed.values():
+                if seg.num_rows:
+                    if sole is not None:
+                        return None
+                    sole = seg
+            ts, count = self._visible_ts, self._visible_count
+        # As Snapshot's views are read: after the lock, a delete newer than ts may be
+        # stamping; all_visible is False at ts only for stamps at or before it.
+        return (count, sole) if sole is not None and sole.all_visible(ts) else None
+
     # -- collection TTL (engine/ttl.py) ------------------------------------------------------
 
     @property

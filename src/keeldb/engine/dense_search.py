@@ -49,7 +49,7 @@ class DenseSearch:
         self.nq = self.q.shape[0]
 
     def prepare(self, req: SearchRequest) -> np.ndarray:
-        return _prepare(np.ascontiguousarray(req.queries, dtype=np.float32), req.metric)
+        return prepare_queries(req.queries, req.metric)
 
     @staticmethod
     def score(x: np.ndarray, q: np.ndarray, metric: str, x_sq: np.ndarray | None) -> np.ndarray:
@@ -64,7 +64,9 @@ class DenseSearch:
         return _indexed(view, vi, index, mask, nsel, self.q, self.req, self.knobs, self.want, self.score)
 
 
-def _prepare(q: np.ndarray, metric: str) -> np.ndarray:
+def prepare_queries(q: np.ndarray, metric: str) -> np.ndarray:
+    """Queries as searched: contiguous float32, normalised for COSINE."""
+    q = np.ascontiguousarray(q, dtype=np.float32)
     if metric == "COSINE":
         norms = np.linalg.norm(q, axis=1, keepdims=True)
         return q / np.where(norms == 0, 1, norms)

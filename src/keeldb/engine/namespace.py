@@ -299,6 +299,10 @@ class DatabaseScope:
     def collection(self, name: str, read: ReadCall | None = None) -> Collection:
         return self._named(name, lambda k: self.database.collection(k, read))
 
+    def collection_and_entry(self, name: str, read: ReadCall | None = None) -> tuple[Collection, CollectionEntry]:
+        """``collection`` and ``peek`` with one name resolution (every read starts here)."""
+        return self._named(name, lambda k: (self.database.collection(k, read), self.database.peek(k)))
+
     def update(self, name: str, **changes: Any) -> None:
         self._named(name, lambda k: self.database.update(k, **changes))
 

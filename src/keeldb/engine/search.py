@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from keeldb.engine.binary_search import BinarySearch
 from keeldb.engine.bm25 import METRIC as BM25
 from keeldb.engine.bm25 import BM25Search
-from keeldb.engine.dense_search import DenseSearch
+from keeldb.engine.dense_search import DenseSearch, prepare_queries
 from keeldb.engine.executor import (
     Candidates,
     FieldExecutor,
@@ -39,19 +40,19 @@ from keeldb.engine.executor import (
 )
 from keeldb.engine.expr import Filter
 from keeldb.engine.query import Output, Selector, fetch_columns, materialize, selection
-from keeldb.engine.segment import SegmentView
+from keeldb.engine.segment import Segment, SegmentView
 from keeldb.engine.snapshot import Snapshot
 from keeldb.engine.sparse_search import SparseSearch
 from keeldb.engine.visibility import visible_mask
 from keeldb.errors import InvalidArgument
 from keeldb.fields import vector_kind_of
 from keeldb.fields.float_vector import float_queries
-from keeldb.index.params import search_knobs
+from keeldb.index.params import SearchKnobs, search_knobs
 from keeldb.schema import DataType
 
 __all__ = [
-    "EXECUTORS", "MAX_TOPK", "SearchRequest", "check", "collect", "materialise", "parse_queries", "plain",
-    "recalls", "reusable_executor", "search",
+    "EXECUTORS", "MAX_TOPK", "SearchRequest", "SoleSegmentSearch", "check", "collect", "materialise", "parse_queries",
+    "plain", "recalls", "reusable_executor", "search", "sole_segment_search",
 ]  # fmt: skip
 
 MAX_TOPK = 16384
@@ -287,6 +288,83 @@ def plain(snap: Snapshot, req: SearchRequest, plan: SegmentSearch, out: Output, 
             return results
         return materialise(snap, out, pk, _merge([c], plan.nq, req))
     return materialise(snap, out, pk, collect(snap, req, None, None, plan))
+
+
+_MIN = np.minimum.reduce  # (ndarray.min goes through a Python wrapper first)
+
+
+class SoleSegmentSearch:
+    """``plain`` for a dense field when the newest state's only rows are one sealed
+    segment, all visible (``Collection.sole_segment``; every big collection after a flush
+    or a compaction): the queries go straight to the segment's index and the hits are
+    built from its answer, with no snapshot, no request and no executor made per call.
+    Made once per kept search plan (client.py ``_PlainSearch``), for requests without a
+    filter, partitions, offset, range or cursor, asking for ids only.
+
+    ``__call__`` answers None whenever the general path must decide -- no index usable on
+    the segment (not built yet, another metric, covering other rows), the segment no
+    bigger than the page (searched exactly), or an index answer with an empty slot (the
+    exact fix-up of ``dense_search._indexed``) -- and the caller takes that path, so the
+    answer is always the one ``plain`` gives."""
+
+    __slots__ = ("field", "metric", "want", "knobs", "pk", "_bound")
+
+    def __init__(self, req: SearchRequest, knobs: SearchKnobs, pk: str | None) -> None:
+        """``pk``: the primary key's name when the hits' entities carry it, else None."""
+        self.field = req.field
+        self.metric = req.metric
+        self.want = req.want
+        self.knobs = knobs
+        self.pk = pk
+        # (index, its search bound to this request's k and knobs): replaced whole when the
+        # segment's index object changes (a rebuild, another segment).
+        self._bound: tuple[Any, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def _search(self, ann: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        bound = self._bound  # one read: another thread may replace it
+        if bound is not None and bound[0] is ann:
+            return bound[1]
+        make = getattr(ann, "searcher", None)  # FAISS indexes have it (index/faiss_index.py)
+        if make is not None:
+            run = make(self.want, self.knobs)
+        else:
+            want, knobs = self.want, self.knobs
+
+            def run(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return ann.search(q, want, knobs, None)  # type: ignore[no-any-return]
+
+        self._bound = (ann, run)
+        return run
+
+    def __call__(self, seg: Segment, queries: np.ndarray) -> list[list[dict[str, Any]]] | None:
+        ann = seg.indexes.get(self.field)
+        n = seg.num_rows
+        if ann is None or ann.spec.metric != self.metric or ann.ntotal != n or n <= self.want:
+            return None
+        pks = seg.cached_pks()
+        if pks is None:
+            return None
+        d, rows = self._search(ann)(prepare_queries(queries, self.metric))
+        if _MIN(rows, axis=None) < 0:
+            return None
+        pk = self.pk
+        if pk is None:
+            return [
+                [{"id": i, "distance": x, "entity": {}} for i, x in zip(ids, ds, strict=True)]
+                for ids, ds in zip(pks[rows].tolist(), d.tolist(), strict=True)
+            ]
+        return [
+            [{"id": i, "distance": x, "entity": {pk: i}} for i, x in zip(ids, ds, strict=True)]
+            for ids, ds in zip(pks[rows].tolist(), d.tolist(), strict=True)
+        ]
+
+
+def sole_segment_search(executor: FieldExecutor, req: SearchRequest, pk: str | None) -> SoleSegmentSearch | None:
+    """The sole-segment path of a kept plain search whose executor is ``executor`` (from
+    ``reusable_executor``): dense fields only (binary, sparse and BM25 take ``plain``)."""
+    if isinstance(executor, functools.partial) and executor.func is DenseSearch:
+        return SoleSegmentSearch(req, executor.keywords["knobs"], pk)
+    return None
 
 
 def _ids(snap: Snapshot, views: np.ndarray, rows: np.ndarray, pk: str) -> list[Any]:

@@ -51,9 +51,12 @@ def float_queries(data: Any, dim: int) -> np.ndarray:
         raise InvalidArgument("data must be a non-empty list of query vectors")
     if arr.shape[1] != dim:
         raise InvalidArgument(f"query vector has dimension {arr.shape[1]}, the field's is {dim}")
-    if not np.isfinite(arr).all():
+    if not _ALL(np.isfinite(arr), axis=None):
         raise InvalidArgument("query vectors contain NaN or infinity")
     return arr
+
+
+_ALL = np.logical_and.reduce  # (ndarray.all goes through a Python wrapper first: every search calls this)
 
 
 class FloatVector(DenseVectorKind):

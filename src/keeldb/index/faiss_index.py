@@ -198,7 +198,7 @@ class FaissIndex:
         ``allowed``: the rows that may be returned, as a little-endian packed bitmap (from
         ``np.packbits(mask, bitorder="little")``), or None for every row."""
         # The selector and the bitmap must outlive the call: SWIG does not keep them alive.
-        sel = self._selector(allowed)
+        sel = None if allowed is None else self._selector(allowed)
         params = self._params(knobs, k, sel)
         # FAISS's own search_c, as its Python ``search`` wrapper calls it, without the
         # wrapper's per-call conversions (the queries are contiguous float32 already).
@@ -211,6 +211,29 @@ class FaissIndex:
         self.index.search_c(n, faiss.swig_ptr(q), k, faiss.swig_ptr(d), faiss.swig_ptr(i), params[0])
         del sel, params
         return d, i
+
+    def searcher(self, k: int, knobs: SearchKnobs) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """``search(q, k, knobs, None)`` bound once, for a caller that repeats it (a kept
+        plain search, ``engine/search.py`` ``SoleSegmentSearch``): the parameters built and
+        the checks done here, so a call is FAISS's ``search_c`` and two output arrays. ``q``
+        must be contiguous float32 of the index's dimension (what the search path makes)."""
+        params = self._params(knobs, k, None)
+        first = params[0]
+        search_c = self.index.search_c
+        ptr = faiss.swig_ptr
+        dim = self.spec.dim
+
+        def run(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            n, width = q.shape
+            if width != dim or q.dtype != np.float32 or not q.flags.c_contiguous:  # FAISS reads n x dim floats
+                raise ValueError(f"queries must be contiguous float32 of width {dim}")
+            d = np.empty((n, k), dtype=np.float32)
+            i = np.empty((n, k), dtype=np.int64)
+            search_c(n, ptr(q), k, ptr(d), ptr(i), first)
+            return d, i
+
+        run.params = params  # type: ignore[attr-defined]  # kept alive with the closure (SWIG does not)
+        return run
 
     def range_search(
         self, q: np.ndarray, radius: float, knobs: SearchKnobs, allowed: np.ndarray | None
