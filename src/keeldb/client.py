@@ -1258,7 +1258,7 @@ class Client(AccessCalls, namespace.NamespaceCalls):
             check_hints(search_params.get("hints"))
         c, e = self._loaded_entry(collection_name)
         plain = None  # the key of a plain search's checked plan (_PlainSearch)
-        if ranker is None and ids is None and not filter and not partition_names and not kwargs.get("ignore_growing"):
+        if ranker is None and ids is None and not filter and not partition_names and not _ignores_growing(kwargs):
             plain = _plain_key(anns_field, limit, output_fields, search_params, kwargs)
             if plain is not None:
                 plan = c.search_plans.get(plain)
@@ -1652,10 +1652,13 @@ def _read_snapshot(c: Collection, kwargs: Mapping[str, Any]) -> Snapshot:
     """What a read sees: the snapshot it was given (the server's, for a consistency level
     or an iterator) or the newest; with ``ignore_growing`` its sealed segments only."""
     snap: Snapshot = kwargs.get("snapshot") or c.snapshot()
+    return snap.sealed_only() if _ignores_growing(kwargs) else snap
+
+
+def _ignores_growing(kwargs: Mapping[str, Any]) -> bool:
+    """``ignore_growing`` as given: a bool, or the text pymilvus sends ("True"/"False")."""
     flag = kwargs.get("ignore_growing")
-    if isinstance(flag, str):
-        flag = flag.strip().lower() == "true"
-    return snap.sealed_only() if flag else snap
+    return flag.strip().lower() == "true" if isinstance(flag, str) else bool(flag)
 
 
 def _plain_key(anns_field: Any, limit: Any, output_fields: Any, search_params: Any,
