@@ -102,8 +102,8 @@ def check_ranker(schema: CollectionSchema, ranker: rankers.Ranker, n_routes: int
     """Refuse, before any search runs, a ranker that cannot apply to these searches."""
     if isinstance(ranker, rankers.Weighted) and len(ranker.weights) != n_routes:
         raise InvalidArgument(
-            f"the length of weights param mismatch with ann search requests: "
-            f"{len(ranker.weights)} weights for {n_routes} requests"
+            f"the length of weights param mismatch with ann search requests: invalid parameter"
+            f"[expected={n_routes}][actual={len(ranker.weights)}]"
         )
     if isinstance(ranker, rankers.Decay):
         f = schema.field(ranker.field)

@@ -101,7 +101,7 @@ def merge(
                     col[i] = cur[f.name]
                 elif f.default_value is None and not f.nullable:
                     raise InvalidArgument(
-                        f"fieldSchema({f.name}) has no corresponding fieldData pass in "
+                        f"fieldSchema({f.name}) has no corresponding fieldData pass in: invalid parameter "
                         f"(row {i}: key {keys[i]!r} is not live, so a partial update of it is an insert)"
                     )
         columns[f.name] = col

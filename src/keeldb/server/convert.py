@@ -273,7 +273,8 @@ def columns_from_proto(
         if f.dtype == DataType.FLOAT_VECTOR:
             if fd.vectors.dim != f.dim:
                 raise InvalidArgument(
-                    f"vector field {f.name!r} has dimension {fd.vectors.dim} in the request, the collection's is {f.dim}"
+                    f"vector field {f.name!r} has dimension {fd.vectors.dim} in the request, the collection's is {f.dim}: "
+                    f"the length of float data should divide the dim({f.dim})"
                 )
             flat = np.asarray(fd.vectors.float_vector.data, dtype=np.float32)
             if flat.size != n * (f.dim or 0):
