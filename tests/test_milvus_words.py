@@ -187,3 +187,11 @@ def test_search_hints(client: keeldb.Client) -> None:
     assert sorted(h["id"] for h in hits) == [3, 4, 5]
     with pytest.raises(InvalidArgument, match="hints: bogus not supported"):
         client.search("c", [[1.0, 2.0]], limit=3, search_params={"hints": "bogus"})
+
+
+def test_a_collection_cannot_be_renamed_to_an_alias(client: keeldb.Client) -> None:
+    client.create_collection("d", dimension=2)
+    client.create_alias("d", "al")
+    with pytest.raises(InvalidArgument, match="cannot rename collection to an existing alias: al"):
+        client.rename_collection("c", "al")
+    assert sorted(client.list_collections()) == ["c", "d"]

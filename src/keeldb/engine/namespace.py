@@ -224,6 +224,8 @@ def move_aliases(old_key: str, new_key: str) -> Update:
 
     def update(members: Mapping[str, Any], _cols: Mapping[str, Any]) -> Mapping[str, Any]:
         al = aliases(members)
+        if new_key in al:  # checked in the commit, against the catalog as it is (Milvus's words)
+            raise AliasError(f"cannot rename collection to an existing alias: {split(new_key)[1]}")
         if not any(t == old_key for t in al.values()):
             return members
         if split(old_key)[0] != split(new_key)[0]:
