@@ -145,19 +145,31 @@ def require_database(db: str) -> Update:
     return update
 
 
-def create_alias(db: str, collection: str, alias: str) -> Update:
+def _alias_checks(db: str, collection: str, alias: str) -> tuple[str, str, Callable[..., None]]:
+    """What create_alias and alter_alias both check, Milvus's way: the names first (alias,
+    then collection), then, inside the commit, that the collection exists and that the
+    alias is no collection's name. Returns the target's key, the alias's key and that check."""
     check_name("alias", alias)
     check_name("collection", collection)
     target, akey = key(db, collection), key(db, alias)
 
-    def update(members: Mapping[str, Any], cols: Mapping[str, Any]) -> Mapping[str, Any]:
-        al = aliases(members)
+    def check(cols: Mapping[str, Any]) -> None:
         if target not in cols:
             raise CollectionNotFound(f"collection not found[database={db}][collection={collection}]")
         if akey in cols:
             raise AliasError(
                 f"alias and collection name conflict[database={db}][alias={alias}]", code=ALIAS_COLLECTION_CONFLICT
             )
+
+    return target, akey, check
+
+
+def create_alias(db: str, collection: str, alias: str) -> Update:
+    target, akey, check = _alias_checks(db, collection, alias)
+
+    def update(members: Mapping[str, Any], cols: Mapping[str, Any]) -> Mapping[str, Any]:
+        check(cols)
+        al = aliases(members)
         if akey in al:
             if al[akey] == target:
                 return members
@@ -171,18 +183,11 @@ def create_alias(db: str, collection: str, alias: str) -> Update:
 
 
 def alter_alias(db: str, collection: str, alias: str) -> Update:
-    check_name("alias", alias)
-    check_name("collection", collection)
-    target, akey = key(db, collection), key(db, alias)
+    target, akey, check = _alias_checks(db, collection, alias)
 
     def update(members: Mapping[str, Any], cols: Mapping[str, Any]) -> Mapping[str, Any]:
+        check(cols)
         al = aliases(members)
-        if target not in cols:
-            raise CollectionNotFound(f"collection not found[database={db}][collection={collection}]")
-        if akey in cols:
-            raise AliasError(
-                f"alias and collection name conflict[database={db}][alias={alias}]", code=ALIAS_COLLECTION_CONFLICT
-            )
         if akey not in al:
             raise AliasError(f"alias not found[database={db}][alias={alias}]")
         return {**members, ALIASES: {**al, akey: target}}
