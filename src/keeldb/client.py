@@ -871,8 +871,8 @@ class Client(AccessCalls, namespace.NamespaceCalls):
 
     @_validates_collection_name
     def has_partition(self, collection_name: str, partition_name: str, timeout: float | None = None, **_: Any) -> bool:
-        parts = self.db.entry(collection_name).partitions
-        return partition_name in parts or not check_name("partition", partition_name)  # an invalid name: refused
+        check_name("partition", partition_name)  # an invalid name is refused, not answered False (Milvus)
+        return partition_name in self.db.entry(collection_name).partitions
 
     @_validates_collection_name
     def list_partitions(self, collection_name: str, timeout: float | None = None, **_: Any) -> list[str]:
