@@ -108,6 +108,12 @@ def test_collections_entities_and_search_match_grpc(served: Any) -> None:
     assert rs["topks"] == [5, 5]
     grouped = data(post(http, "entities/search", {"collectionName": "docs", "data": [_vec(3)], "limit": 2, "groupingField": "tag"}))
     assert len(grouped) == 2 and len({h["id"] % 2 for h in grouped}) == 2
+    # search params reach the servicer as over gRPC: hints acted on or refused, never dropped
+    hinted = post(http, "entities/search", {"collectionName": "docs", "data": [_vec(3)], "limit": 5,
+                                            "searchParams": {"hints": "iterative_filter"}})  # fmt: skip
+    assert [h["id"] for h in data(hinted)] == [h["id"] for h in mc.search("docs", [_vec(3)], limit=5)[0]]
+    bad = post(http, "entities/search", {"collectionName": "docs", "data": [_vec(3)], "limit": 5, "searchParams": {"hints": "bogus"}})
+    assert bad["code"] != 0 and "hints: bogus not supported" in bad["message"]
 
     # hybrid search: the same fused ranking as pymilvus's
     from pymilvus import AnnSearchRequest, RRFRanker

@@ -651,24 +651,32 @@ def _search_request(c: Call, sub: Call, coll: Any, name: str, output: list[str],
         if k in ("radius", "range_filter"):
             inner[k] = v
             pairs["params"] = json.dumps(inner)
-        elif k not in ("ignore_growing", "hints"):
+        else:  # ignore_growing, hints, ...: the servicer acts on them or refuses them, as over gRPC
             pairs[k] = _text(v)
     metric = sub.get("metricType", "str", "")
     if metric:
         pairs["metric_type"] = metric
-    group_by = sub.get("groupingField", "str", "")
-    if group_by:
-        pairs["group_by_field"] = group_by
-        size = sub.get("groupSize", "int", 0)
-        if size > 0:
-            pairs["group_size"] = str(size)
-            pairs["strict_group_size"] = _text(bool(sub.get("strictGroupSize", "bool", False)))
+    pairs.update(_grouping(sub))
     return c.req(
         milvus_pb2.SearchRequest, collection_name=name, dsl=sub.get("filter", "str", ""),
         dsl_type=common_pb2.DslType.BoolExprV1, placeholder_group=group, output_fields=output, partition_names=parts,
         search_params=[common_pb2.KeyValuePair(key=k, value=v) for k, v in pairs.items()],
         expr_template_values=templates,
     )  # fmt: skip
+
+
+def _grouping(c: Call) -> dict[str, str]:
+    """A body's groupingField / groupSize / strictGroupSize as the search or rank params a
+    grouped search takes (a search's and a hybrid search's alike)."""
+    group_by = c.get("groupingField", "str", "")
+    if not group_by:
+        return {}
+    pairs = {"group_by_field": group_by}
+    size = c.get("groupSize", "int", 0)
+    if size > 0:
+        pairs["group_size"] = str(size)
+        pairs["strict_group_size"] = _text(bool(c.get("strictGroupSize", "bool", False)))
+    return pairs
 
 
 def _search_answer(c: Call, reply: Any) -> Any:
@@ -703,13 +711,7 @@ def hybrid_search(c: Call) -> Any:
     rerank = c.get("rerank", "dict", {})
     rank = {"strategy": _text(rerank.get("strategy", "rrf")), "params": json.dumps(rerank.get("params") or {}),
             "limit": str(c.get("limit", "int", 100)), "round_decimal": "-1"}  # fmt: skip
-    group_by = c.get("groupingField", "str", "")
-    if group_by:
-        rank["group_by_field"] = group_by
-        size = c.get("groupSize", "int", 0)
-        if size > 0:
-            rank["group_size"] = str(size)
-            rank["strict_group_size"] = _text(bool(c.get("strictGroupSize", "bool", False)))
+    rank.update(_grouping(c))
     req = c.req(
         milvus_pb2.HybridSearchRequest, collection_name=name, requests=reqs, output_fields=output, partition_names=parts,
         rank_params=[common_pb2.KeyValuePair(key=k, value=v) for k, v in rank.items()],
