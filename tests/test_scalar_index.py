@@ -622,3 +622,12 @@ def test_json_cast_function_string_to_double(tmp_path: Path, monkeypatch: pytest
         assert answers(c, 'j["p"] > 5', indexed=False)[0] == stored  # no index: numbers as stored
     finally:
         c.close()
+
+
+def test_an_unindexed_and_inside_an_or_is_scanned(client: keeldb.Client) -> None:
+    """`(a and b) or c` where only c has an index: the `and` is scanned whole (it raised an
+    AssertionError once, found by the model test)."""
+    ip = client.prepare_index_params()
+    ip.add_index("i32", "INVERTED")
+    client.create_index("t", ip)
+    check_same(client, ["(id % 3 == 0 and d > 2) or i32 == 4", "not (id < 5 and d > 1) or i32 == 2"])

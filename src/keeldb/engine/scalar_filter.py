@@ -129,6 +129,8 @@ def _tv(p: E._Pred, ctx: E._Ctx, idx: Indexes) -> TV:
 
 def _and(p: E._And, ctx: E._Ctx, idx: Indexes) -> TV:
     indexed = [c for c in p.parts if _uses(c, ctx, idx)]
+    if not indexed:  # an `and` inside an `or` / `not` whose parts have no index here: scanned whole
+        return _scan(p, ctx)
     rest = [c for c in p.parts if not _uses(c, ctx, idx)]
     t: np.ndarray | None = None
     u: np.ndarray | None = None
